@@ -1,0 +1,3 @@
+from dlops.cli import app
+
+app(prog_name="dlops")

@@ -1,0 +1,373 @@
+"""Typed model of params.yaml and every project path: the only reader of params.yaml.
+
+A typo, a wrong type or an out-of-range value stops the run with a `ConfigError` that names the key
+path (and, for typos, the closest valid key), so nothing downstream ever sees a silent default.
+"""
+
+from __future__ import annotations
+
+import difflib
+import hashlib
+import json
+import os
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+PROJECT_ROOT = Path(os.environ.get("DLOPS_ROOT", Path.cwd())).resolve()
+
+
+class ConfigError(ValueError):
+    """params.yaml is invalid; the message names each offending key path."""
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+# ---------------------------------------------------------------------------------------------- ingest
+class SyntheticIncomeSource(Strict):
+    """Built-in, seeded census-like table with a tunable bias (see dlops.data.synthetic)."""
+
+    source: Literal["synthetic-income"]
+    rows: int = Field(20_000, ge=100, le=5_000_000)
+    seed: int = 7
+    bias: float = Field(0.0, ge=0.0, le=5.0)
+    missing_rate: float = Field(0.02, ge=0.0, le=0.5)
+    outlier_rate: float = Field(0.002, ge=0.0, le=0.1)
+
+
+class TableSource(Strict):
+    """A real CSV/Parquet table: a local path or an http(s) URL pinned by sha256."""
+
+    source: Literal["table"]
+    path: str | None = None
+    url: str | None = None
+    sha256: str | None = None
+    format: Literal["auto", "csv", "parquet"] = "auto"
+    csv_options: dict[str, Any] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _one_location(self) -> TableSource:
+        if (self.path is None) == (self.url is None):
+            raise ValueError("give exactly one of 'path' or 'url'")
+        if self.url is not None:
+            if not self.url.startswith(("http://", "https://")):
+                raise ValueError(f"url must be http(s), got {self.url!r}")
+            if not self.sha256 or len(self.sha256) != 64:
+                raise ValueError("a url needs a pinned 'sha256' (64 hex characters)")
+        return self
+
+
+IngestConfig = Annotated[SyntheticIncomeSource | TableSource, Field(discriminator="source")]
+
+
+class ColumnRoles(Strict):
+    """What each column of the raw table is for."""
+
+    target: str
+    positive_label: str | int | bool | None = None
+    sensitive: list[str] = Field(default_factory=list)
+    categorical: list[str] = Field(default_factory=list)
+    numeric: list[str] = Field(default_factory=list)
+    ignored: list[str] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _disjoint(self) -> ColumnRoles:
+        seen: dict[str, str] = {}
+        roles = {"target": [self.target], "categorical": self.categorical, "numeric": self.numeric,
+                 "ignored": self.ignored}
+        for role, names in roles.items():
+            for name in names:
+                if name in seen:
+                    raise ValueError(f"column {name!r} is both {seen[name]} and {role}")
+                seen[name] = role
+        if not self.categorical and not self.numeric:
+            raise ValueError("declare at least one 'categorical' or 'numeric' feature column")
+        return self
+
+    @property
+    def features(self) -> list[str]:
+        return [*self.numeric, *self.categorical]
+
+
+# -------------------------------------------------------------------------------------------- validate
+class ValidateConfig(Strict):
+    suite: str = "expectations/tabular.json"
+    min_rows: int = Field(500, ge=1)
+    max_null_fraction: float = Field(0.1, ge=0.0, le=1.0)
+    min_class_fraction: float = Field(0.05, ge=0.0, le=0.5)
+    max_duplicate_fraction: float = Field(0.01, ge=0.0, le=1.0)
+
+
+# ------------------------------------------------------------------------------------------ preprocess
+class SplitConfig(Strict):
+    train: float = Field(0.7, gt=0.0, lt=1.0)
+    val: float = Field(0.15, gt=0.0, lt=1.0)
+    test: float = Field(0.15, gt=0.0, lt=1.0)
+    seed: int = 0
+
+    @model_validator(mode="after")
+    def _sums_to_one(self) -> SplitConfig:
+        total = self.train + self.val + self.test
+        if abs(total - 1.0) > 1e-6:
+            raise ValueError(f"train + val + test must be 1.0, got {total:.4f}")
+        return self
+
+
+class TabularAugmentConfig(Strict):
+    noise_std: float = Field(0.0, ge=0.0, le=1.0)
+    mixup_alpha: float = Field(0.0, ge=0.0, le=10.0)
+
+
+class PreprocessConfig(Strict):
+    split: SplitConfig = SplitConfig()
+    scaling: Literal["standard", "minmax", "none"] = "standard"
+    max_categories: int = Field(50, ge=2, le=10_000)
+    augment: TabularAugmentConfig = TabularAugmentConfig()
+
+
+class TaskConfig(Strict):
+    kind: Literal["tabular"]
+    ingest: IngestConfig
+    columns: ColumnRoles
+    validate_: ValidateConfig = Field(ValidateConfig(), alias="validate")
+    preprocess: PreprocessConfig = PreprocessConfig()
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
+# ---------------------------------------------------------------------------------------------- train
+class TrainConfig(Strict):
+    epochs: int = Field(30, ge=1, le=10_000)
+    batch_size: int = Field(256, ge=1, le=1_000_000)
+    lr: float = Field(3e-3, gt=0.0, le=10.0)
+    weight_decay: float = Field(1e-2, ge=0.0, le=10.0)
+    scheduler: Literal["cosine", "onecycle", "none"] = "cosine"
+    warmup_epochs: int = Field(0, ge=0)
+    patience: int = Field(5, ge=1)
+    min_delta: float = Field(1e-4, ge=0.0)
+    grad_clip: float = Field(1.0, ge=0.0)
+    seed: int = 42
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    amp: bool = True
+
+
+class GatesConfig(Strict):
+    """Gates a candidate must pass before it may become @champion. Gaps are absolute differences."""
+
+    primary_metric: Literal["accuracy", "balanced_accuracy", "f1", "roc_auc"] = "balanced_accuracy"
+    min_primary: float = Field(0.7, ge=0.0, le=1.0)
+    max_demographic_parity_difference: float = Field(0.1, ge=0.0, le=1.0)
+    max_equalized_odds_difference: float = Field(0.15, ge=0.0, le=1.0)
+    max_overfit_gap: float = Field(0.05, ge=0.0, le=1.0)
+    promotion_tolerance: float = Field(0.005, ge=0.0, le=1.0)
+
+
+class ModelEntry(Strict):
+    """One (task, family) pair: what to build, how to train it and which gates guard it."""
+
+    task: str
+    family: str
+    model: dict[str, Any] = Field(default_factory=dict)
+    train: TrainConfig = TrainConfig()
+    gates: GatesConfig = GatesConfig()
+
+
+class MlflowConfig(Strict):
+    experiment: str = "dlops"
+    model_prefix: str = Field("dlops", pattern=r"^[A-Za-z0-9_.-]+$")
+
+
+class Params(Strict):
+    mlflow: MlflowConfig = MlflowConfig()
+    tasks: dict[str, TaskConfig]
+    models: dict[str, ModelEntry]
+
+    @field_validator("tasks", "models")
+    @classmethod
+    def _names_are_safe(cls, value: dict[str, Any]) -> dict[str, Any]:
+        for name in value:
+            if not name.replace("-", "").replace("_", "").isalnum():
+                raise ValueError(f"name {name!r} may hold only letters, digits, '-' and '_'")
+        return value
+
+    @model_validator(mode="after")
+    def _pairs_are_known(self) -> Params:
+        from dlops.models.registry import known_families
+
+        families = known_families()
+        for name, entry in self.models.items():
+            if entry.task not in self.tasks:
+                raise ValueError(_unknown("task", entry.task, self.tasks, f"models.{name}.task"))
+            if entry.family not in families:
+                raise ValueError(_unknown("family", entry.family, families, f"models.{name}.family"))
+        return self
+
+    def pair(self, name: str) -> ModelEntry:
+        if name not in self.models:
+            raise ConfigError(_unknown("model", name, self.models, "models"))
+        return self.models[name]
+
+    def task(self, name: str) -> TaskConfig:
+        if name not in self.tasks:
+            raise ConfigError(_unknown("task", name, self.tasks, "tasks"))
+        return self.tasks[name]
+
+
+def _unknown(what: str, name: str, known: Any, where: str) -> str:
+    close = difflib.get_close_matches(name, list(known), n=1)
+    hint = f" Did you mean {close[0]!r}?" if close else ""
+    return f"{where}: unknown {what} {name!r}; known: {sorted(known)}.{hint}"
+
+
+# ------------------------------------------------------------------------------------------- loading
+def load_params(path: Path | None = None) -> Params:
+    """Parse params.yaml into `Params`, or raise ConfigError naming every bad key."""
+    import yaml
+
+    path = path or paths().params
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except FileNotFoundError as exc:
+        raise ConfigError(f"{path}: file not found") from exc
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: expected a mapping at the top level")
+    try:
+        return Params.model_validate(raw)
+    except ValidationError as exc:
+        raise ConfigError(f"{path}: invalid parameters\n" + _describe(exc, raw)) from None
+
+
+def _describe(exc: ValidationError, raw: dict[str, Any]) -> str:
+    lines = []
+    for err in exc.errors():
+        loc = [str(p) for p in err["loc"] if not _is_union_tag(p)]
+        key = ".".join(loc)
+        msg = err["msg"]
+        if err["type"] == "extra_forbidden":
+            msg = "unknown key"
+            valid = _valid_keys_at(loc[:-1])
+            close = difflib.get_close_matches(loc[-1], valid, n=1, cutoff=0.6)
+            if close:
+                msg += f"; did you mean {'.'.join([*loc[:-1], close[0]])!r}?"
+            elif valid:
+                msg += f"; valid keys here: {', '.join(sorted(valid))}"
+        elif "input" in err and err["type"] != "missing":
+            msg += f" (got {err['input']!r})"
+        lines.append(f"  - {key or '<root>'}: {msg}")
+    return "\n".join(lines)
+
+
+def _is_union_tag(part: Any) -> bool:
+    return part in ("synthetic-income", "table")
+
+
+def _valid_keys_at(loc: list[str]) -> list[str]:
+    """Field names (with aliases) of the model at `loc`, walking dicts of sub-models."""
+    model: Any = Params
+    for part in loc:
+        if isinstance(model, _DictOf):  # a dict key such as a task name: step into the value type
+            model = model.value
+            continue
+        fields = getattr(model, "model_fields", None)
+        if fields is None:
+            return []
+        by_alias = {f.alias or n: f for n, f in fields.items()}
+        field = by_alias.get(part)
+        if field is None:
+            return []
+        model = _submodel(field.annotation)
+    fields = getattr(model, "model_fields", None) or {}
+    return [f.alias or n for n, f in fields.items()]
+
+
+def _submodel(annotation: Any) -> Any:
+    import typing
+
+    origin = typing.get_origin(annotation)
+    if origin is dict:
+        return _DictOf(typing.get_args(annotation)[1])
+    if origin is typing.Annotated:
+        return _submodel(typing.get_args(annotation)[0])
+    args = [a for a in typing.get_args(annotation) if isinstance(a, type) and issubclass(a, BaseModel)]
+    if args:
+        return _Union(args)
+    return annotation
+
+
+class _DictOf:
+    def __init__(self, value: Any) -> None:
+        self.value = value
+
+
+class _Union:
+    def __init__(self, members: list[type[BaseModel]]) -> None:
+        self.model_fields = {k: v for m in members for k, v in m.model_fields.items()}
+
+
+def params_hash(section: BaseModel | dict[str, Any]) -> str:
+    """A stable short hash of a params section, for tags and checkpoint fingerprints."""
+    data = section.model_dump(mode="json", by_alias=True) if isinstance(section, BaseModel) else section
+    return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:16]
+
+
+# --------------------------------------------------------------------------------------------- paths
+class Paths:
+    """Every file the pipeline reads or writes, relative to the project root."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.params = root / "params.yaml"
+        self.dvc_yaml = root / "dvc.yaml"
+        self.dvc_lock = root / "dvc.lock"
+        self.state = root / ".dlops"  # resume checkpoints, locks: never DVC outputs
+
+    def raw(self, task: str) -> Path:
+        return self.root / "data" / "raw" / f"{task}.parquet"
+
+    def suite(self, task_cfg: TaskConfig) -> Path:
+        return self.root / task_cfg.validate_.suite
+
+    def validation_report(self, task: str) -> Path:
+        return self.root / "reports" / "validate" / task / "summary.json"
+
+    def data_docs(self, task: str) -> Path:
+        return self.root / "reports" / "validate" / task / "data_docs"
+
+    def processed(self, task: str) -> Path:
+        return self.root / "data" / "processed" / task
+
+    def split(self, task: str, split: str) -> Path:
+        return self.processed(task) / f"{split}.parquet"
+
+    def transform(self, task: str) -> Path:
+        return self.processed(task) / "transform.json"
+
+    def model_dir(self, pair: str) -> Path:
+        return self.root / "models" / pair
+
+    def checkpoint(self, pair: str) -> Path:
+        return self.model_dir(pair) / "model.pt"
+
+    def history(self, pair: str) -> Path:
+        return self.root / "reports" / "train" / pair / "history.json"
+
+    def resume_checkpoint(self, pair: str) -> Path:
+        return self.state / "checkpoints" / pair / "last.pt"
+
+    def eval_dir(self, pair: str) -> Path:
+        return self.root / "reports" / "evaluate" / pair
+
+    def eval_metrics(self, pair: str) -> Path:
+        return self.eval_dir(pair) / "metrics.json"
+
+    def register_report(self, pair: str) -> Path:
+        return self.root / "reports" / "register" / f"{pair}.json"
+
+
+def paths(root: Path | None = None) -> Paths:
+    return Paths((root or Path(os.environ.get("DLOPS_ROOT", Path.cwd()))).resolve())

@@ -1,0 +1,62 @@
+"""Multi-layer perceptron: Linear–BatchNorm–GELU–Dropout blocks and a linear classifier head."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from dlops.models.registry import register_family
+
+
+@dataclass(frozen=True)
+class MLPConfig:
+    hidden_sizes: list[int] = field(default_factory=lambda: [128, 64])
+    dropout: float = 0.1
+    batch_norm: bool = True
+
+    def __post_init__(self) -> None:
+        if not self.hidden_sizes or any(h < 1 for h in self.hidden_sizes):
+            raise ValueError(f"model.hidden_sizes must be positive integers, got {self.hidden_sizes}")
+        if not 0.0 <= self.dropout < 1.0:
+            raise ValueError(f"model.dropout must be in [0, 1), got {self.dropout}")
+
+
+class MLP(nn.Module):
+    def __init__(self, input_dim: int, num_classes: int, config: MLPConfig) -> None:
+        super().__init__()
+        layers: list[nn.Module] = []
+        width = input_dim
+        for hidden in config.hidden_sizes:
+            layers += [nn.Linear(width, hidden)]
+            if config.batch_norm:
+                layers += [nn.BatchNorm1d(hidden)]
+            layers += [nn.GELU(), nn.Dropout(config.dropout)]
+            width = hidden
+        self.body = nn.Sequential(*layers)
+        self.head = nn.Linear(width, num_classes)
+
+    def forward(
+        self, x: torch.Tensor, targets: torch.Tensor | None = None, weights: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        logits = self.head(self.body(x))  # (B, K)
+        if targets is None:
+            return logits, None
+        if targets.dtype.is_floating_point:  # soft targets (mixup): (B, K)
+            per_sample = -(targets * F.log_softmax(logits, dim=-1)).sum(-1)
+        else:
+            per_sample = F.cross_entropy(logits, targets, reduction="none")
+        if weights is not None:
+            return logits, (per_sample * weights).sum() / weights.sum()
+        return logits, per_sample.mean()
+
+
+@register_family("mlp")
+def build_mlp(*, input_dim: int, num_classes: int, **config: object) -> MLP:
+    try:
+        cfg = MLPConfig(**config)  # type: ignore[arg-type]
+    except TypeError as exc:
+        raise ValueError(f"model: {exc}; valid keys: hidden_sizes, dropout, batch_norm") from None
+    return MLP(input_dim, num_classes, cfg)
