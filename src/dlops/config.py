@@ -76,8 +76,12 @@ class ColumnRoles(Strict):
     @model_validator(mode="after")
     def _disjoint(self) -> ColumnRoles:
         seen: dict[str, str] = {}
-        roles = {"target": [self.target], "categorical": self.categorical, "numeric": self.numeric,
-                 "ignored": self.ignored}
+        roles = {
+            "target": [self.target],
+            "categorical": self.categorical,
+            "numeric": self.numeric,
+            "ignored": self.ignored,
+        }
         for role, names in roles.items():
             for name in names:
                 if name in seen:
@@ -256,9 +260,11 @@ def _describe(exc: ValidationError, raw: dict[str, Any]) -> str:
                 msg += f"; did you mean {'.'.join([*loc[:-1], close[0]])!r}?"
             elif valid:
                 msg += f"; valid keys here: {', '.join(sorted(valid))}"
+        elif err["type"] == "value_error":  # our own validators: the message says what and where
+            msg = msg.removeprefix("Value error, ")
         elif "input" in err and err["type"] != "missing":
             msg += f" (got {err['input']!r})"
-        lines.append(f"  - {key or '<root>'}: {msg}")
+        lines.append(f"  - {key}: {msg}" if key else f"  - {msg}")
     return "\n".join(lines)
 
 
@@ -343,6 +349,9 @@ class Paths:
 
     def split(self, task: str, split: str) -> Path:
         return self.processed(task) / f"{split}.parquet"
+
+    def raw_split(self, task: str, split: str) -> Path:
+        return self.processed(task) / f"{split}_raw.parquet"
 
     def transform(self, task: str) -> Path:
         return self.processed(task) / "transform.json"

@@ -1,0 +1,64 @@
+# The two commands: `make run` (bootstrap .venv, run the default pipeline) and `make test`.
+SHELL := /bin/bash
+PYTHON ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+export PATH := $(abspath $(BIN)):$(PATH)
+export PREFECT_SERVER_ANALYTICS_ENABLED := false
+export DO_NOT_TRACK := 1
+export GIT_PYTHON_REFRESH := quiet
+
+.PHONY: run test lint typecheck unit ui prefect-server retrain push pull clean-state help
+
+help:
+	@echo "make run | test | ui | prefect-server | retrain | push | pull"
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip setuptools wheel
+	$(BIN)/pip install --quiet torch==2.13.0
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+## Run the default pipeline (dvc repro) and show the champion.
+run: $(STAMP)
+	DLOPS_PIPELINE_RUN_ID=$${DLOPS_PIPELINE_RUN_ID:-make-$$(date -u +%Y%m%dT%H%M%SZ)} $(BIN)/dvc repro
+	$(BIN)/dvc metrics show
+	@for pair in $$($(BIN)/python -c "from dlops.config import load_params; print(' '.join(load_params().models))"); do \
+		$(BIN)/dlops champion $$pair; done
+
+## ruff, mypy and pytest (the integration tier included).
+test: $(STAMP) lint typecheck
+	$(BIN)/pytest -q
+
+lint: $(STAMP)
+	$(BIN)/ruff check src tests pipelines
+	$(BIN)/ruff format --check src tests pipelines
+
+typecheck: $(STAMP)
+	$(BIN)/mypy
+
+unit: $(STAMP)
+	$(BIN)/pytest -q tests/unit
+
+## MLflow UI over the project's store, loopback only.
+ui: $(STAMP)
+	$(BIN)/mlflow ui --backend-store-uri sqlite:///$(CURDIR)/mlflow.db --host 127.0.0.1 --port 5000
+
+## A local Prefect server (keep it running; then `make retrain` in another shell).
+prefect-server: $(STAMP)
+	$(BIN)/prefect server start --host 127.0.0.1 --port 4200
+
+retrain: $(STAMP)
+	PREFECT_API_URL=$${PREFECT_API_URL:-http://127.0.0.1:4200/api} $(BIN)/python pipelines/retrain.py
+
+push: $(STAMP)
+	$(BIN)/dvc push
+
+pull: $(STAMP)
+	$(BIN)/dvc pull
+
+## Forget resume checkpoints and locks (never touches data, models or the MLflow store).
+clean-state:
+	rm -rf .dlops

@@ -1,0 +1,183 @@
+"""The `dlops` command: one sub-command per DVC stage. It parses, calls `dlops.stages`, and reports.
+
+Heavy libraries (torch, great_expectations, mlflow, prefect) are imported by the stages, never here,
+so `dlops --help` answers at once.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+app = typer.Typer(
+    help="Train, check and register deep-learning models: the stages of dvc.yaml.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+expectations_app = typer.Typer(help="Great Expectations suites kept in the repo.", no_args_is_help=True)
+app.add_typer(expectations_app, name="expectations")
+
+EXIT_FAILED = 1  # bad input, failed validation, failed gate: do not retry
+EXIT_TRANSIENT = 75  # EX_TEMPFAIL: the tracking server or network went away; a retry may succeed
+
+Task = Annotated[str, typer.Argument(help="Task name from params.yaml `tasks` (e.g. tabular).")]
+Pair = Annotated[str, typer.Argument(help="Model name from params.yaml `models` (e.g. tabular-mlp).")]
+Root = Annotated[Path | None, typer.Option("--root", help="Project root (default: current directory).")]
+
+
+def _setup_logging() -> None:
+    level = os.environ.get("DLOPS_LOG_LEVEL", "INFO").upper()
+    logging.basicConfig(
+        level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr
+    )
+    for noisy in ("alembic", "urllib3", "great_expectations", "matplotlib", "mlflow.store"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+def _is_transient(exc: BaseException) -> bool:
+    """Connection trouble with a tracking server is worth a retry; everything else is not."""
+    names = {type(e).__name__ for e in _chain(exc)}
+    transient = {
+        "ConnectionError",
+        "ConnectionRefusedError",
+        "TimeoutError",
+        "MaxRetryError",
+        "NewConnectionError",
+        "ReadTimeout",
+        "ConnectTimeout",
+    }
+    return bool(names & transient) or "API request to" in str(exc) and "failed with exception" in str(exc)
+
+
+def _chain(exc: BaseException) -> list[BaseException]:
+    seen: list[BaseException] = []
+    current: BaseException | None = exc
+    while current is not None and current not in seen:
+        seen.append(current)
+        current = current.__cause__ or current.__context__
+    return seen
+
+
+def _run(stage: str, fn: Callable[[], Any]) -> Any:
+    """Call a stage; turn known failures into one clear line and an exit code the flow understands."""
+    _setup_logging()
+    try:
+        return fn()
+    except KeyboardInterrupt:
+        raise
+    except Exception as exc:
+        if os.environ.get("DLOPS_DEBUG"):
+            raise
+        if _is_transient(exc):
+            typer.echo(f"dlops {stage}: transient error (retry may succeed): {exc}", err=True)
+            raise typer.Exit(EXIT_TRANSIENT) from None
+        typer.echo(f"dlops {stage}: error: {exc}", err=True)
+        raise typer.Exit(EXIT_FAILED) from None
+
+
+def _echo_json(data: Any) -> None:
+    typer.echo(json.dumps(data, indent=2, sort_keys=True, default=str))
+
+
+@app.command()
+def ingest(task: Task, root: Root = None) -> None:
+    """Load the task's source into data/raw/<task>.parquet."""
+    from dlops import stages
+
+    out = _run("ingest", lambda: stages.ingest(task, root))
+    typer.echo(f"wrote {out}")
+
+
+@app.command()
+def validate(task: Task, root: Root = None) -> None:
+    """Validate data/raw/<task>.parquet against its Great Expectations suite."""
+    from dlops import stages
+
+    summary = _run("validate", lambda: stages.validate(task, root))
+    typer.echo(
+        f"validate {task}: {summary['evaluated']} expectations, {summary['failed_warning']} warnings, passed"
+    )
+
+
+@app.command()
+def preprocess(task: Task, root: Root = None) -> None:
+    """Split, fit the transform on train only, and write the processed splits."""
+    from dlops import stages
+
+    _echo_json(_run("preprocess", lambda: stages.preprocess(task, root)))
+
+
+@app.command()
+def train(pair: Pair, root: Root = None) -> None:
+    """Train one (task, family) pair; resumes automatically after an interruption."""
+    from dlops import stages
+
+    _echo_json(_run("train", lambda: stages.train(pair, root)))
+
+
+@app.command()
+def evaluate(pair: Pair, root: Root = None) -> None:
+    """Metrics, fairness and overfitting diagnosis on the test split."""
+    from dlops import stages
+
+    scores = _run("evaluate", lambda: stages.evaluate(pair, root))
+    shown = {
+        k: v
+        for k, v in scores.items()
+        if k.startswith(("test/", "fairness/max", "overfit/")) and "/class/" not in k
+    }
+    _echo_json(shown)
+
+
+@app.command()
+def register(pair: Pair, root: Root = None) -> None:
+    """Register the candidate; promote it to @champion only when every gate passes."""
+    from dlops import stages
+
+    report = _run("register", lambda: stages.register(pair, root))
+    verdict = "promoted to @champion" if report["promoted"] else "kept the current champion"
+    typer.echo(f"register {pair}: version {report['version']} {verdict}")
+    for reason in report["reasons"]:
+        typer.echo(f"  - {reason}")
+
+
+@app.command()
+def champion(pair: Pair, root: Root = None) -> None:
+    """Show the current @champion of a pair: version, run and decision tags."""
+    from dlops import stages
+
+    _echo_json(_run("champion", lambda: stages.champion(pair, root)))
+
+
+@expectations_app.command("init")
+def expectations_init(
+    task: Task,
+    force: Annotated[bool, typer.Option("--force", help="Overwrite an existing suite.")] = False,
+    root: Root = None,
+) -> None:
+    """Draft a suite by profiling the task's raw table; review it, then commit it."""
+    from dlops import stages
+
+    path = _run("expectations init", lambda: stages.draft_expectations(task, root, force))
+    typer.echo(f"drafted {path}; review it like code before committing")
+
+
+@app.command("check-params")
+def check_params(root: Root = None) -> None:
+    """Parse params.yaml and report every invalid key (no stage runs)."""
+    from dlops.config import load_params, paths
+
+    params = _run("check-params", lambda: load_params(paths(root).params))
+    typer.echo(f"params.yaml ok: tasks {sorted(params.tasks)}, models {sorted(params.models)}")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    app()

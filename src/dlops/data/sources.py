@@ -1,0 +1,213 @@
+"""Raw tables: the built-in generator or a real CSV/Parquet file (local, or an http(s) URL pinned by sha256).
+
+Every failure is a `DataSourceError` naming the file or URL, so a bad source stops ingest with a message
+that says what to fix; nothing half-written is ever left in data/raw or in the download cache.
+"""
+
+from __future__ import annotations
+
+import difflib
+import hashlib
+import logging
+import os
+import urllib.error
+import urllib.request
+import uuid
+from pathlib import Path, PurePosixPath
+from typing import IO, Any
+from urllib.parse import urlparse
+
+import pandas as pd
+
+from dlops.config import ColumnRoles, SyntheticIncomeSource, TableSource, TaskConfig
+
+log = logging.getLogger(__name__)
+
+DOWNLOAD_DIR = Path(".dlops") / "downloads"
+_CHUNK = 1 << 20
+
+
+class DataSourceError(ValueError):
+    """A raw table cannot be loaded or lacks a declared column; the message names the file."""
+
+
+def load_raw(task_cfg: TaskConfig, root: Path) -> pd.DataFrame:
+    """The task's raw table with exactly its declared, non-ignored columns."""
+    src = task_cfg.ingest
+    if isinstance(src, SyntheticIncomeSource):
+        from dlops.data.synthetic import generate_income
+
+        return check_columns(generate_income(src), task_cfg.columns, where="synthetic-income")
+    return check_columns(load_table(src, root), task_cfg.columns, where=src.url or str(src.path))
+
+
+def load_table(src: TableSource, root: Path) -> pd.DataFrame:
+    """Read a CSV/Parquet table from a local path (relative to `root`) or a sha256-pinned URL."""
+    if src.url is not None:
+        file = download(src.url, str(src.sha256), root / DOWNLOAD_DIR)  # config requires sha256 with url
+        name, where = PurePosixPath(urlparse(src.url).path).name, src.url
+    else:
+        file = resolve_local(str(src.path), root)
+        name, where = file.name, str(src.path)
+    fmt = src.format if src.format != "auto" else _format_from_name(name, where)
+    try:
+        frame = _read_csv(file, src.csv_options) if fmt == "csv" else pd.read_parquet(file)
+    except DataSourceError:
+        raise
+    except Exception as exc:  # pandas/pyarrow raise many types for a truncated or foreign file
+        raise DataSourceError(f"{where}: cannot read as {fmt}: {type(exc).__name__}: {exc}") from exc
+    if frame.empty:
+        raise DataSourceError(f"{where}: the table is empty ({len(frame)} rows, {frame.shape[1]} columns)")
+    return frame
+
+
+def resolve_local(path: str, root: Path) -> Path:
+    """An absolute path as given, or a relative one under `root` (a `..` that escapes it is refused)."""
+    given = Path(path).expanduser()
+    if given.is_absolute():
+        full = given
+    else:
+        # abspath, not resolve(): a symlink inside the project may point at a shared data disk.
+        base = Path(os.path.abspath(root))
+        full = Path(os.path.normpath(base / given))
+        if not full.is_relative_to(base):
+            raise DataSourceError(f"{path}: escapes the project root {root}; give an absolute path instead")
+    if not full.is_file():
+        raise DataSourceError(f"{path}: file not found (looked at {full})")
+    return full
+
+
+def download(url: str, sha256: str, cache_dir: Path) -> Path:
+    """The file at `url`, cached as `cache_dir/<sha256>`; its hash is checked before anyone reads it."""
+    expected = sha256.lower()
+    target = cache_dir / expected
+    if target.is_file() and file_sha256(target) == expected:
+        return target
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    tmp = temp_sibling(target)
+    try:
+        with tmp.open("xb") as out:
+            actual = _fetch(url, out)
+        if actual != expected:
+            raise DataSourceError(f"{url}: sha256 mismatch: expected {expected}, got {actual}")
+        os.replace(tmp, target)
+    except (urllib.error.URLError, OSError) as exc:
+        raise DataSourceError(f"{url}: download failed: {exc}") from exc
+    finally:
+        tmp.unlink(missing_ok=True)  # a no-op after os.replace; removes any partial file
+    log.info("downloaded %s -> %s", url, target)
+    return target
+
+
+def _fetch(url: str, out: IO[bytes]) -> str:
+    """Stream `url` into `out`; return the sha256 of what was written."""
+    digest = hashlib.sha256()
+    with urllib.request.urlopen(url, timeout=60) as response:  # http(s) only: checked in config
+        while chunk := response.read(_CHUNK):
+            digest.update(chunk)
+            out.write(chunk)
+    return digest.hexdigest()
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        while chunk := handle.read(_CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _format_from_name(name: str, where: str) -> str:
+    lowered = name.lower()
+    if lowered.endswith((".csv", ".csv.gz", ".csv.bz2", ".csv.zip", ".csv.xz", ".data", ".txt")):
+        return "csv"
+    if lowered.endswith((".parquet", ".pq")):
+        return "parquet"
+    raise DataSourceError(f"{where}: cannot tell the format from the name; set format: csv or parquet")
+
+
+def _read_csv(file: Path, options: dict[str, Any]) -> pd.DataFrame:
+    """read_csv, then strip whitespace around headers and string cells (census CSVs write ' Male')."""
+    frame = pd.read_csv(file, **options)
+    frame.columns = [c.strip() if isinstance(c, str) else c for c in frame.columns]
+    na_values = options.get("na_values")
+    dtype = options.get("dtype")
+    typed: dict[Any, Any] = dtype if isinstance(dtype, dict) else {}
+    for column in frame.columns:
+        series = frame[column]
+        if series.dtype == object:
+            series = series.map(lambda v: v.strip() if isinstance(v, str) else v)
+        elif pd.api.types.is_string_dtype(series.dtype):
+            series = series.str.strip()
+        else:
+            continue
+        # " ?" only becomes "?" after stripping, so the user's na_values are applied once more here.
+        missing = _na_for(na_values, column)
+        if missing and series.isin(missing).any():
+            series = series.mask(series.isin(missing))
+            if column not in typed:  # the user's dtype wins
+                series = _numeric_if_all_parse(series)
+        frame[column] = series
+    return frame
+
+
+def _numeric_if_all_parse(series: pd.Series) -> pd.Series:
+    """A column read as text only because of a ' ?' placeholder becomes numeric once that is NA."""
+    numbers = pd.to_numeric(series, errors="coerce")
+    return numbers if numbers.notna().sum() == series.notna().sum() else series
+
+
+def _na_for(na_values: Any, column: str) -> list[str]:
+    if na_values is None:
+        return []
+    if isinstance(na_values, dict):
+        na_values = na_values.get(column, [])
+    if isinstance(na_values, str):
+        return [na_values]
+    return [str(v) for v in na_values]
+
+
+def check_columns(df: pd.DataFrame, columns: ColumnRoles, where: str) -> pd.DataFrame:
+    """Require every declared column; drop ignored ones and (with a warning) undeclared ones."""
+    roles = {
+        "target": [columns.target],
+        "sensitive": columns.sensitive,
+        "numeric": columns.numeric,
+        "categorical": columns.categorical,
+        "ignored": columns.ignored,
+    }
+    present = [str(c) for c in df.columns]
+    problems = []
+    for role, names in roles.items():
+        for name in names:
+            if name not in present:
+                close = difflib.get_close_matches(name, present, n=1, cutoff=0.5)
+                hint = f", closest existing column: {close[0]!r}" if close else ", no similar column"
+                problems.append(f"  - {name!r} ({role}){hint}")
+    if problems:
+        raise DataSourceError(f"{where}: missing declared column(s):\n" + "\n".join(problems))
+    declared = {name for names in roles.values() for name in names}
+    undeclared = [c for c in present if c not in declared]
+    if undeclared:
+        log.warning("%s: dropping columns not declared in params.yaml: %s", where, undeclared)
+    keep = [c for c in df.columns if c in declared and c not in set(columns.ignored)]
+    return df.loc[:, keep]
+
+
+def write_parquet_atomic(df: pd.DataFrame, path: Path) -> None:
+    """Write `df` (without its index) so that `path` is either the old file or the complete new one."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = temp_sibling(path)
+    try:
+        df.to_parquet(tmp, index=False)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def temp_sibling(path: Path) -> Path:
+    """A unique hidden name beside `path` (same filesystem, so os.replace is atomic).
+
+    Not tempfile.mkstemp: its 0600 mode would survive the rename and hide data files from other users.
+    """
+    return path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")

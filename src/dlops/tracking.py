@@ -1,0 +1,534 @@
+"""The only module that talks to MLflow: store set-up, lineage, training runs, evaluation logging,
+registration with gates, and the @champion / @previous aliases.
+
+Runs are found again by tags (`dlops.pair`, `dlops.model_sha256`), never by ids written to DVC outputs,
+so those outputs stay byte-identical across reruns. Everything is logged in batches (one call per
+metric costs ~9 ms on sqlite). mlflow is imported inside functions so the CLI starts fast.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import importlib.metadata
+import logging
+import os
+import platform
+import re
+import subprocess
+import time
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlparse
+
+from dlops.config import GatesConfig, MlflowConfig
+from dlops.gates import Decision, decide
+
+if TYPE_CHECKING:
+    import pandas as pd
+    from mlflow import MlflowClient
+    from mlflow.entities.model_registry import ModelVersion
+
+log = logging.getLogger(__name__)
+
+PARAM_MAX_CHARS = 500
+TAG_MAX_CHARS = 5000
+FLUSH_EVERY = 10  # epochs buffered between two log_batch calls
+_BATCH_METRICS, _BATCH_PARAMS_TAGS = 1000, 100  # MLflow's per-request limits
+_STATE: dict[str, str] = {}
+
+
+# ------------------------------------------------------------------------------------------- store
+def tracking_uri(root: Path) -> str:
+    return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{root.resolve() / 'mlflow.db'}"
+
+
+def configure(root: Path, cfg: MlflowConfig) -> str:
+    """Point MLflow (tracking and registry) at the project store and make sure the experiment exists.
+
+    Idempotent; two processes racing on a fresh sqlite store are serialised by a lock file, and a
+    lost race to create the experiment just reads the winner's. Returns the experiment id.
+    """
+    import mlflow
+    from mlflow import MlflowClient
+    from mlflow.exceptions import MlflowException
+
+    uri = tracking_uri(root)
+    mlflow.set_tracking_uri(uri)
+    mlflow.set_registry_uri(uri)
+    with _store_lock(uri):
+        client = MlflowClient(uri, uri)  # the first use of a new sqlite db runs its migrations
+        experiment = client.get_experiment_by_name(cfg.experiment)
+        if experiment is None:
+            location = (root.resolve() / "mlartifacts").as_uri() if _is_local(uri) else None
+            try:
+                experiment_id = client.create_experiment(cfg.experiment, artifact_location=location)
+            except MlflowException as exc:
+                if exc.error_code != "RESOURCE_ALREADY_EXISTS":
+                    raise
+                experiment = client.get_experiment_by_name(cfg.experiment)
+                assert experiment is not None
+                experiment_id = experiment.experiment_id
+        else:
+            experiment_id = experiment.experiment_id
+            if experiment.lifecycle_stage == "deleted":
+                client.restore_experiment(experiment_id)
+    mlflow.set_experiment(experiment_id=experiment_id)  # fluent calls (log_model) default to it
+    _STATE.update(uri=uri, experiment_id=experiment_id)
+    return experiment_id
+
+
+def _is_local(uri: str) -> bool:
+    return urlparse(uri).scheme in ("", "file", "sqlite")
+
+
+@contextlib.contextmanager
+def _store_lock(uri: str) -> Iterator[None]:
+    """An exclusive lock beside a local sqlite file (no-op for other stores)."""
+    if not uri.startswith("sqlite:///"):
+        yield
+        return
+    db = Path(uri[len("sqlite:///") :])
+    db.parent.mkdir(parents=True, exist_ok=True)
+    with open(f"{db}.lock", "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _client() -> MlflowClient:
+    from mlflow import MlflowClient
+
+    if "uri" not in _STATE:
+        raise RuntimeError("dlops.tracking.configure(root, cfg) must be called first")
+    return MlflowClient(_STATE["uri"], _STATE["uri"])
+
+
+# ----------------------------------------------------------------------------------------- lineage
+def lineage_tags(root: Path, task: str, params_digest: str) -> dict[str, str]:
+    """Where a model comes from: code commit, data version, params hash, pipeline run, library versions."""
+    commit = _git(root, "rev-parse", "HEAD")
+    status = _git(root, "status", "--porcelain", "--untracked-files=no") if commit else None
+    tags = {
+        "git.commit": commit or "unknown",
+        "git.dirty": "unknown" if status is None else str(bool(status)).lower(),
+        "data.version": _dvc_out_md5(root, f"ingest@{task}", f"data/raw/{task}.parquet"),
+        "params.hash": params_digest,
+        "pipeline.run_id": os.environ.get("DLOPS_PIPELINE_RUN_ID", "manual"),
+        "python": platform.python_version(),
+        "torch": _version("torch"),
+        "mlflow": _version("mlflow"),
+    }
+    if flow_run := os.environ.get("PREFECT__FLOW_RUN_ID"):
+        tags["prefect.flow_run_id"] = flow_run
+    return tags
+
+
+def _git(root: Path, *args: str) -> str | None:
+    try:
+        done = subprocess.run(["git", *args], cwd=root, capture_output=True, text=True, timeout=20)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return done.stdout.strip() if done.returncode == 0 else None
+
+
+def _dvc_out_md5(root: Path, stage: str, out_path: str) -> str:
+    import yaml
+
+    try:
+        lock = yaml.safe_load((root / "dvc.lock").read_text(encoding="utf-8")) or {}
+        outs = lock["stages"][stage]["outs"]
+    except (OSError, yaml.YAMLError, KeyError, TypeError):
+        return "untracked"
+    for out in outs or []:
+        if isinstance(out, dict) and out.get("path") == out_path and out.get("md5"):
+            return str(out["md5"])
+    return "untracked"
+
+
+def _version(dist: str) -> str:
+    try:
+        return importlib.metadata.version(dist)
+    except importlib.metadata.PackageNotFoundError:
+        return "absent"
+
+
+# ---------------------------------------------------------------------------------------- training
+class RunLogger:
+    """Buffers epoch metrics and writes them with one log_batch every FLUSH_EVERY epochs and at exit."""
+
+    def __init__(self, client: MlflowClient, run_id: str) -> None:
+        self._client = client
+        self.run_id = run_id
+        self._buffer: list[Any] = []
+        self._epochs = 0
+
+    def log_epoch(self, metrics: dict[str, float], step: int) -> None:
+        from mlflow.entities import Metric
+
+        now = int(time.time() * 1000)
+        for key, value in metrics.items():
+            if value is not None and not isinstance(value, str):
+                self._buffer.append(Metric(_metric_key(key), float(value), now, int(step)))
+        self._epochs += 1
+        if self._epochs % FLUSH_EVERY == 0:
+            self.flush()
+
+    def flush(self) -> None:
+        buffer, self._buffer = self._buffer, []
+        _log_batch(self._client, self.run_id, metrics=buffer)
+
+    def set_tags(self, tags: dict[str, Any]) -> None:
+        from mlflow.entities import RunTag
+
+        _log_batch(
+            self._client,
+            self.run_id,
+            tags=[RunTag(_metric_key(k), str(v)[:TAG_MAX_CHARS]) for k, v in tags.items()],
+        )
+
+
+@contextlib.contextmanager
+def training_run(
+    pair: str, task: str, family: str, params: dict[str, Any], tags: dict[str, str]
+) -> Iterator[RunLogger]:
+    """An MLflow run named `pair` with identity tags and flattened params; FAILED if the block raises."""
+    from mlflow.entities import Param
+
+    client = _client()
+    run_tags = {
+        **{_metric_key(k): str(v)[:TAG_MAX_CHARS] for k, v in tags.items()},
+        "dlops.pair": pair,
+        "dlops.task": task,
+        "dlops.family": family,
+    }
+    run = client.create_run(_STATE["experiment_id"], tags=run_tags, run_name=pair)
+    logger = RunLogger(client, run.info.run_id)
+    try:
+        flat = flatten_params(params)
+        _log_batch(client, logger.run_id, params=[Param(k, v) for k, v in flat.items()])
+        yield logger
+        logger.flush()
+    except BaseException as exc:
+        with contextlib.suppress(Exception):
+            logger.flush()  # keep the epochs that did finish
+        client.set_terminated(logger.run_id, "KILLED" if isinstance(exc, KeyboardInterrupt) else "FAILED")
+        raise
+    client.set_terminated(logger.run_id, "FINISHED")
+
+
+def flatten_params(params: dict[str, Any], prefix: str = "") -> dict[str, str]:
+    """{"train": {"lr": 0.01}} -> {"train.lr": "0.01"}; values as strings of at most 500 characters."""
+    flat: dict[str, str] = {}
+    for key, value in params.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict) and value:
+            flat.update(flatten_params(value, f"{name}."))
+        else:
+            flat[name] = str(value)[:PARAM_MAX_CHARS]
+    return flat
+
+
+def find_run(pair: str, model_sha256: str) -> str | None:
+    """The newest FINISHED run of `pair` that produced the checkpoint with this sha256, or None."""
+    client = _client()
+    runs = client.search_runs(
+        [_STATE["experiment_id"]],
+        filter_string=(
+            f"tags.`dlops.pair` = '{_quote(pair)}' AND tags.`dlops.model_sha256` = '{_quote(model_sha256)}' "
+            "AND attributes.status = 'FINISHED'"
+        ),
+        max_results=1,
+        order_by=["attributes.start_time DESC"],
+    )
+    return runs[0].info.run_id if runs else None
+
+
+# -------------------------------------------------------------------------------------- evaluation
+def log_evaluation(run_id: str, metrics: dict[str, Any], artifact_dir: Path) -> None:
+    """Numbers (bools as 0/1) as metrics in batches, anything else as `eval.<key>` tags, None skipped;
+    every file of `artifact_dir` under evaluation/."""
+    import json
+
+    from mlflow.entities import Metric, RunTag
+
+    client = _client()
+    now = int(time.time() * 1000)
+    numbers, tags = [], []
+    for key, value in metrics.items():
+        if value is None:
+            continue
+        if isinstance(value, bool | int | float):
+            numbers.append(Metric(_metric_key(key), float(value), now, 0))
+        else:
+            text = value if isinstance(value, str) else json.dumps(value, default=str)
+            tags.append(RunTag(_metric_key(f"eval.{key}"), text[:TAG_MAX_CHARS]))
+    _log_batch(client, run_id, metrics=numbers, tags=tags)
+    if artifact_dir.is_dir() and any(artifact_dir.iterdir()):
+        client.log_artifacts(run_id, str(artifact_dir), "evaluation")
+
+
+def _log_batch(
+    client: MlflowClient,
+    run_id: str,
+    metrics: Sequence[Any] = (),
+    params: Sequence[Any] = (),
+    tags: Sequence[Any] = (),
+) -> None:
+    """log_batch split at MLflow's per-request limits (1000 metrics, 100 params, 100 tags)."""
+    metrics, params, tags = list(metrics), list(params), list(tags)
+    while metrics or params or tags:
+        client.log_batch(
+            run_id,
+            metrics=metrics[:_BATCH_METRICS],
+            params=params[:_BATCH_PARAMS_TAGS],
+            tags=tags[:_BATCH_PARAMS_TAGS],
+            synchronous=True,
+        )
+        metrics, params, tags = (
+            metrics[_BATCH_METRICS:],
+            params[_BATCH_PARAMS_TAGS:],
+            tags[_BATCH_PARAMS_TAGS:],
+        )
+
+
+_INVALID_KEY = re.compile(r"[^\w\-. :/]")
+
+
+def _metric_key(key: str) -> str:
+    """MLflow accepts letters, digits, _ - . space : / in names; anything else becomes '_'."""
+    return _INVALID_KEY.sub("_", str(key))
+
+
+def _quote(value: str) -> str:
+    return value.replace("'", "\\'")
+
+
+# ------------------------------------------------------------------------------------ registration
+_METRIC_TAG_PREFIXES = ("test/", "fairness/max/", "overfit/")
+
+
+def model_name(pair: str, cfg: MlflowConfig) -> str:
+    return f"{cfg.model_prefix}-{pair}"
+
+
+def register(
+    pair: str,
+    run_id: str,
+    model_sha256: str,
+    metrics: dict[str, Any],
+    gates: GatesConfig,
+    cfg: MlflowConfig,
+    artifacts: dict[str, Path],
+    raw_example: pd.DataFrame,
+    model_card: str,
+    extra_tags: dict[str, str],
+    score_champion: Callable[[str], float] | None = None,
+) -> dict[str, Any]:
+    """Register the checkpoint as a version of `<prefix>-<pair>` (once per sha256), record every gate and
+    the decision as version tags, and move @champion (old one to @previous) only if promoted.
+
+    `score_champion(model_uri)` re-scores the champion on the current test split when it was scored on
+    another one (tag `data.test_split`); without it such a champion is not compared.
+    """
+    client = _client()
+    name = model_name(pair, cfg)
+    existing = _version_with_sha(client, name, model_sha256)
+    champion = _version_by_alias(client, name, "champion")
+
+    tags = {k: v for k, v in client.get_run(run_id).data.tags.items() if not k.startswith("mlflow.")}
+    tags.update(extra_tags)
+    tags["dlops.model_sha256"] = model_sha256
+    current = str(champion.version) if champion else None
+    is_champion = existing is not None and str(existing.version) == current
+    champion_primary, notes = (
+        (None, [])
+        if is_champion
+        else _champion_primary(
+            name, champion, gates.primary_metric, tags.get("data.test_split"), score_champion
+        )
+    )
+    decision = decide(metrics, gates, champion_primary, current)
+    decision.reasons[-1:-1] = notes  # after the gates, before the comparison
+    if is_champion:  # re-registering the champion: it keeps the alias; say so instead of comparing
+        decision.reasons[-1] = (
+            f"this model is already champion v{current}"
+            if decision.gates_passed
+            else f"this model is champion v{current} but now fails a gate; it keeps @champion until "
+            "another model is promoted"
+        )
+    tags.update(_decision_tags(decision, metrics))
+    tags = {_metric_key(k): str(v)[:TAG_MAX_CHARS] for k, v in tags.items()}
+
+    if existing is None:
+        version = _log_and_register(name, run_id, artifacts, raw_example, tags)
+    else:
+        version = str(existing.version)
+        for key, value in tags.items():
+            if existing.tags.get(key) != value:
+                client.set_model_version_tag(name, version, key, value)
+    client.update_model_version(name, version, description=_description(model_card, decision))
+
+    # Aliases move last, so a champion always carries its reasons even after a crash mid-way.
+    if decision.promote and current != version:
+        if champion is not None:
+            client.set_registered_model_alias(name, "previous", str(champion.version))
+        client.set_registered_model_alias(name, "champion", version)
+        current = version
+    log.info("registered %s v%s: %s", name, version, "promoted" if decision.promote else "rejected")
+    return {
+        **decision.to_dict(),
+        "model_name": name,
+        "version": str(version),
+        "promoted": decision.promote,
+        "current_champion": current,
+    }
+
+
+def _version_with_sha(client: MlflowClient, name: str, sha: str) -> ModelVersion | None:
+    found = client.search_model_versions(f"name = '{_quote(name)}' AND tags.`dlops.model_sha256` = '{sha}'")
+    return min(found, key=lambda mv: int(mv.version)) if found else None
+
+
+def _version_by_alias(client: MlflowClient, name: str, alias: str) -> ModelVersion | None:
+    from mlflow.exceptions import MlflowException
+
+    try:
+        return client.get_model_version_by_alias(name, alias)
+    except MlflowException as exc:
+        # sqlite answers a missing alias with INVALID_PARAMETER_VALUE "... alias champion not found."
+        if exc.error_code in ("RESOURCE_DOES_NOT_EXIST", "NOT_FOUND") or "not found" in str(exc):
+            return None
+        raise
+
+
+def _champion_primary(
+    name: str,
+    champion: ModelVersion | None,
+    primary: str,
+    test_split: str | None,
+    score_champion: Callable[[str], float] | None,
+) -> tuple[float | None, list[str]]:
+    """The champion's primary metric on the candidate's test split, and sentences saying how it was got."""
+    if champion is None:
+        return None, []
+    who, key = f"champion v{champion.version}", f"metric.test/{primary}"
+    if test_split and champion.tags.get("data.test_split") == test_split and key in champion.tags:
+        return float(champion.tags[key]), []
+    if score_champion is None:
+        return None, [
+            f"{who} was scored on another test split and no scorer was given, so it was not compared"
+        ]
+    try:
+        value = float(score_champion(f"models:/{name}/{champion.version}"))
+    except Exception as exc:  # an old champion that no longer loads must not block a good candidate
+        log.warning("could not re-score %s of %s: %s", who, name, exc)
+        return None, [
+            f"{who} could not be re-scored on the current test split ({type(exc).__name__}: {exc}), "
+            "so it was not compared"
+        ]
+    return value, [f"{who} was re-scored on the current test split: test/{primary} = {value:.3f}"]
+
+
+def _decision_tags(decision: Decision, metrics: dict[str, Any]) -> dict[str, str]:
+    tags: dict[str, str] = {}
+    for check in decision.checks:
+        tags[f"gate.{check.name}.value"] = "missing" if check.value is None else repr(check.value)
+        tags[f"gate.{check.name}.limit"] = repr(check.limit)
+        tags[f"gate.{check.name}.passed"] = str(check.passed).lower()
+    tags["decision"] = "promoted" if decision.promote else "rejected"
+    tags["decision.reasons"] = "; ".join(decision.reasons)
+    for key, value in metrics.items():
+        if (
+            key.startswith(_METRIC_TAG_PREFIXES)
+            and isinstance(value, int | float)
+            and not isinstance(value, bool)
+        ):
+            tags[f"metric.{key}"] = repr(float(value))
+    return tags
+
+
+def _description(model_card: str, decision: Decision) -> str:
+    verdict = "promoted to @champion" if decision.promote else "rejected (not promoted)"
+    reasons = "\n".join(f"- {reason}" for reason in decision.reasons)
+    return f"{model_card.rstrip()}\n\n## Decision: {verdict}\n\n{reasons}\n"
+
+
+def _log_and_register(
+    name: str, run_id: str, artifacts: dict[str, Path], raw_example: pd.DataFrame, tags: dict[str, str]
+) -> str:
+    """Log the pyfunc (checkpoint + transform + dlops code) into `run_id` and register it, READY."""
+    import mlflow
+    from mlflow.models import Model, infer_signature
+    from mlflow.pyfunc import PythonModelContext
+
+    from dlops.serving import DlopsTabularModel
+
+    files = {key: str(Path(path).resolve()) for key, path in artifacts.items()}
+    example = _signature_frame(raw_example)
+    local = DlopsTabularModel()
+    local.load_context(PythonModelContext(files, None))
+    signature = infer_signature(example, local.predict(None, example))
+    # Model.log is what mlflow.pyfunc.log_model calls; it takes run_id, so the FINISHED training run is
+    # not reopened (a crash here cannot leave it RUNNING or FAILED and unfindable by find_run). The
+    # logged model goes to the fluent experiment, not the run's, so point that at the run's first.
+    mlflow.set_experiment(experiment_id=mlflow.get_run(run_id).info.experiment_id)
+    info = Model.log(
+        artifact_path=None,
+        name="model",
+        flavor=mlflow.pyfunc,
+        flavor_name="pyfunc.CustomPythonModel",
+        run_id=run_id,
+        python_model=DlopsTabularModel(),
+        artifacts=files,
+        code_paths=[str(Path(__file__).resolve().parent)],
+        signature=signature,
+        input_example=example.head(5),
+        pip_requirements=_pip_requirements(),
+    )
+    version = mlflow.register_model(info.model_uri, name, tags=tags, await_registration_for=300)
+    return str(version.version)
+
+
+def _signature_frame(raw: pd.DataFrame) -> pd.DataFrame:
+    """Integer columns as float64: a later batch with a missing value must not break the schema."""
+    import pandas as pd
+
+    frame = raw.reset_index(drop=True).copy()
+    for column in frame.columns:
+        if pd.api.types.is_integer_dtype(frame[column]) and not pd.api.types.is_bool_dtype(frame[column]):
+            frame[column] = frame[column].astype("float64")
+    return frame
+
+
+def _pip_requirements() -> list[str]:
+    torch = _version("torch").split("+")[0]  # "2.13.0+cpu" is not on PyPI; the plain version is
+    return [f"torch=={torch}", "pandas", "numpy", "pyarrow", "pydantic", f"mlflow=={_version('mlflow')}"]
+
+
+def champion_info(pair: str, cfg: MlflowConfig) -> dict[str, Any] | None:
+    """The @champion of a pair: model name, version, run id and tags; None if there is none."""
+    name = model_name(pair, cfg)
+    champion = _version_by_alias(_client(), name, "champion")
+    if champion is None:
+        return None
+    return {
+        "model_name": name,
+        "version": str(champion.version),
+        "run_id": champion.run_id,
+        "uri": f"models:/{name}@champion",
+        "tags": dict(champion.tags),
+    }
+
+
+def load_champion(pair: str, cfg: MlflowConfig) -> Any:
+    """The @champion as an MLflow pyfunc: `.predict(raw_frame)` -> prediction + proba_<class> columns."""
+    import mlflow
+
+    info = champion_info(pair, cfg)
+    if info is None:
+        raise LookupError(f"{model_name(pair, cfg)} has no @champion yet; run `dlops register {pair}`")
+    return mlflow.pyfunc.load_model(f"models:/{info['model_name']}/{info['version']}")

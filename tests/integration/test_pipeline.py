@@ -1,0 +1,130 @@
+"""The real DAG on tiny params: `dvc repro`, a no-op second repro, gates, and the Prefect twin."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+from tests.conftest import bin_path, make_project, project_env, tiny_params
+
+pytestmark = pytest.mark.slow
+MODEL = "dlops-tabular-mlp"
+
+
+def dvc(root: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    proc = subprocess.run(
+        [bin_path("dvc"), *args], cwd=root, env=project_env(root), capture_output=True, text=True
+    )
+    if check and proc.returncode != 0:
+        raise AssertionError(f"dvc {' '.join(args)} failed:\n{proc.stdout}\n{proc.stderr}")
+    return proc
+
+
+def client(root: Path):  # noqa: ANN201
+    from mlflow.tracking import MlflowClient
+
+    uri = f"sqlite:///{root}/mlflow.db"
+    return MlflowClient(tracking_uri=uri, registry_uri=uri)
+
+
+def versions(root: Path) -> list[str]:
+    return sorted(v.version for v in client(root).search_model_versions(f"name = '{MODEL}'"))
+
+
+def champion_version(root: Path) -> str:
+    return client(root).get_model_version_by_alias(MODEL, "champion").version
+
+
+@pytest.fixture(scope="module")
+def repro_project(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = make_project(tmp_path_factory.mktemp("repro") / "project", tiny_params())
+    dvc(root, "repro")
+    return root
+
+
+def test_repro_ends_with_a_champion_that_predicts_raw_rows(repro_project: Path) -> None:
+    import mlflow
+
+    root = repro_project
+    assert champion_version(root) == "1"
+    version = client(root).get_model_version(MODEL, "1")
+    assert version.tags["decision"] == "promoted"
+    assert version.tags["git.dirty"] in {"true", "false"} and "data.version" in version.tags
+    mlflow.set_tracking_uri(f"sqlite:///{root}/mlflow.db")
+    model = mlflow.pyfunc.load_model(f"models:/{MODEL}@champion")
+    raw = pd.read_parquet(root / "data/raw/tabular.parquet").drop(columns=["income"]).head(7)
+    out = model.predict(raw)
+    assert len(out) == 7 and set(out["prediction"]) <= {"<=50K", ">50K"}
+
+
+def test_second_repro_does_nothing(repro_project: Path) -> None:
+    lock = (repro_project / "dvc.lock").read_text()
+    proc = dvc(repro_project, "repro")
+    assert "up to date" in proc.stdout
+    assert (repro_project / "dvc.lock").read_text() == lock
+    assert versions(repro_project) == ["1"]
+
+
+def test_metrics_and_plots_are_readable_by_dvc(repro_project: Path) -> None:
+    shown = json.loads(dvc(repro_project, "metrics", "show", "--json").stdout)
+    assert shown, "dvc metrics show returned nothing"
+    metrics = json.loads((repro_project / "reports/evaluate/tabular-mlp/metrics.json").read_text())
+    assert metrics["test/accuracy"] > 0.7
+    assert "fairness/sex/demographic_parity_difference" in metrics
+    proc = dvc(repro_project, "plots", "show", "--json")
+    assert "roc.json" in proc.stdout
+
+
+def test_prefect_flow_matches_dvc_repro(repro_project: Path, tmp_path: Path) -> None:
+    from pipelines.retrain import retrain
+    from prefect.testing.utilities import prefect_test_harness
+
+    root = make_project(tmp_path / "flow", tiny_params())
+    with prefect_test_harness():
+        order = retrain(root=str(root))
+    assert order[0] == "ingest@tabular" and order[-1] == "register@tabular-mlp"
+    for rel in (
+        "reports/evaluate/tabular-mlp/metrics.json",
+        "reports/validate/tabular/summary.json",
+        "reports/train/tabular-mlp/history.json",
+    ):
+        assert (root / rel).read_bytes() == (repro_project / rel).read_bytes(), rel
+    assert (root / "dvc.lock").read_text() == (repro_project / "dvc.lock").read_text()
+    assert champion_version(root) == "1"
+
+
+def test_bad_values_stop_at_validate_and_strong_bias_fails_the_gate(
+    repro_project: Path, tmp_path: Path
+) -> None:
+    root = make_project(tmp_path / "gates", tiny_params())
+    dvc(root, "repro")
+    assert champion_version(root) == "1"
+
+    # impossible values in a real table: validate stops the DAG naming the column; no new version
+    raw = pd.read_parquet(root / "data/raw/tabular.parquet")
+    raw.loc[raw.index[:300], "age"] = -40
+    raw.to_csv(root / "incoming.csv", index=False)
+    params = yaml.safe_load((root / "params.yaml").read_text())
+    params["tasks"]["tabular"]["ingest"] = {"source": "table", "path": "incoming.csv"}
+    (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    proc = dvc(root, "repro", check=False)
+    assert proc.returncode != 0
+    assert (
+        "age" in proc.stderr + proc.stdout
+        and "expect_column_values_to_be_between" in proc.stderr + proc.stdout
+    )
+    assert versions(root) == ["1"]
+
+    # a strongly biased world: the candidate is registered, rejected by the fairness gate, champion stays
+    params["tasks"]["tabular"]["ingest"] = tiny_params()["tasks"]["tabular"]["ingest"] | {"bias": 2.5}
+    (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    proc = dvc(root, "repro", check=False)
+    assert proc.returncode != 0, proc.stdout
+    assert "demographic_parity_difference" in proc.stderr + proc.stdout
+    assert champion_version(root) == "1"
+    rejected = client(root).get_model_version(MODEL, "2")
+    assert rejected.tags["decision"] == "rejected"

@@ -1,0 +1,104 @@
+"""params.yaml is parsed once; every mistake names its key path."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from tests.conftest import REPO, tiny_params
+
+from dlops.config import ConfigError, load_params, params_hash
+
+
+def _load(tmp_path: Path, raw: dict[str, Any]) -> Any:
+    path = tmp_path / "params.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    return load_params(path)
+
+
+def test_repo_params_are_valid() -> None:
+    params = load_params(REPO / "params.yaml")
+    assert "tabular" in params.tasks
+    assert params.pair("tabular-mlp").family == "mlp"
+
+
+@pytest.mark.parametrize(
+    ("path", "value", "expected"),
+    [
+        ("models.tabular-mlp.train.epocs", 3, "models.tabular-mlp.train.epochs"),
+        ("tasks.tabular.ingest.rowz", 10, "tasks.tabular.ingest.rows"),
+        ("tasks.tabular.preprocess.scalng", "standard", "tasks.tabular.preprocess.scaling"),
+        ("mlfow", {}, "'mlflow'"),
+    ],
+)
+def test_typo_names_key_and_closest_valid_key(tmp_path: Path, path: str, value: Any, expected: str) -> None:
+    with pytest.raises(ConfigError) as err:
+        _load(tmp_path, tiny_params(**{path: value}))
+    assert path in str(err.value)
+    assert "unknown key" in str(err.value)
+    assert expected in str(err.value)
+
+
+@pytest.mark.parametrize(
+    ("path", "value", "fragment"),
+    [
+        (
+            "models.tabular-mlp.train.lr",
+            "fast",
+            "models.tabular-mlp.train.lr: Input should be a valid number",
+        ),
+        ("models.tabular-mlp.train.epochs", 0, "models.tabular-mlp.train.epochs: Input should be greater"),
+        ("models.tabular-mlp.gates.max_overfit_gap", 3, "models.tabular-mlp.gates.max_overfit_gap"),
+        ("tasks.tabular.preprocess.split.train", 0.9, "train + val + test must be 1.0"),
+        ("tasks.tabular.preprocess.scaling", "zscore", "tasks.tabular.preprocess.scaling"),
+    ],
+)
+def test_wrong_type_or_range_names_key(tmp_path: Path, path: str, value: Any, fragment: str) -> None:
+    with pytest.raises(ConfigError, match="invalid parameters") as err:
+        _load(tmp_path, tiny_params(**{path: value}))
+    assert fragment in str(err.value)
+
+
+def test_unknown_family_and_task_suggest_closest(tmp_path: Path) -> None:
+    with pytest.raises(
+        ConfigError, match=r"models.tabular-mlp.family: unknown family 'mpl'.*Did you mean 'mlp'"
+    ):
+        _load(tmp_path, tiny_params(**{"models.tabular-mlp.family": "mpl"}))
+    with pytest.raises(ConfigError, match=r"unknown task 'tabluar'.*Did you mean 'tabular'"):
+        _load(tmp_path, tiny_params(**{"models.tabular-mlp.task": "tabluar"}))
+
+
+def test_url_source_needs_pinned_hash(tmp_path: Path) -> None:
+    raw = tiny_params()
+    raw["tasks"]["tabular"]["ingest"] = {"source": "table", "url": "https://example.org/adult.csv"}
+    with pytest.raises(ConfigError, match="sha256"):
+        _load(tmp_path, raw)
+    raw["tasks"]["tabular"]["ingest"] = {"source": "table", "url": "ftp://x/y.csv", "sha256": "a" * 64}
+    with pytest.raises(ConfigError, match="http"):
+        _load(tmp_path, raw)
+
+
+def test_column_in_two_roles_is_refused(tmp_path: Path) -> None:
+    raw = tiny_params()
+    raw["tasks"]["tabular"]["columns"]["categorical"].append("age")
+    with pytest.raises(
+        ConfigError, match="tasks.tabular.columns: column 'age' is both categorical and numeric"
+    ):
+        _load(tmp_path, raw)
+
+
+def test_missing_file_and_bad_yaml(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="not found"):
+        load_params(tmp_path / "nope.yaml")
+    (tmp_path / "bad.yaml").write_text("tasks: [unclosed\n")
+    with pytest.raises(ConfigError, match="not valid YAML"):
+        load_params(tmp_path / "bad.yaml")
+
+
+def test_params_hash_is_stable_and_sensitive() -> None:
+    params = load_params(REPO / "params.yaml")
+    entry = params.pair("tabular-mlp")
+    assert params_hash(entry) == params_hash(entry.model_dump(mode="json", by_alias=True))
+    assert params_hash({"a": 1}) != params_hash({"a": 2})

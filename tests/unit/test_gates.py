@@ -1,0 +1,138 @@
+"""Quality gates: every gate at its boundary, missing metrics, and the champion comparison."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from dlops.config import GatesConfig
+from dlops.gates import Decision, GateFailure, decide
+
+GATES = GatesConfig(
+    primary_metric="balanced_accuracy",
+    min_primary=0.7,
+    max_demographic_parity_difference=0.1,
+    max_equalized_odds_difference=0.15,
+    max_overfit_gap=0.05,
+    promotion_tolerance=0.005,
+)
+
+
+def good(**overrides: float | None) -> dict[str, float | None]:
+    metrics: dict[str, float | None] = {
+        "test/balanced_accuracy": 0.8,
+        "fairness/max/demographic_parity_difference": 0.05,
+        "fairness/max/equalized_odds_difference": 0.05,
+        "overfit/primary_gap_train_test": 0.01,
+    }
+    metrics.update(overrides)
+    return {k: v for k, v in metrics.items() if v is not None}
+
+
+def check(decision: Decision, name: str):
+    return next(c for c in decision.checks if c.name == name)
+
+
+@pytest.mark.parametrize(
+    ("gate", "metric", "at_limit", "beyond"),
+    [
+        ("min_primary", "test/balanced_accuracy", 0.7, 0.6999),
+        ("max_demographic_parity_difference", "fairness/max/demographic_parity_difference", 0.1, 0.1001),
+        ("max_equalized_odds_difference", "fairness/max/equalized_odds_difference", 0.15, 0.1501),
+        ("max_overfit_gap", "overfit/primary_gap_train_test", 0.05, 0.0501),
+    ],
+)
+def test_each_gate_passes_at_its_limit_and_fails_beyond(
+    gate: str, metric: str, at_limit: float, beyond: float
+):
+    passing = decide(good(**{metric: at_limit}), GATES, None)
+    assert check(passing, gate).passed and passing.promote and passing.gates_passed
+
+    failing = decide(good(**{metric: beyond}), GATES, None)
+    assert not check(failing, gate).passed
+    assert not failing.promote and not failing.gates_passed
+    assert [c.name for c in failing.failed] == [gate]
+    assert any(metric in r and str(beyond) in r for r in failing.reasons)
+
+
+def test_overfit_gap_is_checked_as_an_absolute_value():
+    decision = decide(good(**{"overfit/primary_gap_train_test": -0.08}), GATES, None)
+    gap = check(decision, "max_overfit_gap")
+    assert not gap.passed and gap.value == pytest.approx(0.08)
+    assert not decision.promote
+
+
+@pytest.mark.parametrize(
+    "metric",
+    [
+        "test/balanced_accuracy",
+        "fairness/max/demographic_parity_difference",
+        "fairness/max/equalized_odds_difference",
+        "overfit/primary_gap_train_test",
+    ],
+)
+def test_a_missing_metric_fails_its_gate(metric: str):
+    metrics = good()
+    del metrics[metric]
+    decision = decide(metrics, GATES, None)
+    failed = decision.failed
+    assert len(failed) == 1 and failed[0].metric == metric and failed[0].value is None
+    assert any(metric in r and "missing" in r for r in decision.reasons)
+    assert not decision.promote
+
+
+@pytest.mark.parametrize("bad", [float("nan"), "n/a"])
+def test_a_metric_that_is_not_a_number_fails(bad: object):
+    decision = decide({**good(), "fairness/max/equalized_odds_difference": bad}, GATES, None)
+    assert [c.name for c in decision.failed] == ["max_equalized_odds_difference"]
+    assert not decision.promote
+
+
+def test_first_model_is_promoted_when_gates_pass():
+    decision = decide(good(), GATES, None)
+    assert decision.promote and decision.champion_primary is None
+    assert decision.candidate_primary == 0.8
+    assert "no comparable champion" in decision.reasons[-1]
+
+
+def test_worse_than_champion_beyond_tolerance_is_rejected():
+    decision = decide(good(**{"test/balanced_accuracy": 0.80}), GATES, 0.81, champion_version="3")
+    assert decision.gates_passed and not decision.promote
+    assert decision.reasons[-1] == (
+        "test/balanced_accuracy 0.800 is worse than champion v3 (0.810) beyond tolerance 0.005"
+    )
+
+
+def test_within_tolerance_of_champion_is_promoted():
+    decision = decide(good(**{"test/balanced_accuracy": 0.812}), GATES, 0.815, champion_version="3")
+    assert decision.promote
+    assert decision.reasons[-1] == (
+        "test/balanced_accuracy 0.812 is not worse than champion v3 (0.815) beyond tolerance 0.005"
+    )
+
+
+def test_failing_candidate_is_not_compared_even_if_better_than_champion():
+    decision = decide(good(**{"fairness/max/demographic_parity_difference": 0.231}), GATES, 0.5, "2")
+    assert not decision.promote
+    assert "fairness/max/demographic_parity_difference = 0.231 exceeds the limit 0.100" in decision.reasons
+    assert "not compared with champion v2" in decision.reasons[-1]
+
+
+def test_reasons_show_enough_digits_to_tell_value_from_limit():
+    decision = decide(good(**{"fairness/max/demographic_parity_difference": 0.10004}), GATES, None)
+    assert (
+        "fairness/max/demographic_parity_difference = 0.100040 exceeds the limit 0.100000" in decision.reasons
+    )
+
+
+def test_decision_round_trips_through_json_and_gate_failure_names_the_failures():
+    decision = decide(good(**{"test/balanced_accuracy": 0.5}), GATES, None)
+    data = json.loads(json.dumps({**decision.to_dict(), "model_name": "dlops-x", "version": "1"}))
+    again = Decision.from_dict(data)
+    assert again == decision
+
+    error = GateFailure(again)
+    assert error.decision is again
+    assert "test/balanced_accuracy = 0.500 is below the minimum 0.700" in str(error)
+    assert "fairness" not in str(error)  # passing gates are not listed as failures

@@ -1,0 +1,184 @@
+"""Raw table loading: local CSV/Parquet, pinned URLs, column checks and atomic writes."""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import http.server
+import logging
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pytest
+
+from dlops.config import ColumnRoles, SyntheticIncomeSource, TableSource, TaskConfig
+from dlops.data import sources
+from dlops.data.sources import DataSourceError, check_columns, load_raw, load_table, write_parquet_atomic
+
+COLUMNS = ColumnRoles(target="income", sensitive=["sex"], numeric=["age"], categorical=["job"])
+CSV = "age, job, sex, income, note\n39, Clerk, Male, <=50K, x\n50, ?, Female, >50K, y\n"
+
+
+def table(**kwargs: Any) -> TableSource:
+    return TableSource(source="table", **kwargs)
+
+
+def frame() -> pd.DataFrame:
+    return pd.DataFrame(
+        {"age": [39, 50, 28], "job": ["Clerk", "Exec", None], "sex": ["Male", "Female", "Male"],
+         "income": ["<=50K", ">50K", "<=50K"]}
+    )  # fmt: skip
+
+
+def test_csv_values_and_headers_are_stripped(tmp_path: Path) -> None:
+    (tmp_path / "adult.csv").write_text(CSV)
+    loaded = load_table(table(path="adult.csv"), tmp_path)
+    assert list(loaded.columns) == ["age", "job", "sex", "income", "note"]
+    assert list(loaded["sex"]) == ["Male", "Female"]
+    assert list(loaded["job"]) == ["Clerk", "?"]  # "?" is a value unless na_values says otherwise
+    assert loaded["age"].tolist() == [39, 50]
+
+
+def test_csv_na_values_apply_after_stripping(tmp_path: Path) -> None:
+    (tmp_path / "adult.csv").write_text(CSV.replace("50, ?", "?, ?"))
+    loaded = load_table(table(path="adult.csv", csv_options={"na_values": ["?"]}), tmp_path)
+    assert loaded["job"].isna().tolist() == [False, True]
+    assert loaded["age"].dtype.kind == "f" and loaded["age"].isna().tolist() == [False, True]
+
+
+def test_parquet_round_trip_and_format_override(tmp_path: Path) -> None:
+    frame().to_parquet(tmp_path / "data.bin", index=False)
+    loaded = load_table(table(path="data.bin", format="parquet"), tmp_path)
+    pd.testing.assert_frame_equal(loaded, frame())
+    with pytest.raises(DataSourceError, match="data.bin: cannot tell the format"):
+        load_table(table(path="data.bin"), tmp_path)
+
+
+def test_absolute_paths_are_accepted_but_relative_ones_may_not_escape_root(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    root = tmp_path / "project"
+    root.mkdir()
+    frame().to_parquet(tmp_path / "outside.parquet", index=False)
+    assert len(load_table(table(path=str(tmp_path / "outside.parquet")), root)) == 3
+    with pytest.raises(DataSourceError, match="escapes the project root"):
+        load_table(table(path="../outside.parquet"), root)
+    monkeypatch.chdir(root)  # a relative root must not let "sub/../../x" through either
+    with pytest.raises(DataSourceError, match="escapes the project root"):
+        load_table(table(path="sub/../../outside.parquet"), Path("."))
+    with pytest.raises(DataSourceError, match="missing.csv: file not found"):
+        load_table(table(path="missing.csv"), root)
+
+
+def test_truncated_parquet_and_empty_table_name_the_file(tmp_path: Path) -> None:
+    frame().to_parquet(tmp_path / "whole.parquet", index=False)
+    data = (tmp_path / "whole.parquet").read_bytes()
+    (tmp_path / "cut.parquet").write_bytes(data[: len(data) // 2])
+    with pytest.raises(DataSourceError, match="cut.parquet: cannot read as parquet"):
+        load_table(table(path="cut.parquet"), tmp_path)
+    (tmp_path / "empty.csv").write_text("age,job,sex,income\n")
+    with pytest.raises(DataSourceError, match="empty.csv: the table is empty"):
+        load_table(table(path="empty.csv"), tmp_path)
+
+
+def test_missing_column_names_file_column_and_closest_match() -> None:
+    roles = ColumnRoles(target="income", sensitive=["gender"], numeric=["age"], categorical=["job"])
+    with pytest.raises(DataSourceError) as info:
+        check_columns(frame().rename(columns={"sex": "gendr"}), roles, where="data/adult.csv")
+    message = str(info.value)
+    assert message.startswith("data/adult.csv:")
+    assert "'gender' (sensitive)" in message and "'gendr'" in message
+
+
+def test_ignored_and_undeclared_columns_are_dropped(caplog: pytest.LogCaptureFixture) -> None:
+    roles = COLUMNS.model_copy(update={"ignored": ["note"]})
+    raw = frame().assign(note="n", extra=1, other=2)
+    with caplog.at_level(logging.WARNING, logger="dlops.data.sources"):
+        checked = check_columns(raw, roles, where="t.csv")
+    assert list(checked.columns) == ["age", "job", "sex", "income"]
+    assert "['extra', 'other']" in caplog.text and "note" not in caplog.text
+
+
+def test_load_raw_dispatches_on_source(tmp_path: Path) -> None:
+    frame().assign(extra=1).to_csv(tmp_path / "t.csv", index=False)
+    task = TaskConfig(kind="tabular", ingest=table(path="t.csv"), columns=COLUMNS)
+    assert list(load_raw(task, tmp_path).columns) == ["age", "job", "sex", "income"]
+    synthetic = SyntheticIncomeSource(source="synthetic-income", rows=200)
+    roles = ColumnRoles(
+        target="income", sensitive=["sex", "race"], numeric=["age"], categorical=["occupation"]
+    )
+    task = TaskConfig(kind="tabular", ingest=synthetic, columns=roles)
+    assert load_raw(task, tmp_path).shape == (200, 5)
+
+
+@pytest.fixture
+def served(tmp_path: Path) -> Iterator[tuple[str, list[str]]]:
+    """An http server on 127.0.0.1 serving tmp_path/www; yields (base URL, log of requested paths)."""
+    www = tmp_path / "www"
+    www.mkdir()
+    requests: list[str] = []
+
+    class Handler(http.server.SimpleHTTPRequestHandler):
+        def log_message(self, *args: Any) -> None:
+            requests.append(self.path)
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(Handler, directory=str(www)))
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}", requests
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_url_is_downloaded_verified_and_cached(tmp_path: Path, served: tuple[str, list[str]]) -> None:
+    base, requests = served
+    root = tmp_path / "project"
+    frame().to_csv(tmp_path / "www" / "adult.csv", index=False)
+    digest = hashlib.sha256((tmp_path / "www" / "adult.csv").read_bytes()).hexdigest()
+    src = table(url=f"{base}/adult.csv", sha256=digest)
+    pd.testing.assert_frame_equal(load_table(src, root), frame())
+    assert (root / ".dlops" / "downloads" / digest).is_file()
+    load_table(src, root)
+    assert requests == ["/adult.csv"]  # the second load came from the cache
+
+
+def test_hash_mismatch_names_url_and_both_hashes_and_caches_nothing(
+    tmp_path: Path, served: tuple[str, list[str]]
+) -> None:
+    base, _ = served
+    root = tmp_path / "project"
+    frame().to_csv(tmp_path / "www" / "adult.csv", index=False)
+    actual = hashlib.sha256((tmp_path / "www" / "adult.csv").read_bytes()).hexdigest()
+    url = f"{base}/adult.csv"
+    with pytest.raises(DataSourceError) as info:
+        load_table(table(url=url, sha256="0" * 64), root)
+    assert url in str(info.value) and "0" * 64 in str(info.value) and actual in str(info.value)
+    assert list((root / ".dlops" / "downloads").iterdir()) == []
+    with pytest.raises(DataSourceError, match="download failed"):
+        load_table(table(url=f"{base}/nope.csv", sha256="0" * 64), root)
+
+
+def test_interrupted_download_leaves_no_partial_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    def broken(url: str, out: Any) -> str:
+        out.write(b"half a file")
+        raise OSError("connection reset")
+
+    monkeypatch.setattr(sources, "_fetch", broken)
+    with pytest.raises(DataSourceError, match="connection reset"):
+        load_table(table(url="https://example.org/t.csv", sha256="a" * 64), tmp_path)
+    assert list((tmp_path / ".dlops" / "downloads").iterdir()) == []
+
+
+def test_write_parquet_atomic_keeps_the_old_file_on_failure(tmp_path: Path) -> None:
+    out = tmp_path / "raw" / "t.parquet"
+    write_parquet_atomic(frame(), out)
+    bad = frame().assign(age=[object(), object(), object()])  # pyarrow cannot write arbitrary objects
+    with pytest.raises(Exception):  # noqa: B017 (whatever pyarrow raises, the old file must survive)
+        write_parquet_atomic(bad, out)
+    pd.testing.assert_frame_equal(pd.read_parquet(out), frame())
+    assert [p.name for p in out.parent.iterdir()] == ["t.parquet"]

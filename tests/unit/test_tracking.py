@@ -1,0 +1,409 @@
+"""MLflow tracking on a temporary sqlite store: batched run logging, finding runs by model sha,
+idempotent registration, gates recorded as version tags, and the @champion / @previous aliases.
+
+One store per module (a new sqlite db costs seconds of migrations); each test uses its own pair, so
+registered models never collide.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from dlops import tracking
+from dlops.config import ColumnRoles, GatesConfig, MlflowConfig, PreprocessConfig
+from dlops.data.preprocess import TabularTransform
+from dlops.models.registry import build_model
+from dlops.training.checkpoint import file_sha256, model_checkpoint, save_atomic
+
+CFG = MlflowConfig(experiment="dlops-test", model_prefix="t")
+GATES = GatesConfig(primary_metric="balanced_accuracy", min_primary=0.7, promotion_tolerance=0.005)
+CLASSES = ["<=50K", ">50K"]
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    root = tmp_path_factory.mktemp("mlflow")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{root}/mlflow.db")
+        mp.delenv("DLOPS_PIPELINE_RUN_ID", raising=False)
+        tracking.configure(root, CFG)
+        yield root
+
+
+def raw_rows(n: int = 64, seed: int = 0) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    age = rng.integers(18, 80, n)
+    color = rng.choice(["red", "blue", "green"], n)
+    income = np.where(age + rng.normal(0, 5, n) > 45, ">50K", "<=50K")
+    return pd.DataFrame({"age": age, "hours": rng.normal(40, 8, n), "color": color, "income": income})
+
+
+@pytest.fixture(scope="module")
+def transform_json(store: Path) -> Path:
+    path = store / "transform.json"
+    _write_transform(raw_rows(), path)
+    return path
+
+
+def make_checkpoint(root: Path, pair: str, seed: int, input_dim: int) -> Path:
+    torch.manual_seed(seed)
+    model = build_model("mlp", input_dim=input_dim, num_classes=2, config={"hidden_sizes": [4]})
+    path = root / "models" / pair / f"model-{seed}.pt"
+    ckpt = model_checkpoint(
+        model=model,
+        pair=pair,
+        task="income",
+        family="mlp",
+        model_config={"hidden_sizes": [4]},
+        input_dim=input_dim,
+        classes=CLASSES,
+        train_config={},
+        best_epoch=seed,
+    )
+    save_atomic(ckpt, path)
+    return path
+
+
+def trained_run(pair: str, sha: str) -> str:
+    with tracking.training_run(pair, "income", "mlp", {"train": {"lr": 0.01}}, {"git.commit": "abc"}) as run:
+        run.log_epoch({"train/loss": 0.5}, 1)
+        run.set_tags({"dlops.model_sha256": sha})
+    return run.run_id
+
+
+def metrics(primary: float, dpd: float = 0.02) -> dict[str, Any]:
+    return {
+        "test/balanced_accuracy": primary,
+        "test/accuracy": primary + 0.01,
+        "fairness/max/demographic_parity_difference": dpd,
+        "fairness/max/equalized_odds_difference": 0.03,
+        "fairness/sex/demographic_parity_difference": dpd,
+        "overfit/primary_gap_train_test": 0.01,
+        "overfit/diverged": False,
+        "overfit/diagnosis": "ok",
+    }
+
+
+def register(
+    store: Path,
+    transform: Path,
+    pair: str,
+    seed: int,
+    primary: float,
+    *,
+    dpd: float = 0.02,
+    split: str = "split-1",
+    score_champion: Any = None,
+) -> dict[str, Any]:
+    ckpt = make_checkpoint(store, pair, seed, _input_dim(transform))
+    sha = file_sha256(ckpt)
+    run_id = tracking.find_run(pair, sha) or trained_run(pair, sha)
+    example = raw_rows(20, seed=5).drop(columns=["income"])
+    return tracking.register(
+        pair=pair,
+        run_id=run_id,
+        model_sha256=sha,
+        metrics=metrics(primary, dpd),
+        gates=GATES,
+        cfg=CFG,
+        artifacts={"checkpoint": ckpt, "transform": transform},
+        raw_example=example,
+        model_card=f"## {pair}",
+        extra_tags={"data.test_split": split},
+        score_champion=score_champion,
+    )
+
+
+def client() -> Any:
+    return tracking._client()
+
+
+# --------------------------------------------------------------------------------------------- tests
+def test_configure_is_idempotent_and_keeps_artifacts_under_root(store: Path) -> None:
+    first = tracking.configure(store, CFG)
+    assert tracking.configure(store, CFG) == first
+    experiment = client().get_experiment(first)
+    assert experiment.artifact_location == (store / "mlartifacts").as_uri()
+
+
+def test_training_run_logs_params_once_and_epochs_in_batches(
+    store: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from mlflow import MlflowClient
+
+    calls: list[tuple[int, int, int]] = []
+    original = MlflowClient.log_batch
+
+    def counting(
+        self: Any, run_id: str, metrics: Any = (), params: Any = (), tags: Any = (), **kw: Any
+    ) -> Any:
+        calls.append((len(metrics), len(params), len(tags)))
+        return original(self, run_id, metrics=metrics, params=params, tags=tags, **kw)
+
+    monkeypatch.setattr(MlflowClient, "log_batch", counting)
+    params = {
+        "task": "income",
+        "model": {"hidden_sizes": [8, 4]},
+        "train": {"lr": 0.003, "epochs": 25},
+        "note": "x" * 600,
+    }
+    with tracking.training_run("runs-a", "income", "mlp", params, {"host.device": "cpu"}) as run:
+        for epoch in range(1, 26):
+            run.log_epoch({"train/loss": 1.0 / epoch, "val/accuracy": 0.5 + epoch / 100}, step=epoch)
+        run.set_tags({"dlops.model_sha256": "a" * 64})
+
+    assert calls == [(0, 5, 0), (20, 0, 0), (20, 0, 0), (0, 0, 1), (10, 0, 0)]
+    got = client().get_run(run.run_id)
+    assert got.info.status == "FINISHED" and got.info.run_name == "runs-a"
+    assert got.data.params["model.hidden_sizes"] == "[8, 4]" and got.data.params["train.lr"] == "0.003"
+    assert len(got.data.params["note"]) == 500
+    assert {
+        "dlops.pair": "runs-a",
+        "dlops.task": "income",
+        "dlops.family": "mlp",
+        "host.device": "cpu",
+    }.items() <= got.data.tags.items()
+    history = client().get_metric_history(run.run_id, "train/loss")
+    assert [(m.step, m.value) for m in history] == [(e, pytest.approx(1.0 / e)) for e in range(1, 26)]
+    assert tracking.find_run("runs-a", "a" * 64) == run.run_id
+    assert tracking.find_run("runs-a", "b" * 64) is None
+
+
+def test_failed_block_marks_run_failed_and_find_run_skips_it(store: Path) -> None:
+    with pytest.raises(ValueError), tracking.training_run("runs-b", "income", "mlp", {}, {}) as run:
+        run.log_epoch({"train/loss": 1.0}, 1)
+        run.set_tags({"dlops.model_sha256": "c" * 64})
+        raise ValueError("boom")
+    got = client().get_run(run.run_id)
+    assert got.info.status == "FAILED"
+    assert [m.value for m in client().get_metric_history(run.run_id, "train/loss")] == [1.0]
+    assert tracking.find_run("runs-b", "c" * 64) is None
+
+
+def test_log_evaluation_logs_numbers_tags_and_files(store: Path, tmp_path: Path) -> None:
+    run_id = trained_run("eval-a", "d" * 64)
+    (tmp_path / "metrics.json").write_text("{}")
+    (tmp_path / "plots").mkdir()
+    (tmp_path / "plots" / "roc.png").write_bytes(b"png")
+    tracking.log_evaluation(
+        run_id,
+        {
+            "test/accuracy": 0.8,
+            "overfit/diverged": True,
+            "test/n": 12,
+            "overfit/diagnosis": "overfitting",
+            "test/classes": ["a", "b"],
+            "test/roc_auc": None,
+        },
+        tmp_path,
+    )
+    data = client().get_run(run_id).data
+    assert data.metrics["test/accuracy"] == 0.8 and data.metrics["overfit/diverged"] == 1.0
+    assert data.metrics["test/n"] == 12.0 and "test/roc_auc" not in data.metrics
+    assert (
+        data.tags["eval.overfit/diagnosis"] == "overfitting"
+        and data.tags["eval.test/classes"] == '["a", "b"]'
+    )
+    listed = {f.path for f in client().list_artifacts(run_id, "evaluation")}
+    assert listed == {"evaluation/metrics.json", "evaluation/plots"}
+
+
+def test_lineage_tags(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / "dvc.lock").write_text(
+        "schema: '2.0'\nstages:\n  ingest@income:\n    cmd: dlops ingest income\n    outs:\n"
+        "    - path: data/raw/income.parquet\n      hash: md5\n      md5: 0123abcd\n      size: 10\n"
+    )
+    monkeypatch.setenv("DLOPS_PIPELINE_RUN_ID", "pipe-7")
+    monkeypatch.setenv("PREFECT__FLOW_RUN_ID", "flow-9")
+    tags = tracking.lineage_tags(tmp_path, "income", "feedbeef")
+    assert tags["data.version"] == "0123abcd" and tags["params.hash"] == "feedbeef"
+    assert tags["git.commit"] == "unknown" and tags["git.dirty"] == "unknown"  # tmp_path is no git repo
+    assert tags["pipeline.run_id"] == "pipe-7" and tags["prefect.flow_run_id"] == "flow-9"
+    assert tags["torch"].startswith(torch.__version__.split("+")[0])
+    assert tracking.lineage_tags(tmp_path, "other", "x")["data.version"] == "untracked"
+
+    repo = Path(__file__).resolve().parents[2]
+    in_git = tracking.lineage_tags(repo, "income", "x")
+    assert len(in_git["git.commit"]) == 40 and in_git["git.dirty"] in ("true", "false")
+
+
+def test_register_is_idempotent_and_first_passing_model_becomes_champion(
+    store: Path, transform_json: Path
+) -> None:
+    first = register(store, transform_json, "reg-a", seed=1, primary=0.80)
+    again = register(store, transform_json, "reg-a", seed=1, primary=0.80)
+    assert first["promoted"] and first["version"] == again["version"] == "1"
+    assert first["current_champion"] == "1" and first["champion_version"] is None
+    assert len(client().search_model_versions("name = 't-reg-a'")) == 1
+    assert again["reasons"][-1] == "this model is already champion v1"
+
+    info = tracking.champion_info("reg-a", CFG)
+    assert info is not None and info["version"] == "1"
+    tags = info["tags"]
+    assert tags["decision"] == "promoted" and tags["gate.min_primary.passed"] == "true"
+    assert float(tags["gate.min_primary.value"]) == 0.80 and float(tags["gate.min_primary.limit"]) == 0.7
+    assert (
+        tags["metric.test/balanced_accuracy"] == "0.8"
+        and "metric.fairness/sex/demographic_parity_difference" not in tags
+    )
+    assert tags["git.commit"] == "abc" and tags["data.test_split"] == "split-1"
+    assert "test/balanced_accuracy = 0.800 meets the minimum 0.700" in tags["decision.reasons"]
+    version = client().get_model_version("t-reg-a", "1")
+    assert version.run_id == info["run_id"] and "## Decision: promoted" in version.description
+    logged = client().get_logged_model(version.source.rsplit("/", 1)[-1])  # source is models:/<model_id>
+    assert logged.artifact_location.startswith((store / "mlartifacts").as_uri())
+    assert json_roundtrip(first) == first
+
+
+def test_champion_moves_to_previous_and_failing_or_worse_candidates_are_rejected(
+    store: Path, transform_json: Path
+) -> None:
+    register(store, transform_json, "reg-b", seed=1, primary=0.80)
+    better = register(store, transform_json, "reg-b", seed=2, primary=0.85)
+    assert better["promoted"] and better["champion_version"] == "1" and better["current_champion"] == "2"
+    assert str(client().get_model_version_by_alias("t-reg-b", "previous").version) == "1"
+
+    unfair = register(store, transform_json, "reg-b", seed=3, primary=0.95, dpd=0.3)
+    assert not unfair["promoted"] and unfair["version"] == "3" and unfair["current_champion"] == "2"
+    tags = client().get_model_version("t-reg-b", "3").tags
+    assert tags["decision"] == "rejected" and tags["gate.max_demographic_parity_difference.passed"] == "false"
+    assert (
+        "fairness/max/demographic_parity_difference = 0.300 exceeds the limit 0.100"
+        in tags["decision.reasons"]
+    )
+
+    worse = register(store, transform_json, "reg-b", seed=4, primary=0.84)
+    within = register(store, transform_json, "reg-b", seed=5, primary=0.846)
+    assert not worse["promoted"] and within["promoted"]
+    assert "is worse than champion v2 (0.850)" in worse["reasons"][-1]
+    assert str(client().get_model_version_by_alias("t-reg-b", "champion").version) == within["version"] == "5"
+    assert str(client().get_model_version_by_alias("t-reg-b", "previous").version) == "2"
+
+
+def test_champion_that_now_fails_a_gate_keeps_the_alias_and_says_why(
+    store: Path, transform_json: Path
+) -> None:
+    register(store, transform_json, "reg-d", seed=1, primary=0.80)
+    again = register(store, transform_json, "reg-d", seed=1, primary=0.80, dpd=0.3)
+    assert not again["promoted"] and again["version"] == again["current_champion"] == "1"
+    assert "keeps @champion" in again["reasons"][-1]
+    tags = client().get_model_version("t-reg-d", "1").tags
+    assert tags["decision"] == "rejected" and tags["gate.max_demographic_parity_difference.value"] == "0.3"
+
+
+def test_champion_on_another_test_split_is_rescored_or_reported_incomparable(
+    store: Path, transform_json: Path
+) -> None:
+    register(store, transform_json, "reg-c", seed=1, primary=0.80, split="old")
+    uris: list[str] = []
+
+    def scorer(uri: str) -> float:
+        uris.append(uri)
+        return 0.90
+
+    rescored = register(
+        store, transform_json, "reg-c", seed=2, primary=0.85, split="new", score_champion=scorer
+    )
+    assert uris == ["models:/t-reg-c/1"] and not rescored["promoted"] and rescored["champion_primary"] == 0.90
+    assert "re-scored on the current test split" in " ".join(rescored["reasons"])
+
+    blind = register(store, transform_json, "reg-c", seed=3, primary=0.85, split="new")
+    assert blind["promoted"] and blind["champion_primary"] is None
+    assert "no scorer was given" in " ".join(blind["reasons"])
+
+
+def test_champion_pyfunc_predicts_on_raw_rows(store: Path, transform_json: Path) -> None:
+    register(store, transform_json, "serve-a", seed=1, primary=0.80)
+    model = tracking.load_champion("serve-a", CFG)
+    rows = raw_rows(30, seed=9).drop(columns=["income"])
+    rows.loc[0, "age"] = np.nan  # a missing value in an integer column must not break the signature
+    out = model.predict(rows)
+    assert list(out.columns) == ["prediction", *[f"proba_{c}" for c in CLASSES]]
+    assert len(out) == 30 and set(out["prediction"]) <= set(CLASSES)
+    np.testing.assert_allclose(out[[f"proba_{c}" for c in CLASSES]].sum(axis=1), 1.0, rtol=1e-6)
+
+
+def test_load_champion_without_one_says_so(store: Path) -> None:
+    with pytest.raises(LookupError, match="no @champion"):
+        tracking.load_champion("nobody", CFG)
+    assert tracking.champion_info("nobody", CFG) is None
+
+
+@pytest.mark.slow
+def test_registered_model_loads_where_dlops_is_not_installed(
+    store: Path, transform_json: Path, tmp_path: Path
+):
+    import mlflow
+
+    report = register(store, transform_json, "serve-b", seed=1, primary=0.80)
+    local = mlflow.artifacts.download_artifacts(
+        f"models:/t-serve-b/{report['version']}", dst_path=str(tmp_path)
+    )
+    code = (
+        "import sys, importlib.util\n"
+        "sys.path[:] = [p for p in sys.path if not p.startswith(sys.argv[2])]\n"
+        "sys.meta_path[:] = [f for f in sys.meta_path if 'editable' not in type(f).__name__.lower()]\n"
+        "assert importlib.util.find_spec('dlops') is None\n"
+        "import mlflow, pandas as pd\n"
+        "model = mlflow.pyfunc.load_model(sys.argv[1])\n"
+        "rows = pd.DataFrame({'age': [30, None], 'hours': [40.0, 50.0], 'color': ['red', None]})\n"
+        "out = model.predict(rows)\n"
+        "import dlops; assert dlops.__file__.startswith(sys.argv[1]), dlops.__file__\n"
+        "import json; print(json.dumps(list(out['prediction'])))\n"
+    )
+    src = str(Path(__file__).resolve().parents[2] / "src")
+    done = subprocess.run(
+        [sys.executable, "-c", code, local, src], capture_output=True, text=True, timeout=120, cwd=tmp_path
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert len(json.loads(done.stdout.strip().splitlines()[-1])) == 2
+
+
+@pytest.mark.slow
+def test_two_processes_racing_on_a_fresh_store(tmp_path: Path) -> None:
+    code = (
+        "import sys; from pathlib import Path; from dlops import tracking\n"
+        "from dlops.config import MlflowConfig\n"
+        "print(tracking.configure(Path(sys.argv[1]), MlflowConfig(experiment='race')))"
+    )
+    env = {**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path}/mlflow.db"}
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", code, str(tmp_path)],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(2)
+    ]
+    outs = [p.communicate(timeout=120) for p in procs]
+    assert all(p.returncode == 0 for p in procs), [err[-2000:] for _, err in outs]
+    assert len({out.strip() for out, _ in outs}) == 1
+
+
+# ------------------------------------------------------------------------------------------ helpers
+def json_roundtrip(data: dict[str, Any]) -> dict[str, Any]:
+    return json.loads(json.dumps(data))
+
+
+def _input_dim(transform: Path) -> int:
+    return len(TabularTransform.from_json(transform).feature_names)
+
+
+def _write_transform(raw: pd.DataFrame, path: Path) -> None:
+    roles = ColumnRoles(
+        target="income", positive_label=">50K", numeric=["age", "hours"], categorical=["color"]
+    )
+    TabularTransform.fit(raw, roles, PreprocessConfig()).to_json(path)

@@ -1,0 +1,121 @@
+"""The training loop: loss falls, early stopping, resume equals an uninterrupted run, safe checkpoints."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from dlops.config import TrainConfig
+from dlops.models.registry import build_model
+from dlops.training.checkpoint import CheckpointError, load_model, load_safe, model_checkpoint, save_atomic
+from dlops.training.loop import lr_factor, predict_proba, train
+
+
+def _data(n: int = 600, seed: int = 0) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(n, 6)).astype(np.float32)
+    y = (x[:, 0] + 0.5 * x[:, 1] - x[:, 2] > 0).astype(np.int64)
+    cut = int(0.8 * n)
+    return {"train": (x[:cut], y[:cut]), "val": (x[cut:], y[cut:])}
+
+
+def _model(seed: int = 0) -> torch.nn.Module:
+    torch.manual_seed(seed)
+    return build_model("mlp", input_dim=6, num_classes=2, config={"hidden_sizes": [16], "dropout": 0.1})
+
+
+CFG = TrainConfig(epochs=8, batch_size=64, lr=0.01, patience=20, device="cpu", seed=3)
+
+
+def test_loss_falls_and_model_learns() -> None:
+    result = train(_model(), _data(), CFG)
+    losses = [row["train/loss"] for row in result.history]
+    assert losses[-1] < 0.6 * losses[0]
+    assert result.history[-1]["val/accuracy"] > 0.9
+    assert result.best_epoch >= 1
+
+
+def test_same_seed_same_weights() -> None:
+    a = train(_model(), _data(), CFG).model.state_dict()
+    b = train(_model(), _data(), CFG).model.state_dict()
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_resume_after_interruption_equals_uninterrupted(tmp_path: Path) -> None:
+    whole = train(_model(), _data(), CFG)
+    resume = tmp_path / "last.pt"
+    partial = train(_model(), _data(), CFG, resume_path=resume, fingerprint="f1", max_epochs=3)
+    assert len(partial.history) == 3 and resume.exists()
+    resumed = train(_model(seed=99), _data(), CFG, resume_path=resume, fingerprint="f1")
+    assert resumed.resumed_from_epoch == 3
+    assert resumed.history == whole.history
+    for key, value in whole.model.state_dict().items():
+        assert torch.equal(value, resumed.model.state_dict()[key]), key
+
+
+def test_resume_ignores_checkpoint_of_other_params(tmp_path: Path) -> None:
+    resume = tmp_path / "last.pt"
+    train(_model(), _data(), CFG, resume_path=resume, fingerprint="old", max_epochs=2)
+    fresh = train(_model(), _data(), CFG, resume_path=resume, fingerprint="new")
+    assert fresh.resumed_from_epoch is None and len(fresh.history) == CFG.epochs
+
+
+def test_corrupt_resume_checkpoint_is_not_loaded(tmp_path: Path) -> None:
+    resume = tmp_path / "last.pt"
+    train(_model(), _data(), CFG, resume_path=resume, fingerprint="f", max_epochs=2)
+    resume.write_bytes(resume.read_bytes()[: resume.stat().st_size // 2])
+    with pytest.raises(CheckpointError, match="cannot be loaded safely"):
+        load_safe(resume)
+    fresh = train(_model(), _data(), CFG, resume_path=resume, fingerprint="f")
+    assert fresh.resumed_from_epoch is None
+
+
+def test_early_stopping_restores_best_epoch() -> None:
+    cfg = TrainConfig(epochs=60, batch_size=32, lr=0.05, patience=2, device="cpu", seed=1, min_delta=0.0)
+    result = train(_model(), _data(n=200), cfg)
+    assert result.stopped_early and len(result.history) < 60
+    best = min(result.history, key=lambda row: row["val/loss"])
+    assert result.best_epoch == best["epoch"]
+
+
+def test_lr_schedule_warmup_then_cosine() -> None:
+    cfg = TrainConfig(epochs=10, warmup_epochs=2)
+    factors = [lr_factor(e, cfg) for e in range(10)]
+    assert factors[0] < factors[1] < factors[2] == pytest.approx(1.0)
+    assert factors[-1] < 0.2 and all(a >= b for a, b in zip(factors[2:], factors[3:], strict=False))
+
+
+def test_checkpoint_round_trip_and_pickle_refused(tmp_path: Path) -> None:
+    result = train(_model(), _data(), TrainConfig(epochs=2, device="cpu"))
+    path = tmp_path / "model.pt"
+    save_atomic(
+        model_checkpoint(
+            model=result.model,
+            pair="t-mlp",
+            task="t",
+            family="mlp",
+            model_config={"hidden_sizes": [16], "dropout": 0.1},
+            input_dim=6,
+            classes=["no", "yes"],
+            train_config={},
+            best_epoch=result.best_epoch,
+        ),
+        path,
+    )
+    model, meta = load_model(path)
+    x = _data()["val"][0]
+    assert np.allclose(predict_proba(model, x), predict_proba(result.model, x))
+    assert meta["classes"] == ["no", "yes"] and "state_dict" not in meta
+
+    evil = tmp_path / "evil.pt"
+    torch.save({"format": "dlops.checkpoint/1", "payload": _Evil()}, evil)
+    with pytest.raises(CheckpointError, match="cannot be loaded safely"):
+        load_safe(evil)
+
+
+class _Evil:
+    def __reduce__(self) -> tuple[object, tuple[str]]:
+        return (print, ("pwned",))
