@@ -39,8 +39,10 @@ def stage_order(root: Path = PROJECT_ROOT) -> list[str]:
 
     with Repo(str(root)) as repo:
         graph = repo.index.graph.reverse()  # DVC's edges point from a stage to what it depends on
-        order = nx.lexicographical_topological_sort(graph, key=lambda stage: stage.addressing)
-        return [stage.addressing for stage in order]
+        # stage.name, not stage.addressing: the latter is relative to the caller's cwd
+        # ("../project/dvc.yaml:ingest@tabular") whenever that is not the project root.
+        order = nx.lexicographical_topological_sort(graph, key=lambda stage: stage.name)
+        return [stage.name for stage in order]
 
 
 def _retry_only_transient(task_: Any, task_run: Any, state: Any) -> bool:

@@ -20,14 +20,17 @@ os.environ.setdefault("DO_NOT_TRACK", "1")
 
 
 def tiny_params(**overrides: Any) -> dict[str, Any]:
-    """The repo's params.yaml shrunk: 1,500 rows, a small MLP, a few epochs."""
+    """The repo's params.yaml shrunk: 6,000 rows, a small MLP, a few epochs."""
     raw = yaml.safe_load((REPO / "params.yaml").read_text())
     raw = copy.deepcopy(raw)
-    raw["tasks"]["tabular"]["ingest"]["rows"] = 3000
+    raw["tasks"]["tabular"]["ingest"]["rows"] = 6000
     raw["tasks"]["tabular"]["validate"]["min_rows"] = 500
     model = raw["models"]["tabular-mlp"]
     model["model"]["hidden_sizes"] = [32]
     model["train"].update(epochs=6, batch_size=128, patience=3)
+    # ~900 test rows leave ~30 positives in the smallest race group: its TPR alone wobbles by ±0.08,
+    # so the equalized-odds limit is looser here than at the default 3,000 test rows.
+    model["gates"]["max_equalized_odds_difference"] = 0.3
     for path, value in overrides.items():
         node = raw
         keys = path.split(".")
@@ -41,7 +44,7 @@ def make_project(dest: Path, params: dict[str, Any]) -> Path:
     """A runnable copy of the project (code, DAG, suites, DVC config) with the given params."""
     for name in ("src", "pipelines", "expectations"):
         shutil.copytree(REPO / name, dest / name, ignore=shutil.ignore_patterns("__pycache__"))
-    for name in ("dvc.yaml", ".dvcignore"):
+    for name in ("dvc.yaml", ".dvcignore", ".gitignore"):
         shutil.copy(REPO / name, dest / name)
     (dest / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     subprocess.run(["git", "init", "-q"], cwd=dest, check=True)
@@ -53,7 +56,27 @@ def make_project(dest: Path, params: dict[str, Any]) -> Path:
         check=True,
         capture_output=True,
     )
+    git_commit(dest, "project")
     return dest
+
+
+def git_commit(root: Path, message: str) -> None:
+    """Commit everything in `root` (lineage tags and `dvc exp run` need a commit)."""
+    subprocess.run(["git", "add", "-A"], cwd=root, check=True)
+    subprocess.run(
+        [
+            "git",
+            "-c",
+            "user.name=dlops-tests",
+            "-c",
+            "user.email=tests@dlops.invalid",
+            "commit",
+            "-qm",
+            message,
+        ],
+        cwd=root,
+        check=True,
+    )
 
 
 def bin_path(name: str) -> str:
@@ -71,3 +94,14 @@ def project_env(root: Path) -> dict[str, str]:
 @pytest.fixture
 def project(tmp_path: Path) -> Path:
     return make_project(tmp_path / "project", tiny_params())
+
+
+@pytest.fixture(autouse=True)
+def _no_leaked_tracking_uri() -> Any:
+    """`mlflow.set_tracking_uri` also exports MLFLOW_TRACKING_URI, which the `dlops` subprocesses of a
+    later test (a Prefect flow passes its environment on) would then honour: put it back after each test."""
+    import mlflow
+
+    before = os.environ.get("MLFLOW_TRACKING_URI")
+    yield
+    mlflow.set_tracking_uri(before)  # None unsets the variable and mlflow's in-process default

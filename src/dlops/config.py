@@ -99,6 +99,8 @@ class ColumnRoles(Strict):
 # -------------------------------------------------------------------------------------------- validate
 class ValidateConfig(Strict):
     suite: str = "expectations/tabular.json"
+    # A new table with no suite yet: `ingest` drafts one from it (infer, then validate) instead of failing.
+    draft_if_missing: bool = False
     min_rows: int = Field(500, ge=1)
     max_null_fraction: float = Field(0.1, ge=0.0, le=1.0)
     min_class_fraction: float = Field(0.05, ge=0.0, le=0.5)

@@ -13,7 +13,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from dlops.config import Params, Paths, load_params, params_hash, paths
+from dlops.config import Params, Paths, TaskConfig, load_params, params_hash, paths
 
 log = logging.getLogger(__name__)
 
@@ -40,15 +40,40 @@ def write_json(path: Path, data: Any) -> None:
 # ---------------------------------------------------------------------------------------------- ingest
 def ingest(task: str, root: Path | None = None) -> Path:
     """Load the task's source (built-in generator or a real table) into data/raw/<task>.parquet."""
-    from dlops.data.sources import load_raw, write_parquet_atomic
-
     params, p = _context(root)
     task_cfg = params.task(task)
+    frame = _write_raw(task, task_cfg, p)
+    _ensure_suite(task, task_cfg, p, frame)
+    return p.raw(task)
+
+
+def _write_raw(task: str, task_cfg: TaskConfig, p: Paths) -> Any:
+    from dlops.data.sources import load_raw, write_parquet_atomic
+
     frame = load_raw(task_cfg, p.root)
-    out = p.raw(task)
-    write_parquet_atomic(frame, out)
-    log.info("ingest %s: %d rows x %d columns -> %s", task, len(frame), frame.shape[1], out)
-    return out
+    write_parquet_atomic(frame, p.raw(task))
+    log.info("ingest %s: %d rows x %d columns -> %s", task, len(frame), frame.shape[1], p.raw(task))
+    return frame
+
+
+def _ensure_suite(task: str, task_cfg: TaskConfig, p: Paths, frame: Any) -> None:
+    """A table seen for the first time needs a suite before `validate` can run: draft one from it when
+    params allow (TFDV's "infer, then validate"), else stop here with the command that drafts it."""
+    suite_path = p.suite(task_cfg)
+    if suite_path.is_file():
+        return
+    where = f"tasks.{task}.validate"
+    if not task_cfg.validate_.draft_if_missing:
+        raise FileNotFoundError(
+            f"{suite_path}: no expectation suite for task {task!r} ({where}.suite); draft it with "
+            f"`dlops expectations init {task}`, or set {where}.draft_if_missing: true"
+        )
+    from dlops.data.validation import draft_suite, save_suite
+
+    save_suite(draft_suite(frame, task_cfg.columns, task_cfg.validate_, name=task), suite_path)
+    log.warning(
+        "ingest %s: drafted %s from this table; review it and commit it with the code", task, suite_path
+    )
 
 
 # -------------------------------------------------------------------------------------------- validate
@@ -87,9 +112,8 @@ def draft_expectations(task: str, root: Path | None = None, force: bool = False)
     if suite_path.exists() and not force:
         raise FileExistsError(f"{suite_path} exists; pass --force to overwrite it")
     raw = p.raw(task)
-    if not raw.exists():
-        ingest(task, root)
-    suite = draft_suite(pd.read_parquet(raw), task_cfg.columns, task_cfg.validate_, name=task)
+    frame = pd.read_parquet(raw) if raw.exists() else _write_raw(task, task_cfg, p)
+    suite = draft_suite(frame, task_cfg.columns, task_cfg.validate_, name=task)
     save_suite(suite, suite_path)
     return suite_path
 
@@ -255,12 +279,7 @@ def evaluate(pair: str, root: Path | None = None) -> dict[str, Any]:
     write_json(out / "fairness.json", fair_tables)
     write_json(out / "confusion.json", metrics.confusion(test["y"], y_pred, classes))
     plots.write_plot_data(out, test["y"], test["proba"], classes, history)
-    plots.plot_confusion_matrix(out, test["y"], y_pred, classes)
-    if len(classes) == 2:
-        plots.plot_roc(out, test["y"], test["proba"])
-    plots.plot_calibration(out, test["y"], test["proba"])
-    plots.plot_group_bars(out, fair_tables)
-    plots.plot_learning_curves(out, history)
+    plots.write_plots(out / "figures", test["y"], test["proba"], classes, history, fair_tables)
 
     tracking.configure(p.root, params.mlflow)
     run_id = tracking.find_run(pair, file_sha256(p.checkpoint(pair)))

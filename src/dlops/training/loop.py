@@ -233,7 +233,8 @@ def predict_proba(model: nn.Module, x: np.ndarray, batch_size: int = 8192) -> np
     device = next(model.parameters()).device
     out = []
     for start in range(0, len(x), batch_size):
-        xb = torch.as_tensor(np.asarray(x[start : start + batch_size]), dtype=torch.float32, device=device)
+        batch = np.array(x[start : start + batch_size], dtype=np.float32)  # own, writable copy
+        xb = torch.from_numpy(batch).to(device)
         logits, _ = model(xb)
         out.append(torch.softmax(logits.float(), dim=-1).double().cpu().numpy())
     if not out:
@@ -242,7 +243,7 @@ def predict_proba(model: nn.Module, x: np.ndarray, batch_size: int = 8192) -> np
 
 
 def _to_device(array: np.ndarray, device: torch.device) -> torch.Tensor:
-    tensor = torch.as_tensor(array)
+    tensor = torch.from_numpy(np.array(array))  # a writable copy: pandas 3 hands out read-only views
     if tensor.dtype == torch.float64:
         tensor = tensor.float()
     return tensor.to(device)
