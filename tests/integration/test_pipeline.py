@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -137,3 +138,29 @@ def test_bad_values_stop_at_validate_and_strong_bias_fails_the_gate(
     assert champion_version(root) == "1"
     rejected = client(root).get_model_version(MODEL, "2")
     assert rejected.tags["decision"] == "rejected"
+
+
+def test_dvc_push_then_pull_restores_every_output(repro_project: Path) -> None:
+    """The default remote (`local`, a folder) round-trips data, models and reports."""
+    root = repro_project
+    dvc(root, "push")
+    tracked = ["data/raw/tabular.parquet", "models/tabular-mlp/model.pt"]
+    before = {rel: (root / rel).read_bytes() for rel in tracked}
+    for rel in tracked:
+        (root / rel).unlink()
+    shutil.rmtree(root / ".dvc" / "cache")  # without the local cache, pull must read the remote
+    dvc(root, "pull")
+    assert {rel: (root / rel).read_bytes() for rel in tracked} == before
+    assert "up to date" in dvc(root, "repro").stdout
+
+
+def test_dvc_exp_run_sets_a_training_knob(repro_project: Path) -> None:
+    """`dvc exp run -S` on a training knob retrains that pair only; the experiment shows the new value."""
+    root = repro_project
+    proc = dvc(root, "exp", "run", "-S", "models.tabular-mlp.train.lr=0.001")
+    assert "Running stage 'ingest@tabular'" not in proc.stdout
+    assert "Running stage 'train@tabular-mlp'" in proc.stdout
+    params = yaml.safe_load((root / "params.yaml").read_text())
+    assert params["models"]["tabular-mlp"]["train"]["lr"] == 0.001
+    shown = json.loads(dvc(root, "exp", "show", "--json").stdout)
+    assert "0.001" in json.dumps(shown)
