@@ -33,8 +33,8 @@ test: $(STAMP) lint typecheck
 	$(BIN)/pytest -q
 
 lint: $(STAMP)
-	$(BIN)/ruff check src tests pipelines
-	$(BIN)/ruff format --check src tests pipelines
+	$(BIN)/ruff check src tests pipelines benchmarks
+	$(BIN)/ruff format --check src tests pipelines benchmarks
 
 typecheck: $(STAMP)
 	$(BIN)/mypy

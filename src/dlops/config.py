@@ -63,6 +63,54 @@ class TableSource(Strict):
 IngestConfig = Annotated[SyntheticIncomeSource | TableSource, Field(discriminator="source")]
 
 
+class _ImageSourceBase(Strict):
+    # Every image is resized to size x size (torch, antialiased); None keeps the native size, which
+    # must then be the same for every image.
+    size: int | None = Field(None, ge=4, le=1024)
+    channels: Literal[1, 3] = 1
+    # Optional CSV with one row per image and group columns (e.g. a site or a demographic); joined on
+    # `index` (row number, IDX/NPZ) or `file` (path below the folder, image-folder).
+    metadata: str | None = None
+    class_names: list[str] | None = None  # names for labels 0..K-1 (IDX/NPZ); folders name their own
+
+
+class DigitsSource(_ImageSourceBase):
+    """scikit-learn's bundled 8x8 digits (1,797 images, 10 classes), read from the installed package."""
+
+    source: Literal["sklearn-digits"]
+    size: int | None = Field(16, ge=4, le=1024)
+
+
+class IdxSource(_ImageSourceBase):
+    """MNIST-format IDX files (gzipped or not): an idx3 images file and an idx1 labels file."""
+
+    source: Literal["idx"]
+    images: str
+    labels: str
+
+
+class NpzSource(_ImageSourceBase):
+    """A NumPy .npz with images (N, H, W) or (N, H, W, C) uint8 and integer labels (N,)."""
+
+    source: Literal["npz"]
+    path: str
+    x_key: str = "x"
+    y_key: str = "y"
+
+
+class ImageFolderSource(_ImageSourceBase):
+    """One subfolder per class holding PNG/JPEG files (read with Pillow)."""
+
+    source: Literal["image-folder"]
+    path: str
+    extensions: list[str] = Field(default_factory=lambda: [".png", ".jpg", ".jpeg"])
+
+
+ImageIngestConfig = Annotated[
+    DigitsSource | IdxSource | NpzSource | ImageFolderSource, Field(discriminator="source")
+]
+
+
 class ColumnRoles(Strict):
     """What each column of the raw table is for."""
 
@@ -131,17 +179,68 @@ class PreprocessConfig(Strict):
     split: SplitConfig = SplitConfig()
     scaling: Literal["standard", "minmax", "none"] = "standard"
     max_categories: int = Field(50, ge=2, le=10_000)
-    augment: TabularAugmentConfig = TabularAugmentConfig()
 
 
-class TaskConfig(Strict):
+class TabularTask(Strict):
+    """A table: dvc.yaml reads every section below, so each must be written out in params.yaml."""
+
     kind: Literal["tabular"]
     ingest: IngestConfig
     columns: ColumnRoles
-    validate_: ValidateConfig = Field(ValidateConfig(), alias="validate")
-    preprocess: PreprocessConfig = PreprocessConfig()
+    validate_: ValidateConfig = Field(alias="validate")
+    preprocess: PreprocessConfig
+    augment: TabularAugmentConfig
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
+class ImageColumns(Strict):
+    """Columns of the per-image raw table: `label`, plus the metadata CSV's group columns named here."""
+
+    target: Literal["label"] = "label"
+    positive_label: None = None
+    sensitive: list[str] = Field(default_factory=list)
+
+
+class ImageValidateConfig(Strict):
+    suite: str
+    draft_if_missing: bool = False
+    min_rows: int = Field(100, ge=1)
+    min_class_fraction: float = Field(0.02, ge=0.0, le=1.0)
+    max_class_fraction: float = Field(0.5, ge=0.0, le=1.0)
+    max_duplicate_fraction: float = Field(0.01, ge=0.0, le=1.0)
+
+
+class ImagePreprocessConfig(Strict):
+    split: SplitConfig = SplitConfig()
+
+
+class ImageAugmentConfig(Strict):
+    """kornia, on the training device, training batches only. 0 switches a transform off."""
+
+    degrees: float = Field(0.0, ge=0.0, le=180.0)  # random rotation in [-degrees, degrees]
+    translate: float = Field(0.0, ge=0.0, le=0.5)  # shift up to this fraction of width/height
+    scale: float = Field(0.0, ge=0.0, le=0.5)  # zoom in [1 - scale, 1 + scale]
+    erasing_p: float = Field(0.0, ge=0.0, le=1.0)  # probability of random erasing per image
+    noise_std: float = Field(0.0, ge=0.0, le=1.0)  # Gaussian pixel noise (pixels are in [0, 1])
+
+    @property
+    def enabled(self) -> bool:
+        return any(v > 0 for v in self.model_dump().values())
+
+
+class ImageTask(Strict):
+    kind: Literal["images"]
+    ingest: ImageIngestConfig
+    columns: ImageColumns
+    validate_: ImageValidateConfig = Field(alias="validate")
+    preprocess: ImagePreprocessConfig
+    augment: ImageAugmentConfig
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
+TaskConfig = Annotated[TabularTask | ImageTask, Field(discriminator="kind")]
 
 
 # ---------------------------------------------------------------------------------------------- train
@@ -158,27 +257,73 @@ class TrainConfig(Strict):
     seed: int = 42
     device: Literal["auto", "cpu", "cuda"] = "auto"
     amp: bool = True
+    augment: bool = True  # apply the task's `augment` section to this model's training batches
+
+
+PrimaryMetric = Literal[
+    "accuracy", "balanced_accuracy", "f1", "roc_auc",  # classifiers
+    "anomaly_roc_auc", "anomaly_average_precision",  # autoencoder, vae
+    "sample_accuracy",  # generators: the judge CNN recognises the class a sample was drawn for
+]  # fmt: skip
+PRIMARY_BY_KIND: dict[str, set[str]] = {
+    "classifier": {"accuracy", "balanced_accuracy", "f1", "roc_auc"},
+    "anomaly": {"anomaly_roc_auc", "anomaly_average_precision"},
+    "generator": {"sample_accuracy"},
+}
 
 
 class GatesConfig(Strict):
-    """Gates a candidate must pass before it may become @champion. Gaps are absolute differences."""
+    """Gates a candidate must pass before it may become @champion. Gaps are absolute differences.
 
-    primary_metric: Literal["accuracy", "balanced_accuracy", "f1", "roc_auc"] = "balanced_accuracy"
-    min_primary: float = Field(0.7, ge=0.0, le=1.0)
-    max_demographic_parity_difference: float = Field(0.1, ge=0.0, le=1.0)
-    max_equalized_odds_difference: float = Field(0.15, ge=0.0, le=1.0)
-    max_overfit_gap: float = Field(0.05, ge=0.0, le=1.0)
+    `min_primary` always applies; every other gate applies when its limit is set (null: not checked,
+    and the version's tags say so). A set gate whose metric is missing fails.
+    """
+
+    primary_metric: PrimaryMetric = "balanced_accuracy"
+    min_primary: float = Field(0.7, ge=0.0)
+    # classifiers: group fairness (tasks with sensitive columns) and the worst class
+    max_demographic_parity_difference: float | None = Field(None, ge=0.0, le=1.0)
+    max_equalized_odds_difference: float | None = Field(None, ge=0.0, le=1.0)
+    max_class_recall_gap: float | None = Field(None, ge=0.0, le=1.0)  # mean recall - worst class recall
+    max_overfit_gap: float | None = Field(None, ge=0.0, le=1.0)  # |train - test| primary metric
+    # autoencoder, vae: relative gap between validation and training reconstruction error
+    max_reconstruction_gap: float | None = Field(None, ge=0.0)
+    # generators: share of classes the judge recognises in samples; memorisation (1 = as far from the
+    # training images as from held-out ones, well below 1 = copying training images)
+    min_class_coverage: float | None = Field(None, ge=0.0, le=1.0)
+    min_memorization_ratio: float | None = Field(None, ge=0.0)
     promotion_tolerance: float = Field(0.005, ge=0.0, le=1.0)
 
 
+class JudgeConfig(Strict):
+    """The project's own CNN, trained on the task's training split, used to judge generated images:
+    its penultimate features give the Frechet distance, its predictions the sample accuracy."""
+
+    model: dict[str, Any] = Field(default_factory=dict)
+    train: TrainConfig = TrainConfig(epochs=15, batch_size=128, patience=4)
+
+
+class EvaluateConfig(Strict):
+    """What `evaluate` computes beyond the defaults of the family's kind."""
+
+    attribution_images: int = Field(8, ge=0, le=64)  # image classifiers: integrated-gradients grid
+    judge: JudgeConfig | None = None  # generators (gan, vae): required
+    samples_per_class: int = Field(100, ge=1, le=10_000)  # generators: conditional samples judged
+    # gan: also train the judge with this fraction of each batch replaced by generated samples and
+    # report its test accuracy with and without them (0 = skip)
+    synthetic_fraction: float = Field(0.0, ge=0.0, le=0.9)
+
+
 class ModelEntry(Strict):
-    """One (task, family) pair: what to build, how to train it and which gates guard it."""
+    """One (task, family) pair: what to build, how to train, evaluate and gate it. dvc.yaml reads
+    every section, so each must be written out in params.yaml (an empty mapping is fine)."""
 
     task: str
     family: str
-    model: dict[str, Any] = Field(default_factory=dict)
-    train: TrainConfig = TrainConfig()
-    gates: GatesConfig = GatesConfig()
+    model: dict[str, Any]
+    train: TrainConfig
+    evaluate: EvaluateConfig
+    gates: GatesConfig
 
 
 class MlflowConfig(Strict):
@@ -209,6 +354,7 @@ class Params(Strict):
                 raise ValueError(_unknown("task", entry.task, self.tasks, f"models.{name}.task"))
             if entry.family not in families:
                 raise ValueError(_unknown("family", entry.family, families, f"models.{name}.family"))
+            _check_entry_fits(name, entry, self.tasks[entry.task])
         return self
 
     def pair(self, name: str) -> ModelEntry:
@@ -220,6 +366,34 @@ class Params(Strict):
         if name not in self.tasks:
             raise ConfigError(_unknown("task", name, self.tasks, "tasks"))
         return self.tasks[name]
+
+
+def _check_entry_fits(name: str, entry: ModelEntry, task: Any) -> None:
+    """A family runs on the kinds of task it can read; its gates read metrics its kind produces."""
+    from dlops.models.registry import family_kinds, family_tasks
+
+    where = f"models.{name}"
+    if task.kind not in family_tasks(entry.family):
+        raise ValueError(
+            f"{where}.family: {entry.family!r} does not run on {task.kind} tasks "
+            f"(it runs on {sorted(family_tasks(entry.family))})"
+        )
+    kinds = family_kinds(entry.family)
+    allowed = set().union(*(PRIMARY_BY_KIND[k] for k in kinds))
+    if entry.gates.primary_metric not in allowed:
+        raise ValueError(
+            f"{where}.gates.primary_metric: {entry.gates.primary_metric!r} is not measured for family "
+            f"{entry.family!r}; choose one of {sorted(allowed)}"
+        )
+    if "classifier" in kinds and task.columns.sensitive:
+        for gate in ("max_demographic_parity_difference", "max_equalized_odds_difference"):
+            if getattr(entry.gates, gate) is None:
+                raise ValueError(
+                    f"{where}.gates.{gate}: must be set, task {entry.task!r} has sensitive columns "
+                    f"{task.columns.sensitive} (a classifier on it is never promoted unchecked)"
+                )
+    if "generator" in kinds and entry.evaluate.judge is None:
+        raise ValueError(f"{where}.evaluate.judge: a {entry.family} needs a judge CNN to be evaluated")
 
 
 def _unknown(what: str, name: str, known: Any, where: str) -> str:
@@ -251,12 +425,12 @@ def load_params(path: Path | None = None) -> Params:
 def _describe(exc: ValidationError, raw: dict[str, Any]) -> str:
     lines = []
     for err in exc.errors():
-        loc = [str(p) for p in err["loc"] if not _is_union_tag(p)]
+        loc = _without_union_tags([str(p) for p in err["loc"]])
         key = ".".join(loc)
         msg = err["msg"]
         if err["type"] == "extra_forbidden":
             msg = "unknown key"
-            valid = _valid_keys_at(loc[:-1])
+            valid = _valid_keys_at(loc[:-1], raw)
             close = difflib.get_close_matches(loc[-1], valid, n=1, cutoff=0.6)
             if close:
                 msg += f"; did you mean {'.'.join([*loc[:-1], close[0]])!r}?"
@@ -270,17 +444,36 @@ def _describe(exc: ValidationError, raw: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def _is_union_tag(part: Any) -> bool:
-    return part in ("synthetic-income", "table")
+_SOURCE_TAGS = {"synthetic-income", "table", "sklearn-digits", "idx", "npz", "image-folder"}
+_KIND_TAGS = {"tabular", "images"}
 
 
-def _valid_keys_at(loc: list[str]) -> list[str]:
-    """Field names (with aliases) of the model at `loc`, walking dicts of sub-models."""
+def _without_union_tags(loc: list[str]) -> list[str]:
+    """Pydantic puts the discriminator value into the error path (tasks.t.images.ingest.idx.size);
+    drop it so the path is the key a user writes (tasks.t.ingest.size)."""
+    out = []
+    for i, part in enumerate(loc):
+        after_task_name = i == 2 and loc[0] == "tasks"
+        if (after_task_name and part in _KIND_TAGS) or (
+            i and loc[i - 1] == "ingest" and part in _SOURCE_TAGS
+        ):
+            continue
+        out.append(part)
+    return out
+
+
+def _valid_keys_at(loc: list[str], raw: Any) -> list[str]:
+    """Field names (with aliases) of the model at `loc`, walking dicts of sub-models alongside the raw
+    YAML, which picks the member of a tagged union (a task's `kind`, an ingest `source`)."""
     model: Any = Params
+    node = raw
     for part in loc:
+        node = node.get(part) if isinstance(node, dict) else None
         if isinstance(model, _DictOf):  # a dict key such as a task name: step into the value type
             model = model.value
             continue
+        if isinstance(model, _Union):
+            model = model.pick(_parent(raw, loc, part))
         fields = getattr(model, "model_fields", None)
         if fields is None:
             return []
@@ -289,8 +482,18 @@ def _valid_keys_at(loc: list[str]) -> list[str]:
         if field is None:
             return []
         model = _submodel(field.annotation)
+    if isinstance(model, _Union):
+        model = model.pick(node)
     fields = getattr(model, "model_fields", None) or {}
     return [f.alias or n for n, f in fields.items()]
+
+
+def _parent(raw: Any, loc: list[str], part: str) -> Any:
+    """The raw mapping that holds `part` on the path `loc` (the first occurrence)."""
+    node = raw
+    for step in loc[: loc.index(part)]:
+        node = node.get(step) if isinstance(node, dict) else None
+    return node
 
 
 def _submodel(annotation: Any) -> Any:
@@ -298,7 +501,7 @@ def _submodel(annotation: Any) -> Any:
 
     origin = typing.get_origin(annotation)
     if origin is dict:
-        return _DictOf(typing.get_args(annotation)[1])
+        return _DictOf(_submodel(typing.get_args(annotation)[1]))
     if origin is typing.Annotated:
         return _submodel(typing.get_args(annotation)[0])
     args = [a for a in typing.get_args(annotation) if isinstance(a, type) and issubclass(a, BaseModel)]
@@ -314,7 +517,20 @@ class _DictOf:
 
 class _Union:
     def __init__(self, members: list[type[BaseModel]]) -> None:
+        self.members = members
         self.model_fields = {k: v for m in members for k, v in m.model_fields.items()}
+
+    def pick(self, node: Any) -> Any:
+        """The member whose `kind`/`source` literal matches the raw mapping; else all fields merged."""
+        import typing
+
+        if isinstance(node, dict):
+            for member in self.members:
+                for tag in ("kind", "source"):
+                    field = member.model_fields.get(tag)
+                    if field is not None and node.get(tag) in typing.get_args(field.annotation):
+                        return member
+        return self
 
 
 def params_hash(section: BaseModel | dict[str, Any]) -> str:
@@ -351,6 +567,9 @@ class Paths:
 
     def split(self, task: str, split: str) -> Path:
         return self.processed(task) / f"{split}.parquet"
+
+    def image_split(self, task: str, split: str) -> Path:
+        return self.processed(task) / f"{split}.npz"
 
     def raw_split(self, task: str, split: str) -> Path:
         return self.processed(task) / f"{split}_raw.parquet"

@@ -16,11 +16,16 @@ from dlops.config import GatesConfig
 Op = Literal["<=", ">="]
 
 # gate name (the GatesConfig field holding its limit) -> (metrics key, comparison, use |value|)
+# A gate whose limit is null in params is not checked (and not listed); `min_primary` is always set.
 GATES: dict[str, tuple[str, Op, bool]] = {
     "min_primary": ("test/{primary}", ">=", False),
     "max_demographic_parity_difference": ("fairness/max/demographic_parity_difference", "<=", False),
     "max_equalized_odds_difference": ("fairness/max/equalized_odds_difference", "<=", False),
+    "max_class_recall_gap": ("bias/class_recall_gap", "<=", False),
     "max_overfit_gap": ("overfit/primary_gap_train_test", "<=", True),
+    "max_reconstruction_gap": ("overfit/reconstruction_gap", "<=", False),
+    "min_class_coverage": ("generate/class_coverage", ">=", False),
+    "min_memorization_ratio": ("generate/memorization_ratio", ">=", False),
 }
 
 
@@ -83,8 +88,11 @@ def decide(
     primary = f"test/{gates.primary_metric}"
     checks, reasons = [], []
     for name, (template, op, absolute) in GATES.items():
+        limit = getattr(gates, name)
+        if limit is None:
+            continue
         key = template.format(primary=gates.primary_metric)
-        check, reason = _check(name, key, metrics.get(key), op, getattr(gates, name), absolute)
+        check, reason = _check(name, key, metrics.get(key), op, limit, absolute)
         checks.append(check)
         reasons.append(reason)
 

@@ -34,3 +34,80 @@ class DlopsTabularModel(PythonModel):
         out = pd.DataFrame({f"proba_{c}": proba[:, i] for i, c in enumerate(self._classes)})
         out.insert(0, "prediction", np.asarray(self._classes, dtype=object)[proba.argmax(axis=1)])
         return out
+
+
+def _pixels(model_input: Any) -> Any:
+    """uint8 or [0, 1] float images (N, C, H, W) as a float32 tensor in [0, 1]."""
+    import torch
+
+    array = np.asarray(model_input)
+    if array.dtype == np.uint8:
+        array = array.astype(np.float32) / 255.0
+    return torch.from_numpy(np.array(array, dtype=np.float32))
+
+
+class DlopsImageClassifier(PythonModel):
+    """Images (N, C, H, W), uint8 or floats in [0, 1], in; `prediction` and `proba_<class>` out."""
+
+    def load_context(self, context: Any) -> None:
+        from dlops.training.checkpoint import load_model
+
+        self._model, meta = load_model(Path(context.artifacts["checkpoint"]))
+        self._classes = [str(c) for c in meta["classes"]]
+
+    def predict(self, context: Any, model_input: Any, params: dict[str, Any] | None = None) -> pd.DataFrame:
+        from dlops.training.loop import predict_proba
+
+        x = _pixels(model_input).numpy()
+        proba = predict_proba(self._model, x) if len(x) else np.zeros((0, len(self._classes)))  # (N, K)
+        out = pd.DataFrame({f"proba_{c}": proba[:, i] for i, c in enumerate(self._classes)})
+        out.insert(0, "prediction", np.asarray(self._classes, dtype=object)[proba.argmax(axis=1)])
+        return out
+
+
+class DlopsAnomalyModel(PythonModel):
+    """Images in; `anomaly_score` (higher = more unusual) and `is_anomaly` (score above the threshold
+    chosen on the validation split, artifact `threshold`; flagged when score >= threshold) out."""
+
+    def load_context(self, context: Any) -> None:
+        import json
+
+        from dlops.training.checkpoint import load_model
+
+        self._model: Any
+        self._model, _ = load_model(Path(context.artifacts["checkpoint"]))
+        self._threshold = float(json.loads(Path(context.artifacts["threshold"]).read_text())["threshold"])
+
+    def predict(self, context: Any, model_input: Any, params: dict[str, Any] | None = None) -> pd.DataFrame:
+        import torch
+
+        with torch.no_grad():
+            scores = self._model.anomaly_score(_pixels(model_input)).double().numpy()  # (N,)
+        return pd.DataFrame({"anomaly_score": scores, "is_anomaly": scores >= self._threshold})
+
+
+class DlopsGeneratorModel(PythonModel):
+    """A frame with a `label` column (class index) in; generated images (N, C, H, W) in [0, 1] out.
+    `params={"seed": s}` makes the draw reproducible (default 0)."""
+
+    def load_context(self, context: Any) -> None:
+        from dlops.training.checkpoint import load_model
+
+        self._model: Any
+        self._model, _ = load_model(Path(context.artifacts["checkpoint"]))
+
+    def predict(self, context: Any, model_input: pd.DataFrame, params: dict[str, Any] | None = None) -> Any:
+        import torch
+
+        labels = torch.as_tensor(np.asarray(model_input["label"], dtype=np.int64))
+        generator = torch.Generator().manual_seed(int((params or {}).get("seed", 0)))
+        with torch.no_grad():
+            return self._model.sample(labels, generator).float().numpy()
+
+
+SERVING_CLASSES: dict[str, Any] = {
+    "tabular": DlopsTabularModel,
+    "image-classifier": DlopsImageClassifier,
+    "anomaly": DlopsAnomalyModel,
+    "generator": DlopsGeneratorModel,
+}

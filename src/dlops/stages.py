@@ -8,12 +8,11 @@ from __future__ import annotations
 
 import json
 import logging
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
 from dlops.config import Params, Paths, TaskConfig, load_params, params_hash, paths
+from dlops.evaluation.report import write_json
 
 log = logging.getLogger(__name__)
 
@@ -25,16 +24,6 @@ GROUP_PREFIX = "__group__."
 def _context(root: Path | None = None) -> tuple[Params, Paths]:
     p = paths(root)
     return load_params(p.params), p
-
-
-def write_json(path: Path, data: Any) -> None:
-    """Deterministic, atomic JSON (sorted keys, no NaN) so DVC metrics are byte-identical across runs."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    text = json.dumps(data, indent=2, sort_keys=True, allow_nan=False) + "\n"
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    with os.fdopen(fd, "w", encoding="utf-8") as handle:
-        handle.write(text)
-    os.replace(tmp, path)
 
 
 # ---------------------------------------------------------------------------------------------- ingest
@@ -50,7 +39,12 @@ def ingest(task: str, root: Path | None = None) -> Path:
 def _write_raw(task: str, task_cfg: TaskConfig, p: Paths) -> Any:
     from dlops.data.sources import load_raw, write_parquet_atomic
 
-    frame = load_raw(task_cfg, p.root)
+    if task_cfg.kind == "images":
+        from dlops.data.images import load_images
+
+        frame = load_images(task_cfg, p.root)
+    else:
+        frame = load_raw(task_cfg, p.root)
     write_parquet_atomic(frame, p.raw(task))
     log.info("ingest %s: %d rows x %d columns -> %s", task, len(frame), frame.shape[1], p.raw(task))
     return frame
@@ -68,9 +62,9 @@ def _ensure_suite(task: str, task_cfg: TaskConfig, p: Paths, frame: Any) -> None
             f"{suite_path}: no expectation suite for task {task!r} ({where}.suite); draft it with "
             f"`dlops expectations init {task}`, or set {where}.draft_if_missing: true"
         )
-    from dlops.data.validation import draft_suite, save_suite
+    from dlops.data.validation import save_suite
 
-    save_suite(draft_suite(frame, task_cfg.columns, task_cfg.validate_, name=task), suite_path)
+    save_suite(_draft(task, task_cfg, frame), suite_path)
     log.warning(
         "ingest %s: drafted %s from this table; review it and commit it with the code", task, suite_path
     )
@@ -92,9 +86,15 @@ def validate(task: str, root: Path | None = None) -> dict[str, Any]:
             f"draft one with `dlops expectations init {task}`"
         )
     frame = pd.read_parquet(p.raw(task))
+    if task_cfg.kind == "images":
+        from dlops.data.validation_images import name_files, table_for_validation
+
+        frame = table_for_validation(frame)
     summary = validate_table(
         frame, load_suite(suite_path), task_cfg.columns, task_cfg.validate_, p.data_docs(task)
     )
+    if task_cfg.kind == "images":
+        summary = name_files(summary, frame)
     write_json(p.validation_report(task), summary)
     raise_on_failure(summary, source=str(p.raw(task).relative_to(p.root)))
     return summary
@@ -104,7 +104,7 @@ def draft_expectations(task: str, root: Path | None = None, force: bool = False)
     """Profile the task's raw table into a draft suite at the path params name (`dlops expectations init`)."""
     import pandas as pd
 
-    from dlops.data.validation import draft_suite, save_suite
+    from dlops.data.validation import save_suite
 
     params, p = _context(root)
     task_cfg = params.task(task)
@@ -113,9 +113,18 @@ def draft_expectations(task: str, root: Path | None = None, force: bool = False)
         raise FileExistsError(f"{suite_path} exists; pass --force to overwrite it")
     raw = p.raw(task)
     frame = pd.read_parquet(raw) if raw.exists() else _write_raw(task, task_cfg, p)
-    suite = draft_suite(frame, task_cfg.columns, task_cfg.validate_, name=task)
-    save_suite(suite, suite_path)
+    save_suite(_draft(task, task_cfg, frame), suite_path)
     return suite_path
+
+
+def _draft(task: str, task_cfg: TaskConfig, frame: Any) -> dict[str, Any]:
+    if task_cfg.kind == "images":
+        from dlops.data.validation_images import draft_image_suite, table_for_validation
+
+        return draft_image_suite(table_for_validation(frame), task_cfg.columns, task_cfg.validate_, task)
+    from dlops.data.validation import draft_suite
+
+    return draft_suite(frame, task_cfg.columns, task_cfg.validate_, name=task)
 
 
 # ------------------------------------------------------------------------------------------ preprocess
@@ -129,6 +138,8 @@ def preprocess(task: str, root: Path | None = None) -> dict[str, int]:
     params, p = _context(root)
     task_cfg = params.task(task)
     raw = pd.read_parquet(p.raw(task))
+    if task_cfg.kind == "images":
+        return _preprocess_images(task, task_cfg, raw, p)
     splits = split_frame(raw, task_cfg.columns, task_cfg.preprocess.split)
     transform = TabularTransform.fit(splits["train"], task_cfg.columns, task_cfg.preprocess)
     p.processed(task).mkdir(parents=True, exist_ok=True)
@@ -142,10 +153,39 @@ def preprocess(task: str, root: Path | None = None) -> dict[str, int]:
     return sizes
 
 
+def _preprocess_images(task: str, task_cfg: Any, raw: Any, p: Paths) -> dict[str, int]:
+    """Split distinct images (copies stay together), write <split>.npz and transform.json."""
+    import shutil
+
+    from dlops.data import preprocess_images as pi
+    from dlops.data.images import class_names, images_array
+
+    splits = pi.split_images(raw, task_cfg.columns, task_cfg.preprocess.split)
+    if crossing := pi.duplicates_across_splits(splits):
+        raise AssertionError(f"preprocess {task}: {crossing} images fall in two splits")
+    out = p.processed(task)
+    if out.exists():
+        shutil.rmtree(out)  # a former tabular layout must not linger in the DVC output
+    shape: tuple[int, ...] = ()
+    for name, frame in splits.items():
+        pixels = images_array(frame)  # (N, C, H, W) uint8
+        shape = tuple(pixels.shape[1:])
+        pi.save_split(p.image_split(task, name), frame, pixels, task_cfg.columns.sensitive)
+    pi.write_transform(p.transform(task), class_names(raw), shape, task_cfg.columns.sensitive)
+    sizes = {name: len(frame) for name, frame in splits.items()}
+    log.info("preprocess %s: %s images of shape %s", task, sizes, shape)
+    return sizes
+
+
 def load_split(p: Paths, task: str, split: str) -> tuple[Any, Any, dict[str, Any]]:
-    """(X float32 (N, F), y int64 (N,), {attr: group labels}) of one processed split."""
+    """(X float32 (N, F) or (N, C, H, W), y int64 (N,), {attr: group labels}) of one processed split."""
     import numpy as np
     import pandas as pd
+
+    if p.image_split(task, split).exists():
+        from dlops.data.preprocess_images import load_image_split
+
+        return load_image_split(p.image_split(task, split))
 
     frame = pd.read_parquet(p.split(task, split))
     groups = {
@@ -160,10 +200,7 @@ def load_split(p: Paths, task: str, split: str) -> tuple[Any, Any, dict[str, Any
 # ---------------------------------------------------------------------------------------------- train
 def train(pair: str, root: Path | None = None, max_epochs: int | None = None) -> dict[str, Any]:
     """Train one (task, family) pair; write models/<pair>/model.pt and its history; log to MLflow."""
-    import torch
-
     from dlops import tracking
-    from dlops.data.preprocess import TabularTransform, augment_batch
     from dlops.models.registry import build_model
     from dlops.training.checkpoint import file_sha256, model_checkpoint, save_atomic
     from dlops.training.loop import seed_everything, select_device
@@ -172,27 +209,18 @@ def train(pair: str, root: Path | None = None, max_epochs: int | None = None) ->
     params, p = _context(root)
     entry = params.pair(pair)
     task_cfg = params.task(entry.task)
-    transform = TabularTransform.from_json(p.transform(entry.task))
-    data = {split: load_split(p, entry.task, split)[:2] for split in ("train", "val")}
-    num_classes = len(transform.classes)
-    input_dim = data["train"][0].shape[1]
+    classes, input_shape = task_classes_and_shape(p, entry.task)
+    data = {split: training_data(p, entry, split) for split in ("train", "val")}
+    num_classes = len(classes)
     seed_everything(entry.train.seed)
-    model = build_model(entry.family, input_dim=input_dim, num_classes=num_classes, config=entry.model)
-
-    augment_cfg = task_cfg.preprocess.augment
-    augment = None
-    if augment_cfg.noise_std > 0 or augment_cfg.mixup_alpha > 0:
-
-        def augment(
-            x: torch.Tensor, y: torch.Tensor, gen: torch.Generator
-        ) -> tuple[torch.Tensor, torch.Tensor]:
-            return augment_batch(x, y, num_classes, augment_cfg, gen)
-
+    model = build_model(entry.family, input_shape=input_shape, num_classes=num_classes, config=entry.model)
+    augment = _batch_augment(task_cfg, num_classes) if entry.train.augment else None
+    augment_cfg = task_cfg.augment
     digest = params_hash(
         {
             "model": entry.model_dump(mode="json"),
             "augment": augment_cfg.model_dump(mode="json"),
-            "data": file_sha256(p.split(entry.task, "train")) + file_sha256(p.split(entry.task, "val")),
+            "data": "".join(file_sha256(_split_file(p, entry.task, s)) for s in ("train", "val")),
         }
     )
     tracking.configure(p.root, params.mlflow)
@@ -225,8 +253,8 @@ def train(pair: str, root: Path | None = None, max_epochs: int | None = None) ->
             task=entry.task,
             family=entry.family,
             model_config=entry.model,
-            input_dim=input_dim,
-            classes=list(transform.classes),
+            input_shape=input_shape,
+            classes=classes,
             train_config=entry.train.model_dump(mode="json"),
             best_epoch=result.best_epoch,
         )
@@ -244,42 +272,69 @@ def train(pair: str, root: Path | None = None, max_epochs: int | None = None) ->
     return {"best_epoch": result.best_epoch, "epochs": len(result.history), "model_sha256": sha}
 
 
+def task_classes_and_shape(p: Paths, task: str) -> tuple[list[str], tuple[int, ...]]:
+    """Class names and the shape of one model input, from the task's transform.json."""
+    data = json.loads(p.transform(task).read_text())
+    if data.get("kind") == "images":
+        return [str(c) for c in data["classes"]], tuple(data["input_shape"])
+    return [str(c) for c in data["classes"]], (len(data["feature_names"]),)
+
+
+def _split_file(p: Paths, task: str, split: str) -> Path:
+    return p.image_split(task, split) if p.image_split(task, split).exists() else p.split(task, split)
+
+
+def training_data(p: Paths, entry: Any, split: str) -> tuple[Any, Any]:
+    """(x, y) of a split as a family trains on it: anomaly models see only their `normal_classes`."""
+    x, y, _ = load_split(p, entry.task, split)
+    normal = entry.model.get("normal_classes")
+    if normal is not None:
+        import numpy as np
+
+        keep = np.isin(y, normal)
+        x, y = x[keep], y[keep]
+    return x, y
+
+
+def _batch_augment(task_cfg: Any, num_classes: int) -> Any:
+    """The training-batch transform the task's `augment` section asks for, or None."""
+    if task_cfg.kind == "images":
+        from dlops.data.augment_images import make_image_augment
+
+        return make_image_augment(task_cfg.augment)
+    cfg = task_cfg.augment
+    if cfg.noise_std == 0 and cfg.mixup_alpha == 0:
+        return None
+    from dlops.data.preprocess import augment_batch
+
+    return lambda x, y, gen: augment_batch(x, y, num_classes, cfg, gen)
+
+
 # ------------------------------------------------------------------------------------------- evaluate
 def evaluate(pair: str, root: Path | None = None) -> dict[str, Any]:
-    """Metrics on every split, fairness on test, overfitting diagnosis, plots; JSON for DVC, all to MLflow."""
+    """Metrics on every split, fairness/bias on test, overfitting diagnosis, plots, by the family's kind
+    (classifier, anomaly detector, generator); JSON for DVC, everything to MLflow."""
     from dlops import tracking
-    from dlops.evaluation import fairness, metrics, overfitting, plots
+    from dlops.models.registry import family_kinds
     from dlops.training.checkpoint import file_sha256, load_model
-    from dlops.training.loop import predict_proba
 
     params, p = _context(root)
     entry = params.pair(pair)
     model, meta = load_model(p.checkpoint(pair))
-    classes = list(meta["classes"])
+    classes = [str(c) for c in meta["classes"]]
     out = p.eval_dir(pair)
-    out.mkdir(parents=True, exist_ok=True)
-
-    scores: dict[str, Any] = {}
-    test: dict[str, Any] = {}
-    for split in SPLITS:
-        x, y, groups = load_split(p, entry.task, split)
-        proba = predict_proba(model, x)
-        scores.update(metrics.classification_metrics(y, proba, classes, prefix=split))
-        if split == "test":
-            test = {"y": y, "proba": proba, "groups": groups}
-    y_pred = test["proba"].argmax(axis=1)
-    fair_metrics, fair_tables = fairness.fairness_report(test["y"], y_pred, test["groups"])
-    scores.update(fair_metrics)
+    (out / "figures").mkdir(parents=True, exist_ok=True)
     history = json.loads(p.history(pair).read_text())
-    scores.update(
-        overfitting.diagnose(history, scores, entry.gates.primary_metric, entry.gates.max_overfit_gap)
-    )
+    kinds = family_kinds(entry.family)
 
+    if "classifier" in kinds:
+        scores = _evaluate_classifier(model, p, entry, classes, history, out)
+    else:
+        from dlops.evaluation import families
+
+        splits = {split: load_split(p, entry.task, split) for split in SPLITS}
+        scores = families.evaluate_non_classifier(model, kinds, entry, splits, classes, history, out)
     write_json(p.eval_metrics(pair), scores)
-    write_json(out / "fairness.json", fair_tables)
-    write_json(out / "confusion.json", metrics.confusion(test["y"], y_pred, classes))
-    plots.write_plot_data(out, test["y"], test["proba"], classes, history)
-    plots.write_plots(out / "figures", test["y"], test["proba"], classes, history, fair_tables)
 
     tracking.configure(p.root, params.mlflow)
     run_id = tracking.find_run(pair, file_sha256(p.checkpoint(pair)))
@@ -290,12 +345,45 @@ def evaluate(pair: str, root: Path | None = None) -> dict[str, Any]:
     return scores
 
 
+def _evaluate_classifier(
+    model: Any, p: Paths, entry: Any, classes: list[str], history: dict[str, Any], out: Path
+) -> dict[str, Any]:
+    from dlops.evaluation import fairness, metrics, overfitting, plots
+    from dlops.training.loop import predict_proba
+
+    scores: dict[str, Any] = {}
+    test: dict[str, Any] = {}
+    for split in SPLITS:
+        x, y, groups = load_split(p, entry.task, split)
+        proba = predict_proba(model, x)
+        scores.update(metrics.classification_metrics(y, proba, classes, prefix=split))
+        if split == "test":
+            test = {"x": x, "y": y, "proba": proba, "groups": groups}
+    y_pred = test["proba"].argmax(axis=1)
+    fair_metrics, fair_tables = fairness.fairness_report(test["y"], y_pred, test["groups"])
+    scores.update(fair_metrics)
+    balanced, worst = scores.get("test/balanced_accuracy"), scores.get("test/worst_class_recall")
+    if balanced is not None and worst is not None:  # the task's bias measure when no group is known
+        scores["bias/class_recall_gap"] = round(balanced - worst, 6)
+    gap_limit = entry.gates.max_overfit_gap
+    gap_limit = overfitting.DEFAULT_GAP if gap_limit is None else gap_limit  # diagnosis even if not gated
+    scores.update(overfitting.diagnose(history, scores, entry.gates.primary_metric, gap_limit))
+    write_json(out / "fairness.json", fair_tables)
+    write_json(out / "confusion.json", metrics.confusion(test["y"], y_pred, classes))
+    plots.write_plot_data(out, test["y"], test["proba"], classes, history)
+    plots.write_plots(out / "figures", test["y"], test["proba"], classes, history, fair_tables)
+    if test["x"].ndim == 4 and entry.evaluate.attribution_images:
+        from dlops.evaluation.images import attribution_grid
+
+        n = entry.evaluate.attribution_images
+        attribution_grid(model, test["x"][:n], test["y"][:n], out / "figures" / "attributions.png")
+    return scores
+
+
 # ------------------------------------------------------------------------------------------- register
 def register(pair: str, root: Path | None = None) -> dict[str, Any]:
     """Register the candidate with its gates; promote to @champion only if every gate passes and it is
     not worse than the current champion on the same test split. Raises GateFailure when a gate fails."""
-    import pandas as pd
-
     from dlops import tracking
     from dlops.gates import GateFailure
     from dlops.training.checkpoint import file_sha256
@@ -312,13 +400,7 @@ def register(pair: str, root: Path | None = None) -> dict[str, Any]:
             f"register {pair}: no MLflow run carries model {sha[:12]} (was the tracking store reset?); "
             f"rerun training with `dvc repro -f -s train@{pair}`"
         )
-    raw_test = pd.read_parquet(p.raw_split(entry.task, "test"))
-    example = raw_test.drop(columns=[task_cfg.columns.target]).head(20)
-    primary = entry.gates.primary_metric
-
-    def score_champion(model_uri: str) -> float:
-        return _score_model_uri(model_uri, raw_test, task_cfg.columns.target, primary)
-
+    serving, artifacts, example, score_champion = _serving(p, entry, task_cfg, pair)
     report = tracking.register(
         pair=pair,
         run_id=run_id,
@@ -326,14 +408,15 @@ def register(pair: str, root: Path | None = None) -> dict[str, Any]:
         metrics=scores,
         gates=entry.gates,
         cfg=params.mlflow,
-        artifacts={"checkpoint": p.checkpoint(pair), "transform": p.transform(entry.task)},
+        artifacts=artifacts,
         raw_example=example,
         model_card=_model_card(pair, entry, scores),
         extra_tags={
-            "data.test_split": file_sha256(p.split(entry.task, "test")),
+            "data.test_split": file_sha256(_split_file(p, entry.task, "test")),
             "params.hash": params_hash(entry),
         },
         score_champion=score_champion,
+        serving=serving,
     )
     if not all(check["passed"] for check in report["checks"]):
         from dlops.gates import Decision
@@ -342,15 +425,60 @@ def register(pair: str, root: Path | None = None) -> dict[str, Any]:
     return report
 
 
+def _serving(p: Paths, entry: Any, task_cfg: Any, pair: str) -> tuple[str, dict[str, Path], Any, Any]:
+    """What the registered pyfunc serves, its artifacts, an input example, and how to re-score the
+    current champion on today's test split (None: compared only on the same split, by its tags)."""
+    import pandas as pd
+
+    from dlops.models.registry import family_kinds
+
+    kinds = family_kinds(entry.family)
+    checkpoint = {"checkpoint": p.checkpoint(pair)}
+    primary = entry.gates.primary_metric
+    if task_cfg.kind == "tabular":
+        raw_test = pd.read_parquet(p.raw_split(entry.task, "test"))
+        target = task_cfg.columns.target
+
+        def score_tabular(model_uri: str) -> float:
+            return _score_model_uri(model_uri, raw_test, target, primary)
+
+        example = raw_test.drop(columns=[target]).head(20)
+        return "tabular", {**checkpoint, "transform": p.transform(entry.task)}, example, score_tabular
+    x_test, y_test, _ = load_split(p, entry.task, "test")
+    pixels = (x_test[:20] * 255).round().astype("uint8")  # what a caller sends: uint8 (N, C, H, W)
+    if "classifier" in kinds:
+        classes = json.loads(p.transform(entry.task).read_text())["classes"]
+
+        def score_images(model_uri: str) -> float:
+            from dlops.evaluation.metrics import classification_metrics
+
+            model = _load_pyfunc(model_uri)
+            out = model.predict((x_test * 255).round().astype("uint8"))
+            proba = out[[f"proba_{c}" for c in classes]].to_numpy()
+            return float(classification_metrics(y_test, proba, classes, prefix="test")[f"test/{primary}"])
+
+        return "image-classifier", checkpoint, pixels, score_images
+    if primary.startswith("anomaly"):
+        threshold_file = p.state / "serving" / pair / "threshold.json"  # copied into the logged model
+        metrics = json.loads(p.eval_metrics(pair).read_text())
+        write_json(threshold_file, {"threshold": metrics.get("anomaly/threshold")})
+        return "anomaly", {**checkpoint, "threshold": threshold_file}, pixels, None
+    return "generator", checkpoint, pd.DataFrame({"label": [0, 1]}), None
+
+
+def _load_pyfunc(model_uri: str) -> Any:
+    import mlflow
+
+    return mlflow.pyfunc.load_model(model_uri)
+
+
 def _score_model_uri(model_uri: str, raw_test: Any, target: str, primary: str) -> float:
     """The primary metric of a registered model scored on today's raw test rows."""
-    import mlflow
     import numpy as np
 
     from dlops.evaluation.metrics import classification_metrics
 
-    model = mlflow.pyfunc.load_model(model_uri)
-    out = model.predict(raw_test.drop(columns=[target]))
+    out = _load_pyfunc(model_uri).predict(raw_test.drop(columns=[target]))
     classes = [c[len("proba_") :] for c in out.columns if c.startswith("proba_")]
     index = {name: i for i, name in enumerate(classes)}
     y = np.array([index.get(str(v), -1) for v in raw_test[target]])

@@ -323,10 +323,11 @@ def register(
     gates: GatesConfig,
     cfg: MlflowConfig,
     artifacts: dict[str, Path],
-    raw_example: pd.DataFrame,
+    raw_example: Any,
     model_card: str,
     extra_tags: dict[str, str],
     score_champion: Callable[[str], float] | None = None,
+    serving: str = "tabular",
 ) -> dict[str, Any]:
     """Register the checkpoint as a version of `<prefix>-<pair>` (once per sha256), record every gate and
     the decision as version tags, and move @champion (old one to @previous) only if promoted.
@@ -364,7 +365,7 @@ def register(
     tags = {_metric_key(k): str(v)[:TAG_MAX_CHARS] for k, v in tags.items()}
 
     if existing is None:
-        version = _log_and_register(name, run_id, artifacts, raw_example, tags)
+        version = _log_and_register(name, run_id, artifacts, raw_example, tags, serving)
     else:
         version = str(existing.version)
         for key, value in tags.items():
@@ -458,18 +459,24 @@ def _description(model_card: str, decision: Decision) -> str:
 
 
 def _log_and_register(
-    name: str, run_id: str, artifacts: dict[str, Path], raw_example: pd.DataFrame, tags: dict[str, str]
+    name: str,
+    run_id: str,
+    artifacts: dict[str, Path],
+    raw_example: Any,
+    tags: dict[str, str],
+    serving: str = "tabular",
 ) -> str:
     """Log the pyfunc (checkpoint + transform + dlops code) into `run_id` and register it, READY."""
     import mlflow
     from mlflow.models import Model, infer_signature
     from mlflow.pyfunc import PythonModelContext
 
-    from dlops.serving import DlopsTabularModel
+    from dlops.serving import SERVING_CLASSES
 
     files = {key: str(Path(path).resolve()) for key, path in artifacts.items()}
-    example = _signature_frame(raw_example)
-    local = DlopsTabularModel()
+    python_model = SERVING_CLASSES[serving]
+    example = _signature_frame(raw_example) if serving == "tabular" else raw_example
+    local = python_model()
     local.load_context(PythonModelContext(files, None))
     signature = infer_signature(example, local.predict(None, example))
     # Model.log is what mlflow.pyfunc.log_model calls; it takes run_id, so the FINISHED training run is
@@ -482,11 +489,11 @@ def _log_and_register(
         flavor=mlflow.pyfunc,
         flavor_name="pyfunc.CustomPythonModel",
         run_id=run_id,
-        python_model=DlopsTabularModel(),
+        python_model=python_model(),
         artifacts=files,
         code_paths=[str(Path(__file__).resolve().parent)],
         signature=signature,
-        input_example=example.head(5),
+        input_example=example[:5],
         pip_requirements=_pip_requirements(),
     )
     version = mlflow.register_model(info.model_uri, name, tags=tags, await_registration_for=300)

@@ -108,6 +108,7 @@ def census_params() -> dict[str, Any]:
             "validate": base["tasks"]["tabular"]["validate"]
             | {"suite": "expectations/census.json", "draft_if_missing": True},
             "preprocess": base["tasks"]["tabular"]["preprocess"],
+            "augment": base["tasks"]["tabular"]["augment"],
         }
     }
     base["models"] = {"census-mlp": model | {"task": "census"}}

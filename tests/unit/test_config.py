@@ -102,3 +102,52 @@ def test_params_hash_is_stable_and_sensitive() -> None:
     entry = params.pair("tabular-mlp")
     assert params_hash(entry) == params_hash(entry.model_dump(mode="json", by_alias=True))
     assert params_hash({"a": 1}) != params_hash({"a": 2})
+
+
+# -------------------------------------------------------------------------------------------- images
+def test_the_repo_params_declare_the_images_task_and_every_image_family() -> None:
+    params = load_params(REPO / "params.yaml")
+    assert params.task("images").kind == "images"
+    families = {params.pair(name).family for name in params.models if params.pair(name).task == "images"}
+    assert families == {"mlp", "cnn", "autoencoder", "vae", "gan"}
+
+
+@pytest.mark.parametrize(
+    ("path", "value", "fragment"),
+    [
+        ("tasks.images.ingest.sise", 8, "tasks.images.ingest.size"),  # typo inside the digits source
+        ("tasks.images.augment.degreez", 5, "tasks.images.augment.degrees"),
+        ("tasks.images.ingest.size", 2, "tasks.images.ingest.size"),
+    ],
+)
+def test_image_task_errors_name_the_key(tmp_path: Path, path: str, value: Any, fragment: str) -> None:
+    with pytest.raises(ConfigError) as err:
+        _load(tmp_path, tiny_params(images=True, **{path: value}))
+    assert fragment in str(err.value)
+
+
+def test_a_family_on_the_wrong_task_kind_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"models.tabular-mlp.family: 'cnn' does not run on tabular"):
+        _load(tmp_path, tiny_params(**{"models.tabular-mlp.family": "cnn"}))
+
+
+def test_the_primary_metric_must_be_one_the_family_measures(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"images-gan.gates.primary_metric: 'accuracy' is not measured"):
+        _load(tmp_path, tiny_params(images=True, **{"models.images-gan.gates.primary_metric": "accuracy"}))
+
+
+def test_a_classifier_on_a_task_with_groups_must_gate_fairness(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="max_demographic_parity_difference: must be set"):
+        _load(tmp_path, tiny_params(**{"models.tabular-mlp.gates.max_demographic_parity_difference": None}))
+
+
+def test_a_generator_needs_a_judge(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"models.images-gan.evaluate.judge: a gan needs a judge"):
+        _load(tmp_path, tiny_params(images=True, **{"models.images-gan.evaluate.judge": None}))
+
+
+def test_sections_dvc_reads_must_be_written_out(tmp_path: Path) -> None:
+    raw = tiny_params()
+    del raw["models"]["tabular-mlp"]["evaluate"]
+    with pytest.raises(ConfigError, match=r"models.tabular-mlp.evaluate: Field required"):
+        _load(tmp_path, raw)

@@ -136,3 +136,25 @@ def test_decision_round_trips_through_json_and_gate_failure_names_the_failures()
     assert error.decision is again
     assert "test/balanced_accuracy = 0.500 is below the minimum 0.700" in str(error)
     assert "fairness" not in str(error)  # passing gates are not listed as failures
+
+
+def test_a_gate_left_null_is_not_checked_and_a_set_one_on_a_missing_metric_fails() -> None:
+    generator = GatesConfig(
+        primary_metric="sample_accuracy", min_primary=0.8, min_class_coverage=0.9, min_memorization_ratio=0.8
+    )
+    metrics = {
+        "test/sample_accuracy": 0.85,
+        "generate/class_coverage": 1.0,
+        "generate/memorization_ratio": 0.95,
+    }
+    decision = decide(metrics, generator, None)
+    assert [c.name for c in decision.checks] == [
+        "min_primary",
+        "min_class_coverage",
+        "min_memorization_ratio",
+    ]
+    assert decision.promote
+    copied = decide({**metrics, "generate/memorization_ratio": 0.1}, generator, None)
+    assert not copied.promote and check(copied, "min_memorization_ratio").value == 0.1
+    missing = decide({"test/sample_accuracy": 0.85}, generator, None)
+    assert not missing.promote and "generate/class_coverage is missing" in " ".join(missing.reasons)

@@ -14,7 +14,7 @@ from typing import Any
 import pandas as pd
 import pytest
 
-from dlops.config import ColumnRoles, SyntheticIncomeSource, TableSource, TaskConfig
+from dlops.config import ColumnRoles, SyntheticIncomeSource, TableSource, TabularTask
 from dlops.data import sources
 from dlops.data.sources import DataSourceError, check_columns, load_raw, load_table, write_parquet_atomic
 
@@ -104,14 +104,19 @@ def test_ignored_and_undeclared_columns_are_dropped(caplog: pytest.LogCaptureFix
 
 def test_load_raw_dispatches_on_source(tmp_path: Path) -> None:
     frame().assign(extra=1).to_csv(tmp_path / "t.csv", index=False)
-    task = TaskConfig(kind="tabular", ingest=table(path="t.csv"), columns=COLUMNS)
+    task = tabular_task(table(path="t.csv"), COLUMNS)
     assert list(load_raw(task, tmp_path).columns) == ["age", "job", "sex", "income"]
     synthetic = SyntheticIncomeSource(source="synthetic-income", rows=200)
     roles = ColumnRoles(
         target="income", sensitive=["sex", "race"], numeric=["age"], categorical=["occupation"]
     )
-    task = TaskConfig(kind="tabular", ingest=synthetic, columns=roles)
+    task = tabular_task(synthetic, roles)
     assert load_raw(task, tmp_path).shape == (200, 5)
+
+
+def tabular_task(ingest: object, columns: ColumnRoles) -> TabularTask:
+    sections = {"validate": {"suite": "s.json"}, "preprocess": {}, "augment": {}}
+    return TabularTask.model_validate({"kind": "tabular", "ingest": ingest, "columns": columns, **sections})
 
 
 @pytest.fixture

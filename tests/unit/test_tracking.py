@@ -27,7 +27,14 @@ from dlops.models.registry import build_model
 from dlops.training.checkpoint import file_sha256, model_checkpoint, save_atomic
 
 CFG = MlflowConfig(experiment="dlops-test", model_prefix="t")
-GATES = GatesConfig(primary_metric="balanced_accuracy", min_primary=0.7, promotion_tolerance=0.005)
+GATES = GatesConfig(
+    primary_metric="balanced_accuracy",
+    min_primary=0.7,
+    max_demographic_parity_difference=0.1,
+    max_equalized_odds_difference=0.15,
+    max_overfit_gap=0.05,
+    promotion_tolerance=0.005,
+)
 CLASSES = ["<=50K", ">50K"]
 
 
@@ -58,7 +65,7 @@ def transform_json(store: Path) -> Path:
 
 def make_checkpoint(root: Path, pair: str, seed: int, input_dim: int) -> Path:
     torch.manual_seed(seed)
-    model = build_model("mlp", input_dim=input_dim, num_classes=2, config={"hidden_sizes": [4]})
+    model = build_model("mlp", input_shape=(input_dim,), num_classes=2, config={"hidden_sizes": [4]})
     path = root / "models" / pair / f"model-{seed}.pt"
     ckpt = model_checkpoint(
         model=model,
@@ -66,7 +73,7 @@ def make_checkpoint(root: Path, pair: str, seed: int, input_dim: int) -> Path:
         task="income",
         family="mlp",
         model_config={"hidden_sizes": [4]},
-        input_dim=input_dim,
+        input_shape=(input_dim,),
         classes=CLASSES,
         train_config={},
         best_epoch=seed,

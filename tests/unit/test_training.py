@@ -24,7 +24,7 @@ def _data(n: int = 600, seed: int = 0) -> dict[str, tuple[np.ndarray, np.ndarray
 
 def _model(seed: int = 0) -> torch.nn.Module:
     torch.manual_seed(seed)
-    return build_model("mlp", input_dim=6, num_classes=2, config={"hidden_sizes": [16], "dropout": 0.1})
+    return build_model("mlp", input_shape=(6,), num_classes=2, config={"hidden_sizes": [16], "dropout": 0.1})
 
 
 CFG = TrainConfig(epochs=8, batch_size=64, lr=0.01, patience=20, device="cpu", seed=3)
@@ -98,7 +98,7 @@ def test_checkpoint_round_trip_and_pickle_refused(tmp_path: Path) -> None:
             task="t",
             family="mlp",
             model_config={"hidden_sizes": [16], "dropout": 0.1},
-            input_dim=6,
+            input_shape=(6,),
             classes=["no", "yes"],
             train_config={},
             best_epoch=result.best_epoch,
@@ -119,3 +119,57 @@ def test_checkpoint_round_trip_and_pickle_refused(tmp_path: Path) -> None:
 class _Evil:
     def __reduce__(self) -> tuple[object, tuple[str]]:
         return (print, ("pwned",))
+
+
+class _Reconstructor(torch.nn.Module):
+    """A non-classifier: forward returns (reconstruction, MSE); the loop must not compute accuracy."""
+
+    is_classifier = False
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.net = torch.nn.Sequential(torch.nn.Linear(6, 3), torch.nn.Linear(3, 6))
+
+    def forward(self, x: torch.Tensor, targets: torch.Tensor | None = None, weights: object = None) -> tuple:
+        out = self.net(x)
+        return out, (None if targets is None else torch.nn.functional.mse_loss(out, x))
+
+
+class _TwoPlayer(_Reconstructor):
+    """Owns its optimisation like a GAN: two optimizers, its own step, no early stopping."""
+
+    early_stopping = False
+
+    def configure_optimizers(self, cfg: TrainConfig) -> list[torch.optim.Optimizer]:
+        first, second = self.net
+        return [
+            torch.optim.SGD(first.parameters(), lr=cfg.lr),
+            torch.optim.SGD(second.parameters(), lr=cfg.lr),
+        ]
+
+    def training_step(self, x: torch.Tensor, y: torch.Tensor, optimizers: list) -> dict[str, float]:
+        losses = {}
+        for name, opt in zip(("a_loss", "b_loss"), optimizers, strict=True):
+            _, loss = self(x, y)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            losses[name] = float(loss.detach())
+        return {"loss": losses["a_loss"] + losses["b_loss"], **losses}
+
+
+def test_non_classifiers_train_on_their_own_loss_without_accuracy() -> None:
+    torch.manual_seed(0)
+    result = train(_Reconstructor(), _data(), CFG)
+    assert "val/accuracy" not in result.history[0]
+    assert result.history[-1]["val/loss"] < result.history[0]["val/loss"]
+
+
+def test_a_family_that_steps_itself_runs_every_epoch_and_logs_each_loss(tmp_path: Path) -> None:
+    torch.manual_seed(0)
+    cfg = TrainConfig(epochs=4, batch_size=64, lr=0.05, patience=1, device="cpu", seed=3)
+    result = train(_TwoPlayer(), _data(), cfg, resume_path=tmp_path / "last.pt", fingerprint="f")
+    assert len(result.history) == 4 and result.best_epoch == 4  # no early stop, last weights kept
+    assert {"train/batch_a_loss", "train/batch_b_loss"} <= set(result.history[0])
+    assert result.history[-1]["train/loss"] < result.history[0]["train/loss"]
+    assert len(load_safe(tmp_path / "last.pt")["optimizers"]) == 2

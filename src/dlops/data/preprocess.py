@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from dlops.config import ColumnRoles, PreprocessConfig, SplitConfig, TabularAugmentConfig
+from dlops.config import ColumnRoles, ImageColumns, PreprocessConfig, SplitConfig, TabularAugmentConfig
 from dlops.data.sources import temp_sibling
 
 if TYPE_CHECKING:
@@ -34,7 +34,9 @@ OTHER, MISSING = "__other__", "__missing__"
 
 
 # ------------------------------------------------------------------------------------------------ split
-def split_frame(df: pd.DataFrame, columns: ColumnRoles, split: SplitConfig) -> dict[str, pd.DataFrame]:
+def split_frame(
+    df: pd.DataFrame, columns: ColumnRoles | ImageColumns, split: SplitConfig
+) -> dict[str, pd.DataFrame]:
     """Seeded train/val/test split, stratified by label x every sensitive attribute (original index kept).
 
     Strata with fewer than 2 / min(fraction) rows cannot reach every split, so their rows are pooled

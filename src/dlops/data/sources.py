@@ -19,7 +19,7 @@ from urllib.parse import urlparse
 
 import pandas as pd
 
-from dlops.config import ColumnRoles, SyntheticIncomeSource, TableSource, TaskConfig
+from dlops.config import ColumnRoles, SyntheticIncomeSource, TableSource, TabularTask
 
 log = logging.getLogger(__name__)
 
@@ -31,7 +31,7 @@ class DataSourceError(ValueError):
     """A raw table cannot be loaded or lacks a declared column; the message names the file."""
 
 
-def load_raw(task_cfg: TaskConfig, root: Path) -> pd.DataFrame:
+def load_raw(task_cfg: TabularTask, root: Path) -> pd.DataFrame:
     """The task's raw table with exactly its declared, non-ignored columns."""
     src = task_cfg.ingest
     if isinstance(src, SyntheticIncomeSource):

@@ -25,7 +25,7 @@ from typing import Any
 
 import pandas as pd
 
-from dlops.config import ColumnRoles, ValidateConfig
+from dlops.config import ColumnRoles, ImageColumns, ImageValidateConfig, ValidateConfig
 
 log = logging.getLogger(__name__)
 
@@ -52,8 +52,12 @@ class DataValidationError(ValueError):
         self.failures = failures or []
 
 
-def declared_columns(columns: ColumnRoles) -> list[str]:
+def declared_columns(columns: ColumnRoles | ImageColumns) -> list[str]:
     """Every column the suite covers, in a stable order: numeric, categorical, sensitive, target."""
+    if isinstance(columns, ImageColumns):
+        from dlops.data.validation_images import declared_image_columns
+
+        return declared_image_columns(columns)
     names = [*columns.numeric, *columns.categorical, *columns.sensitive, columns.target]
     return list(dict.fromkeys(names))
 
@@ -207,7 +211,11 @@ def load_suite(path: Path | str) -> dict[str, Any]:
 
 # -------------------------------------------------------------------------------------------- validate
 def validate_table(
-    df: pd.DataFrame, suite: dict[str, Any], columns: ColumnRoles, cfg: ValidateConfig, docs_dir: Path | None
+    df: pd.DataFrame,
+    suite: dict[str, Any],
+    columns: ColumnRoles | ImageColumns,
+    cfg: ValidateConfig | ImageValidateConfig,
+    docs_dir: Path | None,
 ) -> dict[str, Any]:
     """Run the suite on df; return a JSON-able summary, identical across identical runs.
 
@@ -262,7 +270,7 @@ def _normalized(suite: dict[str, Any]) -> dict[str, Any]:
     return _without_ids(suite)
 
 
-def _covering(suite: dict[str, Any], columns: ColumnRoles) -> dict[str, Any]:
+def _covering(suite: dict[str, Any], columns: ColumnRoles | ImageColumns) -> dict[str, Any]:
     """Add an existence check for each column params declare but the suite never mentions (a stale suite)."""
     mentioned = {(e.get("kwargs") or {}).get("column") for e in suite["expectations"]}
     for col in declared_columns(columns):
@@ -274,7 +282,7 @@ def _covering(suite: dict[str, Any], columns: ColumnRoles) -> dict[str, Any]:
     return suite
 
 
-def _warn_on_drift(suite: dict[str, Any], cfg: ValidateConfig) -> None:
+def _warn_on_drift(suite: dict[str, Any], cfg: ValidateConfig | ImageValidateConfig) -> None:
     for exp in suite["expectations"]:
         if exp.get("type") == "expect_table_row_count_to_be_between":
             drafted = (exp.get("kwargs") or {}).get("min_value")
@@ -369,6 +377,7 @@ def _summarize(result: dict[str, Any], df: pd.DataFrame) -> tuple[str, dict[str,
         "unexpected_examples": examples,
         "unexpected_percent": percent,
         "why": (config.get("meta") or {}).get("why"),
+        "kwargs": _plain({k: v for k, v in kwargs.items() if k not in ("column", "result_format")}),
     }
     unevaluated = bool(absent or error)
     row["detail"] = (

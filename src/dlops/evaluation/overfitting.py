@@ -25,6 +25,9 @@ from dlops.evaluation.report import clean
 log = logging.getLogger(__name__)
 
 
+DEFAULT_GAP = 0.05  # the train/test gap called overfitting when a model's gates set none
+
+
 def diagnose(
     history: dict[str, Any],
     split_metrics: dict[str, Any],

@@ -57,7 +57,18 @@ def flatten(prefix: str, d: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def write_json(path: Path, obj: Any) -> Path:
-    """Write `obj` as indented JSON; raises ValueError on NaN/inf instead of writing invalid JSON."""
+    """Deterministic, atomic JSON (sorted keys), so DVC outputs are byte-identical across runs and never
+    half-written; raises ValueError on NaN/inf instead of writing invalid JSON."""
+    import os
+    import tempfile
+
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(obj, indent=2, allow_nan=False) + "\n", encoding="utf-8")
+    text = json.dumps(obj, indent=2, sort_keys=True, allow_nan=False) + "\n"
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+        os.replace(tmp, path)
+    finally:
+        Path(tmp).unlink(missing_ok=True)
     return path

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 import torch
@@ -25,6 +26,8 @@ class MLPConfig:
 
 
 class MLP(nn.Module):
+    """Flattens its input, so it also runs on images as a baseline next to the CNN."""
+
     def __init__(self, input_dim: int, num_classes: int, config: MLPConfig) -> None:
         super().__init__()
         layers: list[nn.Module] = []
@@ -41,7 +44,7 @@ class MLP(nn.Module):
     def forward(
         self, x: torch.Tensor, targets: torch.Tensor | None = None, weights: torch.Tensor | None = None
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
-        logits = self.head(self.body(x))  # (B, K)
+        logits = self.head(self.body(x.flatten(1)))  # (B, K)
         if targets is None:
             return logits, None
         if targets.dtype.is_floating_point:  # soft targets (mixup): (B, K)
@@ -54,9 +57,9 @@ class MLP(nn.Module):
 
 
 @register_family("mlp")
-def build_mlp(*, input_dim: int, num_classes: int, **config: object) -> MLP:
+def build_mlp(*, input_shape: tuple[int, ...], num_classes: int, **config: object) -> MLP:
     try:
         cfg = MLPConfig(**config)  # type: ignore[arg-type]
     except TypeError as exc:
         raise ValueError(f"model: {exc}; valid keys: hidden_sizes, dropout, batch_norm") from None
-    return MLP(input_dim, num_classes, cfg)
+    return MLP(math.prod(input_shape), num_classes, cfg)

@@ -1,6 +1,14 @@
 """A tiny registry: `@register_family("mlp")` on a builder, `build_model("mlp", ...)` to make one.
 
-Family modules are imported lazily (torch is heavy), so listing names costs nothing.
+Family modules are imported lazily (torch is heavy), so listing names, kinds and tasks costs nothing.
+
+Every model's `forward(x, targets=None, weights=None)` returns `(output, loss)`; loss is None without
+targets. What `output` is depends on the family's kind:
+- classifier (mlp, cnn): logits (B, K);
+- anomaly (autoencoder, vae): reconstructions shaped like x; `anomaly_score(x)` gives (B,) scores;
+- generator (gan, vae): `sample(labels, generator)` gives images in [0, 1] for class labels.
+Adversarial families (gan) own their optimisation: `configure_optimizers(train_cfg)` and
+`training_step(x, y, optimizers) -> {name: loss}`; the loop calls those instead of backward().
 """
 
 from __future__ import annotations
@@ -8,11 +16,24 @@ from __future__ import annotations
 import difflib
 import importlib
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
-# name -> module that registers it; adding a family = one file + one line here + params entry.
-FAMILY_MODULES: dict[str, str] = {
-    "mlp": "dlops.models.mlp",
+
+@dataclass(frozen=True)
+class Family:
+    module: str
+    kinds: frozenset[str]  # classifier | anomaly | generator
+    tasks: frozenset[str]  # task kinds it reads: tabular | images
+
+
+# name -> where it lives and what it is; adding a family = one file + one line here + params entry.
+FAMILIES: dict[str, Family] = {
+    "mlp": Family("dlops.models.mlp", frozenset({"classifier"}), frozenset({"tabular", "images"})),
+    "cnn": Family("dlops.models.cnn", frozenset({"classifier"}), frozenset({"images"})),
+    "autoencoder": Family("dlops.models.autoencoder", frozenset({"anomaly"}), frozenset({"images"})),
+    "vae": Family("dlops.models.vae", frozenset({"anomaly", "generator"}), frozenset({"images"})),
+    "gan": Family("dlops.models.gan", frozenset({"generator"}), frozenset({"images"})),
 }
 
 _BUILDERS: dict[str, Callable[..., Any]] = {}
@@ -27,14 +48,28 @@ def register_family(name: str) -> Callable[[Callable[..., Any]], Callable[..., A
 
 
 def known_families() -> list[str]:
-    return sorted(FAMILY_MODULES)
+    return sorted(FAMILIES)
 
 
-def build_model(family: str, *, input_dim: int, num_classes: int, config: dict[str, Any]) -> Any:
-    """Build an `nn.Module` of `family`; its forward(x, targets=None) returns (logits, loss)."""
-    if family not in FAMILY_MODULES:
+def family_kinds(family: str) -> frozenset[str]:
+    return _family(family).kinds
+
+
+def family_tasks(family: str) -> frozenset[str]:
+    return _family(family).tasks
+
+
+def _family(family: str) -> Family:
+    if family not in FAMILIES:
         close = difflib.get_close_matches(family, known_families(), n=1)
         hint = f" Did you mean {close[0]!r}?" if close else ""
         raise ValueError(f"unknown model family {family!r}; known: {known_families()}.{hint}")
-    importlib.import_module(FAMILY_MODULES[family])
-    return _BUILDERS[family](input_dim=input_dim, num_classes=num_classes, **config)
+    return FAMILIES[family]
+
+
+def build_model(
+    family: str, *, input_shape: tuple[int, ...], num_classes: int, config: dict[str, Any]
+) -> Any:
+    """Build an `nn.Module` of `family` for inputs of `input_shape` (one sample, e.g. (F,) or (C, H, W))."""
+    importlib.import_module(_family(family).module)
+    return _BUILDERS[family](input_shape=tuple(input_shape), num_classes=num_classes, **config)

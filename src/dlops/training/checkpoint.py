@@ -58,7 +58,7 @@ def model_checkpoint(
     task: str,
     family: str,
     model_config: dict[str, Any],
-    input_dim: int,
+    input_shape: tuple[int, ...] | list[int],
     classes: list[str],
     train_config: dict[str, Any],
     best_epoch: int,
@@ -70,7 +70,7 @@ def model_checkpoint(
         "task": task,
         "family": family,
         "model_config": model_config,
-        "input_dim": input_dim,
+        "input_shape": list(input_shape),  # one sample: (F,) for tables, (C, H, W) for images
         "num_classes": len(classes),
         "classes": list(classes),
         "train_config": train_config,
@@ -86,7 +86,7 @@ def load_model(path: Path) -> tuple[nn.Module, dict[str, Any]]:
     ckpt = load_safe(path)
     model = build_model(
         ckpt["family"],
-        input_dim=ckpt["input_dim"],
+        input_shape=tuple(ckpt["input_shape"]),
         num_classes=ckpt["num_classes"],
         config=ckpt["model_config"],
     )

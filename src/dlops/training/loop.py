@@ -26,6 +26,7 @@ from dlops.config import TrainConfig
 from dlops.training.checkpoint import FORMAT, CheckpointError, load_safe, save_atomic
 
 log = logging.getLogger(__name__)
+TRAIN_EVAL_ROWS = 10_000
 
 # A batch transform for training batches only (e.g. noise/mixup): (x, y, generator) -> (x, y).
 BatchAugment = Callable[[torch.Tensor, torch.Tensor, torch.Generator], tuple[torch.Tensor, torch.Tensor]]
@@ -103,7 +104,9 @@ def train(
         if sample_weights is None
         else torch.as_tensor(sample_weights, dtype=torch.float32, device=device)
     )
-    optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    optimizers = _optimizers(model, cfg)
+    base_lrs = [[group["lr"] for group in opt.param_groups] for opt in optimizers]
+    early_stopping = getattr(model, "early_stopping", True)
     batch_gen = torch.Generator().manual_seed(cfg.seed)
     aug_gen = torch.Generator().manual_seed(cfg.seed + 1)
     use_amp = cfg.amp and device.type == "cuda"
@@ -114,7 +117,8 @@ def train(
         resumed = _try_resume(resume_path, fingerprint)
         if resumed is not None:
             model.load_state_dict(resumed["model"])
-            optimizer.load_state_dict(resumed["optimizer"])
+            for opt, opt_state in zip(optimizers, resumed["optimizers"], strict=True):
+                opt.load_state_dict(opt_state)
             batch_gen.set_state(resumed["batch_rng"])
             aug_gen.set_state(resumed["aug_rng"])
             torch.set_rng_state(resumed["torch_rng"])
@@ -122,32 +126,39 @@ def train(
             resumed_from = int(resumed["epoch"])
             log.info("resuming from %s at epoch %d", resume_path, resumed_from)
 
+    # train/loss is measured on a fixed, seeded sample of at most TRAIN_EVAL_ROWS training rows: the
+    # same rows every epoch, and an epoch on 60,000 images does not pay for a second full pass.
+    keep = torch.randperm(len(x_train), generator=torch.Generator().manual_seed(cfg.seed))[:TRAIN_EVAL_ROWS]
+    keep = keep.sort().values.to(device)
+    x_eval, y_eval = x_train[keep], y_train[keep]
     progress = _Progress(cfg.epochs, start=state["epoch"])
     epochs_this_call = 0
-    while state["epoch"] < cfg.epochs and state["bad_epochs"] < cfg.patience:
+    while state["epoch"] < cfg.epochs and (state["bad_epochs"] < cfg.patience or not early_stopping):
         if max_epochs is not None and epochs_this_call >= max_epochs:
             break
         epoch = state["epoch"]
         started = time.perf_counter()
-        lr = cfg.lr * lr_factor(epoch, cfg)
-        for group in optimizer.param_groups:
-            group["lr"] = lr
-        train_loss = _train_one_epoch(
-            model, optimizer, x_train, y_train, weights, cfg, batch_gen, aug_gen, augment, use_amp
+        factor = lr_factor(epoch, cfg)
+        for opt, lrs in zip(optimizers, base_lrs, strict=True):
+            for group, base in zip(opt.param_groups, lrs, strict=True):
+                group["lr"] = base * factor
+        batch_losses = _train_one_epoch(
+            model, optimizers, x_train, y_train, weights, cfg, batch_gen, aug_gen, augment, use_amp
         )
-        train_eval_loss, train_acc = evaluate_loss(model, x_train, y_train, use_amp)
+        train_eval_loss, train_acc = evaluate_loss(model, x_eval, y_eval, use_amp)
         val_loss, val_acc = evaluate_loss(model, x_val, y_val, use_amp)
-        row = {
-            "epoch": epoch + 1,
-            "train/loss": round(train_eval_loss, 6),
-            "train/batch_loss": round(train_loss, 6),
-            "val/loss": round(val_loss, 6),
-            "train/accuracy": round(train_acc, 6),
-            "val/accuracy": round(val_acc, 6),
-            "lr": round(lr, 8),
-        }
+        row: dict[str, float] = {"epoch": epoch + 1, "train/loss": round(train_eval_loss, 6)}
+        row.update({f"train/batch_{k}": round(v, 6) for k, v in batch_losses.items()})
+        row["val/loss"] = round(val_loss, 6)
+        if train_acc is not None and val_acc is not None:
+            row.update({"train/accuracy": round(train_acc, 6), "val/accuracy": round(val_acc, 6)})
+        row["lr"] = round(cfg.lr * factor, 8)
         state["history"].append(row)
-        if val_loss < state["best_val_loss"] - cfg.min_delta:
+        improved = val_loss < state["best_val_loss"] - cfg.min_delta
+        if not early_stopping:  # e.g. a GAN: its losses do not measure quality; keep the last epoch
+            state.update(best_val_loss=val_loss, best_epoch=epoch + 1, bad_epochs=0)
+            state["best_model"] = None
+        elif improved:
             state.update(best_val_loss=val_loss, best_epoch=epoch + 1, bad_epochs=0)
             state["best_model"] = _cpu_state(model)
         else:
@@ -158,10 +169,10 @@ def train(
             logger.log_epoch({k: v for k, v in row.items() if k != "epoch"}, step=epoch + 1)
         progress.update(row, time.perf_counter() - started)
         if resume_path is not None:
-            _save_resume(resume_path, fingerprint, model, optimizer, batch_gen, aug_gen, state)
+            _save_resume(resume_path, fingerprint, model, optimizers, batch_gen, aug_gen, state)
     progress.close()
 
-    finished = state["epoch"] >= cfg.epochs or state["bad_epochs"] >= cfg.patience
+    finished = state["epoch"] >= cfg.epochs or (early_stopping and state["bad_epochs"] >= cfg.patience)
     best = state["best_model"] if state["best_model"] is not None else _cpu_state(model)
     model.load_state_dict(best)
     model.eval()
@@ -174,9 +185,17 @@ def train(
     )
 
 
+def _optimizers(model: nn.Module, cfg: TrainConfig) -> list[torch.optim.Optimizer]:
+    """AdamW over every parameter, unless the family owns its optimisation (a GAN's two optimizers)."""
+    configure = getattr(model, "configure_optimizers", None)
+    if configure is not None:
+        return list(configure(cfg))
+    return [torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)]
+
+
 def _train_one_epoch(
     model: nn.Module,
-    optimizer: torch.optim.Optimizer,
+    optimizers: list[torch.optim.Optimizer],
     x: torch.Tensor,
     y: torch.Tensor,
     weights: torch.Tensor | None,
@@ -185,10 +204,13 @@ def _train_one_epoch(
     aug_gen: torch.Generator,
     augment: BatchAugment | None,
     use_amp: bool,
-) -> float:
+) -> dict[str, float]:
+    """One pass over shuffled batches; returns the sample-weighted mean of each batch loss."""
     model.train()
     order = torch.randperm(len(x), generator=batch_gen).to(x.device)
-    total, seen = 0.0, 0
+    step = getattr(model, "training_step", None)
+    totals: dict[str, float] = {}
+    seen = 0
     for start in range(0, len(x), cfg.batch_size):
         idx = order[start : start + cfg.batch_size]
         if len(idx) < 2 and len(x) > 1:  # BatchNorm cannot train on one sample
@@ -196,41 +218,55 @@ def _train_one_epoch(
         xb, yb = x[idx], y[idx]
         if augment is not None:
             xb, yb = augment(xb, yb, aug_gen)
-        wb = None if weights is None else weights[idx]
-        with torch.autocast(device_type=x.device.type, dtype=torch.bfloat16, enabled=use_amp):
-            _, loss = model(xb, yb, wb)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        if cfg.grad_clip > 0:
-            nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-        optimizer.step()
-        total += float(loss.detach()) * len(idx)
+        if step is not None:  # the family steps its own optimizers (adversarial training)
+            with torch.autocast(device_type=x.device.type, dtype=torch.bfloat16, enabled=use_amp):
+                losses = step(xb, yb, optimizers)
+        else:
+            wb = None if weights is None else weights[idx]
+            with torch.autocast(device_type=x.device.type, dtype=torch.bfloat16, enabled=use_amp):
+                _, loss = model(xb, yb, wb)
+            optimizers[0].zero_grad(set_to_none=True)
+            loss.backward()
+            if cfg.grad_clip > 0:
+                nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+            optimizers[0].step()
+            losses = {"loss": float(loss.detach())}
+        for name, value in losses.items():
+            totals[name] = totals.get(name, 0.0) + float(value) * len(idx)
         seen += len(idx)
-    return total / max(seen, 1)
+    return {name: total / max(seen, 1) for name, total in totals.items()}
 
 
 @torch.no_grad()
 def evaluate_loss(
     model: nn.Module, x: torch.Tensor, y: torch.Tensor, use_amp: bool = False
-) -> tuple[float, float]:
-    """Mean cross-entropy and accuracy of `model` on (x, y), in eval mode, in chunks."""
+) -> tuple[float, float | None]:
+    """(mean loss, accuracy) of `model` on (x, y) in eval mode, in chunks. Classifiers: cross-entropy
+    and accuracy; other families: their own loss (reconstruction, ELBO, adversarial) and None."""
     model.eval()
+    classifier = getattr(model, "is_classifier", True)
     total_loss, correct = 0.0, 0
-    for start in range(0, len(x), 8192):
-        xb, yb = x[start : start + 8192], y[start : start + 8192]
+    chunk = 8192 if x.ndim == 2 else 512  # conv activations of 8,192 images would take gigabytes
+    for start in range(0, len(x), chunk):
+        xb, yb = x[start : start + chunk], y[start : start + chunk]
         with torch.autocast(device_type=x.device.type, dtype=torch.bfloat16, enabled=use_amp):
-            logits, _ = model(xb)
-        logits = logits.float()
-        total_loss += float(nn.functional.cross_entropy(logits, yb, reduction="sum"))
-        correct += int((logits.argmax(-1) == yb).sum())
-    return total_loss / max(len(x), 1), correct / max(len(x), 1)
+            output, loss = model(xb, yb)
+        if classifier:
+            logits = output.float()
+            total_loss += float(nn.functional.cross_entropy(logits, yb, reduction="sum"))
+            correct += int((logits.argmax(-1) == yb).sum())
+        else:
+            total_loss += float(loss) * len(xb)
+    n = max(len(x), 1)
+    return total_loss / n, (correct / n if classifier else None)
 
 
 @torch.no_grad()
-def predict_proba(model: nn.Module, x: np.ndarray, batch_size: int = 8192) -> np.ndarray:
+def predict_proba(model: nn.Module, x: np.ndarray, batch_size: int | None = None) -> np.ndarray:
     """Class probabilities (N, K) as float64, computed on the model's device in eval mode."""
     model.eval()
     device = next(model.parameters()).device
+    batch_size = batch_size or (8192 if np.ndim(x) == 2 else 512)
     out = []
     for start in range(0, len(x), batch_size):
         batch = np.array(x[start : start + batch_size], dtype=np.float32)  # own, writable copy
@@ -268,7 +304,7 @@ def _save_resume(
     path: Path,
     fingerprint: str,
     model: nn.Module,
-    optimizer: torch.optim.Optimizer,
+    optimizers: list[torch.optim.Optimizer],
     batch_gen: torch.Generator,
     aug_gen: torch.Generator,
     state: dict[str, Any],
@@ -279,7 +315,7 @@ def _save_resume(
             "kind": "resume",
             "fingerprint": fingerprint,
             "model": _cpu_state(model),
-            "optimizer": copy.deepcopy(optimizer.state_dict()),
+            "optimizers": [copy.deepcopy(opt.state_dict()) for opt in optimizers],
             "batch_rng": batch_gen.get_state(),
             "aug_rng": aug_gen.get_state(),
             "torch_rng": torch.get_rng_state(),
@@ -314,9 +350,10 @@ class _Progress:
             self.task = self.bar.add_task("training", total=total, completed=start)
 
     def update(self, row: dict[str, float], seconds: float) -> None:
+        accuracy = f" val/accuracy {row['val/accuracy']:.4f}" if "val/accuracy" in row else ""
         text = (
-            f"epoch {int(row['epoch'])}: train/loss {row['train/loss']:.4f} val/loss {row['val/loss']:.4f} "
-            f"val/accuracy {row['val/accuracy']:.4f} ({seconds:.2f}s)"
+            f"epoch {int(row['epoch'])}: train/loss {row['train/loss']:.4f} "
+            f"val/loss {row['val/loss']:.4f}{accuracy} ({seconds:.2f}s)"
         )
         if self.bar is not None:
             self.bar.update(self.task, advance=1, description=text)

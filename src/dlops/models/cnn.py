@@ -1,0 +1,94 @@
+"""Convolutional classifier: Conv–BatchNorm–ReLU blocks with max-pooling, global average pool, linear head."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, fields
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from dlops.models.registry import register_family
+
+
+@dataclass(frozen=True)
+class CNNConfig:
+    channels: list[int] = field(default_factory=lambda: [16, 32, 64])  # one block (two convs + pool) each
+    dropout: float = 0.2
+
+    def __post_init__(self) -> None:
+        if not positive_ints(self.channels):
+            raise ValueError(f"model.channels must be a list of positive integers, got {self.channels}")
+        if not in_range(self.dropout, 0.0, 1.0) or self.dropout == 1.0:
+            raise ValueError(f"model.dropout must be in [0, 1), got {self.dropout}")
+
+
+def positive_ints(values: object) -> bool:
+    return isinstance(values, list | tuple) and len(values) > 0 and all(positive_int(v) for v in values)
+
+
+def positive_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 1
+
+
+def in_range(value: object, low: float, high: float) -> bool:
+    """A real number in [low, high] (bools and strings are not numbers here)."""
+    return isinstance(value, int | float) and not isinstance(value, bool) and low <= value <= high
+
+
+def conv_bn_relu(c_in: int, c_out: int) -> list[nn.Module]:
+    return [nn.Conv2d(c_in, c_out, 3, padding=1, bias=False), nn.BatchNorm2d(c_out), nn.ReLU(inplace=True)]
+
+
+class CNN(nn.Module):
+    is_classifier = True
+
+    def __init__(self, input_shape: tuple[int, int, int], num_classes: int, config: CNNConfig) -> None:
+        super().__init__()
+        c_in, h, w = input_shape
+        layers: list[nn.Module] = []
+        for c_out in config.channels:
+            layers += [*conv_bn_relu(c_in, c_out), *conv_bn_relu(c_out, c_out)]
+            if min(h, w) >= 2:  # pool while there is something to pool, so 8x8 inputs work too
+                layers += [nn.MaxPool2d(2)]
+                h, w = h // 2, w // 2
+            layers += [nn.Dropout2d(config.dropout / 2)]
+            c_in = c_out
+        self.body = nn.Sequential(*layers)
+        self.dropout = nn.Dropout(config.dropout)
+        self.head = nn.Linear(c_in, num_classes)
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        """Penultimate features (B, D), e.g. for a Fréchet distance in this network's feature space."""
+        return self.body(x).mean(dim=(2, 3))  # (B, D)
+
+    def forward(
+        self, x: torch.Tensor, targets: torch.Tensor | None = None, weights: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        logits = self.head(self.dropout(self.features(x)))  # (B, K)
+        if targets is None:
+            return logits, None
+        if targets.dtype.is_floating_point:  # soft targets (mixup): (B, K)
+            per_sample = -(targets * F.log_softmax(logits, dim=-1)).sum(-1)
+        else:
+            per_sample = F.cross_entropy(logits, targets, reduction="none")
+        if weights is not None:
+            return logits, (per_sample * weights).sum() / weights.sum()
+        return logits, per_sample.mean()
+
+
+def image_shape(input_shape: tuple[int, ...], family: str) -> tuple[int, int, int]:
+    if len(input_shape) != 3 or min(input_shape) < 1:
+        raise ValueError(f"model: {family} needs image inputs shaped (C, H, W), got {tuple(input_shape)}")
+    c, h, w = (int(s) for s in input_shape)
+    return c, h, w
+
+
+@register_family("cnn")
+def build_cnn(*, input_shape: tuple[int, ...], num_classes: int, **config: object) -> CNN:
+    try:
+        cfg = CNNConfig(**config)  # type: ignore[arg-type]
+    except TypeError as exc:
+        keys = ", ".join(f.name for f in fields(CNNConfig))
+        raise ValueError(f"model: {exc}; valid keys: {keys}") from None
+    return CNN(image_shape(input_shape, "cnn"), num_classes, cfg)

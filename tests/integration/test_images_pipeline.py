@@ -1,0 +1,70 @@
+"""The tiny DAG with the image task: digits at 8x8 and every image family, through dvc repro to the
+registry, and each registered pyfunc serving what its kind serves."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from tests.conftest import make_project, tiny_params
+from tests.integration.test_pipeline import client, dvc
+
+pytestmark = pytest.mark.slow
+
+IMAGE_MODELS = ["images-autoencoder", "images-cnn", "images-gan", "images-mlp", "images-vae"]
+
+
+@pytest.fixture(scope="module")
+def images_project(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = make_project(tmp_path_factory.mktemp("images") / "project", tiny_params(images=True))
+    dvc(root, "repro")
+    return root
+
+
+def test_every_image_family_is_registered_with_its_gates(images_project: Path) -> None:
+    for pair in IMAGE_MODELS:
+        version = client(images_project).get_model_version_by_alias(f"dlops-{pair}", "champion")
+        assert version.tags["decision"] == "promoted", pair
+        assert version.tags["gate.min_primary.passed"] == "true", pair
+        assert "git.commit" in version.tags and "data.version" in version.tags
+
+
+def test_each_pyfunc_serves_its_kind(images_project: Path) -> None:
+    import mlflow
+
+    mlflow.set_tracking_uri(f"sqlite:///{images_project}/mlflow.db")
+    with np.load(images_project / "data/processed/images/test.npz") as split:
+        pixels = split["x"][:6]  # uint8 (6, 1, 8, 8)
+    classifier = mlflow.pyfunc.load_model("models:/dlops-images-cnn@champion").predict(pixels)
+    assert len(classifier) == 6 and set(classifier["prediction"]) <= {str(d) for d in range(10)}
+    assert np.allclose(classifier.filter(like="proba_").sum(axis=1), 1.0)
+    anomaly = mlflow.pyfunc.load_model("models:/dlops-images-autoencoder@champion").predict(pixels)
+    assert list(anomaly.columns) == ["anomaly_score", "is_anomaly"] and (anomaly["anomaly_score"] >= 0).all()
+    import pandas as pd
+
+    generated = mlflow.pyfunc.load_model("models:/dlops-images-gan@champion").predict(
+        pd.DataFrame({"label": [3, 7]})
+    )
+    assert np.asarray(generated).shape == (2, 1, 8, 8)
+    assert np.asarray(generated).min() >= 0.0 and np.asarray(generated).max() <= 1.0
+
+
+def test_reports_hold_each_kinds_metrics_and_a_second_repro_does_nothing(images_project: Path) -> None:
+    import json
+
+    def metrics(pair: str) -> dict[str, object]:
+        return json.loads((images_project / f"reports/evaluate/{pair}/metrics.json").read_text())
+
+    assert "bias/class_recall_gap" in metrics("images-cnn")
+    assert metrics("images-autoencoder")["test/anomaly_roc_auc"] is not None
+    gan = metrics("images-gan")
+    for key in ("test/sample_accuracy", "generate/frechet_distance", "generate/class_coverage"):
+        assert key in gan, key
+    assert "generate/judge_test_accuracy_with_synthetic" in gan
+    assert {"test/anomaly_roc_auc", "test/sample_accuracy"} <= set(metrics("images-vae"))
+    figures = images_project / "reports/evaluate"
+    assert (figures / "images-cnn/figures/attributions.png").is_file()
+    assert (figures / "images-gan/figures/samples.png").is_file()
+    assert (figures / "images-autoencoder/figures/reconstructions.png").is_file()
+    assert "up to date" in dvc(images_project, "repro").stdout
