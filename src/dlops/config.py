@@ -240,6 +240,88 @@ class ImageTask(Strict):
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
 
+# ------------------------------------------------------------------------------------------------ text
+class SyntheticReviewsSource(Strict):
+    """Built-in, seeded review-like sentences with negation, contrast and order-dependent labels."""
+
+    source: Literal["synthetic-reviews"]
+    rows: int = Field(12_000, ge=100, le=2_000_000)
+    seed: int = 11
+    label_noise: float = Field(0.02, ge=0.0, le=0.5)  # share of labels flipped at random
+
+
+class TextTableSource(Strict):
+    """CSV, TSV or JSONL with a text column, a label column and optional group columns."""
+
+    source: Literal["text-table"]
+    path: str
+    format: Literal["auto", "csv", "tsv", "jsonl"] = "auto"
+    text_column: str = "text"
+    label_column: str = "label"
+
+
+class TextFolderSource(Strict):
+    """One subfolder per class (e.g. pos/ and neg/, the IMDB layout) of UTF-8 .txt files."""
+
+    source: Literal["text-folder"]
+    path: str
+
+
+TextIngestConfig = Annotated[
+    SyntheticReviewsSource | TextTableSource | TextFolderSource, Field(discriminator="source")
+]
+
+
+class TextColumns(Strict):
+    """Columns of the raw text table: `text`, `label`, and the group columns named here."""
+
+    target: Literal["label"] = "label"
+    positive_label: str | None = None
+    sensitive: list[str] = Field(default_factory=list)
+
+
+class TextValidateConfig(Strict):
+    suite: str
+    draft_if_missing: bool = False
+    min_rows: int = Field(100, ge=1)
+    min_chars: int = Field(1, ge=1)
+    max_chars: int = Field(100_000, ge=1)
+    min_class_fraction: float = Field(0.05, ge=0.0, le=0.5)
+    max_duplicate_fraction: float = Field(0.01, ge=0.0, le=1.0)
+
+
+class TokenizerConfig(Strict):
+    """Word-level vocabulary fitted on the training split only; ids 0 = padding, 1 = unknown."""
+
+    min_freq: int = Field(2, ge=1)
+    max_vocab: int = Field(20_000, ge=10)
+    max_length: int = Field(64, ge=4, le=4096)  # longer texts are truncated
+    lowercase: bool = True
+
+
+class TextPreprocessConfig(Strict):
+    split: SplitConfig = SplitConfig()
+    tokenizer: TokenizerConfig = TokenizerConfig()
+
+
+class TextAugmentConfig(Strict):
+    token_dropout: float = Field(0.0, ge=0.0, le=0.5)  # share of tokens replaced by <unk>
+    local_swap: float = Field(0.0, ge=0.0, le=0.5)  # share of adjacent token pairs swapped
+
+
+class TextTask(Strict):
+    kind: Literal["text"]
+    ingest: TextIngestConfig
+    columns: TextColumns
+    validate_: TextValidateConfig = Field(alias="validate")
+    preprocess: TextPreprocessConfig
+    augment: TextAugmentConfig
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
+# TextTask joins this union when the stages handle text (issue 4: data, tokenizer and families exist,
+# the DAG wiring does not yet), so params cannot declare a text task that a stage would misread.
 TaskConfig = Annotated[TabularTask | ImageTask, Field(discriminator="kind")]
 
 
@@ -444,8 +526,11 @@ def _describe(exc: ValidationError, raw: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-_SOURCE_TAGS = {"synthetic-income", "table", "sklearn-digits", "idx", "npz", "image-folder"}
-_KIND_TAGS = {"tabular", "images"}
+_SOURCE_TAGS = {
+    "synthetic-income", "table", "sklearn-digits", "idx", "npz", "image-folder",
+    "synthetic-reviews", "text-table", "text-folder",
+}  # fmt: skip
+_KIND_TAGS = {"tabular", "images", "text"}
 
 
 def _without_union_tags(loc: list[str]) -> list[str]:

@@ -1,9 +1,13 @@
-"""Multi-layer perceptron: Linear–BatchNorm–GELU–Dropout blocks and a linear classifier head."""
+"""Multi-layer perceptron: Linear–BatchNorm–GELU–Dropout blocks and a linear classifier head.
+
+With `vocab_size` set it is a bag-of-words text baseline: token ids (B, L) become normalized counts (B, V)
+(padding id 0 ignored), so word order is invisible to it.
+"""
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 
 import torch
 import torch.nn.functional as F
@@ -17,8 +21,13 @@ class MLPConfig:
     hidden_sizes: list[int] = field(default_factory=lambda: [128, 64])
     dropout: float = 0.1
     batch_norm: bool = True
+    vocab_size: int | None = None  # set: inputs are token ids (B, L), read as a bag of words
 
     def __post_init__(self) -> None:
+        if self.vocab_size is not None and (
+            not isinstance(self.vocab_size, int) or isinstance(self.vocab_size, bool) or self.vocab_size < 2
+        ):
+            raise ValueError(f"model.vocab_size must be an integer >= 2 or null, got {self.vocab_size!r}")
         if not self.hidden_sizes or any(h < 1 for h in self.hidden_sizes):
             raise ValueError(f"model.hidden_sizes must be positive integers, got {self.hidden_sizes}")
         if not 0.0 <= self.dropout < 1.0:
@@ -31,7 +40,8 @@ class MLP(nn.Module):
     def __init__(self, input_dim: int, num_classes: int, config: MLPConfig) -> None:
         super().__init__()
         layers: list[nn.Module] = []
-        width = input_dim
+        self.vocab_size = config.vocab_size
+        width = input_dim if config.vocab_size is None else config.vocab_size
         for hidden in config.hidden_sizes:
             layers += [nn.Linear(width, hidden)]
             if config.batch_norm:
@@ -44,6 +54,8 @@ class MLP(nn.Module):
     def forward(
         self, x: torch.Tensor, targets: torch.Tensor | None = None, weights: torch.Tensor | None = None
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        if self.vocab_size is not None:
+            x = bag_of_words(x, self.vocab_size)  # (B, V)
         logits = self.head(self.body(x.flatten(1)))  # (B, K)
         if targets is None:
             return logits, None
@@ -56,10 +68,20 @@ class MLP(nn.Module):
         return logits, per_sample.mean()
 
 
+def bag_of_words(ids: torch.Tensor, vocab_size: int) -> torch.Tensor:
+    """Token ids (B, L) -> counts / length (B, V), ignoring padding id 0."""
+    counts = torch.zeros(len(ids), vocab_size, device=ids.device).scatter_add_(
+        1, ids, torch.ones(ids.shape, device=ids.device)
+    )  # (B, V)
+    counts[:, 0] = 0.0
+    return counts / counts.sum(1, keepdim=True).clamp(min=1.0)
+
+
 @register_family("mlp")
 def build_mlp(*, input_shape: tuple[int, ...], num_classes: int, **config: object) -> MLP:
     try:
         cfg = MLPConfig(**config)  # type: ignore[arg-type]
     except TypeError as exc:
-        raise ValueError(f"model: {exc}; valid keys: hidden_sizes, dropout, batch_norm") from None
+        keys = ", ".join(f.name for f in fields(MLPConfig))
+        raise ValueError(f"model: {exc}; valid keys: {keys}") from None
     return MLP(math.prod(input_shape), num_classes, cfg)

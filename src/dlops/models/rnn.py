@@ -1,0 +1,120 @@
+"""Recurrent text classifier: token embedding, packed (bi)LSTM/GRU, last-state or mean pooling, linear head.
+
+Inputs are right-padded token ids (B, L), 0 = padding, 1 = unknown; lengths are the non-zero counts.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from dlops.models.cnn import in_range, positive_int
+from dlops.models.registry import register_family
+
+
+@dataclass(frozen=True)
+class RNNConfig:
+    vocab_size: int | None = None  # injected by the trainer from the fitted tokenizer
+    embedding_dim: int = 64
+    hidden_size: int = 64
+    num_layers: int = 1
+    cell: str = "lstm"  # lstm | gru
+    bidirectional: bool = True
+    dropout: float = 0.2
+    pooling: str = "last"  # last (final hidden state per direction) | mean (over non-padding steps)
+
+    def __post_init__(self) -> None:
+        check_vocab_size(self.vocab_size)
+        for key in ("embedding_dim", "hidden_size", "num_layers"):
+            if not positive_int(getattr(self, key)):
+                raise ValueError(f"model.{key} must be a positive integer, got {getattr(self, key)!r}")
+        if self.cell not in ("lstm", "gru"):
+            raise ValueError(f"model.cell must be 'lstm' or 'gru', got {self.cell!r}")
+        if not isinstance(self.bidirectional, bool):
+            raise ValueError(f"model.bidirectional must be true or false, got {self.bidirectional!r}")
+        if not in_range(self.dropout, 0.0, 1.0) or self.dropout == 1.0:
+            raise ValueError(f"model.dropout must be in [0, 1), got {self.dropout!r}")
+        if self.pooling not in ("last", "mean"):
+            raise ValueError(f"model.pooling must be 'last' or 'mean', got {self.pooling!r}")
+
+
+def check_vocab_size(vocab_size: object) -> None:
+    if vocab_size is None:
+        raise ValueError("model.vocab_size is required (the trainer sets it from the fitted tokenizer)")
+    if not positive_int(vocab_size) or vocab_size < 2:  # type: ignore[operator]
+        raise ValueError(f"model.vocab_size must be an integer >= 2 (padding + unknown), got {vocab_size!r}")
+
+
+def classification_loss(
+    logits: torch.Tensor, targets: torch.Tensor, weights: torch.Tensor | None
+) -> torch.Tensor:
+    """Cross-entropy on hard (B,) or soft (B, K) targets, optionally weighted per sample."""
+    if targets.dtype.is_floating_point:  # soft targets (mixup): (B, K)
+        per_sample = -(targets * F.log_softmax(logits, dim=-1)).sum(-1)
+    else:
+        per_sample = F.cross_entropy(logits, targets, reduction="none")
+    if weights is not None:
+        return (per_sample * weights).sum() / weights.sum()
+    return per_sample.mean()
+
+
+class RNNClassifier(nn.Module):
+    is_classifier = True
+
+    def __init__(self, num_classes: int, config: RNNConfig) -> None:
+        super().__init__()
+        assert config.vocab_size is not None
+        self.config = config
+        self.embedding = nn.Embedding(config.vocab_size, config.embedding_dim, padding_idx=0)
+        rnn_cls = nn.LSTM if config.cell == "lstm" else nn.GRU
+        self.rnn = rnn_cls(
+            config.embedding_dim,
+            config.hidden_size,
+            num_layers=config.num_layers,
+            batch_first=True,
+            bidirectional=config.bidirectional,
+            dropout=config.dropout if config.num_layers > 1 else 0.0,  # between layers only
+        )
+        self.directions = 2 if config.bidirectional else 1
+        self.dropout = nn.Dropout(config.dropout)
+        self.head = nn.Linear(config.hidden_size * self.directions, num_classes)
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        """Pooled sequence features (B, D) for token ids (B, L)."""
+        lengths = (x != 0).sum(1).clamp(min=1)  # (B,)
+        emb = self.dropout(self.embedding(x))  # (B, L, E)
+        packed = nn.utils.rnn.pack_padded_sequence(emb, lengths.cpu(), batch_first=True, enforce_sorted=False)
+        out, hidden = self.rnn(packed)
+        if self.config.pooling == "last":
+            h_n = hidden[0] if isinstance(hidden, tuple) else hidden  # (layers * dirs, B, H), input order
+            return h_n[-self.directions :].transpose(0, 1).flatten(1)  # (B, dirs * H)
+        padded, _ = nn.utils.rnn.pad_packed_sequence(out, batch_first=True)  # (B, L', dirs * H), zero-padded
+        return padded.sum(1) / lengths[:, None].to(padded.dtype)  # (B, dirs * H)
+
+    def forward(
+        self, x: torch.Tensor, targets: torch.Tensor | None = None, weights: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        logits = self.head(self.dropout(self.features(x)))  # (B, K)
+        if targets is None:
+            return logits, None
+        return logits, classification_loss(logits, targets, weights)
+
+
+def text_length(input_shape: tuple[int, ...], family: str) -> int:
+    if len(input_shape) != 1 or input_shape[0] < 1:
+        raise ValueError(f"model: {family} needs token-id inputs shaped (L,), got {tuple(input_shape)}")
+    return int(input_shape[0])
+
+
+@register_family("rnn")
+def build_rnn(*, input_shape: tuple[int, ...], num_classes: int, **config: object) -> RNNClassifier:
+    try:
+        cfg = RNNConfig(**config)  # type: ignore[arg-type]
+    except TypeError as exc:
+        keys = ", ".join(f.name for f in fields(RNNConfig))
+        raise ValueError(f"model: {exc}; valid keys: {keys}") from None
+    text_length(input_shape, "rnn")
+    return RNNClassifier(num_classes, cfg)

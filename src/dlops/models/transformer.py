@@ -1,0 +1,116 @@
+"""Transformer text classifier: token embedding + fixed sinusoidal positions, pre-norm encoder, CLS/mean pool.
+
+Inputs are right-padded token ids (B, L), 0 = padding (masked out of attention), 1 = unknown. Positions are
+sinusoidal (Vaswani et al.), a non-persistent buffer: no parameters, nothing extra in the checkpoint.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, fields
+
+import torch
+from torch import nn
+
+from dlops.models.cnn import in_range, positive_int
+from dlops.models.registry import register_family
+from dlops.models.rnn import check_vocab_size, classification_loss, text_length
+
+
+@dataclass(frozen=True)
+class TransformerConfig:
+    vocab_size: int | None = None  # injected by the trainer from the fitted tokenizer
+    d_model: int = 64
+    num_heads: int = 4
+    num_layers: int = 2
+    dim_feedforward: int = 128
+    dropout: float = 0.1
+    max_length: int = 512  # longest sequence (without the CLS token) the model accepts
+    pooling: str = "cls"  # cls (learned token prepended) | mean (over non-padding positions)
+
+    def __post_init__(self) -> None:
+        check_vocab_size(self.vocab_size)
+        for key in ("d_model", "num_heads", "num_layers", "dim_feedforward", "max_length"):
+            if not positive_int(getattr(self, key)):
+                raise ValueError(f"model.{key} must be a positive integer, got {getattr(self, key)!r}")
+        if self.d_model % self.num_heads:
+            raise ValueError(f"model.d_model ({self.d_model}) must be divisible by model.num_heads")
+        if not in_range(self.dropout, 0.0, 1.0) or self.dropout == 1.0:
+            raise ValueError(f"model.dropout must be in [0, 1), got {self.dropout!r}")
+        if self.pooling not in ("cls", "mean"):
+            raise ValueError(f"model.pooling must be 'cls' or 'mean', got {self.pooling!r}")
+
+
+def sinusoidal_positions(length: int, dim: int) -> torch.Tensor:
+    position = torch.arange(length, dtype=torch.float32)[:, None]  # (L, 1)
+    freq = torch.exp(torch.arange(0, dim, 2, dtype=torch.float32) * (-math.log(10000.0) / dim))  # (D/2,)
+    table = torch.zeros(length, dim)
+    table[:, 0::2] = torch.sin(position * freq)
+    table[:, 1::2] = torch.cos(position * freq[: dim // 2])
+    return table  # (L, D)
+
+
+class TransformerClassifier(nn.Module):
+    is_classifier = True
+    positions: torch.Tensor  # (max_length + 1, D) sinusoidal table, a non-persistent buffer
+
+    def __init__(self, num_classes: int, config: TransformerConfig) -> None:
+        super().__init__()
+        assert config.vocab_size is not None
+        self.config = config
+        d = config.d_model
+        self.embedding = nn.Embedding(config.vocab_size, d, padding_idx=0)
+        self.register_buffer("positions", sinusoidal_positions(config.max_length + 1, d), persistent=False)
+        self.cls = nn.Parameter(torch.randn(1, 1, d) * 0.02) if config.pooling == "cls" else None
+        layer = nn.TransformerEncoderLayer(
+            d, config.num_heads, config.dim_feedforward, config.dropout, activation="gelu",
+            batch_first=True, norm_first=True,
+        )  # fmt: skip
+        self.encoder = nn.TransformerEncoder(
+            layer, config.num_layers, norm=nn.LayerNorm(d), enable_nested_tensor=False
+        )
+        self.dropout = nn.Dropout(config.dropout)
+        self.head = nn.Linear(d, num_classes)
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        """Pooled sequence features (B, D) for token ids (B, L)."""
+        lengths = (x != 0).sum(1)  # (B,)
+        x = x[:, : max(int(lengths.max()), 1)]  # drop all-padding columns: exact padding invariance, faster
+        if x.shape[1] > self.config.max_length:
+            raise ValueError(
+                f"sequence length {x.shape[1]} exceeds model.max_length={self.config.max_length}"
+            )
+        pad = x == 0  # (B, L), True = ignored by attention
+        pad[:, 0] = False  # an empty sequence still attends to something (no NaN)
+        h = self.embedding(x)  # (B, L, D)
+        if self.cls is not None:
+            h = torch.cat([self.cls.expand(len(x), -1, -1), h], dim=1)  # (B, 1 + L, D)
+            pad = torch.cat([pad.new_zeros(len(x), 1), pad], dim=1)  # (B, 1 + L)
+        h = self.dropout(h + self.positions[: h.shape[1]])
+        h = self.encoder(h, src_key_padding_mask=pad)  # (B, L', D)
+        if self.cls is not None:
+            return h[:, 0]  # (B, D)
+        keep = (~pad).unsqueeze(-1).to(h.dtype)  # (B, L, 1)
+        return (h * keep).sum(1) / keep.sum(1)  # (B, D)
+
+    def forward(
+        self, x: torch.Tensor, targets: torch.Tensor | None = None, weights: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        logits = self.head(self.dropout(self.features(x)))  # (B, K)
+        if targets is None:
+            return logits, None
+        return logits, classification_loss(logits, targets, weights)
+
+
+@register_family("transformer")
+def build_transformer(
+    *, input_shape: tuple[int, ...], num_classes: int, **config: object
+) -> TransformerClassifier:
+    try:
+        cfg = TransformerConfig(**config)  # type: ignore[arg-type]
+    except TypeError as exc:
+        keys = ", ".join(f.name for f in fields(TransformerConfig))
+        raise ValueError(f"model: {exc}; valid keys: {keys}") from None
+    if text_length(input_shape, "transformer") > cfg.max_length:
+        raise ValueError(f"model.max_length={cfg.max_length} is below the input length {input_shape[0]}")
+    return TransformerClassifier(num_classes, cfg)
