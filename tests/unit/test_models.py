@@ -17,7 +17,10 @@ SMALL: dict[str, dict[str, Any]] = {
     "autoencoder": {"channels": [8, 16], "latent_dim": 4},
     "vae": {"channels": [8, 16], "latent_dim": 4},
     "gan": {"channels": [8, 16], "latent_dim": 8},
+    "rnn": {"vocab_size": 20, "embedding_dim": 8, "hidden_size": 8, "dropout": 0.0},
+    "transformer": {"vocab_size": 20, "d_model": 8, "num_heads": 2, "dim_feedforward": 16, "dropout": 0.0},
 }
+TEXT_LENGTH = 10
 K = 3
 
 
@@ -31,11 +34,17 @@ def cases() -> list[tuple[str, tuple[int, ...]]]:
         shapes: list[tuple[int, ...]] = [(1, 16, 16), (3, 8, 8)] if "images" in family_tasks(family) else []
         shapes += [(12,)] if "tabular" in family_tasks(family) else []
         out += [(family, shape) for shape in shapes]
+        if "text" in family_tasks(family) and family != "mlp":  # mlp on text: tests/unit/test_text_models.py
+            out.append((family, (TEXT_LENGTH,)))
     return out
 
 
 def batch(shape: tuple[int, ...], n: int = 6) -> tuple[torch.Tensor, torch.Tensor]:
     g = torch.Generator().manual_seed(0)
+    if shape == (TEXT_LENGTH,):  # token ids, right-padded with 0, every row at least one token
+        ids = torch.randint(2, 20, (n, TEXT_LENGTH), generator=g)
+        lengths = torch.arange(n) % TEXT_LENGTH + 1
+        return ids * (torch.arange(TEXT_LENGTH) < lengths[:, None]), torch.arange(n) % K
     return torch.rand(n, *shape, generator=g), torch.arange(n) % K
 
 
@@ -175,7 +184,7 @@ def test_bad_model_config_names_the_key(family: str, config: dict[str, Any], key
         build_model(family, input_shape=shape, num_classes=K, config=config)
 
 
-@pytest.mark.parametrize("family", [f for f in known_families() if "tabular" not in family_tasks(f)])
+@pytest.mark.parametrize("family", [f for f in known_families() if family_tasks(f) == {"images"}])
 def test_image_families_reject_flat_inputs(family: str) -> None:
     with pytest.raises(ValueError, match=r"\(C, H, W\)"):
         build_model(family, input_shape=(12,), num_classes=K, config={})

@@ -25,7 +25,17 @@ from typing import Any
 
 import pandas as pd
 
-from dlops.config import ColumnRoles, ImageColumns, ImageValidateConfig, ValidateConfig
+from dlops.config import (
+    ColumnRoles,
+    ImageColumns,
+    ImageValidateConfig,
+    TextColumns,
+    TextValidateConfig,
+    ValidateConfig,
+)
+
+Columns = ColumnRoles | ImageColumns | TextColumns
+AnyValidateConfig = ValidateConfig | ImageValidateConfig | TextValidateConfig
 
 log = logging.getLogger(__name__)
 
@@ -52,12 +62,16 @@ class DataValidationError(ValueError):
         self.failures = failures or []
 
 
-def declared_columns(columns: ColumnRoles | ImageColumns) -> list[str]:
+def declared_columns(columns: Columns) -> list[str]:
     """Every column the suite covers, in a stable order: numeric, categorical, sensitive, target."""
     if isinstance(columns, ImageColumns):
         from dlops.data.validation_images import declared_image_columns
 
         return declared_image_columns(columns)
+    if isinstance(columns, TextColumns):
+        from dlops.data.validation_text import declared_text_columns
+
+        return declared_text_columns(columns)
     names = [*columns.numeric, *columns.categorical, *columns.sensitive, columns.target]
     return list(dict.fromkeys(names))
 
@@ -213,8 +227,8 @@ def load_suite(path: Path | str) -> dict[str, Any]:
 def validate_table(
     df: pd.DataFrame,
     suite: dict[str, Any],
-    columns: ColumnRoles | ImageColumns,
-    cfg: ValidateConfig | ImageValidateConfig,
+    columns: Columns,
+    cfg: AnyValidateConfig,
     docs_dir: Path | None,
 ) -> dict[str, Any]:
     """Run the suite on df; return a JSON-able summary, identical across identical runs.
@@ -270,7 +284,7 @@ def _normalized(suite: dict[str, Any]) -> dict[str, Any]:
     return _without_ids(suite)
 
 
-def _covering(suite: dict[str, Any], columns: ColumnRoles | ImageColumns) -> dict[str, Any]:
+def _covering(suite: dict[str, Any], columns: Columns) -> dict[str, Any]:
     """Add an existence check for each column params declare but the suite never mentions (a stale suite)."""
     mentioned = {(e.get("kwargs") or {}).get("column") for e in suite["expectations"]}
     for col in declared_columns(columns):
@@ -282,7 +296,7 @@ def _covering(suite: dict[str, Any], columns: ColumnRoles | ImageColumns) -> dic
     return suite
 
 
-def _warn_on_drift(suite: dict[str, Any], cfg: ValidateConfig | ImageValidateConfig) -> None:
+def _warn_on_drift(suite: dict[str, Any], cfg: AnyValidateConfig) -> None:
     for exp in suite["expectations"]:
         if exp.get("type") == "expect_table_row_count_to_be_between":
             drafted = (exp.get("kwargs") or {}).get("min_value")

@@ -29,11 +29,13 @@ class Family:
 
 # name -> where it lives and what it is; adding a family = one file + one line here + params entry.
 FAMILIES: dict[str, Family] = {
-    "mlp": Family("dlops.models.mlp", frozenset({"classifier"}), frozenset({"tabular", "images"})),
+    "mlp": Family("dlops.models.mlp", frozenset({"classifier"}), frozenset({"tabular", "images", "text"})),
     "cnn": Family("dlops.models.cnn", frozenset({"classifier"}), frozenset({"images"})),
     "autoencoder": Family("dlops.models.autoencoder", frozenset({"anomaly"}), frozenset({"images"})),
     "vae": Family("dlops.models.vae", frozenset({"anomaly", "generator"}), frozenset({"images"})),
     "gan": Family("dlops.models.gan", frozenset({"generator"}), frozenset({"images"})),
+    "rnn": Family("dlops.models.rnn", frozenset({"classifier"}), frozenset({"text"})),
+    "transformer": Family("dlops.models.transformer", frozenset({"classifier"}), frozenset({"text"})),
 }
 
 _BUILDERS: dict[str, Callable[..., Any]] = {}
