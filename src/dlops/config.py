@@ -320,9 +320,7 @@ class TextTask(Strict):
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
 
-# TextTask joins this union when the stages handle text (issue 4: data, tokenizer and families exist,
-# the DAG wiring does not yet), so params cannot declare a text task that a stage would misread.
-TaskConfig = Annotated[TabularTask | ImageTask, Field(discriminator="kind")]
+TaskConfig = Annotated[TabularTask | ImageTask | TextTask, Field(discriminator="kind")]
 
 
 # ---------------------------------------------------------------------------------------------- train

@@ -99,15 +99,39 @@ class DlopsGeneratorModel(PythonModel):
     def predict(self, context: Any, model_input: pd.DataFrame, params: dict[str, Any] | None = None) -> Any:
         import torch
 
-        labels = torch.as_tensor(np.asarray(model_input["label"], dtype=np.int64))
+        labels = torch.from_numpy(np.array(model_input["label"], dtype=np.int64))  # own, writable copy
         generator = torch.Generator().manual_seed(int((params or {}).get("seed", 0)))
         with torch.no_grad():
             return self._model.sample(labels, generator).float().numpy()
 
 
+class DlopsTextClassifier(PythonModel):
+    """A frame with a `text` column in; `prediction` and `proba_<class>` out (tokenizer shipped along)."""
+
+    def load_context(self, context: Any) -> None:
+        from dlops.data.text import WordTokenizer
+        from dlops.training.checkpoint import load_model
+
+        self._model, meta = load_model(Path(context.artifacts["checkpoint"]))
+        self._classes = [str(c) for c in meta["classes"]]
+        self._tokenizer = WordTokenizer.from_json(Path(context.artifacts["tokenizer"]))
+
+    def predict(
+        self, context: Any, model_input: pd.DataFrame, params: dict[str, Any] | None = None
+    ) -> pd.DataFrame:
+        from dlops.training.loop import predict_proba
+
+        ids, _ = self._tokenizer.encode([str(t) for t in model_input["text"]])  # (N, L) int64
+        proba = predict_proba(self._model, ids) if len(ids) else np.zeros((0, len(self._classes)))
+        out = pd.DataFrame({f"proba_{c}": proba[:, i] for i, c in enumerate(self._classes)})
+        out.insert(0, "prediction", np.asarray(self._classes, dtype=object)[proba.argmax(axis=1)])
+        return out
+
+
 SERVING_CLASSES: dict[str, Any] = {
     "tabular": DlopsTabularModel,
     "image-classifier": DlopsImageClassifier,
+    "text-classifier": DlopsTextClassifier,
     "anomaly": DlopsAnomalyModel,
     "generator": DlopsGeneratorModel,
 }

@@ -43,6 +43,10 @@ def _write_raw(task: str, task_cfg: TaskConfig, p: Paths) -> Any:
         from dlops.data.images import load_images
 
         frame = load_images(task_cfg, p.root)
+    elif task_cfg.kind == "text":
+        from dlops.data.text import load_texts
+
+        frame = load_texts(task_cfg, p.root)
     else:
         frame = load_raw(task_cfg, p.root)
     write_parquet_atomic(frame, p.raw(task))
@@ -122,6 +126,10 @@ def _draft(task: str, task_cfg: TaskConfig, frame: Any) -> dict[str, Any]:
         from dlops.data.validation_images import draft_image_suite, table_for_validation
 
         return draft_image_suite(table_for_validation(frame), task_cfg.columns, task_cfg.validate_, task)
+    if task_cfg.kind == "text":
+        from dlops.data.validation_text import draft_text_suite
+
+        return draft_text_suite(frame, task_cfg.columns, task_cfg.validate_, task)
     from dlops.data.validation import draft_suite
 
     return draft_suite(frame, task_cfg.columns, task_cfg.validate_, name=task)
@@ -140,6 +148,8 @@ def preprocess(task: str, root: Path | None = None) -> dict[str, int]:
     raw = pd.read_parquet(p.raw(task))
     if task_cfg.kind == "images":
         return _preprocess_images(task, task_cfg, raw, p)
+    if task_cfg.kind == "text":
+        return _preprocess_text(task, task_cfg, raw, p)
     splits = split_frame(raw, task_cfg.columns, task_cfg.preprocess.split)
     transform = TabularTransform.fit(splits["train"], task_cfg.columns, task_cfg.preprocess)
     p.processed(task).mkdir(parents=True, exist_ok=True)
@@ -174,6 +184,39 @@ def _preprocess_images(task: str, task_cfg: Any, raw: Any, p: Paths) -> dict[str
     pi.write_transform(p.transform(task), class_names(raw), shape, task_cfg.columns.sensitive)
     sizes = {name: len(frame) for name, frame in splits.items()}
     log.info("preprocess %s: %s images of shape %s", task, sizes, shape)
+    return sizes
+
+
+def _preprocess_text(task: str, task_cfg: Any, raw: Any, p: Paths) -> dict[str, int]:
+    """Split distinct texts (copies stay together), fit the tokenizer on train only, write token ids."""
+    import hashlib
+    import shutil
+
+    from dlops.data import preprocess_images as pi
+    from dlops.data.sources import write_parquet_atomic
+    from dlops.data.text import WordTokenizer
+
+    raw = raw.assign(sha1=[hashlib.sha1(t.encode()).hexdigest() for t in raw["text"].astype(str)])
+    classes = sorted(str(v) for v in raw["label"].unique())
+    raw = raw.assign(label_name=raw["label"].astype(str))
+    raw["label"] = raw["label_name"].map({c: i for i, c in enumerate(classes)})
+    splits = pi.split_images(raw, task_cfg.columns, task_cfg.preprocess.split)
+    out = p.processed(task)
+    if out.exists():
+        shutil.rmtree(out)
+    tokenizer = WordTokenizer.fit(splits["train"]["text"].tolist(), task_cfg.preprocess.tokenizer)
+    for name, frame in splits.items():
+        ids, _ = tokenizer.encode(frame["text"].tolist())  # (N, L) int64, 0 = padding
+        pi.save_split(p.image_split(task, name), frame, ids, task_cfg.columns.sensitive)
+    tokenizer.to_json(out / "tokenizer.json")
+    test_rows = splits["test"][["text", "label_name", *task_cfg.columns.sensitive]]
+    write_parquet_atomic(
+        test_rows.rename(columns={"label_name": "label"}).reset_index(drop=True), p.raw_split(task, "test")
+    )
+    transform = {"kind": "text", "classes": classes, "input_shape": [tokenizer.max_length]}
+    write_json(p.transform(task), transform | {"vocab_size": tokenizer.vocab_size})
+    sizes = {name: len(frame) for name, frame in splits.items()}
+    log.info("preprocess %s: %s texts, vocabulary %d", task, sizes, tokenizer.vocab_size)
     return sizes
 
 
@@ -213,7 +256,8 @@ def train(pair: str, root: Path | None = None, max_epochs: int | None = None) ->
     data = {split: training_data(p, entry, split) for split in ("train", "val")}
     num_classes = len(classes)
     seed_everything(entry.train.seed)
-    model = build_model(entry.family, input_shape=input_shape, num_classes=num_classes, config=entry.model)
+    model_config = _model_config(p, entry)
+    model = build_model(entry.family, input_shape=input_shape, num_classes=num_classes, config=model_config)
     augment = _batch_augment(task_cfg, num_classes) if entry.train.augment else None
     augment_cfg = task_cfg.augment
     digest = params_hash(
@@ -252,7 +296,7 @@ def train(pair: str, root: Path | None = None, max_epochs: int | None = None) ->
             pair=pair,
             task=entry.task,
             family=entry.family,
-            model_config=entry.model,
+            model_config=model_config,
             input_shape=input_shape,
             classes=classes,
             train_config=entry.train.model_dump(mode="json"),
@@ -275,9 +319,17 @@ def train(pair: str, root: Path | None = None, max_epochs: int | None = None) ->
 def task_classes_and_shape(p: Paths, task: str) -> tuple[list[str], tuple[int, ...]]:
     """Class names and the shape of one model input, from the task's transform.json."""
     data = json.loads(p.transform(task).read_text())
-    if data.get("kind") == "images":
+    if data.get("kind") in ("images", "text"):
         return [str(c) for c in data["classes"]], tuple(data["input_shape"])
     return [str(c) for c in data["classes"]], (len(data["feature_names"]),)
+
+
+def _model_config(p: Paths, entry: Any) -> dict[str, Any]:
+    """The family config from params, plus the fitted vocabulary size for a text task."""
+    data = json.loads(p.transform(entry.task).read_text())
+    if data.get("kind") == "text":
+        return {**entry.model, "vocab_size": int(data["vocab_size"])}
+    return dict(entry.model)
 
 
 def _split_file(p: Paths, task: str, split: str) -> Path:
@@ -302,6 +354,10 @@ def _batch_augment(task_cfg: Any, num_classes: int) -> Any:
         from dlops.data.augment_images import make_image_augment
 
         return make_image_augment(task_cfg.augment)
+    if task_cfg.kind == "text":
+        from dlops.data.text import make_text_augment
+
+        return make_text_augment(task_cfg.augment)
     cfg = task_cfg.augment
     if cfg.noise_std == 0 and cfg.mixup_alpha == 0:
         return None
@@ -372,12 +428,41 @@ def _evaluate_classifier(
     write_json(out / "confusion.json", metrics.confusion(test["y"], y_pred, classes))
     plots.write_plot_data(out, test["y"], test["proba"], classes, history)
     plots.write_plots(out / "figures", test["y"], test["proba"], classes, history, fair_tables)
+    if p.image_split(entry.task, "test").exists() and test["x"].dtype.kind == "i":  # token ids: text
+        scores.update(_evaluate_text(model, p, entry, classes, test, out))
     if test["x"].ndim == 4 and entry.evaluate.attribution_images:
         from dlops.evaluation.images import attribution_grid
 
         n = entry.evaluate.attribution_images
         attribution_grid(model, test["x"][:n], test["y"][:n], out / "figures" / "attributions.png")
     return scores
+
+
+def _evaluate_text(
+    model: Any, p: Paths, entry: Any, classes: list[str], test: dict[str, Any], out: Path
+) -> dict[str, Any]:
+    """Behavioural challenge set (negation, contrast, filler) and token attributions for a few texts."""
+    import pandas as pd
+
+    from dlops.data.text import WordTokenizer
+    from dlops.evaluation import text
+
+    tokenizer = WordTokenizer.from_json(p.processed(entry.task) / "tokenizer.json")
+    raw_test = pd.read_parquet(p.raw_split(entry.task, "test"))
+    n = entry.evaluate.attribution_images
+    if n:
+        texts = raw_test["text"].astype(str).tolist()[:n]
+        targets = [int(v) for v in test["y"][:n]]
+        path = out / "figures" / "token_attributions.html"
+        text.token_attributions(model, tokenizer, texts, targets, path, classes=classes)
+    if not {"pos", "neg"} <= set(classes):
+        log.info("evaluate %s: labels %s are not pos/neg; the challenge set is skipped", entry.task, classes)
+        return {}
+    metrics, table = text.challenge_report(
+        lambda texts: text.predict_texts(model, tokenizer, texts, classes), classes
+    )
+    table.to_csv(out / "figures" / "challenge.csv", index=False, lineterminator="\n")
+    return metrics
 
 
 # ------------------------------------------------------------------------------------------- register
@@ -444,6 +529,14 @@ def _serving(p: Paths, entry: Any, task_cfg: Any, pair: str) -> tuple[str, dict[
 
         example = raw_test.drop(columns=[target]).head(20)
         return "tabular", {**checkpoint, "transform": p.transform(entry.task)}, example, score_tabular
+    if task_cfg.kind == "text":
+        raw_test = pd.read_parquet(p.raw_split(entry.task, "test"))
+        artifacts = {**checkpoint, "tokenizer": p.processed(entry.task) / "tokenizer.json"}
+
+        def score_text(model_uri: str) -> float:
+            return _score_model_uri(model_uri, raw_test, "label", primary)
+
+        return "text-classifier", artifacts, raw_test[["text"]].head(20), score_text
     x_test, y_test, _ = load_split(p, entry.task, "test")
     pixels = (x_test[:20] * 255).round().astype("uint8")  # what a caller sends: uint8 (N, C, H, W)
     if "classifier" in kinds:

@@ -47,7 +47,7 @@ def duplicates_across_splits(splits: dict[str, pd.DataFrame]) -> int:
 def save_split(path: Path, frame: pd.DataFrame, pixels: np.ndarray, sensitive: list[str]) -> None:
     """Write one split atomically: x uint8 (N, C, H, W), y int64 (N,), sha1 and group columns."""
     arrays: dict[str, Any] = {
-        "x": pixels.astype(np.uint8),
+        "x": np.asarray(pixels),  # uint8 images or int64 token ids
         "y": frame["label"].to_numpy(dtype=np.int64),
         "sha1": frame["sha1"].to_numpy(dtype=str),
     }
@@ -76,9 +76,14 @@ def write_npz(path: Path, arrays: dict[str, np.ndarray]) -> None:
 
 
 def load_image_split(path: Path) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]:
-    """(x float32 (N, C, H, W) in [0, 1], y int64 (N,), {attr: group labels (N,)}) of one split."""
+    """(x, y int64 (N,), {attr: group labels (N,)}) of one .npz split: images (uint8 on disk) come back
+    as float32 (N, C, H, W) in [0, 1]; token ids (text) as int64 (N, L)."""
     with np.load(path, allow_pickle=False) as data:
-        x = data["x"].astype(np.float32) / 255.0
+        x = (
+            data["x"].astype(np.float32) / 255.0
+            if data["x"].dtype == np.uint8
+            else data["x"].astype(np.int64)
+        )
         y = data["y"].astype(np.int64)
         groups = {k[len(GROUP_PREFIX) :]: data[k] for k in data.files if k.startswith(GROUP_PREFIX)}
     return x, y, groups

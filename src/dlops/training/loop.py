@@ -269,7 +269,9 @@ def predict_proba(model: nn.Module, x: np.ndarray, batch_size: int | None = None
     batch_size = batch_size or (8192 if np.ndim(x) == 2 else 512)
     out = []
     for start in range(0, len(x), batch_size):
-        batch = np.array(x[start : start + batch_size], dtype=np.float32)  # own, writable copy
+        chunk = x[start : start + batch_size]
+        dtype = np.int64 if np.issubdtype(np.asarray(chunk).dtype, np.integer) else np.float32  # ids stay ids
+        batch = np.array(chunk, dtype=dtype)  # own, writable copy
         xb = torch.from_numpy(batch).to(device)
         logits, _ = model(xb)
         out.append(torch.softmax(logits.float(), dim=-1).double().cpu().numpy())

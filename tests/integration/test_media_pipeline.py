@@ -1,5 +1,5 @@
-"""The tiny DAG with the image task: digits at 8x8 and every image family, through dvc repro to the
-registry, and each registered pyfunc serving what its kind serves."""
+"""The tiny DAG with the image and text tasks (digits at 8x8, 1,500 reviews) and every family, through
+dvc repro to the registry, and each registered pyfunc serving what its kind serves."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from tests.integration.test_pipeline import client, dvc
 pytestmark = pytest.mark.slow
 
 IMAGE_MODELS = ["images-autoencoder", "images-cnn", "images-gan", "images-mlp", "images-vae"]
+TEXT_MODELS = ["text-mlp", "text-rnn", "text-transformer"]
 
 
 @pytest.fixture(scope="module")
@@ -23,7 +24,7 @@ def images_project(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def test_every_image_family_is_registered_with_its_gates(images_project: Path) -> None:
-    for pair in IMAGE_MODELS:
+    for pair in IMAGE_MODELS + TEXT_MODELS:
         version = client(images_project).get_model_version_by_alias(f"dlops-{pair}", "champion")
         assert version.tags["decision"] == "promoted", pair
         assert version.tags["gate.min_primary.passed"] == "true", pair
@@ -68,3 +69,21 @@ def test_reports_hold_each_kinds_metrics_and_a_second_repro_does_nothing(images_
     assert (figures / "images-gan/figures/samples.png").is_file()
     assert (figures / "images-autoencoder/figures/reconstructions.png").is_file()
     assert "up to date" in dvc(images_project, "repro").stdout
+
+
+def test_text_models_predict_raw_text_and_report_the_challenge_set(images_project: Path) -> None:
+    import json
+
+    import mlflow
+    import pandas as pd
+
+    mlflow.set_tracking_uri(f"sqlite:///{images_project}/mlflow.db")
+    reviews = pd.DataFrame({"text": ["The acting was not good.", "I loved the film, but the plot was dull."]})
+    for pair in TEXT_MODELS:
+        out = mlflow.pyfunc.load_model(f"models:/dlops-{pair}@champion").predict(reviews)
+        assert list(out["prediction"].unique()) and set(out["prediction"]) <= {"neg", "pos"}, pair
+        metrics = json.loads((images_project / f"reports/evaluate/{pair}/metrics.json").read_text())
+        assert (
+            "challenge/negation/accuracy" in metrics and "fairness/group/equalized_odds_difference" in metrics
+        )
+        assert (images_project / f"reports/evaluate/{pair}/figures/token_attributions.html").is_file()
