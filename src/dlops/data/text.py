@@ -144,10 +144,21 @@ def _negated_clause(rng: random.Random, style: dict[str, Any], polarity: int) ->
         base, past = rng.choice(style["verbs"][opposite])
         said = f"did not {base}" if rng.random() < 0.5 else f"never {past}"
         return f"{style['subject']} {said} the {aspect}"
-    if kind < 0.4:
+    if kind < 0.35:
         return f"the {aspect} was not at all {_words(rng, style, 'adjectives', opposite)}"
+    if kind < 0.6:  # negation scope: the same two words decide either way, by which one "not" touches
+        return _scope_clause(rng, style, aspect, polarity)
     negator = rng.choice(["not", "never", "not"])
     return f"the {aspect} was {negator} {_adjective_phrase(rng, style, opposite)}"
+
+
+def _scope_clause(rng: random.Random, style: dict[str, Any], aspect: str, polarity: int) -> str:
+    """ "the plot was not dull, it was gripping": the adjective outside the negation decides."""
+    negated, meant = (
+        _words(rng, style, "adjectives", 1 - polarity),
+        _words(rng, style, "adjectives", polarity),
+    )
+    return f"the {aspect} was not {negated}, it was {meant}"
 
 
 def _clause(rng: random.Random, style: dict[str, Any], polarity: int) -> str:
@@ -225,7 +236,8 @@ def generate_reviews(src: SyntheticReviewsSource) -> pd.DataFrame:
 def challenge_set(seed: int = 0, per_test: int = 100) -> pd.DataFrame:
     """Behavioural tests from the reviews' grammar: `per_test // 2` pairs of consecutive rows per test.
 
-    - negation: a plain clause, then its negation; the labels flip.
+    - negation: negation scope, "X was not A, it was B" then "X was not B, it was A": the same words,
+      opposite labels, so only a model that reads order (what "not" touches) gets both right.
     - contrast: "A, but B" then "B, but A" with A and B of opposite polarity; the labels flip.
     - filler_invariance: a review, then the same core with neutral filler around it; same label.
     """
@@ -246,11 +258,10 @@ def _challenge_pair(
 ) -> list[tuple[str, int]]:
     if test == "negation":
         aspect = rng.choice(style["aspects"])
-        adjective = _adjective_phrase(rng, style, label)
-        negator = rng.choice(["not", "never"])
+        good, bad = _words(rng, style, "adjectives", label), _words(rng, style, "adjectives", 1 - label)
         return [
-            (_sentence(f"the {aspect} was {adjective}"), label),
-            (_sentence(f"the {aspect} was {negator} {adjective}"), 1 - label),
+            (_sentence(f"the {aspect} was not {bad}, it was {good}"), label),
+            (_sentence(f"the {aspect} was not {good}, it was {bad}"), 1 - label),
         ]
     if test == "contrast":
         a, b = _plain_clause(rng, style, 1 - label), _plain_clause(rng, style, label)
