@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import gzip
 import hashlib
-import os
 import zipfile
 import zlib
 from dataclasses import dataclass
@@ -23,6 +22,7 @@ import numpy as np
 import pandas as pd
 
 from dlops.config import DigitsSource, IdxSource, ImageFolderSource, ImageTask, NpzSource
+from dlops.data.sources import project_path
 
 IDX_IMAGES_MAGIC = 0x00000803  # uint8, 3 dimensions (N, H, W)
 IDX_LABELS_MAGIC = 0x00000801  # uint8, 1 dimension (N,)
@@ -463,27 +463,9 @@ def _metadata_keys(values: pd.Series, csv: str, key_column: str) -> pd.Series:
 
 
 # ------------------------------------------------------------------------------------------------- paths
-def _project_path(path: str, root: Path) -> Path:
-    """An absolute path as given, or a relative one under `root` (a `..` that escapes it is refused)."""
-    given = Path(path).expanduser()
-    if given.is_absolute():
-        return given
-    base = Path(os.path.abspath(root))  # abspath, not resolve(): a data symlink may point elsewhere
-    full = Path(os.path.normpath(base / given))
-    if not full.is_relative_to(base):
-        raise ImageDataError(f"{path}: escapes the project root {root}; give an absolute path instead")
-    return full
-
-
 def _file(path: str, root: Path) -> Path:
-    full = _project_path(path, root)
-    if not full.is_file():
-        raise ImageDataError(f"{path}: file not found (looked at {full})")
-    return full
+    return project_path(path, root, "file", ImageDataError)
 
 
 def _directory(path: str, root: Path) -> Path:
-    full = _project_path(path, root)
-    if not full.is_dir():
-        raise ImageDataError(f"{path}: folder not found (looked at {full})")
-    return full
+    return project_path(path, root, "folder", ImageDataError)

@@ -62,7 +62,15 @@ def load_table(src: TableSource, root: Path) -> pd.DataFrame:
 
 
 def resolve_local(path: str, root: Path) -> Path:
-    """An absolute path as given, or a relative one under `root` (a `..` that escapes it is refused)."""
+    """A data file named in params: absolute as given, or relative to `root`."""
+    return project_path(path, root)
+
+
+def project_path(
+    path: str, root: Path, kind: str = "file", error: type[ValueError] = DataSourceError
+) -> Path:
+    """An existing file (or folder, `kind="folder"`) named in params: absolute as given, or relative to
+    `root`, where a `..` that escapes the project is refused. Failures raise `error` naming `path`."""
     given = Path(path).expanduser()
     if given.is_absolute():
         full = given
@@ -71,9 +79,9 @@ def resolve_local(path: str, root: Path) -> Path:
         base = Path(os.path.abspath(root))
         full = Path(os.path.normpath(base / given))
         if not full.is_relative_to(base):
-            raise DataSourceError(f"{path}: escapes the project root {root}; give an absolute path instead")
-    if not full.is_file():
-        raise DataSourceError(f"{path}: file not found (looked at {full})")
+            raise error(f"{path}: escapes the project root {root}; give an absolute path instead")
+    if not (full.is_dir() if kind == "folder" else full.is_file()):
+        raise error(f"{path}: {kind} not found (looked at {full})")
     return full
 
 

@@ -29,7 +29,6 @@ from __future__ import annotations
 import csv
 import io
 import json
-import os
 import random
 import re
 from collections import Counter
@@ -50,6 +49,7 @@ from dlops.config import (
     TextTask,
     TokenizerConfig,
 )
+from dlops.data.sources import project_path
 
 PAD_ID = 0
 UNK_ID = 1
@@ -397,30 +397,12 @@ def _folder(src: TextFolderSource, root: Path) -> pd.DataFrame:
     return pd.DataFrame({"text": texts, "label": labels, "source": sources})
 
 
-def _project_path(path: str, root: Path) -> Path:
-    """An absolute path as given, or a relative one under `root` (a `..` that escapes it is refused)."""
-    given = Path(path).expanduser()
-    if given.is_absolute():
-        return given
-    base = Path(os.path.abspath(root))
-    full = Path(os.path.normpath(base / given))
-    if not full.is_relative_to(base):
-        raise TextDataError(f"{path}: escapes the project root {root}; give an absolute path instead")
-    return full
-
-
 def _file(path: str, root: Path) -> Path:
-    full = _project_path(path, root)
-    if not full.is_file():
-        raise TextDataError(f"{path}: file not found (looked at {full})")
-    return full
+    return project_path(path, root, "file", TextDataError)
 
 
 def _directory(path: str, root: Path) -> Path:
-    full = _project_path(path, root)
-    if not full.is_dir():
-        raise TextDataError(f"{path}: folder not found (looked at {full})")
-    return full
+    return project_path(path, root, "folder", TextDataError)
 
 
 # -------------------------------------------------------------------------------------------- tokenizer
