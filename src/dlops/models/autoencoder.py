@@ -9,14 +9,14 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from dlops.models.cnn import image_shape, positive_int, positive_ints
-from dlops.models.registry import register_family
+from dlops.models.registry import make_config, register_family
 
 Size = tuple[int, int]
 
@@ -150,10 +150,6 @@ class Autoencoder(nn.Module):
 
 @register_family("autoencoder")
 def build_autoencoder(*, input_shape: tuple[int, ...], num_classes: int, **config: object) -> Autoencoder:
-    try:
-        cfg = AutoencoderConfig(**config)  # type: ignore[arg-type]
-    except TypeError as exc:
-        keys = ", ".join(f.name for f in fields(AutoencoderConfig))
-        raise ValueError(f"model: {exc}; valid keys: {keys}") from None
+    cfg = make_config(AutoencoderConfig, config)
     check_normal_classes(cfg.normal_classes, num_classes)
     return Autoencoder(image_shape(input_shape, "autoencoder"), cfg)

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
-from dlops.models.registry import register_family
+from dlops.models.registry import classification_loss, make_config, register_family
 
 
 @dataclass(frozen=True)
@@ -68,13 +67,7 @@ class CNN(nn.Module):
         logits = self.head(self.dropout(self.features(x)))  # (B, K)
         if targets is None:
             return logits, None
-        if targets.dtype.is_floating_point:  # soft targets (mixup): (B, K)
-            per_sample = -(targets * F.log_softmax(logits, dim=-1)).sum(-1)
-        else:
-            per_sample = F.cross_entropy(logits, targets, reduction="none")
-        if weights is not None:
-            return logits, (per_sample * weights).sum() / weights.sum()
-        return logits, per_sample.mean()
+        return logits, classification_loss(logits, targets, weights)
 
 
 def image_shape(input_shape: tuple[int, ...], family: str) -> tuple[int, int, int]:
@@ -86,9 +79,5 @@ def image_shape(input_shape: tuple[int, ...], family: str) -> tuple[int, int, in
 
 @register_family("cnn")
 def build_cnn(*, input_shape: tuple[int, ...], num_classes: int, **config: object) -> CNN:
-    try:
-        cfg = CNNConfig(**config)  # type: ignore[arg-type]
-    except TypeError as exc:
-        keys = ", ".join(f.name for f in fields(CNNConfig))
-        raise ValueError(f"model: {exc}; valid keys: {keys}") from None
+    cfg = make_config(CNNConfig, config)
     return CNN(image_shape(input_shape, "cnn"), num_classes, cfg)

@@ -11,7 +11,7 @@ epoch to epoch. `forward` only evaluates.
 from __future__ import annotations
 
 import copy
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 import torch
@@ -21,7 +21,7 @@ from torch.nn.utils.parametrizations import spectral_norm
 
 from dlops.models.autoencoder import ConvDecoder, check_conv_config, evaluating, stage_sizes
 from dlops.models.cnn import image_shape, in_range
-from dlops.models.registry import register_family
+from dlops.models.registry import make_config, register_family
 
 if TYPE_CHECKING:
     from dlops.config import TrainConfig
@@ -192,9 +192,5 @@ class GAN(nn.Module):
 
 @register_family("gan")
 def build_gan(*, input_shape: tuple[int, ...], num_classes: int, **config: object) -> GAN:
-    try:
-        cfg = GANConfig(**config)  # type: ignore[arg-type]
-    except TypeError as exc:
-        keys = ", ".join(f.name for f in fields(GANConfig))
-        raise ValueError(f"model: {exc}; valid keys: {keys}") from None
+    cfg = make_config(GANConfig, config)
     return GAN(image_shape(input_shape, "gan"), num_classes, cfg)

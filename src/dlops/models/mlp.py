@@ -7,13 +7,12 @@ With `vocab_size` set it is a bag-of-words text baseline: token ids (B, L) becom
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
-from dlops.models.registry import register_family
+from dlops.models.registry import classification_loss, make_config, register_family
 
 
 @dataclass(frozen=True)
@@ -59,13 +58,7 @@ class MLP(nn.Module):
         logits = self.head(self.body(x.flatten(1)))  # (B, K)
         if targets is None:
             return logits, None
-        if targets.dtype.is_floating_point:  # soft targets (mixup): (B, K)
-            per_sample = -(targets * F.log_softmax(logits, dim=-1)).sum(-1)
-        else:
-            per_sample = F.cross_entropy(logits, targets, reduction="none")
-        if weights is not None:
-            return logits, (per_sample * weights).sum() / weights.sum()
-        return logits, per_sample.mean()
+        return logits, classification_loss(logits, targets, weights)
 
 
 def bag_of_words(ids: torch.Tensor, vocab_size: int) -> torch.Tensor:
@@ -79,9 +72,5 @@ def bag_of_words(ids: torch.Tensor, vocab_size: int) -> torch.Tensor:
 
 @register_family("mlp")
 def build_mlp(*, input_shape: tuple[int, ...], num_classes: int, **config: object) -> MLP:
-    try:
-        cfg = MLPConfig(**config)  # type: ignore[arg-type]
-    except TypeError as exc:
-        keys = ", ".join(f.name for f in fields(MLPConfig))
-        raise ValueError(f"model: {exc}; valid keys: {keys}") from None
+    cfg = make_config(MLPConfig, config)
     return MLP(math.prod(input_shape), num_classes, cfg)

@@ -49,6 +49,31 @@ def register_family(name: str) -> Callable[[Callable[..., Any]], Callable[..., A
     return decorate
 
 
+def make_config(config_cls: Any, config: dict[str, Any]) -> Any:
+    """A family's config dataclass from params' `model:` mapping; an unknown key names the valid ones."""
+    import dataclasses
+
+    try:
+        return config_cls(**config)
+    except TypeError as exc:
+        keys = ", ".join(f.name for f in dataclasses.fields(config_cls))
+        raise ValueError(f"model: {exc}; valid keys: {keys}") from None
+
+
+def classification_loss(logits: Any, targets: Any, weights: Any = None) -> Any:
+    """Cross-entropy of logits (B, K) on hard (B,) or soft (B, K) targets (mixup), optionally weighted
+    per sample: the loss every classifier family returns."""
+    import torch.nn.functional as F
+
+    if targets.dtype.is_floating_point:
+        per_sample = -(targets * F.log_softmax(logits, dim=-1)).sum(-1)
+    else:
+        per_sample = F.cross_entropy(logits, targets, reduction="none")
+    if weights is not None:
+        return (per_sample * weights).sum() / weights.sum()
+    return per_sample.mean()
+
+
 def known_families() -> list[str]:
     return sorted(FAMILIES)
 

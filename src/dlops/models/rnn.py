@@ -5,14 +5,13 @@ Inputs are right-padded token ids (B, L), 0 = padding, 1 = unknown; lengths are 
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from dlops.models.cnn import in_range, positive_int
-from dlops.models.registry import register_family
+from dlops.models.registry import classification_loss, make_config, register_family
 
 
 @dataclass(frozen=True)
@@ -46,19 +45,6 @@ def check_vocab_size(vocab_size: object) -> None:
         raise ValueError("model.vocab_size is required (the trainer sets it from the fitted tokenizer)")
     if not positive_int(vocab_size) or vocab_size < 2:  # type: ignore[operator]
         raise ValueError(f"model.vocab_size must be an integer >= 2 (padding + unknown), got {vocab_size!r}")
-
-
-def classification_loss(
-    logits: torch.Tensor, targets: torch.Tensor, weights: torch.Tensor | None
-) -> torch.Tensor:
-    """Cross-entropy on hard (B,) or soft (B, K) targets, optionally weighted per sample."""
-    if targets.dtype.is_floating_point:  # soft targets (mixup): (B, K)
-        per_sample = -(targets * F.log_softmax(logits, dim=-1)).sum(-1)
-    else:
-        per_sample = F.cross_entropy(logits, targets, reduction="none")
-    if weights is not None:
-        return (per_sample * weights).sum() / weights.sum()
-    return per_sample.mean()
 
 
 class RNNClassifier(nn.Module):
@@ -111,10 +97,6 @@ def text_length(input_shape: tuple[int, ...], family: str) -> int:
 
 @register_family("rnn")
 def build_rnn(*, input_shape: tuple[int, ...], num_classes: int, **config: object) -> RNNClassifier:
-    try:
-        cfg = RNNConfig(**config)  # type: ignore[arg-type]
-    except TypeError as exc:
-        keys = ", ".join(f.name for f in fields(RNNConfig))
-        raise ValueError(f"model: {exc}; valid keys: {keys}") from None
+    cfg = make_config(RNNConfig, config)
     text_length(input_shape, "rnn")
     return RNNClassifier(num_classes, cfg)

@@ -7,14 +7,14 @@ sinusoidal (Vaswani et al.), a non-persistent buffer: no parameters, nothing ext
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 
 import torch
 from torch import nn
 
 from dlops.models.cnn import in_range, positive_int
-from dlops.models.registry import register_family
-from dlops.models.rnn import check_vocab_size, classification_loss, text_length
+from dlops.models.registry import classification_loss, make_config, register_family
+from dlops.models.rnn import check_vocab_size, text_length
 
 
 @dataclass(frozen=True)
@@ -106,11 +106,7 @@ class TransformerClassifier(nn.Module):
 def build_transformer(
     *, input_shape: tuple[int, ...], num_classes: int, **config: object
 ) -> TransformerClassifier:
-    try:
-        cfg = TransformerConfig(**config)  # type: ignore[arg-type]
-    except TypeError as exc:
-        keys = ", ".join(f.name for f in fields(TransformerConfig))
-        raise ValueError(f"model: {exc}; valid keys: {keys}") from None
+    cfg = make_config(TransformerConfig, config)
     if text_length(input_shape, "transformer") > cfg.max_length:
         raise ValueError(f"model.max_length={cfg.max_length} is below the input length {input_shape[0]}")
     return TransformerClassifier(num_classes, cfg)

@@ -7,7 +7,7 @@ The label joins after the conv stack, so scoring every candidate class re-runs o
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 
 import torch
 import torch.nn.functional as F
@@ -23,7 +23,7 @@ from dlops.models.autoencoder import (
     weighted_mean,
 )
 from dlops.models.cnn import image_shape, in_range
-from dlops.models.registry import register_family
+from dlops.models.registry import make_config, register_family
 
 
 @dataclass(frozen=True)
@@ -123,10 +123,6 @@ class VAE(nn.Module):
 
 @register_family("vae")
 def build_vae(*, input_shape: tuple[int, ...], num_classes: int, **config: object) -> VAE:
-    try:
-        cfg = VAEConfig(**config)  # type: ignore[arg-type]
-    except TypeError as exc:
-        keys = ", ".join(f.name for f in fields(VAEConfig))
-        raise ValueError(f"model: {exc}; valid keys: {keys}") from None
+    cfg = make_config(VAEConfig, config)
     check_normal_classes(cfg.normal_classes, num_classes)
     return VAE(image_shape(input_shape, "vae"), num_classes, cfg)
