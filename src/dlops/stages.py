@@ -485,7 +485,7 @@ def register(pair: str, root: Path | None = None) -> dict[str, Any]:
             f"register {pair}: no MLflow run carries model {sha[:12]} (was the tracking store reset?); "
             f"rerun training with `dvc repro -f -s train@{pair}`"
         )
-    serving, artifacts, example, score_champion = _serving(p, entry, task_cfg, pair)
+    serving, artifacts, example, score_champion = _serving(p, entry, task_cfg, pair, scores)
     report = tracking.register(
         pair=pair,
         run_id=run_id,
@@ -510,7 +510,9 @@ def register(pair: str, root: Path | None = None) -> dict[str, Any]:
     return report
 
 
-def _serving(p: Paths, entry: Any, task_cfg: Any, pair: str) -> tuple[str, dict[str, Path], Any, Any]:
+def _serving(
+    p: Paths, entry: Any, task_cfg: Any, pair: str, scores: dict[str, Any]
+) -> tuple[str, dict[str, Path], Any, Any]:
     """What the registered pyfunc serves, its artifacts, an input example, and how to re-score the
     current champion on today's test split (None: compared only on the same split, by its tags)."""
     import pandas as pd
@@ -553,8 +555,7 @@ def _serving(p: Paths, entry: Any, task_cfg: Any, pair: str) -> tuple[str, dict[
         return "image-classifier", checkpoint, pixels, score_images
     if primary.startswith("anomaly"):
         threshold_file = p.state / "serving" / pair / "threshold.json"  # copied into the logged model
-        metrics = json.loads(p.eval_metrics(pair).read_text())
-        write_json(threshold_file, {"threshold": metrics.get("anomaly/threshold")})
+        write_json(threshold_file, {"threshold": scores.get("anomaly/threshold")})
         return "anomaly", {**checkpoint, "threshold": threshold_file}, pixels, None
     return "generator", checkpoint, pd.DataFrame({"label": [0, 1]}), None
 
