@@ -21,12 +21,10 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
-## Run the default pipeline (dvc repro) and show the champion.
+## Run the default pipeline (dvc repro), then print and record the leaderboard.
 run: $(STAMP)
-	DLOPS_PIPELINE_RUN_ID=$${DLOPS_PIPELINE_RUN_ID:-make-$$(date -u +%Y%m%dT%H%M%SZ)} $(BIN)/dvc repro
-	$(BIN)/dvc metrics show
-	@for pair in $$($(BIN)/python -c "from dlops.config import load_params; print(' '.join(load_params().models))"); do \
-		$(BIN)/dlops champion $$pair; done
+	export DLOPS_PIPELINE_RUN_ID=$${DLOPS_PIPELINE_RUN_ID:-make-$$(date -u +%Y%m%dT%H%M%SZ)}; \
+	$(BIN)/dvc repro && $(BIN)/dlops leaderboard --log
 
 ## ruff, mypy and pytest (the integration tier included).
 test: $(STAMP) lint typecheck

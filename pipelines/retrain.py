@@ -11,6 +11,7 @@ Run against a local server:  make prefect-server   (one shell)
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -99,33 +100,24 @@ def retrain(root: str = str(PROJECT_ROOT), stages: list[str] | None = None) -> l
     env.setdefault("GIT_PYTHON_REFRESH", "quiet")
     for stage in order:
         run_stage(stage, root, env)
-    _publish_summary(Path(root), order)
+    publish_leaderboard(root, env)
     return order
 
 
-def _publish_summary(root: Path, order: list[str]) -> None:
-    """A markdown artifact in the Prefect UI: the register decision of each model."""
-    import json
+@task(retries=3, retry_delay_seconds=[5, 20, 60], retry_condition_fn=_retry_only_transient)
+def publish_leaderboard(root: str, env: dict[str, str]) -> str:
+    """The leaderboard (metrics, gaps, registry standing) as an MLflow run and a Prefect artifact."""
+    dlops = str(Path(sys.executable).with_name("dlops"))
+    proc = subprocess.run(
+        [dlops, "leaderboard", "--log", "--json", "--root", root], env=env, capture_output=True, text=True
+    )
+    if proc.returncode != 0:
+        raise (TransientStageError if proc.returncode == 75 else StageFailed)(proc.stderr.strip()[-2000:])
+    from dlops.leaderboard import markdown
 
-    rows = []
-    for stage in order:
-        if not stage.startswith("evaluate@"):
-            continue
-        pair = stage.split("@", 1)[1]
-        metrics_file = root / "reports" / "evaluate" / pair / "metrics.json"
-        if metrics_file.exists():
-            m = json.loads(metrics_file.read_text())
-            rows.append(
-                f"| {pair} | {m.get('test/accuracy')} | {m.get('test/balanced_accuracy')} | "
-                f"{m.get('fairness/max/demographic_parity_difference')} | {m.get('overfit/diagnosis')} |"
-            )
-    table = (
-        "| model | test/accuracy | test/balanced_accuracy | max DP difference | overfitting |\n"
-        "|---|---|---|---|---|\n"
-    )
-    create_markdown_artifact(
-        markdown="# Retrain leaderboard\n\n" + table + "\n".join(rows), key="retrain-leaderboard"
-    )
+    table = markdown(json.loads(proc.stdout))
+    create_markdown_artifact(markdown="# Retrain leaderboard\n\n" + table, key="retrain-leaderboard")
+    return table
 
 
 if __name__ == "__main__":

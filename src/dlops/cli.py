@@ -157,6 +157,51 @@ def champion(pair: Pair, root: Root = None) -> None:
     _echo_json(_run("champion", lambda: stages.champion(pair, root)))
 
 
+@app.command()
+def promote(
+    pair: Pair,
+    version: Annotated[str, typer.Argument(help="Registered version number to make @champion.")],
+    override: Annotated[bool, typer.Option("--override", help="Promote despite a failed gate.")] = False,
+    reason: Annotated[str, typer.Option("--reason", help="Why (required with --override).")] = "",
+    root: Root = None,
+) -> None:
+    """A human decision: make VERSION the @champion (the old one becomes @previous)."""
+    from dlops import stages
+
+    done = _run("promote", lambda: stages.promote(pair, version, override, reason, root))
+    typer.echo(f"{done['model_name']} v{done['version']}: {done.get('what', done['verdict'])}")
+
+
+@app.command()
+def rollback(
+    pair: Pair,
+    reason: Annotated[str, typer.Option("--reason", help="Why the champion is rolled back.")] = "",
+    root: Root = None,
+) -> None:
+    """Restore the @previous champion in one step (recorded as a decision)."""
+    from dlops import stages
+
+    done = _run("rollback", lambda: stages.rollback(pair, reason, root))
+    typer.echo(f"{done['model_name']}: v{done['rolled_back']} rolled back, v{done['version']} is @champion")
+
+
+@app.command()
+def leaderboard(
+    log: Annotated[bool, typer.Option("--log", help="Also record it as an MLflow run.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
+    root: Root = None,
+) -> None:
+    """Every model's test metrics, fairness gaps and registry standing, across tasks and families."""
+    from dlops import leaderboard as board
+    from dlops import stages
+
+    table = _run("leaderboard", lambda: stages.leaderboard(log, root))
+    if as_json:
+        _echo_json(table)
+    else:
+        board.print_table(table)
+
+
 @expectations_app.command("init")
 def expectations_init(
     task: Task,

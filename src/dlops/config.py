@@ -338,6 +338,9 @@ class TrainConfig(Strict):
     device: Literal["auto", "cpu", "cuda"] = "auto"
     amp: bool = True
     augment: bool = True  # apply the task's `augment` section to this model's training batches
+    # bias mitigation in training: reweigh the loss so the label is independent of the intersection of
+    # these sensitive attributes (Kamiran-Calders); [] = off
+    reweigh: list[str] = Field(default_factory=list)
 
 
 PrimaryMetric = Literal[
@@ -372,7 +375,28 @@ class GatesConfig(Strict):
     # training images as from held-out ones, well below 1 = copying training images)
     min_class_coverage: float | None = Field(None, ge=0.0, le=1.0)
     min_memorization_ratio: float | None = Field(None, ge=0.0)
+    # `point`: a fairness gap fails when its estimate exceeds the limit; `confident`: only when the lower
+    # bound of its bootstrap interval does ("exceeds the limit with 95% confidence")
+    fairness_rule: Literal["point", "confident"] = "point"
+    # The champion/challenger decision on the same test rows: `paired_bootstrap` (of the primary metric's
+    # difference) or `mcnemar` (accuracy); `tolerance`: promote unless worse by `promotion_tolerance`.
+    # Families without per-row predictions on the test split (generators) always use `tolerance`.
+    promotion_test: Literal["paired_bootstrap", "mcnemar", "tolerance"] = "paired_bootstrap"
+    promotion_confidence: float = Field(0.95, gt=0.5, lt=1.0)
+    when_indistinguishable: Literal["keep", "promote"] = "keep"
+    first_version: Literal["promote", "hold"] = "promote"  # no champion yet; hold = wait for `dlops promote`
     promotion_tolerance: float = Field(0.005, ge=0.0, le=1.0)
+
+
+class PostprocessConfig(Strict):
+    """Fair thresholds after training (binary classifiers): fairlearn's ThresholdOptimizer on the
+    network's positive-class score, fitted on the validation split, served with the model."""
+
+    method: Literal["threshold_optimizer"] = "threshold_optimizer"
+    constraint: Literal["demographic_parity", "equalized_odds"] = "demographic_parity"
+    objective: Literal["accuracy_score", "balanced_accuracy_score"] = "accuracy_score"
+    tol: float | None = Field(None, ge=0.0, le=1.0)  # relaxed constraint (demographic parity only)
+    attributes: list[str] = Field(min_length=1)  # thresholds per intersection of these attributes
 
 
 class JudgeConfig(Strict):
@@ -392,6 +416,9 @@ class EvaluateConfig(Strict):
     # gan: also train the judge with this fraction of each batch replaced by generated samples and
     # report its test accuracy with and without them (0 = skip)
     synthetic_fraction: float = Field(0.0, ge=0.0, le=0.9)
+    postprocess: PostprocessConfig | None = None  # binary classifiers on tasks with sensitive columns
+    bootstrap: int = Field(1000, ge=0, le=100_000)  # resamples of the test split for intervals; 0 = off
+    confidence: float = Field(0.95, gt=0.5, lt=1.0)
 
 
 class ModelEntry(Strict):
@@ -472,8 +499,28 @@ def _check_entry_fits(name: str, entry: ModelEntry, task: Any) -> None:
                     f"{where}.gates.{gate}: must be set, task {entry.task!r} has sensitive columns "
                     f"{task.columns.sensitive} (a classifier on it is never promoted unchecked)"
                 )
+    _check_mitigation(where, entry, task, kinds)
     if "generator" in kinds and entry.evaluate.judge is None:
         raise ValueError(f"{where}.evaluate.judge: a {entry.family} needs a judge CNN to be evaluated")
+
+
+def _check_mitigation(where: str, entry: ModelEntry, task: Any, kinds: frozenset[str]) -> None:
+    """Reweighing and fair thresholds name sensitive columns of the task and need a classifier."""
+    post = entry.evaluate.postprocess
+    for key, attributes in (("train.reweigh", entry.train.reweigh), ("evaluate.postprocess", post)):
+        if not attributes:
+            continue
+        if "classifier" not in kinds or task.kind == "images":
+            raise ValueError(f"{where}.{key}: mitigation applies to tabular and text classifiers")
+        names = attributes if isinstance(attributes, list) else attributes.attributes
+        unknown = [a for a in names if a not in task.columns.sensitive]
+        if unknown:
+            raise ValueError(
+                f"{where}.{key}: {unknown} not among the sensitive columns {task.columns.sensitive} "
+                f"of task {entry.task!r}"
+            )
+    if post is not None and post.tol is not None and post.constraint == "equalized_odds":
+        raise ValueError(f"{where}.evaluate.postprocess.tol: fairlearn relaxes demographic parity only")
 
 
 def _unknown(what: str, name: str, known: Any, where: str) -> str:

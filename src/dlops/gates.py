@@ -1,8 +1,15 @@
 """Quality gates and the promotion decision: pure functions over a metrics dict, no MLflow.
 
-A candidate may become @champion only when every gate passes and it is not worse than the current
-champion beyond `promotion_tolerance`. A metric that is missing or not a number fails its gate: a
-gate never passes by default.
+A candidate may become @champion only when every gate passes and the comparison with the current
+champion allows it. A metric that is missing or not a number fails its gate: a gate never passes by
+default. The verdict is one of:
+
+- `rejected`: a gate failed, or the candidate is worse than the champion (with confidence, for a paired
+  test; beyond `promotion_tolerance` otherwise);
+- `promoted`: gates passed and it is better with confidence, or there is no champion yet
+  (`first_version: promote`), or it is indistinguishable and `when_indistinguishable: promote`;
+- `kept`: gates passed, indistinguishable from the champion, and `when_indistinguishable: keep`;
+- `held`: gates passed, no champion yet, and `first_version: hold` (a person decides: `dlops promote`).
 """
 
 from __future__ import annotations
@@ -17,6 +24,7 @@ Op = Literal["<=", ">="]
 
 # gate name (the GatesConfig field holding its limit) -> (metrics key, comparison, use |value|)
 # A gate whose limit is null in params is not checked (and not listed); `min_primary` is always set.
+FAIRNESS_GATES = ("max_demographic_parity_difference", "max_equalized_odds_difference")
 GATES: dict[str, tuple[str, Op, bool]] = {
     "min_primary": ("test/{primary}", ">=", False),
     "max_demographic_parity_difference": ("fairness/max/demographic_parity_difference", "<=", False),
@@ -49,6 +57,8 @@ class Decision:
     candidate_primary: float | None
     champion_primary: float | None
     gates_passed: bool = field(default=False)
+    verdict: str = "rejected"  # promoted | kept | rejected | held (see the module docstring)
+    comparison: dict[str, Any] | None = None  # the paired test against the champion, when one ran
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -79,11 +89,14 @@ def decide(
     gates: GatesConfig,
     champion_primary: float | None,
     champion_version: str | None = None,
+    comparison: dict[str, Any] | None = None,
 ) -> Decision:
-    """Check every gate, then (only if all pass) compare the primary metric with the champion's.
+    """Check every gate, then (only if all pass) compare with the champion.
 
-    `champion_primary` None means there is no comparable champion: the candidate is promoted when its
-    gates pass. `reasons` holds one sentence per gate, in `checks` order, then the comparison.
+    `comparison` is a paired test on the same test rows (dlops.evaluation.uncertainty, with a `verdict`
+    of better / worse / indistinguishable); without one, `champion_primary` is compared within
+    `promotion_tolerance`, and None for both means there is no comparable champion. `reasons` holds
+    one sentence per gate, in `checks` order, then the comparison.
     """
     primary = f"test/{gates.primary_metric}"
     checks, reasons = [], []
@@ -92,56 +105,111 @@ def decide(
         if limit is None:
             continue
         key = template.format(primary=gates.primary_metric)
-        check, reason = _check(name, key, metrics.get(key), op, limit, absolute)
+        confident = gates.fairness_rule == "confident" and name in FAIRNESS_GATES
+        check, reason = _check(name, key, metrics, op, limit, absolute, confident)
         checks.append(check)
         reasons.append(reason)
 
     candidate = _number(metrics.get(primary))
     gates_passed = all(check.passed for check in checks)
     who = f"champion v{champion_version}" if champion_version else "the champion"
-    tol = gates.promotion_tolerance
     if not gates_passed:
-        promote = False
+        verdict = "rejected"
         failed = f"{sum(not c.passed for c in checks)} gate(s) failed"
         reasons.append(
             f"not compared with {who}: {failed}" if champion_version else f"not promoted: {failed}"
         )
+    elif comparison is not None:
+        verdict, reason = _paired_verdict(comparison, gates, who)
+        reasons.append(reason)
+    elif champion_primary is None and champion_version is None and gates.first_version == "hold":
+        verdict = "held"
+        reasons.append("every gate passed; there is no champion yet and first_version is 'hold': "
+                       "a person promotes it with `dlops promote`")  # fmt: skip
     elif champion_primary is None:
-        promote = True
+        verdict = "promoted"
         reasons.append("every gate passed and there is no comparable champion")
     else:
         assert candidate is not None  # the primary gate passed, so the metric is a number
-        promote = not candidate < champion_primary - tol
-        verdict = "is not worse than" if promote else "is worse than"
+        tol = gates.promotion_tolerance
+        verdict = "rejected" if candidate < champion_primary - tol else "promoted"
+        words = "is not worse than" if verdict == "promoted" else "is worse than"
         ours, theirs = _pair(candidate, champion_primary)
-        reasons.append(f"{primary} {ours} {verdict} {who} ({theirs}) beyond tolerance {tol:.3f}")
+        reasons.append(f"{primary} {ours} {words} {who} ({theirs}) beyond tolerance {tol:.3f}")
     return Decision(
-        promote=promote,
+        promote=verdict == "promoted",
         checks=checks,
         reasons=reasons,
         champion_version=champion_version,
         primary_metric=primary,
         candidate_primary=candidate,
-        champion_primary=champion_primary,
+        champion_primary=champion_primary if comparison is None else comparison.get("champion"),
         gates_passed=gates_passed,
+        verdict=verdict,
+        comparison=comparison,
     )
 
 
-def _check(name: str, key: str, raw: Any, op: Op, limit: float, absolute: bool) -> tuple[GateCheck, str]:
+def _paired_verdict(comparison: dict[str, Any], gates: GatesConfig, who: str) -> tuple[str, str]:
+    """better -> promoted; worse -> rejected; indistinguishable -> kept or promoted, by params."""
+    outcome = comparison["verdict"]
+    level = f"{100 * gates.promotion_confidence:g}%"
+    if comparison["method"] == "mcnemar":
+        evidence = (
+            f"McNemar on the same {comparison.get('n', '?')} test rows: candidate right where {who} is "
+            f"wrong {comparison['b']} times, the reverse {comparison['c']} times, "
+            f"p = {comparison['p_value']:.3g}"
+        )
+    else:
+        low, high = _pair(comparison["ci_low"], comparison["ci_high"])
+        evidence = (
+            f"paired bootstrap of {comparison['metric']} on the same test rows: difference "
+            f"{comparison['difference']:+.4f} ({level} CI {low} to {high})"
+        )
+    if outcome == "better":
+        return "promoted", f"better than {who} with {level} confidence: {evidence}"
+    if outcome == "worse":
+        return "rejected", f"worse than {who} with {level} confidence: {evidence}"
+    verdict = "kept" if gates.when_indistinguishable == "keep" else "promoted"
+    then = f"{who} stays" if verdict == "kept" else "promoted (when_indistinguishable: promote)"
+    return verdict, f"not distinguishable from {who} at {level}: {evidence}; {then}"
+
+
+def _check(
+    name: str, key: str, metrics: dict[str, Any], op: Op, limit: float, absolute: bool, confident: bool
+) -> tuple[GateCheck, str]:
+    raw = metrics.get(key)
     value = _number(raw)
     if value is None:
         why = "is missing" if raw is None else f"= {raw!r} is not a number"
         return GateCheck(name, None, limit, op, False, key), f"{key} {why}, so gate {name} fails"
     if absolute:
         value = abs(value)
+    low, high = _number(metrics.get(f"{key}/ci_low")), _number(metrics.get(f"{key}/ci_high"))
+    level = f"{100 * float(metrics.get('bootstrap/confidence') or 0.95):g}%"
+    interval = "" if low is None or high is None else f" ({level} CI {low:.3f} to {high:.3f})"
+    shown_value, shown_limit = _pair(value, limit)
+    shown = f"|{key}|" if absolute else key
+    if confident:  # a max gate that fails only when the whole interval lies beyond the limit
+        if low is None:
+            return GateCheck(name, value, limit, op, False, key), (
+                f"{key} has no confidence interval, so gate {name} (fairness_rule: confident) fails"
+            )
+        passed = low <= limit
+        words = (
+            "is not confidently above the limit" if passed else f"exceeds with {level} confidence the limit"
+        )
+        return GateCheck(name, value, limit, op, passed, key), (
+            f"{shown} = {shown_value}{interval} {words} {shown_limit}"
+        )
     passed = value >= limit if op == ">=" else value <= limit
     if op == ">=":
         words = "meets the minimum" if passed else "is below the minimum"
     else:
         words = "is within the limit" if passed else "exceeds the limit"
-    shown_value, shown_limit = _pair(value, limit)
-    shown = f"|{key}|" if absolute else key
-    return GateCheck(name, value, limit, op, passed, key), f"{shown} = {shown_value} {words} {shown_limit}"
+    return GateCheck(
+        name, value, limit, op, passed, key
+    ), f"{shown} = {shown_value}{interval} {words} {shown_limit}"
 
 
 def _pair(a: float, b: float) -> tuple[str, str]:

@@ -22,6 +22,7 @@ class DlopsTabularModel(PythonModel):
         self._model, meta = load_model(Path(context.artifacts["checkpoint"]))
         self._classes = [str(c) for c in meta["classes"]]
         self._transform = TabularTransform.from_json(Path(context.artifacts["transform"]))
+        self._fair = _fair_thresholds(context)
 
     def predict(
         self, context: Any, model_input: pd.DataFrame, params: dict[str, Any] | None = None
@@ -31,9 +32,33 @@ class DlopsTabularModel(PythonModel):
 
         x = self._transform.transform(model_input)  # (N, F) float32
         proba = predict_proba(self._model, x) if len(x) else np.zeros((0, len(self._classes)))  # (N, K)
-        out = pd.DataFrame({f"proba_{c}": proba[:, i] for i, c in enumerate(self._classes)})
-        out.insert(0, "prediction", np.asarray(self._classes, dtype=object)[proba.argmax(axis=1)])
-        return out
+        return _class_frame(proba, self._classes, self._fair, model_input)
+
+
+def _fair_thresholds(context: Any) -> Any:
+    """The fair thresholds shipped with a mitigated model (artifact `fair_thresholds`), or None."""
+    if "fair_thresholds" not in context.artifacts:
+        return None
+    from dlops.mitigation import FairThresholds
+
+    return FairThresholds.from_json(Path(context.artifacts["fair_thresholds"]))
+
+
+def _class_frame(proba: np.ndarray, classes: list[str], fair: Any = None, rows: Any = None) -> pd.DataFrame:
+    """`prediction` (class name) and `proba_<class>` columns; with fair thresholds, the prediction is the
+    thresholded decision for each row's group (the sensitive columns must be in `rows`)."""
+    out = pd.DataFrame({f"proba_{c}": proba[:, i] for i, c in enumerate(classes)})
+    decided = proba.argmax(axis=1)
+    if fair is not None and len(proba):
+        from dlops.mitigation import joint_groups
+
+        missing = [a for a in fair.attributes if a not in rows.columns]
+        if missing:
+            raise KeyError(f"this model applies fair thresholds per {fair.attributes}: input lacks {missing}")
+        groups = joint_groups({a: rows[a].to_numpy() for a in fair.attributes}, fair.attributes)
+        decided = fair.predict(proba[:, 1], groups)
+    out.insert(0, "prediction", np.asarray(classes, dtype=object)[decided])
+    return out
 
 
 def _pixels(model_input: Any) -> Any:
@@ -60,9 +85,7 @@ class DlopsImageClassifier(PythonModel):
 
         x = _pixels(model_input).numpy()
         proba = predict_proba(self._model, x) if len(x) else np.zeros((0, len(self._classes)))  # (N, K)
-        out = pd.DataFrame({f"proba_{c}": proba[:, i] for i, c in enumerate(self._classes)})
-        out.insert(0, "prediction", np.asarray(self._classes, dtype=object)[proba.argmax(axis=1)])
-        return out
+        return _class_frame(proba, self._classes)
 
 
 class DlopsAnomalyModel(PythonModel):
@@ -106,7 +129,8 @@ class DlopsGeneratorModel(PythonModel):
 
 
 class DlopsTextClassifier(PythonModel):
-    """A frame with a `text` column in; `prediction` and `proba_<class>` out (tokenizer shipped along)."""
+    """A frame with a `text` column (and the sensitive columns, for a model with fair thresholds) in;
+    `prediction` and `proba_<class>` out (tokenizer shipped along)."""
 
     def load_context(self, context: Any) -> None:
         from dlops.data.text import WordTokenizer
@@ -115,6 +139,7 @@ class DlopsTextClassifier(PythonModel):
         self._model, meta = load_model(Path(context.artifacts["checkpoint"]))
         self._classes = [str(c) for c in meta["classes"]]
         self._tokenizer = WordTokenizer.from_json(Path(context.artifacts["tokenizer"]))
+        self._fair = _fair_thresholds(context)
 
     def predict(
         self, context: Any, model_input: pd.DataFrame, params: dict[str, Any] | None = None
@@ -123,9 +148,7 @@ class DlopsTextClassifier(PythonModel):
 
         ids, _ = self._tokenizer.encode([str(t) for t in model_input["text"]])  # (N, L) int64
         proba = predict_proba(self._model, ids) if len(ids) else np.zeros((0, len(self._classes)))
-        out = pd.DataFrame({f"proba_{c}": proba[:, i] for i, c in enumerate(self._classes)})
-        out.insert(0, "prediction", np.asarray(self._classes, dtype=object)[proba.argmax(axis=1)])
-        return out
+        return _class_frame(proba, self._classes, self._fair, model_input)
 
 
 SERVING_CLASSES: dict[str, Any] = {

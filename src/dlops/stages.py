@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -282,6 +283,7 @@ def train(pair: str, root: Path | None = None, max_epochs: int | None = None) ->
             model,
             data,
             entry.train,
+            sample_weights=_reweigh(p, entry),
             augment=augment,
             logger=run,
             resume_path=p.resume_checkpoint(pair),
@@ -348,6 +350,18 @@ def training_data(p: Paths, entry: Any, split: str) -> tuple[Any, Any]:
     return x, y
 
 
+def _reweigh(p: Paths, entry: Any) -> Any:
+    """Kamiran-Calders weights of the training rows when `train.reweigh` names attributes, else None."""
+    if not entry.train.reweigh:
+        return None
+    from dlops.mitigation import joint_groups, reweigh_weights
+
+    _, y, groups = load_split(p, entry.task, "train")
+    weights = reweigh_weights(y, joint_groups(groups, entry.train.reweigh))
+    log.info("train: reweighing by %s, weights %.3f..%.3f", entry.train.reweigh, weights.min(), weights.max())
+    return weights
+
+
 def _batch_augment(task_cfg: Any, num_classes: int) -> Any:
     """The training-batch transform the task's `augment` section asks for, or None."""
     if task_cfg.kind == "images":
@@ -404,30 +418,33 @@ def evaluate(pair: str, root: Path | None = None) -> dict[str, Any]:
 def _evaluate_classifier(
     model: Any, p: Paths, entry: Any, classes: list[str], history: dict[str, Any], out: Path
 ) -> dict[str, Any]:
-    from dlops.evaluation import fairness, metrics, overfitting, plots
+    from dlops.evaluation.classifiers import evaluate_classifier, interpret_tabular
     from dlops.training.loop import predict_proba
 
-    scores: dict[str, Any] = {}
-    test: dict[str, Any] = {}
-    for split in SPLITS:
-        x, y, groups = load_split(p, entry.task, split)
-        proba = predict_proba(model, x)
-        scores.update(metrics.classification_metrics(y, proba, classes, prefix=split))
-        if split == "test":
-            test = {"x": x, "y": y, "proba": proba, "groups": groups}
-    y_pred = test["proba"].argmax(axis=1)
-    fair_metrics, fair_tables = fairness.fairness_report(test["y"], y_pred, test["groups"])
-    scores.update(fair_metrics)
-    balanced, worst = scores.get("test/balanced_accuracy"), scores.get("test/worst_class_recall")
-    if balanced is not None and worst is not None:  # the task's bias measure when no group is known
-        scores["bias/class_recall_gap"] = round(balanced - worst, 6)
-    gap_limit = entry.gates.max_overfit_gap
-    gap_limit = overfitting.DEFAULT_GAP if gap_limit is None else gap_limit  # diagnosis even if not gated
-    scores.update(overfitting.diagnose(history, scores, entry.gates.primary_metric, gap_limit))
-    write_json(out / "fairness.json", fair_tables)
-    write_json(out / "confusion.json", metrics.confusion(test["y"], y_pred, classes))
-    plots.write_plot_data(out, test["y"], test["proba"], classes, history)
-    plots.write_plots(out / "figures", test["y"], test["proba"], classes, history, fair_tables)
+    splits = {split: load_split(p, entry.task, split) for split in SPLITS}
+    scores, test = evaluate_classifier(
+        lambda x: predict_proba(model, x), entry, splits, classes, history, out
+    )
+    interpretation: dict[str, Any] = {}
+    if p.split(entry.task, "test").exists():  # tabular: importance and partial dependence on raw rows
+        import pandas as pd
+
+        from dlops.data.preprocess import TabularTransform
+
+        transform = TabularTransform.from_json(p.transform(entry.task))
+        raw_test = pd.read_parquet(p.raw_split(entry.task, "test"))[transform.input_columns]
+        scores.update(
+            interpret_tabular(
+                lambda frame: predict_proba(model, transform.transform(frame)),
+                raw_test,
+                test["y"],
+                test["groups"],
+                out,
+                entry.train.seed,
+            )
+        )
+    else:
+        write_json(out / "interpretation.json", interpretation)
     if p.image_split(entry.task, "test").exists() and test["x"].dtype.kind == "i":  # token ids: text
         scores.update(_evaluate_text(model, p, entry, classes, test, out))
     if test["x"].ndim == 4 and entry.evaluate.attribution_images:
@@ -467,10 +484,11 @@ def _evaluate_text(
 
 # ------------------------------------------------------------------------------------------- register
 def register(pair: str, root: Path | None = None) -> dict[str, Any]:
-    """Register the candidate with its gates; promote to @champion only if every gate passes and it is
-    not worse than the current champion on the same test split. Raises GateFailure when a gate fails."""
+    """Register the candidate with its gates, compare it with the champion on the same test rows, and
+    promote it to @champion only as the policy in params allows. Raises GateFailure when a gate fails."""
     from dlops import tracking
     from dlops.gates import GateFailure
+    from dlops.model_card import build_card
     from dlops.training.checkpoint import file_sha256
 
     params, p = _context(root)
@@ -485,7 +503,30 @@ def register(pair: str, root: Path | None = None) -> dict[str, Any]:
             f"register {pair}: no MLflow run carries model {sha[:12]} (was the tracking store reset?); "
             f"rerun training with `dvc repro -f -s train@{pair}`"
         )
-    serving, artifacts, example, score_champion = _serving(p, entry, task_cfg, pair, scores)
+    served = _serving(p, entry, task_cfg, pair, scores)
+    extra_tags = {
+        "data.test_split": file_sha256(_split_file(p, entry.task, "test")),
+        "params.hash": params_hash(entry),
+    }
+    flat_params = tracking.flatten_params(
+        {
+            "model": entry.model,
+            "train": entry.train.model_dump(mode="json"),
+            "gates": entry.gates.model_dump(),
+        }
+    )
+
+    def card(report: dict[str, Any]) -> dict[str, Any]:
+        return build_card(
+            pair=pair,
+            entry=entry,
+            report=report,
+            tags={**tracking.lineage_tags(p.root, entry.task, extra_tags["params.hash"]), **extra_tags},
+            eval_dir=p.eval_dir(pair),
+            validation_summary=p.validation_report(entry.task),
+            params=flat_params,
+        )
+
     report = tracking.register(
         pair=pair,
         run_id=run_id,
@@ -493,15 +534,13 @@ def register(pair: str, root: Path | None = None) -> dict[str, Any]:
         metrics=scores,
         gates=entry.gates,
         cfg=params.mlflow,
-        artifacts=artifacts,
-        raw_example=example,
-        model_card=_model_card(pair, entry, scores),
-        extra_tags={
-            "data.test_split": file_sha256(_split_file(p, entry.task, "test")),
-            "params.hash": params_hash(entry),
-        },
-        score_champion=score_champion,
-        serving=serving,
+        artifacts=served.artifacts,
+        raw_example=served.example,
+        extra_tags=extra_tags,
+        score_champion=served.score_champion,
+        serving=served.kind,
+        paired=served.paired,
+        card=card,
     )
     if not all(check["passed"] for check in report["checks"]):
         from dlops.gates import Decision
@@ -510,54 +549,85 @@ def register(pair: str, root: Path | None = None) -> dict[str, Any]:
     return report
 
 
-def _serving(
-    p: Paths, entry: Any, task_cfg: Any, pair: str, scores: dict[str, Any]
-) -> tuple[str, dict[str, Path], Any, Any]:
-    """What the registered pyfunc serves, its artifacts, an input example, and how to re-score the
-    current champion on today's test split (None: compared only on the same split, by its tags)."""
+@dataclass
+class _Served:
+    kind: str  # a key of dlops.serving.SERVING_CLASSES
+    artifacts: dict[str, Path]
+    example: Any  # what a caller sends
+    score_champion: Any = None  # model_uri -> primary metric on today's test split
+    paired: Any = None  # tracking.PairedRows for the paired test
+
+
+def _serving(p: Paths, entry: Any, task_cfg: Any, pair: str, scores: dict[str, Any]) -> _Served:
+    """What the registered pyfunc serves, its artifacts, an input example, and how to score the current
+    champion on today's test rows (paired decisions for classifiers)."""
     import pandas as pd
 
     from dlops.models.registry import family_kinds
 
     kinds = family_kinds(entry.family)
-    checkpoint = {"checkpoint": p.checkpoint(pair)}
+    artifacts: dict[str, Path] = {"checkpoint": p.checkpoint(pair)}
     primary = entry.gates.primary_metric
-    if task_cfg.kind == "tabular":
+    if task_cfg.kind in ("tabular", "text"):
         raw_test = pd.read_parquet(p.raw_split(entry.task, "test"))
-        target = task_cfg.columns.target
+        target = task_cfg.columns.target if task_cfg.kind == "tabular" else "label"
+        inputs = raw_test.drop(columns=[target])
+        if task_cfg.kind == "tabular":
+            kind, example = "tabular", inputs.head(20)
+            artifacts["transform"] = p.transform(entry.task)
+        else:
+            kind, example = "text-classifier", inputs[["text"]].head(20)
+            artifacts["tokenizer"] = p.processed(entry.task) / "tokenizer.json"
+        mitigation = json.loads((p.eval_dir(pair) / "mitigation.json").read_text())
+        if mitigation.get("thresholds"):
+            artifacts["fair_thresholds"] = p.eval_dir(pair) / "mitigation.json"
+            example = inputs.head(20)  # the sensitive columns choose each row's thresholds
 
-        def score_tabular(model_uri: str) -> float:
-            return _score_model_uri(model_uri, raw_test, target, primary)
+        def predict_raw(model_uri: str) -> Any:
+            return _load_pyfunc(model_uri).predict(inputs)
 
-        example = raw_test.drop(columns=[target]).head(20)
-        return "tabular", {**checkpoint, "transform": p.transform(entry.task)}, example, score_tabular
-    if task_cfg.kind == "text":
-        raw_test = pd.read_parquet(p.raw_split(entry.task, "test"))
-        artifacts = {**checkpoint, "tokenizer": p.processed(entry.task) / "tokenizer.json"}
+        def score(model_uri: str) -> float:
+            return _score_frame(predict_raw(model_uri), raw_test[target], primary)
 
-        def score_text(model_uri: str) -> float:
-            return _score_model_uri(model_uri, raw_test, "label", primary)
-
-        return "text-classifier", artifacts, raw_test[["text"]].head(20), score_text
+        paired = _paired_rows(p, entry.task, pair, lambda uri: predict_raw(uri)["prediction"])
+        return _Served(kind, artifacts, example, score, paired)
     x_test, y_test, _ = load_split(p, entry.task, "test")
-    pixels = (x_test[:20] * 255).round().astype("uint8")  # what a caller sends: uint8 (N, C, H, W)
+    pixels = (x_test * 255).round().astype("uint8")  # what a caller sends: uint8 (N, C, H, W)
     if "classifier" in kinds:
-        classes = json.loads(p.transform(entry.task).read_text())["classes"]
 
         def score_images(model_uri: str) -> float:
-            from dlops.evaluation.metrics import classification_metrics
+            return _score_frame(_load_pyfunc(model_uri).predict(pixels), y_test, primary, by_index=True)
 
-            model = _load_pyfunc(model_uri)
-            out = model.predict((x_test * 255).round().astype("uint8"))
-            proba = out[[f"proba_{c}" for c in classes]].to_numpy()
-            return float(classification_metrics(y_test, proba, classes, prefix="test")[f"test/{primary}"])
-
-        return "image-classifier", checkpoint, pixels, score_images
+        paired = _paired_rows(
+            p, entry.task, pair, lambda uri: _load_pyfunc(uri).predict(pixels)["prediction"]
+        )
+        return _Served("image-classifier", artifacts, pixels[:20], score_images, paired)
     if primary.startswith("anomaly"):
         threshold_file = p.state / "serving" / pair / "threshold.json"  # copied into the logged model
         write_json(threshold_file, {"threshold": scores.get("anomaly/threshold")})
-        return "anomaly", {**checkpoint, "threshold": threshold_file}, pixels, None
-    return "generator", checkpoint, pd.DataFrame({"label": [0, 1]}), None
+        return _Served("anomaly", {**artifacts, "threshold": threshold_file}, pixels[:20])
+    return _Served("generator", artifacts, pd.DataFrame({"label": [0, 1]}))
+
+
+def _paired_rows(p: Paths, task: str, pair: str, predict_names: Any) -> Any:
+    """The candidate's test decisions (predictions.csv) and a champion's on the same rows, as indices."""
+    import numpy as np
+    import pandas as pd
+
+    from dlops.tracking import PairedRows
+
+    table = pd.read_csv(p.eval_dir(pair) / "predictions.csv", dtype=str, keep_default_na=False)
+    classes = json.loads(p.transform(task).read_text())["classes"]
+    index = {str(c): i for i, c in enumerate(classes)}
+
+    def as_index(names: Any) -> Any:
+        return np.array([index.get(str(n), -1) for n in names])
+
+    return PairedRows(
+        y_true=as_index(table["actual"]),
+        candidate=as_index(table["predicted"]),
+        predict=lambda uri: as_index(predict_names(uri)),
+    )
 
 
 def _load_pyfunc(model_uri: str) -> Any:
@@ -566,39 +636,20 @@ def _load_pyfunc(model_uri: str) -> Any:
     return mlflow.pyfunc.load_model(model_uri)
 
 
-def _score_model_uri(model_uri: str, raw_test: Any, target: str, primary: str) -> float:
-    """The primary metric of a registered model scored on today's raw test rows."""
+def _score_frame(out: Any, truth: Any, primary: str, by_index: bool = False) -> float:
+    """The primary metric of a pyfunc's output frame against the true classes (names, or indices)."""
     import numpy as np
 
     from dlops.evaluation.metrics import classification_metrics
 
-    out = _load_pyfunc(model_uri).predict(raw_test.drop(columns=[target]))
     classes = [c[len("proba_") :] for c in out.columns if c.startswith("proba_")]
     index = {name: i for i, name in enumerate(classes)}
-    y = np.array([index.get(str(v), -1) for v in raw_test[target]])
+    y = np.asarray(truth) if by_index else np.array([index.get(str(v), -1) for v in truth])
     keep = y >= 0
     proba = out[[f"proba_{c}" for c in classes]].to_numpy()[keep]
-    return float(classification_metrics(y[keep], proba, classes, prefix="test")[f"test/{primary}"])
-
-
-def _model_card(pair: str, entry: Any, scores: dict[str, Any]) -> str:
-    keys = [
-        f"test/{entry.gates.primary_metric}",
-        "test/accuracy",
-        "test/roc_auc",
-        "test/ece",
-        "fairness/max/demographic_parity_difference",
-        "fairness/max/equalized_odds_difference",
-        "overfit/primary_gap_train_test",
-        "overfit/diagnosis",
-    ]
-    rows = "\n".join(f"| {k} | {scores.get(k)} |" for k in keys if k in scores)
-    return (
-        f"## {pair}\n\nFamily `{entry.family}` on task `{entry.task}`; model config `{entry.model}`.\n"
-        f"Trained with AdamW (lr {entry.train.lr}, weight decay {entry.train.weight_decay}, "
-        f"up to {entry.train.epochs} epochs, early stopping patience {entry.train.patience}).\n\n"
-        f"| metric | value |\n|---|---|\n{rows}\n"
-    )
+    decided = np.array([index[str(v)] for v in out["prediction"]])[keep]
+    scores = classification_metrics(y[keep], proba, classes, prefix="test", y_pred=decided)
+    return float(scores[f"test/{primary}"])
 
 
 def champion(pair: str, root: Path | None = None) -> dict[str, Any] | None:
@@ -609,3 +660,44 @@ def champion(pair: str, root: Path | None = None) -> dict[str, Any] | None:
     params.pair(pair)
     tracking.configure(p.root, params.mlflow)
     return tracking.champion_info(pair, params.mlflow)
+
+
+# ----------------------------------------------------------------------------------- human decisions
+def promote(pair: str, version: str, override: bool, reason: str, root: Path | None = None) -> dict[str, Any]:
+    """`dlops promote`: a person makes a version @champion (refused for a failed gate without override)."""
+    from dlops import tracking
+
+    params, p = _context(root)
+    params.pair(pair)
+    tracking.configure(p.root, params.mlflow)
+    return tracking.promote(pair, version, params.mlflow, user=_user(), override=override, reason=reason)
+
+
+def rollback(pair: str, reason: str, root: Path | None = None) -> dict[str, Any]:
+    """`dlops rollback`: @champion back to @previous, recorded as a decision."""
+    from dlops import tracking
+
+    params, p = _context(root)
+    params.pair(pair)
+    tracking.configure(p.root, params.mlflow)
+    return tracking.rollback(pair, params.mlflow, user=_user(), reason=reason)
+
+
+def _user() -> str:
+    import getpass
+    import os
+
+    return os.environ.get("DLOPS_USER") or getpass.getuser()
+
+
+def leaderboard(log: bool = False, root: Path | None = None) -> list[dict[str, Any]]:
+    """Every model's test metrics and registry standing; `log` records it as an MLflow run."""
+    from dlops import leaderboard as board
+    from dlops import tracking
+
+    params, p = _context(root)
+    tracking.configure(p.root, params.mlflow)
+    table = board.rows(params, p.eval_dir, tracking.registry_state(list(params.models), params.mlflow))
+    if log:
+        tracking.log_leaderboard(table, board.markdown(table))
+    return table

@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import importlib.metadata
+import json
 import logging
 import os
 import platform
@@ -18,6 +19,7 @@ import re
 import subprocess
 import time
 from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlparse
@@ -34,6 +36,7 @@ log = logging.getLogger(__name__)
 
 PARAM_MAX_CHARS = 500
 TAG_MAX_CHARS = 5000
+MAX_DESCRIPTION = 5000  # what a model version description holds on the sqlite store
 FLUSH_EVERY = 10  # epochs buffered between two log_batch calls
 _BATCH_METRICS, _BATCH_PARAMS_TAGS = 1000, 100  # MLflow's per-request limits
 _STATE: dict[str, str] = {}
@@ -251,8 +254,6 @@ def find_run(pair: str, model_sha256: str) -> str | None:
 def log_evaluation(run_id: str, metrics: dict[str, Any], artifact_dir: Path) -> None:
     """Numbers (bools as 0/1) as metrics in batches, anything else as `eval.<key>` tags, None skipped;
     every file of `artifact_dir` under evaluation/."""
-    import json
-
     from mlflow.entities import Metric, RunTag
 
     client = _client()
@@ -315,6 +316,16 @@ def model_name(pair: str, cfg: MlflowConfig) -> str:
     return f"{cfg.model_prefix}-{pair}"
 
 
+@dataclass
+class PairedRows:
+    """Today's test rows for a paired champion/challenger test: true classes, the candidate's decisions,
+    and how to get a registered model's decisions on the same rows (class indices)."""
+
+    y_true: Any
+    candidate: Any
+    predict: Callable[[str], Any]
+
+
 def register(
     pair: str,
     run_id: str,
@@ -324,16 +335,20 @@ def register(
     cfg: MlflowConfig,
     artifacts: dict[str, Path],
     raw_example: Any,
-    model_card: str,
     extra_tags: dict[str, str],
     score_champion: Callable[[str], float] | None = None,
     serving: str = "tabular",
+    paired: PairedRows | None = None,
+    card: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
     """Register the checkpoint as a version of `<prefix>-<pair>` (once per sha256), record every gate and
-    the decision as version tags, and move @champion (old one to @previous) only if promoted.
+    the decision as version tags, a verdict artifact and the model card, and move @champion (old one to
+    @previous) only if promoted.
 
-    `score_champion(model_uri)` re-scores the champion on the current test split when it was scored on
-    another one (tag `data.test_split`); without it such a champion is not compared.
+    The champion is compared on today's test rows: a paired test when `paired` is given and the gates
+    ask for one (dlops.gates), else its primary metric within `promotion_tolerance`, re-scored by
+    `score_champion(model_uri)` when it was scored on another test split (tag `data.test_split`).
+    `card(report)` returns the model card (dlops.model_card) for the description and artifact.
     """
     client = _client()
     name = model_name(pair, cfg)
@@ -345,16 +360,19 @@ def register(
     tags["dlops.model_sha256"] = model_sha256
     current = str(champion.version) if champion else None
     is_champion = existing is not None and str(existing.version) == current
-    champion_primary, notes = (
-        (None, [])
-        if is_champion
-        else _champion_primary(
-            name, champion, gates.primary_metric, tags.get("data.test_split"), score_champion
-        )
-    )
-    decision = decide(metrics, gates, champion_primary, current)
+    comparison, champion_primary, notes = None, None, list[str]()
+    if champion is not None and not is_champion:
+        comparison, notes = _paired_comparison(name, champion, gates, paired)
+        if comparison is None:
+            champion_primary, more = _champion_primary(
+                name, champion, gates.primary_metric, tags.get("data.test_split"), score_champion
+            )
+            notes += more
+    decision = decide(metrics, gates, champion_primary, current, comparison)
     decision.reasons[-1:-1] = notes  # after the gates, before the comparison
     if is_champion:  # re-registering the champion: it keeps the alias; say so instead of comparing
+        # it stays champion: its verdict stays "promoted" unless it now fails a gate
+        decision.promote, decision.verdict = False, "promoted" if decision.gates_passed else "rejected"
         decision.reasons[-1] = (
             f"this model is already champion v{current}"
             if decision.gates_passed
@@ -371,7 +389,15 @@ def register(
         for key, value in tags.items():
             if existing.tags.get(key) != value:
                 client.set_model_version_tag(name, version, key, value)
-    client.update_model_version(name, version, description=_description(model_card, decision))
+    report = {
+        **decision.to_dict(),
+        "model_name": name,
+        "version": str(version),
+        "run_id": run_id,
+        "promoted": decision.promote,
+        "current_champion": current,
+    }
+    _publish(client, report, card(report) if card else None)
 
     # Aliases move last, so a champion always carries its reasons even after a crash mid-way.
     if decision.promote and current != version:
@@ -379,14 +405,59 @@ def register(
             client.set_registered_model_alias(name, "previous", str(champion.version))
         client.set_registered_model_alias(name, "champion", version)
         current = version
-    log.info("registered %s v%s: %s", name, version, "promoted" if decision.promote else "rejected")
-    return {
-        **decision.to_dict(),
-        "model_name": name,
-        "version": str(version),
-        "promoted": decision.promote,
-        "current_champion": current,
-    }
+    log.info("registered %s v%s: %s", name, version, decision.verdict)
+    return {**report, "current_champion": current}
+
+
+def _paired_comparison(
+    name: str, champion: ModelVersion, gates: GatesConfig, paired: PairedRows | None
+) -> tuple[dict[str, Any] | None, list[str]]:
+    """The paired test of candidate vs champion on the same test rows, or None (and why) to fall back
+    on the tolerance rule."""
+    primary = gates.primary_metric
+    if gates.promotion_test == "tolerance" or paired is None:
+        return None, []
+    if primary not in ("accuracy", "balanced_accuracy"):
+        return None, [f"no paired test for {primary}: compared within promotion_tolerance"]
+    who = f"champion v{champion.version}"
+    try:
+        theirs = paired.predict(f"models:/{name}/{champion.version}")
+    except Exception as exc:  # an old champion that no longer loads must not block a good candidate
+        log.warning("could not re-score %s of %s: %s", who, name, exc)
+        return None, [f"{who} could not be re-scored on the current test rows ({type(exc).__name__}: {exc})"]
+    from dlops.evaluation import uncertainty
+
+    if gates.promotion_test == "mcnemar":
+        result = uncertainty.mcnemar(paired.y_true, paired.candidate, theirs)
+    else:
+        result = uncertainty.paired_bootstrap(
+            paired.y_true, paired.candidate, theirs, primary, confidence=gates.promotion_confidence
+        )
+    result["n"] = len(paired.y_true)
+    result["verdict"] = uncertainty.verdict(result, gates.promotion_confidence)
+    return result, []
+
+
+def _publish(client: MlflowClient, report: dict[str, Any], card: dict[str, Any] | None) -> None:
+    """The verdict as a JSON artifact of the version's run, and the model card as its description and
+    an HTML artifact (the Markdown is trimmed to what a description holds)."""
+    import tempfile
+    from datetime import UTC, datetime
+
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
+    name, version, run_id = report["model_name"], report["version"], report["run_id"]
+    verdict = json.dumps(report, indent=2, sort_keys=True, default=str)
+    client.log_text(run_id, verdict, f"verdicts/v{version}-{stamp}-{report['verdict']}.json")
+    if card is None:
+        reasons = "\n".join(f"- {reason}" for reason in report["reasons"])
+        client.update_model_version(name, version, description=f"Decision: {report['verdict']}\n{reasons}\n")
+        return
+    from dlops.evaluation.card import write_card
+
+    with tempfile.TemporaryDirectory() as tmp:
+        html, markdown = write_card(card, Path(tmp))
+        client.log_artifact(run_id, str(html), "model_card")
+    client.update_model_version(name, version, description=markdown)
 
 
 def _version_with_sha(client: MlflowClient, name: str, sha: str) -> ModelVersion | None:
@@ -440,8 +511,12 @@ def _decision_tags(decision: Decision, metrics: dict[str, Any]) -> dict[str, str
         tags[f"gate.{check.name}.value"] = "missing" if check.value is None else repr(check.value)
         tags[f"gate.{check.name}.limit"] = repr(check.limit)
         tags[f"gate.{check.name}.passed"] = str(check.passed).lower()
-    tags["decision"] = "promoted" if decision.promote else "rejected"
+    tags["decision"] = decision.verdict
+    tags["decision.by"] = "pipeline"
     tags["decision.reasons"] = "; ".join(decision.reasons)
+    for key, value in (decision.comparison or {}).items():
+        if key in ("method", "metric", "difference", "ci_low", "ci_high", "p_value", "verdict", "b", "c"):
+            tags[f"comparison.{key}"] = str(value)
     for key, value in metrics.items():
         if (
             key.startswith(_METRIC_TAG_PREFIXES)
@@ -450,12 +525,6 @@ def _decision_tags(decision: Decision, metrics: dict[str, Any]) -> dict[str, str
         ):
             tags[f"metric.{key}"] = repr(float(value))
     return tags
-
-
-def _description(model_card: str, decision: Decision) -> str:
-    verdict = "promoted to @champion" if decision.promote else "rejected (not promoted)"
-    reasons = "\n".join(f"- {reason}" for reason in decision.reasons)
-    return f"{model_card.rstrip()}\n\n## Decision: {verdict}\n\n{reasons}\n"
 
 
 def _log_and_register(
@@ -539,3 +608,149 @@ def load_champion(pair: str, cfg: MlflowConfig) -> Any:
     if info is None:
         raise LookupError(f"{model_name(pair, cfg)} has no @champion yet; run `dlops register {pair}`")
     return mlflow.pyfunc.load_model(f"models:/{info['model_name']}/{info['version']}")
+
+
+# ------------------------------------------------------------------------------------ human decisions
+def promote(pair: str, version: str, cfg: MlflowConfig, *, user: str, override: bool, reason: str) -> dict:
+    """A person makes `version` @champion (the old champion becomes @previous). A version that failed a
+    gate is refused unless `override` with a `reason`; who, why and when are recorded as tags, a verdict
+    artifact and a line in the description."""
+    client = _client()
+    name = model_name(pair, cfg)
+    target = _model_version(client, name, version)
+    failed = sorted(
+        key[len("gate.") : -len(".passed")]
+        for key, value in target.tags.items()
+        if key.startswith("gate.") and key.endswith(".passed") and value == "false"
+    )
+    if failed and not override:
+        raise PermissionError(
+            f"{name} v{version} failed gate(s) {failed}; to promote it anyway pass "
+            '--override --reason "why this is acceptable"'
+        )
+    if override and not reason.strip():
+        raise ValueError("--override needs --reason: the registry records why a gate was overridden")
+    champion = _version_by_alias(client, name, "champion")
+    if champion is not None and str(champion.version) == str(version):
+        return {"model_name": name, "version": str(version), "verdict": "already champion", "changed": False}
+    if champion is not None:
+        client.set_registered_model_alias(name, "previous", str(champion.version))
+    client.set_registered_model_alias(name, "champion", str(version))
+    words = f"promoted by {user} with `dlops promote`" + (
+        f", overriding failed gates {failed}" if failed else ""
+    )
+    decision = _record_human(client, name, target, "promoted", words, user, reason, override=bool(failed))
+    if champion is not None:
+        client.set_model_version_tag(name, str(champion.version), "decision.superseded_by", f"v{version}")
+    return {**decision, "previous": str(champion.version) if champion else None, "changed": True}
+
+
+def rollback(pair: str, cfg: MlflowConfig, *, user: str, reason: str) -> dict:
+    """@champion goes back to @previous in one step; the demoted version becomes @previous (so a second
+    rollback undoes the first). Recorded like any decision."""
+    client = _client()
+    name = model_name(pair, cfg)
+    champion = _version_by_alias(client, name, "champion")
+    previous = _version_by_alias(client, name, "previous")
+    if champion is None or previous is None:
+        missing = "@champion" if champion is None else "@previous"
+        raise LookupError(f"{name} has no {missing} version, so there is nothing to roll back to")
+    client.set_registered_model_alias(name, "champion", str(previous.version))
+    client.set_registered_model_alias(name, "previous", str(champion.version))
+    why = reason or "no reason given"
+    _record_human(client, name, champion, "rolled back", f"rolled back by {user}", user, why, override=False)
+    restored = _record_human(
+        client, name, previous, "promoted", f"restored by {user} with `dlops rollback`", user, why, False
+    )
+    return {**restored, "rolled_back": str(champion.version)}
+
+
+def _model_version(client: MlflowClient, name: str, version: str) -> ModelVersion:
+    from mlflow.exceptions import MlflowException
+
+    try:
+        return client.get_model_version(name, str(version))
+    except MlflowException:
+        raise LookupError(f"{name} has no version {version!r}") from None
+
+
+def _record_human(
+    client: MlflowClient,
+    name: str,
+    mv: ModelVersion,
+    verdict: str,
+    words: str,
+    user: str,
+    reason: str,
+    override: bool,
+) -> dict[str, Any]:
+    from datetime import UTC, datetime
+
+    at = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    version = str(mv.version)
+    tags = {
+        "decision": verdict,
+        "decision.by": user,
+        "decision.reason": reason[:TAG_MAX_CHARS],
+        "decision.override": str(override).lower(),
+        "decision.at": at,
+    }
+    for key, value in tags.items():
+        client.set_model_version_tag(name, version, key, value)
+    record = {"model_name": name, "version": version, "verdict": verdict, "by": user, "reason": reason,
+              "override": override, "at": at, "what": words}  # fmt: skip
+    stamp = at.replace("-", "").replace(":", "")
+    path = f"verdicts/v{version}-{stamp}-{verdict.replace(' ', '-')}.json"
+    if mv.run_id:
+        client.log_text(mv.run_id, json.dumps(record, indent=2, sort_keys=True), path)
+    note = f"\n\n---\n**{at}: {words}.** Reason: {reason or '—'}\n"
+    kept = (mv.description or "")[: MAX_DESCRIPTION - len(note)]  # the card's head stays readable
+    client.update_model_version(name, version, description=kept + note)
+    return record
+
+
+# -------------------------------------------------------------------------------------- leaderboard
+def registry_state(pairs: list[str], cfg: MlflowConfig) -> dict[str, dict[str, Any]]:
+    """Per pair: the @champion version, the newest version and that version's decision."""
+    client = _client()
+    state: dict[str, dict[str, Any]] = {}
+    for pair in pairs:
+        name = model_name(pair, cfg)
+        found = client.search_model_versions(f"name = '{_quote(name)}'")
+        if not found:
+            continue
+        latest = max(found, key=lambda mv: int(mv.version))
+        champion = _version_by_alias(client, name, "champion")
+        state[pair] = {
+            "champion": f"v{champion.version}" if champion else None,
+            "latest": f"v{latest.version}",
+            "decision": latest.tags.get("decision"),
+        }
+    return state
+
+
+def log_leaderboard(table: list[dict[str, Any]], markdown: str) -> str:
+    """One MLflow run named `leaderboard` per pipeline run: the table as JSON and Markdown artifacts,
+    each model's primary metric as a metric. Returns the run id."""
+    from mlflow.entities import Metric
+
+    client = _client()
+    tags = {
+        "dlops.kind": "leaderboard",
+        "pipeline.run_id": os.environ.get("DLOPS_PIPELINE_RUN_ID", "manual"),
+        "mlflow.note.content": markdown[:TAG_MAX_CHARS],
+    }
+    if flow_run := os.environ.get("PREFECT__FLOW_RUN_ID"):
+        tags["prefect.flow_run_id"] = flow_run
+    run = client.create_run(_STATE["experiment_id"], tags=tags, run_name="leaderboard")
+    now = int(time.time() * 1000)
+    numbers = [
+        Metric(_metric_key(f"{row['model']}/{row['primary']}"), float(row["value"]), now, 0)
+        for row in table
+        if isinstance(row.get("value"), int | float)
+    ]
+    _log_batch(client, run.info.run_id, metrics=numbers)
+    client.log_text(run.info.run_id, json.dumps(table, indent=2, sort_keys=True), "leaderboard.json")
+    client.log_text(run.info.run_id, markdown, "leaderboard.md")
+    client.set_terminated(run.info.run_id, "FINISHED")
+    return run.info.run_id

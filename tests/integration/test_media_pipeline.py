@@ -79,11 +79,17 @@ def test_text_models_predict_raw_text_and_report_the_challenge_set(images_projec
 
     mlflow.set_tracking_uri(f"sqlite:///{images_project}/mlflow.db")
     reviews = pd.DataFrame({"text": ["The acting was not good.", "I loved the film, but the plot was dull."]})
+    styles = sorted(pd.read_parquet(images_project / "data/raw/text.parquet")["group"].unique())
     for pair in TEXT_MODELS:
-        out = mlflow.pyfunc.load_model(f"models:/dlops-{pair}@champion").predict(reviews)
+        model = mlflow.pyfunc.load_model(f"models:/dlops-{pair}@champion")
+        rows = reviews.assign(group=styles[0]) if pair == "text-mlp" else reviews  # fair thresholds by style
+        out = model.predict(rows)
         assert list(out["prediction"].unique()) and set(out["prediction"]) <= {"neg", "pos"}, pair
         metrics = json.loads((images_project / f"reports/evaluate/{pair}/metrics.json").read_text())
         assert (
             "challenge/negation/accuracy" in metrics and "fairness/group/equalized_odds_difference" in metrics
         )
         assert (images_project / f"reports/evaluate/{pair}/figures/token_attributions.html").is_file()
+    mitigation = json.loads((images_project / "reports/evaluate/text-mlp/mitigation.json").read_text())
+    assert [row["variant"] for row in mitigation["rows"]] == ["unmitigated", "mitigated"]
+    assert mitigation["thresholds"]["constraint"] == "equalized_odds"

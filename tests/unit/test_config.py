@@ -151,3 +151,37 @@ def test_sections_dvc_reads_must_be_written_out(tmp_path: Path) -> None:
     del raw["models"]["tabular-mlp"]["evaluate"]
     with pytest.raises(ConfigError, match=r"models.tabular-mlp.evaluate: Field required"):
         _load(tmp_path, raw)
+
+
+POST = {"constraint": "equalized_odds", "attributes": ["sex"]}
+
+
+@pytest.mark.parametrize(
+    ("path", "value", "fragment"),
+    [
+        (
+            "models.tabular-mlp.train.reweigh",
+            ["sex", "age"],
+            "train.reweigh: ['age'] not among the sensitive",
+        ),
+        ("models.tabular-mlp.evaluate.postprocess", {**POST, "attributes": ["rase"]}, "['rase'] not among"),
+        ("models.tabular-mlp.evaluate.postprocess", {**POST, "tol": 0.05}, "relaxes demographic parity only"),
+        ("models.tabular-mlp.evaluate.postprocess", {**POST, "constraint": "parity"}, "constraint"),
+        ("models.tabular-mlp.gates.promotion_test", "t-test", "promotion_test"),
+        ("models.tabular-mlp.gates.fairness_rule", "lenient", "fairness_rule"),
+    ],
+)
+def test_mitigation_and_decision_policy_errors_name_the_key(
+    tmp_path: Path, path: str, value: Any, fragment: str
+) -> None:
+    with pytest.raises(ConfigError) as err:
+        _load(tmp_path, tiny_params(**{path: value}))
+    assert fragment in str(err.value) and path.rsplit(".", 1)[0].split(".", 1)[1] in str(err.value)
+
+
+def test_mitigation_is_refused_on_images(tmp_path: Path) -> None:
+    raw = tiny_params(images=True, **{"models.images-cnn.train.reweigh": ["sex"]})
+    with pytest.raises(
+        ConfigError, match=r"images-cnn.train.reweigh: mitigation applies to tabular and text"
+    ):
+        _load(tmp_path, raw)

@@ -112,6 +112,8 @@ def register(
     dpd: float = 0.02,
     split: str = "split-1",
     score_champion: Any = None,
+    paired: Any = None,
+    gates: GatesConfig = GATES,
 ) -> dict[str, Any]:
     ckpt = make_checkpoint(store, pair, seed, _input_dim(transform))
     sha = file_sha256(ckpt)
@@ -122,13 +124,18 @@ def register(
         run_id=run_id,
         model_sha256=sha,
         metrics=metrics(primary, dpd),
-        gates=GATES,
+        gates=gates,
         cfg=CFG,
         artifacts={"checkpoint": ckpt, "transform": transform},
         raw_example=example,
-        model_card=f"## {pair}",
         extra_tags={"data.test_split": split},
         score_champion=score_champion,
+        paired=paired,
+        card=lambda report: {
+            "title": f"{report['model_name']} v{report['version']}",
+            "decision": {"verdict": report["verdict"], "reasons": report["reasons"]},
+            "gates": report["checks"],
+        },
     )
 
 
@@ -267,7 +274,12 @@ def test_register_is_idempotent_and_first_passing_model_becomes_champion(
     assert tags["git.commit"] == "abc" and tags["data.test_split"] == "split-1"
     assert "test/balanced_accuracy = 0.800 meets the minimum 0.700" in tags["decision.reasons"]
     version = client().get_model_version("t-reg-a", "1")
-    assert version.run_id == info["run_id"] and "## Decision: promoted" in version.description
+    assert version.run_id == info["run_id"] and "**Decision: promoted**" in version.description
+    assert "# t-reg-a v1" in version.description and "Gates" in version.description
+    artifacts = {f.path for f in client().list_artifacts(version.run_id, "model_card")}
+    assert artifacts == {"model_card/model_card.html"}
+    verdicts = [f.path for f in client().list_artifacts(version.run_id, "verdicts")]
+    assert len(verdicts) == 2 and verdicts[0].endswith("-promoted.json")  # registered, then re-registered
     logged = client().get_logged_model(version.source.rsplit("/", 1)[-1])  # source is models:/<model_id>
     assert logged.artifact_location.startswith((store / "mlartifacts").as_uri())
     assert json_roundtrip(first) == first
@@ -414,3 +426,82 @@ def _write_transform(raw: pd.DataFrame, path: Path) -> None:
         target="income", positive_label=">50K", numeric=["age", "hours"], categorical=["color"]
     )
     TabularTransform.fit(raw, roles, PreprocessConfig()).to_json(path)
+
+
+def paired_rows(candidate_right: float, champion_right: float, n: int = 2000) -> tracking.PairedRows:
+    """Test rows where the candidate and any champion are right on the given shares of rows."""
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 2, n)
+    mine = np.where(rng.random(n) < candidate_right, y, 1 - y)
+    theirs = np.where(rng.random(n) < champion_right, y, 1 - y)
+    return tracking.PairedRows(y_true=y, candidate=mine, predict=lambda uri: theirs)
+
+
+def test_paired_test_promotes_when_better_keeps_when_indistinguishable_rejects_when_worse(
+    store: Path, transform_json: Path
+) -> None:
+    register(store, transform_json, "reg-p", seed=1, primary=0.80)
+    better = register(store, transform_json, "reg-p", seed=2, primary=0.9, paired=paired_rows(0.9, 0.8))
+    assert better["verdict"] == "promoted" and better["comparison"]["verdict"] == "better"
+    assert "better than champion v1 with 95% confidence" in better["reasons"][-1]
+    same = register(store, transform_json, "reg-p", seed=3, primary=0.9, paired=paired_rows(0.85, 0.85))
+    assert same["verdict"] == "kept" and not same["promoted"] and same["current_champion"] == "2"
+    assert "not distinguishable from champion v2" in same["reasons"][-1]
+    worse = register(store, transform_json, "reg-p", seed=4, primary=0.9, paired=paired_rows(0.7, 0.85))
+    assert worse["verdict"] == "rejected" and worse["comparison"]["ci_high"] < 0
+    tags = client().get_model_version("t-reg-p", worse["version"]).tags
+    assert tags["decision"] == "rejected" and tags["comparison.verdict"] == "worse"
+
+    mcnemar = GATES.model_copy(update={"promotion_test": "mcnemar", "when_indistinguishable": "promote"})
+    tie = register(
+        store, transform_json, "reg-p", seed=5, primary=0.9, paired=paired_rows(0.85, 0.85), gates=mcnemar
+    )
+    assert tie["verdict"] == "promoted" and tie["comparison"]["method"] == "mcnemar"
+
+
+def test_first_version_can_wait_for_a_person(store: Path, transform_json: Path) -> None:
+    hold = GATES.model_copy(update={"first_version": "hold"})
+    report = register(store, transform_json, "reg-h", seed=1, primary=0.80, gates=hold)
+    assert report["verdict"] == "held" and not report["promoted"] and report["current_champion"] is None
+    assert tracking.champion_info("reg-h", CFG) is None
+
+
+def test_human_promote_refuses_a_failed_gate_without_override_and_rollback_restores(
+    store: Path, transform_json: Path
+) -> None:
+    register(store, transform_json, "reg-x", seed=1, primary=0.80)
+    register(store, transform_json, "reg-x", seed=2, primary=0.85)  # v2 champion, v1 previous
+    unfair = register(store, transform_json, "reg-x", seed=3, primary=0.95, dpd=0.3)  # v3 rejected
+    with pytest.raises(PermissionError, match=r"v3 failed gate\(s\) \['max_demographic_parity_difference'\]"):
+        tracking.promote("reg-x", unfair["version"], CFG, user="ana", override=False, reason="")
+    with pytest.raises(ValueError, match="--override needs --reason"):
+        tracking.promote("reg-x", "3", CFG, user="ana", override=True, reason=" ")
+    done = tracking.promote("reg-x", "3", CFG, user="ana", override=True, reason="legal signed off")
+    assert done["changed"] and done["previous"] == "2"
+    v3 = client().get_model_version("t-reg-x", "3")
+    assert v3.tags["decision"] == "promoted" and v3.tags["decision.by"] == "ana"
+    assert v3.tags["decision.override"] == "true" and v3.tags["decision.reason"] == "legal signed off"
+    assert "overriding failed gates ['max_demographic_parity_difference']" in v3.description
+    assert client().get_model_version("t-reg-x", "2").tags["decision.superseded_by"] == "v3"
+
+    back = tracking.rollback("reg-x", CFG, user="bo", reason="complaints")
+    assert back["rolled_back"] == "3" and back["version"] == "2"
+    assert str(client().get_model_version_by_alias("t-reg-x", "champion").version) == "2"
+    assert str(client().get_model_version_by_alias("t-reg-x", "previous").version) == "3"
+    assert client().get_model_version("t-reg-x", "3").tags["decision"] == "rolled back"
+    kinds = [f.path.rsplit("-", 1)[-1] for f in client().list_artifacts(v3.run_id, "verdicts")]
+    assert "back.json" in kinds  # ...-rolled-back.json next to the pipeline's and the promotion's
+
+    with pytest.raises(LookupError, match="no @previous"):
+        register(store, transform_json, "reg-y", seed=1, primary=0.80)
+        tracking.rollback("reg-y", CFG, user="bo", reason="")
+
+
+def test_registry_state_and_leaderboard_run(store: Path, transform_json: Path) -> None:
+    register(store, transform_json, "reg-l", seed=1, primary=0.80)
+    state = tracking.registry_state(["reg-l", "absent"], CFG)
+    assert state == {"reg-l": {"champion": "v1", "latest": "v1", "decision": "promoted"}}
+    run_id = tracking.log_leaderboard([{"model": "reg-l", "primary": "accuracy", "value": 0.8}], "| x |\n")
+    run = client().get_run(run_id)
+    assert run.info.run_name == "leaderboard" and run.data.metrics["reg-l/accuracy"] == 0.8
+    assert {f.path for f in client().list_artifacts(run_id)} == {"leaderboard.json", "leaderboard.md"}

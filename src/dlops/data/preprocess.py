@@ -133,6 +133,11 @@ class TabularTransform:
         )
 
     @property
+    def input_columns(self) -> list[str]:
+        """The raw columns the model reads, numeric then categorical."""
+        return [s.name for s in self.numeric] + [s.name for s in self.categorical]
+
+    @property
     def feature_names(self) -> list[str]:
         names = []
         for num in self.numeric:

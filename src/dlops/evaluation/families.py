@@ -58,6 +58,8 @@ def evaluate_non_classifier(
     scores["overfit/diagnosis"] = _diagnosis(scores, entry.gates)
 
     write_json(out / "fairness.json", {})
+    write_json(out / "mitigation.json", {"reweigh": [], "postprocess": None})
+    write_json(out / "interpretation.json", {})
     write_json(out / "confusion.json", {})
     write_json(out / "roc.json", {"roc": roc})
     write_json(out / "calibration.json", {"calibration": []})
@@ -95,6 +97,16 @@ def _anomaly(
     train_error = float(scores["train"][~is_anomaly["train"]].mean())
     val_error = float(scores["val"][~is_anomaly["val"]].mean())
     metrics.update(images.reconstruction_gap(train_error, val_error))
+    if entry.evaluate.bootstrap and is_anomaly["test"].any() and not is_anomaly["test"].all():
+        from dlops.evaluation.uncertainty import score_intervals
+
+        cfg = entry.evaluate
+        metrics.update(
+            score_intervals(
+                is_anomaly["test"].astype(int), scores["test"], cfg.bootstrap, cfg.confidence,
+                entry.train.seed, "test", name="anomaly_roc_auc",
+            )
+        )  # fmt: skip
 
     x_test = splits["test"][0]
     pick = np.concatenate([np.flatnonzero(~is_anomaly["test"])[:8], np.flatnonzero(is_anomaly["test"])[:8]])

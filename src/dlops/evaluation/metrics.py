@@ -89,7 +89,11 @@ def calibration_bins(y_true: np.ndarray, proba: np.ndarray, n_bins: int = 15) ->
 
 # -------------------------------------------------------------------------------------------- metrics
 def classification_metrics(
-    y_true: np.ndarray, proba: np.ndarray, class_names: list[str], prefix: str
+    y_true: np.ndarray,
+    proba: np.ndarray,
+    class_names: list[str],
+    prefix: str,
+    y_pred: np.ndarray | None = None,
 ) -> Metrics:
     """Flat metrics of one split, keyed `<prefix>/<name>` (e.g. `test/accuracy`).
 
@@ -102,9 +106,11 @@ def classification_metrics(
     k = len(class_names)
     y, p = check_predictions(y_true, proba, num_classes=k)
     labels = list(range(k))
-    pred = p.argmax(axis=1)
+    pred = p.argmax(axis=1) if y_pred is None else np.asarray(y_pred).astype(np.int64).ravel()
     binary = k == 2
     present = np.bincount(y, minlength=k) > 0
+    # `y_pred`: decisions of a post-processor (fair thresholds); hard-decision metrics use them, the
+    # score metrics (roc_auc, log_loss, ece, brier) keep reading `proba`.
 
     out: dict[str, Any] = {
         "n": int(y.size),
@@ -157,9 +163,11 @@ def confusion(y_true: np.ndarray, y_pred: np.ndarray, class_names: list[str]) ->
     return {"labels": list(class_names), "matrix": matrix.tolist()}
 
 
-def predictions_table(y_true: np.ndarray, proba: np.ndarray, class_names: list[str]) -> pd.DataFrame:
-    """One row per example: actual and predicted class names and the predicted class's probability."""
+def predictions_table(
+    y_true: np.ndarray, proba: np.ndarray, class_names: list[str], y_pred: np.ndarray | None = None
+) -> pd.DataFrame:
+    """One row per example: actual and predicted class names and the top class's probability."""
     y, p = check_predictions(y_true, proba, num_classes=len(class_names))
     names = np.asarray(class_names, dtype=object)
-    pred = p.argmax(axis=1)
+    pred = p.argmax(axis=1) if y_pred is None else np.asarray(y_pred).astype(np.int64).ravel()
     return pd.DataFrame({"actual": names[y], "predicted": names[pred], "score": np.round(p.max(axis=1), 6)})

@@ -81,6 +81,7 @@ def write_plot_data(
     proba: np.ndarray,
     class_names: list[str],
     history: dict[str, Any],
+    y_pred: np.ndarray | None = None,
 ) -> list[Path]:
     """Write roc.json, calibration.json, learning_curve.json and predictions.csv for `dvc plots`.
 
@@ -94,7 +95,7 @@ def write_plot_data(
         write_json(out_dir / "calibration.json", {"calibration": calibration_bins(y_true, proba)}),
         write_json(out_dir / "learning_curve.json", {"history": history_rows(history)}),
     ]
-    table = predictions_table(y_true, proba, class_names)[["actual", "predicted"]]
+    table = predictions_table(y_true, proba, class_names, y_pred)[["actual", "predicted"]]
     csv = out_dir / "predictions.csv"
     table.to_csv(csv, index=False, lineterminator="\n")
     return [*written, csv]
@@ -246,9 +247,11 @@ def write_plots(
     class_names: list[str],
     history: dict[str, Any],
     fairness_tables: dict[str, list[dict[str, Any]]] | None = None,
+    y_pred: np.ndarray | None = None,
 ) -> list[Path]:
-    """Every PNG above that applies to this data; returns the paths written."""
-    y_pred = np.asarray(proba).argmax(axis=1)
+    """Every PNG above that applies to this data; returns the paths written (`y_pred`: decisions
+    other than the argmax of `proba`, e.g. fair thresholds)."""
+    y_pred = np.asarray(proba).argmax(axis=1) if y_pred is None else y_pred
     paths: Sequence[Path | None] = [
         plot_confusion_matrix(out_dir, y_true, y_pred, class_names),
         plot_roc(out_dir, y_true, proba),

@@ -1,0 +1,170 @@
+"""Evaluation of a classifier (tabular, image or text): metrics on every split with bootstrap intervals
+on the test split, fairness per attribute and per intersection of attributes, the mitigation report,
+the overfitting diagnosis, plots, and (tabular) permutation importance and partial dependence.
+
+Decisions are what the registered model serves: the argmax of the network, or the fair thresholds of
+`evaluate.postprocess` fitted on the validation split. Score metrics (ROC AUC, log loss, ECE) read the
+network's probabilities either way.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from dlops.evaluation import fairness, metrics, overfitting, plots
+from dlops.evaluation.report import write_json
+
+log = logging.getLogger(__name__)
+
+Split = tuple[Any, np.ndarray, dict[str, np.ndarray]]  # (x, y, {attribute: group labels})
+COMPARED = ("accuracy", "balanced_accuracy")  # before/after columns of the mitigation report
+FAIR_GAPS = ("demographic_parity_difference", "equalized_odds_difference")
+
+
+def evaluate_classifier(
+    predict: Callable[[Any], np.ndarray],
+    entry: Any,
+    splits: dict[str, Split],
+    classes: list[str],
+    history: dict[str, Any],
+    out: Path,
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Every score of the classifier, and the test split's arrays (x, y, proba, y_pred, groups)."""
+    proba = {name: predict(split[0]) for name, split in splits.items()}
+    decisions, mitigation = _decisions(entry, splits, proba, classes, out)
+    scores: dict[str, Any] = {}
+    for name, (_, y, _) in splits.items():
+        scores.update(metrics.classification_metrics(y, proba[name], classes, name, decisions[name]))
+    x, y, groups = splits["test"]
+    test = {"x": x, "y": y, "proba": proba["test"], "y_pred": decisions["test"], "groups": groups}
+    tables = _fairness(scores, entry, test, len(classes))
+    scores.update(mitigation.pop("flat"))
+    balanced, worst = scores.get("test/balanced_accuracy"), scores.get("test/worst_class_recall")
+    if balanced is not None and worst is not None:  # the task's bias measure when no group is known
+        scores["bias/class_recall_gap"] = round(balanced - worst, 6)
+    gap_limit = entry.gates.max_overfit_gap
+    gap_limit = overfitting.DEFAULT_GAP if gap_limit is None else gap_limit  # diagnosis even if not gated
+    scores.update(overfitting.diagnose(history, scores, entry.gates.primary_metric, gap_limit))
+    write_json(out / "fairness.json", tables)
+    write_json(out / "mitigation.json", mitigation)
+    write_json(out / "confusion.json", metrics.confusion(y, test["y_pred"], classes))
+    plots.write_plot_data(out, y, test["proba"], classes, history, test["y_pred"])
+    plots.write_plots(out / "figures", y, test["proba"], classes, history, tables, test["y_pred"])
+    return scores, test
+
+
+def _decisions(
+    entry: Any, splits: dict[str, Split], proba: dict[str, np.ndarray], classes: list[str], out: Path
+) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+    """Per-split decisions, and the mitigation report (before/after on test; `flat` for metrics.json)."""
+    argmax = {name: p.argmax(axis=1) for name, p in proba.items()}
+    report: dict[str, Any] = {"reweigh": list(entry.train.reweigh), "postprocess": None, "flat": {}}
+    cfg = entry.evaluate.postprocess
+    if cfg is None:
+        return argmax, report
+    if len(classes) != 2:
+        raise ValueError(
+            f"evaluate.postprocess: fair thresholds need a binary task; {entry.task!r} has classes {classes}"
+        )
+    from dlops.mitigation import fit_thresholds, joint_groups
+
+    _, y_val, groups_val = splits["val"]
+    thresholds = fit_thresholds(
+        proba["val"][:, 1],
+        y_val,
+        joint_groups(groups_val, cfg.attributes),
+        constraint=cfg.constraint,
+        objective=cfg.objective,
+        attributes=cfg.attributes,
+        tol=cfg.tol,
+    )
+    decisions = {
+        name: thresholds.predict(proba[name][:, 1], joint_groups(groups, cfg.attributes))
+        for name, (_, _, groups) in splits.items()
+    }
+    _, y, groups = splits["test"]
+    before = _summary(y, argmax["test"], groups)
+    after = _summary(y, decisions["test"], groups)
+    cost = round(before["accuracy"] - after["accuracy"], 6)
+    report.update(
+        postprocess=cfg.model_dump(mode="json"),
+        thresholds=thresholds.__dict__,  # what the registered model applies (dlops.mitigation)
+        rows=[{"variant": "unmitigated", **before}, {"variant": "mitigated", **after}],
+        accuracy_cost=cost,
+    )
+    report["flat"] = {f"mitigation/before/{k}": v for k, v in before.items()}
+    report["flat"]["mitigation/accuracy_cost"] = cost
+    log.info("evaluate: fair thresholds (%s) cost %.4f accuracy; before %s after %s", cfg.constraint, cost,
+             before, after)  # fmt: skip
+    return decisions, report
+
+
+def _summary(y: np.ndarray, y_pred: np.ndarray, groups: dict[str, np.ndarray]) -> dict[str, Any]:
+    from sklearn.metrics import accuracy_score, balanced_accuracy_score
+
+    flat, _ = fairness.fairness_report(y, y_pred, groups, num_classes=2)
+    row: dict[str, Any] = {
+        "accuracy": round(float(accuracy_score(y, y_pred)), 6),
+        "balanced_accuracy": round(float(balanced_accuracy_score(y, y_pred)), 6),
+    }
+    row.update({gap: flat.get(f"fairness/max/{gap}") for gap in FAIR_GAPS})
+    return row
+
+
+def _fairness(
+    scores: dict[str, Any], entry: Any, test: dict[str, Any], num_classes: int
+) -> dict[str, list[dict[str, Any]]]:
+    """Fairness per attribute and per intersection of all attributes (reported, not in `fairness/max`),
+    with bootstrap intervals on every gap and on accuracy / balanced accuracy / ROC AUC."""
+    from dlops.evaluation import uncertainty
+    from dlops.mitigation import GROUP_JOIN, joint_groups
+
+    y, y_pred, groups = test["y"], test["y_pred"], test["groups"]
+    flat, tables = fairness.fairness_report(y, y_pred, groups, num_classes=num_classes)
+    scores.update(flat)
+    joint: dict[str, np.ndarray] = {}
+    if len(groups) >= 2:
+        name = GROUP_JOIN.join(groups)
+        joint = {name: joint_groups(groups, list(groups))}
+        joint_flat, joint_tables = fairness.fairness_report(y, y_pred, joint, num_classes=num_classes)
+        scores.update({k: v for k, v in joint_flat.items() if not k.startswith("fairness/max/")})
+        tables.update(joint_tables)
+    n_boot, confidence = entry.evaluate.bootstrap, entry.evaluate.confidence
+    if n_boot:
+        seed = entry.train.seed
+        scores["bootstrap/resamples"], scores["bootstrap/confidence"] = n_boot, confidence
+        scores.update(
+            uncertainty.metric_intervals(y, test["proba"], n_boot, confidence, seed, "test", y_pred=y_pred)
+        )
+        if groups:
+            scores.update(
+                uncertainty.gap_intervals(y, y_pred, groups, num_classes, 30, n_boot, confidence, seed)
+            )
+        if joint:
+            for key, value in uncertainty.gap_intervals(
+                y, y_pred, joint, num_classes, 30, n_boot, confidence, seed
+            ).items():
+                if not key.startswith("fairness/max/"):
+                    scores[key] = value
+    return tables
+
+
+def interpret_tabular(
+    predict_raw: Callable[[Any], np.ndarray],
+    raw_test: Any,
+    y: np.ndarray,
+    groups: dict[str, np.ndarray],
+    out: Path,
+    seed: int,
+) -> dict[str, Any]:
+    """Permutation importance, proxies of the sensitive attributes and partial dependence on raw rows."""
+    from dlops.evaluation.interpret import interpretation_report
+
+    flat, details = interpretation_report(predict_raw, raw_test, y, groups, out / "figures", seed=seed)
+    write_json(out / "interpretation.json", details)
+    return flat

@@ -1,0 +1,68 @@
+"""One table across tasks and families: each model's test metrics (with intervals), fairness gaps,
+mitigation cost, and where it stands in the registry. `dlops leaderboard` prints it; `--log` also
+records it as one MLflow run per pipeline run (tagged with the pipeline run id) holding the table.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+COLUMNS = ("model", "task", "family", "primary", "value", "ci", "dp_gap", "eo_gap", "mitigation_cost",
+           "champion", "latest", "decision")  # fmt: skip
+
+
+def rows(params: Any, eval_dir: Any, registry: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
+    """One row per model in params, best primary metric first within each task."""
+    out = []
+    for pair, entry in params.models.items():
+        path = Path(eval_dir(pair)) / "metrics.json"
+        scores = json.loads(path.read_text()) if path.is_file() else {}
+        key = f"test/{entry.gates.primary_metric}"
+        low, high = scores.get(f"{key}/ci_low"), scores.get(f"{key}/ci_high")
+        state = registry.get(pair, {})
+        out.append(
+            {
+                "model": pair,
+                "task": entry.task,
+                "family": entry.family,
+                "primary": entry.gates.primary_metric,
+                "value": scores.get(key),
+                "ci": None if low is None or high is None else [low, high],
+                "dp_gap": scores.get("fairness/max/demographic_parity_difference"),
+                "eo_gap": scores.get("fairness/max/equalized_odds_difference"),
+                "mitigation_cost": scores.get("mitigation/accuracy_cost"),
+                "champion": state.get("champion"),
+                "latest": state.get("latest"),
+                "decision": state.get("decision"),
+            }
+        )
+    return sorted(out, key=lambda r: (r["task"], -(r["value"] if r["value"] is not None else -1), r["model"]))
+
+
+def markdown(table: list[dict[str, Any]]) -> str:
+    head = "| " + " | ".join(COLUMNS) + " |\n|" + "---|" * len(COLUMNS) + "\n"
+    return head + "".join("| " + " | ".join(_cell(row[c]) for c in COLUMNS) + " |\n" for row in table)
+
+
+def print_table(table: list[dict[str, Any]]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    view = Table(title="dlops leaderboard (test split)")
+    for column in COLUMNS:
+        view.add_column(column, justify="right" if column in ("value", "dp_gap", "eo_gap") else "left")
+    for row in table:
+        view.add_row(*(_cell(row[c]) for c in COLUMNS))
+    Console(width=200).print(view)
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return "—"
+    if isinstance(value, list):
+        return "[" + ", ".join(_cell(v) for v in value) + "]"
+    if isinstance(value, float):
+        return f"{value:.4f}"
+    return str(value)
