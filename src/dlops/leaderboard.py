@@ -6,8 +6,22 @@ records it as one MLflow run per pipeline run (tagged with the pipeline run id) 
 from __future__ import annotations
 
 import json
+import os
+import time
 from pathlib import Path
 from typing import Any
+
+from dlops.config import MlflowConfig
+from dlops.tracking import (
+    _STATE,
+    TAG_MAX_CHARS,
+    _client,
+    _log_batch,
+    _metric_key,
+    _quote,
+    _version_by_alias,
+    model_name,
+)
 
 COLUMNS = ("model", "task", "family", "primary", "value", "ci", "dp_gap", "eo_gap", "mitigation_cost",
            "champion", "latest", "decision")  # fmt: skip
@@ -66,3 +80,49 @@ def _cell(value: Any) -> str:
     if isinstance(value, float):
         return f"{value:.4f}"
     return str(value)
+
+
+def registry_state(pairs: list[str], cfg: MlflowConfig) -> dict[str, dict[str, Any]]:
+    """Per pair: the @champion version, the newest version and that version's decision."""
+    client = _client()
+    state: dict[str, dict[str, Any]] = {}
+    for pair in pairs:
+        name = model_name(pair, cfg)
+        found = client.search_model_versions(f"name = '{_quote(name)}'")
+        if not found:
+            continue
+        latest = max(found, key=lambda mv: int(mv.version))
+        champion = _version_by_alias(client, name, "champion")
+        state[pair] = {
+            "champion": f"v{champion.version}" if champion else None,
+            "latest": f"v{latest.version}",
+            "decision": latest.tags.get("decision"),
+        }
+    return state
+
+
+def log_leaderboard(table: list[dict[str, Any]], markdown: str) -> str:
+    """One MLflow run named `leaderboard` per pipeline run: the table as JSON and Markdown artifacts,
+    each model's primary metric as a metric. Returns the run id."""
+    from mlflow.entities import Metric
+
+    client = _client()
+    tags = {
+        "dlops.kind": "leaderboard",
+        "pipeline.run_id": os.environ.get("DLOPS_PIPELINE_RUN_ID", "manual"),
+        "mlflow.note.content": markdown[:TAG_MAX_CHARS],
+    }
+    if flow_run := os.environ.get("PREFECT__FLOW_RUN_ID"):
+        tags["prefect.flow_run_id"] = flow_run
+    run = client.create_run(_STATE["experiment_id"], tags=tags, run_name="leaderboard")
+    now = int(time.time() * 1000)
+    numbers = [
+        Metric(_metric_key(f"{row['model']}/{row['primary']}"), float(row["value"]), now, 0)
+        for row in table
+        if isinstance(row.get("value"), int | float)
+    ]
+    _log_batch(client, run.info.run_id, metrics=numbers)
+    client.log_text(run.info.run_id, json.dumps(table, indent=2, sort_keys=True), "leaderboard.json")
+    client.log_text(run.info.run_id, markdown, "leaderboard.md")
+    client.set_terminated(run.info.run_id, "FINISHED")
+    return run.info.run_id

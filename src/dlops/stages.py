@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import logging
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -489,6 +488,7 @@ def register(pair: str, root: Path | None = None) -> dict[str, Any]:
     from dlops import tracking
     from dlops.gates import GateFailure
     from dlops.model_card import build_card
+    from dlops.serving_plan import serving_plan
     from dlops.training.checkpoint import file_sha256
 
     params, p = _context(root)
@@ -503,7 +503,7 @@ def register(pair: str, root: Path | None = None) -> dict[str, Any]:
             f"register {pair}: no MLflow run carries model {sha[:12]} (was the tracking store reset?); "
             f"rerun training with `dvc repro -f -s train@{pair}`"
         )
-    served = _serving(p, entry, task_cfg, pair, scores)
+    served = serving_plan(p, entry, task_cfg, pair, scores)
     extra_tags = {
         "data.test_split": file_sha256(_split_file(p, entry.task, "test")),
         "params.hash": params_hash(entry),
@@ -549,109 +549,6 @@ def register(pair: str, root: Path | None = None) -> dict[str, Any]:
     return report
 
 
-@dataclass
-class _Served:
-    kind: str  # a key of dlops.serving.SERVING_CLASSES
-    artifacts: dict[str, Path]
-    example: Any  # what a caller sends
-    score_champion: Any = None  # model_uri -> primary metric on today's test split
-    paired: Any = None  # tracking.PairedRows for the paired test
-
-
-def _serving(p: Paths, entry: Any, task_cfg: Any, pair: str, scores: dict[str, Any]) -> _Served:
-    """What the registered pyfunc serves, its artifacts, an input example, and how to score the current
-    champion on today's test rows (paired decisions for classifiers)."""
-    import pandas as pd
-
-    from dlops.models.registry import family_kinds
-
-    kinds = family_kinds(entry.family)
-    artifacts: dict[str, Path] = {"checkpoint": p.checkpoint(pair)}
-    primary = entry.gates.primary_metric
-    if task_cfg.kind in ("tabular", "text"):
-        raw_test = pd.read_parquet(p.raw_split(entry.task, "test"))
-        target = task_cfg.columns.target if task_cfg.kind == "tabular" else "label"
-        inputs = raw_test.drop(columns=[target])
-        if task_cfg.kind == "tabular":
-            kind, example = "tabular", inputs.head(20)
-            artifacts["transform"] = p.transform(entry.task)
-        else:
-            kind, example = "text-classifier", inputs[["text"]].head(20)
-            artifacts["tokenizer"] = p.processed(entry.task) / "tokenizer.json"
-        mitigation = json.loads((p.eval_dir(pair) / "mitigation.json").read_text())
-        if mitigation.get("thresholds"):
-            artifacts["fair_thresholds"] = p.eval_dir(pair) / "mitigation.json"
-            example = inputs.head(20)  # the sensitive columns choose each row's thresholds
-
-        def predict_raw(model_uri: str) -> Any:
-            return _load_pyfunc(model_uri).predict(inputs)
-
-        def score(model_uri: str) -> float:
-            return _score_frame(predict_raw(model_uri), raw_test[target], primary)
-
-        paired = _paired_rows(p, entry.task, pair, lambda uri: predict_raw(uri)["prediction"])
-        return _Served(kind, artifacts, example, score, paired)
-    x_test, y_test, _ = load_split(p, entry.task, "test")
-    pixels = (x_test * 255).round().astype("uint8")  # what a caller sends: uint8 (N, C, H, W)
-    if "classifier" in kinds:
-
-        def score_images(model_uri: str) -> float:
-            return _score_frame(_load_pyfunc(model_uri).predict(pixels), y_test, primary, by_index=True)
-
-        paired = _paired_rows(
-            p, entry.task, pair, lambda uri: _load_pyfunc(uri).predict(pixels)["prediction"]
-        )
-        return _Served("image-classifier", artifacts, pixels[:20], score_images, paired)
-    if primary.startswith("anomaly"):
-        threshold_file = p.state / "serving" / pair / "threshold.json"  # copied into the logged model
-        write_json(threshold_file, {"threshold": scores.get("anomaly/threshold")})
-        return _Served("anomaly", {**artifacts, "threshold": threshold_file}, pixels[:20])
-    return _Served("generator", artifacts, pd.DataFrame({"label": [0, 1]}))
-
-
-def _paired_rows(p: Paths, task: str, pair: str, predict_names: Any) -> Any:
-    """The candidate's test decisions (predictions.csv) and a champion's on the same rows, as indices."""
-    import numpy as np
-    import pandas as pd
-
-    from dlops.tracking import PairedRows
-
-    table = pd.read_csv(p.eval_dir(pair) / "predictions.csv", dtype=str, keep_default_na=False)
-    classes = json.loads(p.transform(task).read_text())["classes"]
-    index = {str(c): i for i, c in enumerate(classes)}
-
-    def as_index(names: Any) -> Any:
-        return np.array([index.get(str(n), -1) for n in names])
-
-    return PairedRows(
-        y_true=as_index(table["actual"]),
-        candidate=as_index(table["predicted"]),
-        predict=lambda uri: as_index(predict_names(uri)),
-    )
-
-
-def _load_pyfunc(model_uri: str) -> Any:
-    import mlflow
-
-    return mlflow.pyfunc.load_model(model_uri)
-
-
-def _score_frame(out: Any, truth: Any, primary: str, by_index: bool = False) -> float:
-    """The primary metric of a pyfunc's output frame against the true classes (names, or indices)."""
-    import numpy as np
-
-    from dlops.evaluation.metrics import classification_metrics
-
-    classes = [c[len("proba_") :] for c in out.columns if c.startswith("proba_")]
-    index = {name: i for i, name in enumerate(classes)}
-    y = np.asarray(truth) if by_index else np.array([index.get(str(v), -1) for v in truth])
-    keep = y >= 0
-    proba = out[[f"proba_{c}" for c in classes]].to_numpy()[keep]
-    decided = np.array([index[str(v)] for v in out["prediction"]])[keep]
-    scores = classification_metrics(y[keep], proba, classes, prefix="test", y_pred=decided)
-    return float(scores[f"test/{primary}"])
-
-
 def champion(pair: str, root: Path | None = None) -> dict[str, Any] | None:
     """The registered @champion of a pair (version, run id, decision tags), or None."""
     from dlops import tracking
@@ -665,22 +562,22 @@ def champion(pair: str, root: Path | None = None) -> dict[str, Any] | None:
 # ----------------------------------------------------------------------------------- human decisions
 def promote(pair: str, version: str, override: bool, reason: str, root: Path | None = None) -> dict[str, Any]:
     """`dlops promote`: a person makes a version @champion (refused for a failed gate without override)."""
-    from dlops import tracking
+    from dlops import decisions, tracking
 
     params, p = _context(root)
     params.pair(pair)
     tracking.configure(p.root, params.mlflow)
-    return tracking.promote(pair, version, params.mlflow, user=_user(), override=override, reason=reason)
+    return decisions.promote(pair, version, params.mlflow, user=_user(), override=override, reason=reason)
 
 
 def rollback(pair: str, reason: str, root: Path | None = None) -> dict[str, Any]:
     """`dlops rollback`: @champion back to @previous, recorded as a decision."""
-    from dlops import tracking
+    from dlops import decisions, tracking
 
     params, p = _context(root)
     params.pair(pair)
     tracking.configure(p.root, params.mlflow)
-    return tracking.rollback(pair, params.mlflow, user=_user(), reason=reason)
+    return decisions.rollback(pair, params.mlflow, user=_user(), reason=reason)
 
 
 def _user() -> str:
@@ -697,7 +594,7 @@ def leaderboard(log: bool = False, root: Path | None = None) -> list[dict[str, A
 
     params, p = _context(root)
     tracking.configure(p.root, params.mlflow)
-    table = board.rows(params, p.eval_dir, tracking.registry_state(list(params.models), params.mlflow))
+    table = board.rows(params, p.eval_dir, board.registry_state(list(params.models), params.mlflow))
     if log:
-        tracking.log_leaderboard(table, board.markdown(table))
+        board.log_leaderboard(table, board.markdown(table))
     return table

@@ -20,7 +20,7 @@ import pandas as pd
 import pytest
 import torch
 
-from dlops import tracking
+from dlops import decisions, leaderboard, tracking
 from dlops.config import ColumnRoles, GatesConfig, MlflowConfig, PreprocessConfig
 from dlops.data.preprocess import TabularTransform
 from dlops.models.registry import build_model
@@ -473,10 +473,10 @@ def test_human_promote_refuses_a_failed_gate_without_override_and_rollback_resto
     register(store, transform_json, "reg-x", seed=2, primary=0.85)  # v2 champion, v1 previous
     unfair = register(store, transform_json, "reg-x", seed=3, primary=0.95, dpd=0.3)  # v3 rejected
     with pytest.raises(PermissionError, match=r"v3 failed gate\(s\) \['max_demographic_parity_difference'\]"):
-        tracking.promote("reg-x", unfair["version"], CFG, user="ana", override=False, reason="")
+        decisions.promote("reg-x", unfair["version"], CFG, user="ana", override=False, reason="")
     with pytest.raises(ValueError, match="--override needs --reason"):
-        tracking.promote("reg-x", "3", CFG, user="ana", override=True, reason=" ")
-    done = tracking.promote("reg-x", "3", CFG, user="ana", override=True, reason="legal signed off")
+        decisions.promote("reg-x", "3", CFG, user="ana", override=True, reason=" ")
+    done = decisions.promote("reg-x", "3", CFG, user="ana", override=True, reason="legal signed off")
     assert done["changed"] and done["previous"] == "2"
     v3 = client().get_model_version("t-reg-x", "3")
     assert v3.tags["decision"] == "promoted" and v3.tags["decision.by"] == "ana"
@@ -484,7 +484,7 @@ def test_human_promote_refuses_a_failed_gate_without_override_and_rollback_resto
     assert "overriding failed gates ['max_demographic_parity_difference']" in v3.description
     assert client().get_model_version("t-reg-x", "2").tags["decision.superseded_by"] == "v3"
 
-    back = tracking.rollback("reg-x", CFG, user="bo", reason="complaints")
+    back = decisions.rollback("reg-x", CFG, user="bo", reason="complaints")
     assert back["rolled_back"] == "3" and back["version"] == "2"
     assert str(client().get_model_version_by_alias("t-reg-x", "champion").version) == "2"
     assert str(client().get_model_version_by_alias("t-reg-x", "previous").version) == "3"
@@ -494,14 +494,14 @@ def test_human_promote_refuses_a_failed_gate_without_override_and_rollback_resto
 
     with pytest.raises(LookupError, match="no @previous"):
         register(store, transform_json, "reg-y", seed=1, primary=0.80)
-        tracking.rollback("reg-y", CFG, user="bo", reason="")
+        decisions.rollback("reg-y", CFG, user="bo", reason="")
 
 
 def test_registry_state_and_leaderboard_run(store: Path, transform_json: Path) -> None:
     register(store, transform_json, "reg-l", seed=1, primary=0.80)
-    state = tracking.registry_state(["reg-l", "absent"], CFG)
+    state = leaderboard.registry_state(["reg-l", "absent"], CFG)
     assert state == {"reg-l": {"champion": "v1", "latest": "v1", "decision": "promoted"}}
-    run_id = tracking.log_leaderboard([{"model": "reg-l", "primary": "accuracy", "value": 0.8}], "| x |\n")
+    run_id = leaderboard.log_leaderboard([{"model": "reg-l", "primary": "accuracy", "value": 0.8}], "| x |\n")
     run = client().get_run(run_id)
     assert run.info.run_name == "leaderboard" and run.data.metrics["reg-l/accuracy"] == 0.8
     assert {f.path for f in client().list_artifacts(run_id)} == {"leaderboard.json", "leaderboard.md"}

@@ -1,0 +1,118 @@
+"""What `register` logs for a model: the pyfunc kind, its artifacts (checkpoint, transform or tokenizer,
+fair thresholds, anomaly threshold), an input example, and how to score the current champion on
+today's test rows (its primary metric, and its per-row decisions for the paired test).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from dlops.config import Paths
+from dlops.evaluation.report import write_json
+from dlops.stages import load_split
+
+
+@dataclass
+class _Served:
+    kind: str  # a key of dlops.serving.SERVING_CLASSES
+    artifacts: dict[str, Path]
+    example: Any  # what a caller sends
+    score_champion: Any = None  # model_uri -> primary metric on today's test split
+    paired: Any = None  # tracking.PairedRows for the paired test
+
+
+def serving_plan(p: Paths, entry: Any, task_cfg: Any, pair: str, scores: dict[str, Any]) -> _Served:
+    """What the registered pyfunc serves, its artifacts, an input example, and how to score the current
+    champion on today's test rows (paired decisions for classifiers)."""
+    import pandas as pd
+
+    from dlops.models.registry import family_kinds
+
+    kinds = family_kinds(entry.family)
+    artifacts: dict[str, Path] = {"checkpoint": p.checkpoint(pair)}
+    primary = entry.gates.primary_metric
+    if task_cfg.kind in ("tabular", "text"):
+        raw_test = pd.read_parquet(p.raw_split(entry.task, "test"))
+        target = task_cfg.columns.target if task_cfg.kind == "tabular" else "label"
+        inputs = raw_test.drop(columns=[target])
+        if task_cfg.kind == "tabular":
+            kind, example = "tabular", inputs.head(20)
+            artifacts["transform"] = p.transform(entry.task)
+        else:
+            kind, example = "text-classifier", inputs[["text"]].head(20)
+            artifacts["tokenizer"] = p.processed(entry.task) / "tokenizer.json"
+        mitigation = json.loads((p.eval_dir(pair) / "mitigation.json").read_text())
+        if mitigation.get("thresholds"):
+            artifacts["fair_thresholds"] = p.eval_dir(pair) / "mitigation.json"
+            example = inputs.head(20)  # the sensitive columns choose each row's thresholds
+
+        def predict_raw(model_uri: str) -> Any:
+            return _load_pyfunc(model_uri).predict(inputs)
+
+        def score(model_uri: str) -> float:
+            return _score_frame(predict_raw(model_uri), raw_test[target], primary)
+
+        paired = _paired_rows(p, entry.task, pair, lambda uri: predict_raw(uri)["prediction"])
+        return _Served(kind, artifacts, example, score, paired)
+    x_test, y_test, _ = load_split(p, entry.task, "test")
+    pixels = (x_test * 255).round().astype("uint8")  # what a caller sends: uint8 (N, C, H, W)
+    if "classifier" in kinds:
+
+        def score_images(model_uri: str) -> float:
+            return _score_frame(_load_pyfunc(model_uri).predict(pixels), y_test, primary, by_index=True)
+
+        paired = _paired_rows(
+            p, entry.task, pair, lambda uri: _load_pyfunc(uri).predict(pixels)["prediction"]
+        )
+        return _Served("image-classifier", artifacts, pixels[:20], score_images, paired)
+    if primary.startswith("anomaly"):
+        threshold_file = p.state / "serving" / pair / "threshold.json"  # copied into the logged model
+        write_json(threshold_file, {"threshold": scores.get("anomaly/threshold")})
+        return _Served("anomaly", {**artifacts, "threshold": threshold_file}, pixels[:20])
+    return _Served("generator", artifacts, pd.DataFrame({"label": [0, 1]}))
+
+
+def _paired_rows(p: Paths, task: str, pair: str, predict_names: Any) -> Any:
+    """The candidate's test decisions (predictions.csv) and a champion's on the same rows, as indices."""
+    import numpy as np
+    import pandas as pd
+
+    from dlops.tracking import PairedRows
+
+    table = pd.read_csv(p.eval_dir(pair) / "predictions.csv", dtype=str, keep_default_na=False)
+    classes = json.loads(p.transform(task).read_text())["classes"]
+    index = {str(c): i for i, c in enumerate(classes)}
+
+    def as_index(names: Any) -> Any:
+        return np.array([index.get(str(n), -1) for n in names])
+
+    return PairedRows(
+        y_true=as_index(table["actual"]),
+        candidate=as_index(table["predicted"]),
+        predict=lambda uri: as_index(predict_names(uri)),
+    )
+
+
+def _load_pyfunc(model_uri: str) -> Any:
+    import mlflow
+
+    return mlflow.pyfunc.load_model(model_uri)
+
+
+def _score_frame(out: Any, truth: Any, primary: str, by_index: bool = False) -> float:
+    """The primary metric of a pyfunc's output frame against the true classes (names, or indices)."""
+    import numpy as np
+
+    from dlops.evaluation.metrics import classification_metrics
+
+    classes = [c[len("proba_") :] for c in out.columns if c.startswith("proba_")]
+    index = {name: i for i, name in enumerate(classes)}
+    y = np.asarray(truth) if by_index else np.array([index.get(str(v), -1) for v in truth])
+    keep = y >= 0
+    proba = out[[f"proba_{c}" for c in classes]].to_numpy()[keep]
+    decided = np.array([index[str(v)] for v in out["prediction"]])[keep]
+    scores = classification_metrics(y[keep], proba, classes, prefix="test", y_pred=decided)
+    return float(scores[f"test/{primary}"])
