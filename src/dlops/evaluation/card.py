@@ -22,13 +22,13 @@ import base64
 import html
 import math
 import numbers
-import os
 import re
-import tempfile
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
+
+from dlops.evaluation.report import write_text
 
 DEFAULT_MAX_CHARS = 4800
 FULL_CARD_LINE = "full card: model_card.html (artifact)"
@@ -197,8 +197,8 @@ def write_card(
     out_dir.mkdir(parents=True, exist_ok=True)
     markdown = render_markdown(card, max_chars)
     html_path = out_dir / HTML_NAME
-    _write_atomically(html_path, render_html(card))
-    _write_atomically(out_dir / MARKDOWN_NAME, markdown)
+    write_text(html_path, render_html(card))
+    write_text(out_dir / MARKDOWN_NAME, markdown)
     return html_path, markdown
 
 
@@ -574,17 +574,3 @@ def _html_figure(path: Path) -> str:
 
 
 # ---------------------------------------------------------------- files
-
-
-def _write_atomically(path: Path, text: str) -> None:
-    """Write to a temp file in the same folder, then os.replace: readers never see half a file."""
-    descriptor, temp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temp_name, path)
-    except BaseException:
-        Path(temp_name).unlink(missing_ok=True)
-        raise

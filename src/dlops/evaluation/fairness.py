@@ -69,12 +69,7 @@ def fairness_report(
     tables: dict[str, list[dict[str, Any]]] = {}
     worst: dict[str, list[float]] = {metric: [] for metric in MAX_GAPS}
     for attr, values in groups.items():
-        g = np.asarray(values, dtype=object).astype(str)
-        if g.shape != y.shape:
-            raise ValueError(f"sensitive attribute {attr!r} has {g.shape[0]} values for {y.size} rows")
-        name = key_part(attr)
-        if name == "max":
-            raise ValueError("a sensitive attribute may not be called 'max' (reserved for the maximum)")
+        name, g = attribute_labels(attr, values, y.size)
         tables[attr] = group_table(y, yp, g, k, min_group_size)
         measurable = [row["group"] for row in tables[attr] if row["measurable"]]
         gaps = _gaps(y, yp, g, k, measurable, attr)
@@ -90,6 +85,17 @@ def fairness_report(
         if not gaps_seen:
             log.warning("fairness/max/%s is None: no attribute has two measurable groups", metric)
     return flat, tables
+
+
+def attribute_labels(attr: str, values: Any, n: int) -> tuple[str, np.ndarray]:
+    """(metric-key name, group labels as strings) of one sensitive attribute, checked against n rows."""
+    g = np.asarray(values, dtype=object).astype(str)
+    if g.shape != (n,):
+        raise ValueError(f"sensitive attribute {attr!r} has {g.shape[0]} values for {n} rows")
+    name = key_part(attr)
+    if name == "max":
+        raise ValueError("a sensitive attribute may not be called 'max' (reserved for the maximum)")
+    return name, g
 
 
 def group_table(

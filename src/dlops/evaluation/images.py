@@ -2,7 +2,7 @@
 
 Pure functions over numpy arrays returning flat JSON-safe metric dicts (floats rounded to 6 decimals,
 None where undefined, never NaN); torch only where a model is involved (`attribution_grid`). Figures
-are drawn like every other project figure (`dlops.evaluation.plots._figure`): byte-identical PNGs for
+are drawn like every other project figure (`dlops.evaluation.plots.png_figure`): byte-identical PNGs for
 identical input.
 """
 
@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from sklearn import metrics as skm
 
-from dlops.evaluation.plots import _figure
+from dlops.evaluation.plots import png_figure
 from dlops.evaluation.report import clean, unique_key_parts
 
 if TYPE_CHECKING:
@@ -308,7 +308,7 @@ def save_image_grid(
     ncol = max(1, min(ncol, len(x)))
     nrow = -(-len(x) // ncol)
     path = Path(path)
-    with _figure(path, (1.2 * ncol, 1.2 * nrow + (0.2 * nrow if titles else 0.0))) as fig:
+    with png_figure(path, (1.2 * ncol, 1.2 * nrow + (0.2 * nrow if titles else 0.0))) as fig:
         axes = fig.subplots(nrow, ncol, squeeze=False)
         for i, ax in enumerate(axes.ravel()):
             ax.set_axis_off()
@@ -331,7 +331,7 @@ def save_reconstruction_grid(
     ncol = max(1, min(ncol, len(a)))
     groups = -(-len(a) // ncol)
     path = Path(path)
-    with _figure(path, (1.2 * ncol + 0.8, 2.4 * groups)) as fig:
+    with png_figure(path, (1.2 * ncol + 0.8, 2.4 * groups)) as fig:
         axes = fig.subplots(2 * groups, ncol, squeeze=False)
         for g in range(groups):
             for row, (images, label) in enumerate(((a, "original"), (b, "reconstruction"))):
@@ -379,7 +379,7 @@ def attribution_grid(model: nn.Module, x: Any, y: Any, path: Path, steps: int = 
     images = inputs.detach().cpu().double().numpy().clip(0.0, 1.0)
     labels = targets.cpu().numpy()
     path = Path(path)
-    with _figure(path, (5.0, 2.2 * len(images))) as fig:
+    with png_figure(path, (5.0, 2.2 * len(images))) as fig:
         axes = fig.subplots(len(images), 2, squeeze=False)
         for i in range(len(images)):
             image_ax, heat_ax = axes[i]

@@ -23,18 +23,18 @@ the "Software" tag, so identical inputs give identical bytes.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 
+from dlops.evaluation.plots import png_figure
 from dlops.evaluation.report import clean, unique_key_parts
 
 if TYPE_CHECKING:
-    from matplotlib.figure import Figure
+    pass
 
 PredictProba = Callable[[pd.DataFrame], np.ndarray]
 
@@ -247,20 +247,6 @@ def partial_dependence(
 
 
 # ------------------------------------------------------------------------------------------ figures
-@contextmanager
-def _figure(path: Path, figsize: tuple[float, float]) -> Iterator[Figure]:
-    import matplotlib.style
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
-    with matplotlib.style.context("default"):
-        fig = Figure(figsize=figsize, layout="constrained")
-        FigureCanvasAgg(fig)
-        yield fig
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fig.savefig(path, format="png", dpi=100, metadata={"Software": None})
-
-
 def importance_plot(
     table: pd.DataFrame, path: Path, sensitive_proxies: set[str] | frozenset[str] = frozenset(), top: int = 15
 ) -> Path:
@@ -270,7 +256,7 @@ def importance_plot(
 
     shown = table.head(top).iloc[::-1]
     path = Path(path)
-    with _figure(path, (7.0, 1.5 + 0.35 * max(1, len(shown)))) as fig:
+    with png_figure(path, (7.0, 1.5 + 0.35 * max(1, len(shown)))) as fig:
         ax = fig.subplots()
         is_proxy = [f in sensitive_proxies for f in shown["feature"]]
         colours = ["C3" if p else "C0" for p in is_proxy]
@@ -295,7 +281,7 @@ def partial_dependence_plot(curves: dict[str, pd.DataFrame], path: Path) -> Path
     n = max(1, len(curves))
     ncols = min(3, n)
     nrows = math.ceil(n / ncols)
-    with _figure(path, (4.0 * ncols, 3.0 * nrows)) as fig:
+    with png_figure(path, (4.0 * ncols, 3.0 * nrows)) as fig:
         axes = fig.subplots(nrows, ncols, squeeze=False).ravel()
         for ax, (feature, curve) in zip(axes, curves.items(), strict=False):
             values = curve["value"]

@@ -30,7 +30,8 @@ RATE_COLUMNS = ("selection_rate", "tpr", "fpr")
 
 
 @contextmanager
-def _figure(path: Path, figsize: tuple[float, float]) -> Iterator[Figure]:
+def png_figure(path: Path, figsize: tuple[float, float]) -> Iterator[Figure]:
+    """A matplotlib figure saved as a PNG with no timestamp or version, so reruns give the same bytes."""
     import matplotlib.style
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
@@ -114,7 +115,7 @@ def plot_confusion_matrix(
     share = np.divide(counts, rows, out=np.zeros(counts.shape), where=rows > 0)
     path = Path(out_dir) / "confusion_matrix.png"
     side = 3.0 + 0.5 * k
-    with _figure(path, (side + 1.0, side)) as fig:
+    with png_figure(path, (side + 1.0, side)) as fig:
         ax = fig.subplots()
         image = ax.imshow(share, cmap="Blues", vmin=0.0, vmax=1.0)
         fig.colorbar(image, ax=ax, label="share of actual class")
@@ -148,7 +149,7 @@ def plot_roc(out_dir: Path, y_true: np.ndarray, proba: np.ndarray) -> Path | Non
     else:
         auc, label = roc_auc_score(np.eye(p.shape[1])[y].ravel(), p.ravel()), "micro-average"
     path = Path(out_dir) / "roc.png"
-    with _figure(path, (5.0, 5.0)) as fig:
+    with png_figure(path, (5.0, 5.0)) as fig:
         ax = fig.subplots()
         ax.plot([r["fpr"] for r in points], [r["tpr"] for r in points], label=f"{label}, AUC {auc:.3f}")
         ax.plot([0, 1], [0, 1], linestyle="--", color="grey", label="chance")
@@ -162,7 +163,7 @@ def plot_calibration(out_dir: Path, y_true: np.ndarray, proba: np.ndarray, n_bin
     bins = calibration_bins(y_true, proba, n_bins)
     ece = expected_calibration_error(y_true, proba, n_bins)
     path = Path(out_dir) / "calibration.png"
-    with _figure(path, (5.0, 5.0)) as fig:
+    with png_figure(path, (5.0, 5.0)) as fig:
         ax = fig.subplots()
         width = 1.0 / n_bins
         ax.bar(
@@ -200,7 +201,7 @@ def plot_group_bars(out_dir: Path, tables: dict[str, list[dict[str, Any]]]) -> P
     if not tables:
         return None
     path = Path(out_dir) / "fairness_groups.png"
-    with _figure(path, (8.0, 3.0 * len(tables))) as fig:
+    with png_figure(path, (8.0, 3.0 * len(tables))) as fig:
         axes = fig.subplots(len(tables), 1, squeeze=False)[:, 0]
         for ax, (attr, rows) in zip(axes, tables.items(), strict=True):
             columns = [c for c in (rows[0] if rows else {}) if c.split("/")[0] in RATE_COLUMNS]
@@ -227,7 +228,7 @@ def plot_learning_curves(out_dir: Path, history: dict[str, Any]) -> Path:
     metrics = [m for m in ("loss", "accuracy") if rows and f"train/{m}" in rows[0]]
     epochs = [row["epoch"] for row in rows]
     path = Path(out_dir) / "learning_curves.png"
-    with _figure(path, (5.0 * max(1, len(metrics)), 4.0)) as fig:
+    with png_figure(path, (5.0 * max(1, len(metrics)), 4.0)) as fig:
         axes = fig.subplots(1, max(1, len(metrics)), squeeze=False)[0]
         for ax, metric in zip(axes, metrics, strict=False):
             for split in ("train", "val"):

@@ -39,6 +39,7 @@ from typing import Any
 import numpy as np
 from scipy import stats
 
+from dlops.evaluation.fairness import attribute_labels
 from dlops.evaluation.metrics import check_predictions
 from dlops.evaluation.report import clean, key_part
 
@@ -239,12 +240,7 @@ def fairness_gap_replicates(
     y, yp = _labels(y_true, y_pred, num_classes)
     out: dict[str, np.ndarray] = {}
     for attr, values in groups.items():
-        g = np.asarray(values, dtype=object).astype(str)
-        if g.shape != y.shape:
-            raise ValueError(f"sensitive attribute {attr!r} has {g.shape[0]} values for {y.size} rows")
-        name = key_part(attr)
-        if name == "max":
-            raise ValueError("a sensitive attribute may not be called 'max' (reserved for the maximum)")
+        name, g = attribute_labels(attr, values, y.size)
         gaps = _attribute_gaps(indices, y, yp, g, num_classes, min_group_size)
         for column, gap in enumerate(FAIRNESS_GAPS):
             out[f"fairness/{name}/{gap}"] = gaps[:, column]
