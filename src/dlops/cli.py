@@ -202,6 +202,24 @@ def leaderboard(
         board.print_table(table)
 
 
+@app.command()
+def lineage(
+    uri: Annotated[str, typer.Argument(help="models:/<name>/<version> or models:/<name>@<alias>")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of text.")] = False,
+    root: Root = None,
+) -> None:
+    """Where a registered model comes from (run, commit, data version) and how to restore them."""
+    from dlops import stages
+
+    chain = _run("lineage", lambda: stages.lineage(uri, root))
+    if as_json:
+        _echo_json(chain)
+    else:
+        from dlops.lineage import render
+
+        typer.echo(render(chain))
+
+
 @expectations_app.command("init")
 def expectations_init(
     task: Task,

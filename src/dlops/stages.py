@@ -598,3 +598,13 @@ def leaderboard(log: bool = False, root: Path | None = None) -> list[dict[str, A
     if log:
         board.log_leaderboard(table, board.markdown(table))
     return table
+
+
+def lineage(uri: str, root: Path | None = None) -> dict[str, Any]:
+    """`dlops lineage`: version -> run -> commit -> data version of a registered model."""
+    from dlops import lineage as chain
+    from dlops import tracking
+
+    params, p = _context(root)
+    tracking.configure(p.root, params.mlflow)
+    return chain.lineage(uri)

@@ -505,3 +505,23 @@ def test_registry_state_and_leaderboard_run(store: Path, transform_json: Path) -
     run = client().get_run(run_id)
     assert run.info.run_name == "leaderboard" and run.data.metrics["reg-l/accuracy"] == 0.8
     assert {f.path for f in client().list_artifacts(run_id)} == {"leaderboard.json", "leaderboard.md"}
+
+
+def test_lineage_walks_version_run_commit_and_data(store: Path, transform_json: Path) -> None:
+    from dlops import lineage
+
+    report = register(store, transform_json, "reg-g", seed=1, primary=0.80)
+    chain = lineage.lineage("models:/t-reg-g@champion")
+    assert chain["version"] == report["version"] and chain["run_id"] == report["run_id"]
+    assert chain["git_commit"] == "abc" and chain["test_split"] == "split-1"
+    assert chain["aliases"] == ["champion"] and chain["decision"] == "promoted"
+    assert chain["restore"][0] == "git checkout abc" and "dvc checkout data/raw/income" in chain["restore"][1]
+    assert lineage.lineage(f"models:/t-reg-g/{report['version']}")["run_id"] == report["run_id"]
+    text = lineage.render(chain)
+    assert "t-reg-g v1 @champion" in text and "-> commit abc" in text
+    with pytest.raises(ValueError, match="not a registered model URI"):
+        lineage.lineage("t-reg-g:1")
+    with pytest.raises(LookupError, match="no version 9"):
+        lineage.lineage("models:/t-reg-g/9")
+    with pytest.raises(LookupError, match="no version with alias @previous"):
+        lineage.lineage("models:/t-reg-g@previous")

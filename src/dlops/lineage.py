@@ -1,0 +1,100 @@
+"""Where a registered model comes from: version -> training run -> git commit -> data version, and the
+commands that bring that code and data back (`git checkout` + `dvc checkout`).
+
+Everything is read from the tags `dlops.tracking` writes at training and registration time; nothing
+here changes the registry.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from dlops.tracking import _client, _version_by_alias
+
+_URI = re.compile(r"^models:/(?P<name>[^/@]+)(?:/(?P<version>\d+)|@(?P<alias>[\w-]+))$")
+LIBRARIES = ("python", "torch", "mlflow", "host.device")
+
+
+def parse_uri(uri: str) -> tuple[str, str | None, str | None]:
+    """`models:/<name>/<version>` or `models:/<name>@<alias>` -> (name, version, alias)."""
+    match = _URI.match(uri.strip())
+    if match is None:
+        raise ValueError(
+            f"{uri!r} is not a registered model URI; use models:/<name>/<version> or models:/<name>@<alias>"
+        )
+    return match["name"], match["version"], match["alias"]
+
+
+def lineage(uri: str) -> dict[str, Any]:
+    """The chain of one registered version, as a dict (see `render`)."""
+    from mlflow.exceptions import MlflowException
+
+    client = _client()
+    name, version, alias = parse_uri(uri)
+    if alias is not None:
+        found = _version_by_alias(client, name, alias)
+        if found is None:
+            raise LookupError(f"{name} has no version with alias @{alias}")
+        mv = found
+    else:
+        try:
+            mv = client.get_model_version(name, str(version))
+        except MlflowException:
+            raise LookupError(f"{name} has no version {version}") from None
+    tags = dict(mv.tags)
+    run = client.get_run(mv.run_id) if mv.run_id else None
+    run_tags = dict(run.data.tags) if run else {}
+    commit = tags.get("git.commit") or run_tags.get("git.commit", "unknown")
+    task = tags.get("dlops.task") or run_tags.get("dlops.task", "?")
+    return {
+        "model": name,
+        "version": str(mv.version),
+        "aliases": sorted(mv.aliases or []),
+        "decision": tags.get("decision"),
+        "run_id": mv.run_id,
+        "run_name": run.info.run_name if run else None,
+        "pair": tags.get("dlops.pair") or run_tags.get("dlops.pair"),
+        "task": task,
+        "git_commit": commit,
+        "git_dirty": tags.get("git.dirty", "unknown"),
+        "data_version": tags.get("data.version", "unknown"),
+        "test_split": tags.get("data.test_split"),
+        "params_hash": tags.get("params.hash"),
+        "model_sha256": tags.get("dlops.model_sha256"),
+        "pipeline_run_id": tags.get("pipeline.run_id"),
+        "prefect_flow_run_id": tags.get("prefect.flow_run_id"),
+        "libraries": {key: tags[key] for key in LIBRARIES if key in tags},
+        "restore": _restore(commit, task, tags.get("git.dirty")),
+    }
+
+
+def _restore(commit: str, task: str, dirty: str | None) -> list[str]:
+    if commit == "unknown":
+        return ["the training run recorded no git commit: the code cannot be restored exactly"]
+    steps = [
+        f"git checkout {commit}",
+        f"dvc checkout data/raw/{task}.parquet   # or `dvc pull` when the data lives in a remote",
+        "dvc repro                             # rebuilds anything the commit's dvc.lock describes",
+    ]
+    if dirty == "true":
+        steps.append("note: the working tree had uncommitted changes when this model was trained")
+    return steps
+
+
+def render(chain: dict[str, Any]) -> str:
+    """Plain text: version -> run -> commit -> data version, then how to restore."""
+    aliases = " ".join(f"@{a}" for a in chain["aliases"])
+    lines = [
+        f"{chain['model']} v{chain['version']} {aliases}".rstrip() + f"  (decision: {chain['decision']})",
+        f"  -> run {chain['run_id']} ({chain['run_name']}; pipeline {chain['pipeline_run_id']}"
+        + (f", prefect flow run {chain['prefect_flow_run_id']}" if chain["prefect_flow_run_id"] else "")
+        + ")",
+        f"  -> commit {chain['git_commit']} (dirty: {chain['git_dirty']}), params {chain['params_hash']}",
+        f"  -> data {chain['task']}: raw md5 {chain['data_version']}, test split {chain['test_split']}",
+        f"  model sha256 {chain['model_sha256']}; "
+        + ", ".join(f"{k} {v}" for k, v in chain["libraries"].items()),
+        "restore:",
+        *(f"  {step}" for step in chain["restore"]),
+    ]
+    return "\n".join(lines)
