@@ -1,0 +1,1 @@
+"""Watching data after deployment: drift of new batches against the training reference."""
