@@ -542,10 +542,17 @@ def register(pair: str, root: Path | None = None) -> dict[str, Any]:
         paired=served.paired,
         card=card,
     )
+    receipt = p.register_report(pair)
     if not all(check["passed"] for check in report["checks"]):
         from dlops.gates import Decision
 
+        receipt.unlink(missing_ok=True)
         raise GateFailure(Decision.from_dict(report))
+    # The stage's DVC output: a receipt kept in the DVC cache, not in git, so a fresh clone (whose
+    # MLflow store is empty) registers again instead of finding `register` up to date. Only what is
+    # the same in any store goes in it (not the verdict, which depends on the champion there), so two
+    # runners and two clones write the same dvc.lock.
+    write_json(receipt, {"model_name": report["model_name"], "model_sha256": sha, "gates_passed": True})
     return report
 
 

@@ -11,7 +11,7 @@ from typing import Any
 import pandas as pd
 import pytest
 import yaml
-from tests.conftest import bin_path, make_project, project_env, tiny_params
+from tests.conftest import bin_path, git_commit, make_project, project_env, tiny_params
 
 pytestmark = pytest.mark.slow
 MODEL = "dlops-tabular-mlp"
@@ -69,6 +69,19 @@ def test_second_repro_does_nothing(repro_project: Path) -> None:
     assert "up to date" in proc.stdout
     assert (repro_project / "dvc.lock").read_text() == lock
     assert versions(repro_project) == ["1"]
+
+
+def test_a_fresh_clone_with_the_committed_lock_registers_into_its_own_store(
+    repro_project: Path, tmp_path: Path
+) -> None:
+    git_commit(repro_project, "pipeline run")
+    clone = tmp_path / "clone"
+    subprocess.run(["git", "clone", "-q", str(repro_project), str(clone)], check=True)
+    assert not (clone / "mlflow.db").exists() and (clone / "dvc.lock").exists()
+    dvc(clone, "repro")
+    assert champion_version(clone) == "1"
+    receipt = json.loads((clone / "reports/register/tabular-mlp.json").read_text())
+    assert receipt["gates_passed"] and receipt["model_name"] == MODEL
 
 
 def test_metrics_and_plots_are_readable_by_dvc(repro_project: Path) -> None:
