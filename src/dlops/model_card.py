@@ -42,12 +42,13 @@ def build_card(
     entry: Any,
     report: dict[str, Any],
     tags: dict[str, str],
+    scores: dict[str, Any],
     eval_dir: Path,
     validation_summary: Path,
     params: dict[str, str],
 ) -> dict[str, Any]:
-    """The card dict `dlops.evaluation.card` renders, for the version in `report` (tracking.register)."""
-    scores = _json(eval_dir / "metrics.json")
+    """The card dict `dlops.evaluation.card` renders, for the version in `report` (tracking.register),
+    from its tags, its evaluation `scores` (metrics.json) and the files in `eval_dir`."""
     card: dict[str, Any] = {
         "title": f"{report['model_name']} v{report['version']}",
         "summary": {

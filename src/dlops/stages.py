@@ -516,12 +516,13 @@ def register(pair: str, root: Path | None = None) -> dict[str, Any]:
         }
     )
 
-    def card(report: dict[str, Any]) -> dict[str, Any]:
+    def card(report: dict[str, Any], tags: dict[str, str]) -> dict[str, Any]:
         return build_card(
             pair=pair,
             entry=entry,
             report=report,
-            tags={**tracking.lineage_tags(p.root, entry.task, extra_tags["params.hash"]), **extra_tags},
+            tags=tags,  # the lineage recorded at training time, not today's checkout
+            scores=scores,
             eval_dir=p.eval_dir(pair),
             validation_summary=p.validation_report(entry.task),
             params=flat_params,

@@ -339,7 +339,7 @@ def register(
     score_champion: Callable[[str], float] | None = None,
     serving: str = "tabular",
     paired: PairedRows | None = None,
-    card: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
+    card: Callable[[dict[str, Any], dict[str, str]], dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
     """Register the checkpoint as a version of `<prefix>-<pair>` (once per sha256), record every gate and
     the decision as version tags, a verdict artifact and the model card, and move @champion (old one to
@@ -348,7 +348,8 @@ def register(
     The champion is compared on today's test rows: a paired test when `paired` is given and the gates
     ask for one (dlops.gates), else its primary metric within `promotion_tolerance`, re-scored by
     `score_champion(model_uri)` when it was scored on another test split (tag `data.test_split`).
-    `card(report)` returns the model card (dlops.model_card) for the description and artifact.
+    `card(report, tags)` returns the model card (dlops.model_card) for the description and artifact;
+    `tags` are the version's (the training run's lineage plus this registration's).
     """
     client = _client()
     name = model_name(pair, cfg)
@@ -397,7 +398,7 @@ def register(
         "promoted": decision.promote,
         "current_champion": current,
     }
-    _publish(client, report, card(report) if card else None)
+    _publish(client, report, card(report, tags) if card else None)
 
     # Aliases move last, so a champion always carries its reasons even after a crash mid-way.
     if decision.promote and current != version:

@@ -131,9 +131,10 @@ def register(
         extra_tags={"data.test_split": split},
         score_champion=score_champion,
         paired=paired,
-        card=lambda report: {
+        card=lambda report, tags: {
             "title": f"{report['model_name']} v{report['version']}",
             "decision": {"verdict": report["verdict"], "reasons": report["reasons"]},
+            "lineage": {"git.commit": tags["git.commit"]},  # from the training run's tags
             "gates": report["checks"],
         },
     )
@@ -276,6 +277,7 @@ def test_register_is_idempotent_and_first_passing_model_becomes_champion(
     version = client().get_model_version("t-reg-a", "1")
     assert version.run_id == info["run_id"] and "**Decision: promoted**" in version.description
     assert "# t-reg-a v1" in version.description and "Gates" in version.description
+    assert "abc" in version.description  # the training run's git.commit reached the card
     artifacts = {f.path for f in client().list_artifacts(version.run_id, "model_card")}
     assert artifacts == {"model_card/model_card.html"}
     verdicts = [f.path for f in client().list_artifacts(version.run_id, "verdicts")]
