@@ -44,7 +44,7 @@ unit: $(STAMP)
 ui: $(STAMP)
 	$(BIN)/mlflow ui --backend-store-uri sqlite:///$(CURDIR)/mlflow.db --host 127.0.0.1 --port 5000
 
-## A local Prefect server (keep it running; then `make retrain` in another shell).
+## A local Prefect server (keep it running; then `dlops schedule` or `make retrain` in another shell).
 prefect-server: $(STAMP)
 	$(BIN)/prefect server start --host 127.0.0.1 --port 4200
 

@@ -100,6 +100,8 @@ def make_project(dest: Path, params: dict[str, Any]) -> Path:
         shutil.copytree(REPO / name, dest / name, ignore=shutil.ignore_patterns("__pycache__"))
     for name in ("dvc.yaml", ".dvcignore", ".gitignore"):
         shutil.copy(REPO / name, dest / name)
+    (dest / "data" / "batches").mkdir(parents=True)
+    shutil.copy(REPO / "data" / "batches" / "README.md", dest / "data" / "batches" / "README.md")
     (dest / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     subprocess.run(["git", "init", "-q"], cwd=dest, check=True)
     subprocess.run([bin_path("dvc"), "init", "-q"], cwd=dest, check=True)

@@ -24,8 +24,12 @@ app = typer.Typer(
 )
 expectations_app = typer.Typer(help="Great Expectations suites kept in the repo.", no_args_is_help=True)
 app.add_typer(expectations_app, name="expectations")
+batch_app = typer.Typer(help="New data for a task: check, then append or quarantine.", no_args_is_help=True)
+app.add_typer(batch_app, name="batch")
 
 EXIT_FAILED = 1  # bad input, failed validation, failed gate: do not retry
+EXIT_REJECTED = 3  # a candidate failed a gate: a recorded outcome, not a crash; do not retry
+EXIT_QUARANTINED = 65  # EX_DATAERR: a new batch failed its checks and was quarantined
 EXIT_TRANSIENT = 75  # EX_TEMPFAIL: the tracking server or network went away; a retry may succeed
 
 Task = Annotated[str, typer.Argument(help="Task name from params.yaml `tasks` (e.g. tabular).")]
@@ -76,6 +80,13 @@ def _run(stage: str, fn: Callable[[], Any]) -> Any:
     except Exception as exc:
         if os.environ.get("DLOPS_DEBUG"):
             raise
+        kind = type(exc).__name__
+        if kind == "GateFailure":
+            typer.echo(f"dlops {stage}: rejected by the gates: {exc}", err=True)
+            raise typer.Exit(EXIT_REJECTED) from None
+        if kind == "BatchRejected":
+            typer.echo(f"dlops {stage}: quarantined: {exc}", err=True)
+            raise typer.Exit(EXIT_QUARANTINED) from None
         if _is_transient(exc):
             typer.echo(f"dlops {stage}: transient error (retry may succeed): {exc}", err=True)
             raise typer.Exit(EXIT_TRANSIENT) from None
@@ -206,10 +217,17 @@ def leaderboard(
 def lineage(
     uri: Annotated[str, typer.Argument(help="models:/<name>/<version> or models:/<name>@<alias>")],
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of text.")] = False,
+    restore: Annotated[
+        bool, typer.Option("--restore", help="Bring back its raw data (by md5) under restored/.")
+    ] = False,
     root: Root = None,
 ) -> None:
     """Where a registered model comes from (run, commit, data version) and how to restore them."""
     from dlops import stages
+
+    if restore:
+        typer.echo(f"restored {_run('lineage', lambda: stages.restore_data(uri, root))}")
+        return
 
     chain = _run("lineage", lambda: stages.lineage(uri, root))
     if as_json:
@@ -231,6 +249,100 @@ def expectations_init(
 
     path = _run("expectations init", lambda: stages.draft_expectations(task, root, force))
     typer.echo(f"drafted {path}; review it like code before committing")
+
+
+BatchDate = Annotated[
+    str | None, typer.Option("--date", help="The batch's date, YYYY-MM-DD (default today, UTC).")
+]
+BatchSpec = Annotated[
+    str | None,
+    typer.Option(
+        "--spec",
+        help='The batch as a source, JSON like tasks.<task>.ingest, e.g. \'{"path": "new.csv"}\' or '
+        '\'{"seed": 8, "rows": 2000, "shift": {"age": 8}}\'. Default: retrain.batches.<task>.',
+    ),
+]
+BatchPath = Annotated[str | None, typer.Option("--path", help="Shorthand for --spec '{\"path\": PATH}'.")]
+
+
+def _batch_spec(task: str, spec: str | None, path: str | None, root: Path | None) -> dict[str, Any]:
+    if spec is not None and path is not None:
+        raise typer.BadParameter("give --spec or --path, not both")
+    if path is not None:
+        return {"source": "table", "path": path} if _task_kind(task, root) == "tabular" else {"path": path}
+    if spec is not None:
+        try:
+            parsed = json.loads(spec)
+        except json.JSONDecodeError as exc:
+            raise typer.BadParameter(f"--spec is not JSON: {exc}") from None
+        if not isinstance(parsed, dict):
+            raise typer.BadParameter("--spec must be a JSON object")
+        return parsed
+    from dlops.config import load_params, paths
+    from dlops.intake import scheduled_spec
+
+    return _run("batch", lambda: scheduled_spec(load_params(paths(root).params), task))  # type: ignore[no-any-return]
+
+
+def _task_kind(task: str, root: Path | None) -> str:
+    from dlops.config import load_params, paths
+
+    return str(_run("batch", lambda: load_params(paths(root).params).task(task).kind))
+
+
+@batch_app.command("add")
+def batch_add(
+    task: Task, spec: BatchSpec = None, path: BatchPath = None, date: BatchDate = None, root: Root = None
+) -> None:
+    """Check a new batch against the task's suite; append it (a new DVC version) or quarantine it."""
+    from dlops import intake
+
+    chosen = _batch_spec(task, spec, path, root)
+    _echo_json(_run("batch add", lambda: intake.add_batch(task, chosen, date, root)))
+
+
+@batch_app.command("list")
+def batch_list(task: Task, root: Root = None) -> None:
+    """The accepted batches of a task, oldest first (data/batches/<task>.json)."""
+    from dlops import intake
+
+    _echo_json(_run("batch list", lambda: intake.list_batches(task, root)))
+
+
+@app.command()
+def drift(
+    task: Task,
+    spec: BatchSpec = None,
+    path: BatchPath = None,
+    date: BatchDate = None,
+    no_log: Annotated[bool, typer.Option("--no-log", help="Do not record an MLflow run.")] = False,
+    root: Root = None,
+) -> None:
+    """Compare a batch with the task's training data (PSI/KS, label balance, text length and OOV rate,
+    pixel statistics); exit 0 either way, the JSON says `drifted`."""
+    from dlops import intake
+
+    chosen = _batch_spec(task, spec, path, root)
+    report = _run("drift", lambda: intake.check_drift(task, chosen, date, root, log_run=not no_log))
+    _echo_json({k: v for k, v in report.items() if k != "markdown"})
+
+
+@app.command()
+def schedule(
+    once: Annotated[
+        bool, typer.Option("--print", help="Print the deployments and schedules, then exit.")
+    ] = False,
+    root: Root = None,
+) -> None:
+    """Serve the retraining flow (cron from params `retrain.schedule`) and the drift monitor against the
+    Prefect server at PREFECT_API_URL; runs until stopped."""
+    sys.path.insert(0, str((root or Path.cwd()).resolve()))
+    from pipelines.schedule import describe, serve_all
+
+    if once:
+        _echo_json(_run("schedule", lambda: describe(root)))
+        return
+    _run("schedule", lambda: serve_all(root))
 
 
 @app.command("check-params")

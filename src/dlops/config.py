@@ -27,6 +27,19 @@ class Strict(BaseModel):
 
 
 # ---------------------------------------------------------------------------------------------- ingest
+class IncomeShift(Strict):
+    """Distribution shift of the synthetic income table ("next week's data"); all zero = no shift.
+
+    The feature offsets are covariate shift (the label follows the same rule from the shifted
+    features); `positive_rate` is prior shift (added to the label's logit).
+    """
+
+    age: float = Field(0.0, ge=-30.0, le=30.0)  # years added to every age
+    education_years: float = Field(0.0, ge=-10.0, le=10.0)
+    hours_per_week: float = Field(0.0, ge=-40.0, le=40.0)
+    positive_rate: float = Field(0.0, ge=-5.0, le=5.0)  # added to the label's logit
+
+
 class SyntheticIncomeSource(Strict):
     """Built-in, seeded census-like table with a tunable bias (see dlops.data.synthetic)."""
 
@@ -36,6 +49,7 @@ class SyntheticIncomeSource(Strict):
     bias: float = Field(0.0, ge=0.0, le=5.0)
     missing_rate: float = Field(0.02, ge=0.0, le=0.5)
     outlier_rate: float = Field(0.002, ge=0.0, le=0.1)
+    shift: IncomeShift = Field(default_factory=IncomeShift)
 
 
 class TableSource(Strict):
@@ -241,6 +255,14 @@ class ImageTask(Strict):
 
 
 # ------------------------------------------------------------------------------------------------ text
+class ReviewsShift(Strict):
+    """Distribution shift of the synthetic reviews ("next week's data"); the defaults are no shift."""
+
+    length: float = Field(1.0, ge=0.0, le=5.0)  # multiplies the amount of neutral filler
+    # Share of reviews that get one extra sentence of invented, out-of-vocabulary words (label unchanged).
+    novel_words: float = Field(0.0, ge=0.0, le=1.0)
+
+
 class SyntheticReviewsSource(Strict):
     """Built-in, seeded review-like sentences with negation, contrast and order-dependent labels."""
 
@@ -248,6 +270,7 @@ class SyntheticReviewsSource(Strict):
     rows: int = Field(12_000, ge=100, le=2_000_000)
     seed: int = 11
     label_noise: float = Field(0.02, ge=0.0, le=0.5)  # share of labels flipped at random
+    shift: ReviewsShift = Field(default_factory=ReviewsShift)
 
 
 class TextTableSource(Strict):
@@ -341,6 +364,9 @@ class TrainConfig(Strict):
     # bias mitigation in training: reweigh the loss so the label is independent of the intersection of
     # these sensitive attributes (Kamiran-Calders); [] = off
     reweigh: list[str] = Field(default_factory=list)
+    # warm start: `champion` fine-tunes from the weights of the model's current @champion (lineage records
+    # which version); with no champion yet, training starts from scratch and says so.
+    init_from: Literal["champion"] | None = None
 
 
 PrimaryMetric = Literal[
@@ -433,6 +459,36 @@ class ModelEntry(Strict):
     gates: GatesConfig
 
 
+class ScheduleConfig(Strict):
+    cron: str = Field("0 6 * * 1", pattern=r"^\S+( \S+){4}$")  # five cron fields
+    timezone: str = "UTC"
+
+
+class DriftConfig(Strict):
+    """The drift monitor: PSI per feature (tables), token length and OOV rate (text), pixel statistics
+    (images); above the threshold it triggers a retraining run with the batch."""
+
+    psi_threshold: float = Field(0.2, gt=0.0, le=10.0)
+    retrain_on_drift: bool = True
+    schedule: ScheduleConfig | None = None  # served by `dlops schedule` next to the retraining flow
+
+
+class RetrainConfig(Strict):
+    """Scheduled retraining (pipelines/retrain.py, `dlops schedule`, `dlops batch`); dvc.yaml reads none
+    of it, so changing it reruns nothing."""
+
+    schedule: ScheduleConfig = ScheduleConfig()
+    # what a scheduled run takes as its new batch, per task: a source like tasks.<task>.ingest
+    # (`{date}` in a path is the run's date; a generator without `seed` draws one from the date)
+    batches: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    min_batch_rows: int = Field(100, ge=1)
+    drift: DriftConfig = DriftConfig()
+    lock_timeout_s: float = Field(0.0, ge=0.0, le=86_400.0)  # 0: a second run exits at once
+    push: bool = True  # `dvc push` after a run, when a DVC remote is configured
+    commit: bool = False  # git-commit dvc.lock, batch manifests and .dvc files after a run
+    webhook_url: str | None = Field(None, pattern=r"^https?://")  # failures are POSTed here as JSON
+
+
 class MlflowConfig(Strict):
     experiment: str = "dlops"
     model_prefix: str = Field("dlops", pattern=r"^[A-Za-z0-9_.-]+$")
@@ -440,6 +496,7 @@ class MlflowConfig(Strict):
 
 class Params(Strict):
     mlflow: MlflowConfig = MlflowConfig()
+    retrain: RetrainConfig = RetrainConfig()
     tasks: dict[str, TaskConfig]
     models: dict[str, ModelEntry]
 
@@ -462,6 +519,12 @@ class Params(Strict):
             if entry.family not in families:
                 raise ValueError(_unknown("family", entry.family, families, f"models.{name}.family"))
             _check_entry_fits(name, entry, self.tasks[entry.task])
+        for task, spec in self.retrain.batches.items():
+            if task not in self.tasks:
+                raise ValueError(_unknown("task", task, self.tasks, f"retrain.batches.{task}"))
+            from dlops.data.batches import batch_source
+
+            batch_source(task, self.tasks[task], spec, "2000-01-01")  # a bad spec fails here, not at 6 am
         return self
 
     def pair(self, name: str) -> ModelEntry:

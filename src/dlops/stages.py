@@ -37,20 +37,24 @@ def ingest(task: str, root: Path | None = None) -> Path:
 
 
 def _write_raw(task: str, task_cfg: TaskConfig, p: Paths) -> Any:
-    from dlops.data.sources import load_raw, write_parquet_atomic
+    """The source's rows, then every accepted batch of the task (data/batches/<task>.json), in order."""
+    import pandas as pd
 
-    if task_cfg.kind == "images":
-        from dlops.data.images import load_images
+    from dlops.data.batches import accepted_frames
+    from dlops.data.sources import load_task_frame, write_parquet_atomic
 
-        frame = load_images(task_cfg, p.root)
-    elif task_cfg.kind == "text":
-        from dlops.data.text import load_texts
-
-        frame = load_texts(task_cfg, p.root)
-    else:
-        frame = load_raw(task_cfg, p.root)
+    frame = load_task_frame(task_cfg, p.root)
+    if batches := accepted_frames(p, task):
+        frame = pd.concat([frame, *batches], ignore_index=True)
     write_parquet_atomic(frame, p.raw(task))
-    log.info("ingest %s: %d rows x %d columns -> %s", task, len(frame), frame.shape[1], p.raw(task))
+    log.info(
+        "ingest %s: %d rows x %d columns (%d accepted batches) -> %s",
+        task,
+        len(frame),
+        frame.shape[1],
+        len(batches),
+        p.raw(task),
+    )
     return frame
 
 
@@ -140,17 +144,19 @@ def preprocess(task: str, root: Path | None = None) -> dict[str, int]:
     """Split (seeded, stratified), fit the transform on train only; write the splits and transform.json."""
     import pandas as pd
 
-    from dlops.data.preprocess import TabularTransform, make_split_frame, split_frame
+    from dlops.data.batches import blocks
+    from dlops.data.preprocess import TabularTransform, make_split_frame, split_in_blocks
     from dlops.data.sources import write_parquet_atomic
 
     params, p = _context(root)
     task_cfg = params.task(task)
     raw = pd.read_parquet(p.raw(task))
+    parts = blocks(p, task, len(raw))  # the source's rows, then each accepted batch
     if task_cfg.kind == "images":
-        return _preprocess_images(task, task_cfg, raw, p)
+        return _preprocess_images(task, task_cfg, raw, p, parts)
     if task_cfg.kind == "text":
-        return _preprocess_text(task, task_cfg, raw, p)
-    splits = split_frame(raw, task_cfg.columns, task_cfg.preprocess.split)
+        return _preprocess_text(task, task_cfg, raw, p, parts)
+    splits = split_in_blocks(raw, task_cfg.columns, task_cfg.preprocess.split, parts)
     transform = TabularTransform.fit(splits["train"], task_cfg.columns, task_cfg.preprocess)
     p.processed(task).mkdir(parents=True, exist_ok=True)
     for name, frame in splits.items():
@@ -163,14 +169,16 @@ def preprocess(task: str, root: Path | None = None) -> dict[str, int]:
     return sizes
 
 
-def _preprocess_images(task: str, task_cfg: Any, raw: Any, p: Paths) -> dict[str, int]:
+def _preprocess_images(
+    task: str, task_cfg: Any, raw: Any, p: Paths, blocks: list[tuple[str, int]]
+) -> dict[str, int]:
     """Split distinct images (copies stay together), write <split>.npz and transform.json."""
     import shutil
 
     from dlops.data import preprocess_images as pi
     from dlops.data.images import class_names, images_array
 
-    splits = pi.split_images(raw, task_cfg.columns, task_cfg.preprocess.split)
+    splits = pi.split_images(raw, task_cfg.columns, task_cfg.preprocess.split, blocks)
     if crossing := pi.duplicates_across_splits(splits):
         raise AssertionError(f"preprocess {task}: {crossing} images fall in two splits")
     out = p.processed(task)
@@ -187,7 +195,9 @@ def _preprocess_images(task: str, task_cfg: Any, raw: Any, p: Paths) -> dict[str
     return sizes
 
 
-def _preprocess_text(task: str, task_cfg: Any, raw: Any, p: Paths) -> dict[str, int]:
+def _preprocess_text(
+    task: str, task_cfg: Any, raw: Any, p: Paths, blocks: list[tuple[str, int]]
+) -> dict[str, int]:
     """Split distinct texts (copies stay together), fit the tokenizer on train only, write token ids."""
     import hashlib
     import shutil
@@ -200,7 +210,7 @@ def _preprocess_text(task: str, task_cfg: Any, raw: Any, p: Paths) -> dict[str, 
     classes = sorted(str(v) for v in raw["label"].unique())
     raw = raw.assign(label_name=raw["label"].astype(str))
     raw["label"] = raw["label_name"].map({c: i for i, c in enumerate(classes)})
-    splits = pi.split_images(raw, task_cfg.columns, task_cfg.preprocess.split)
+    splits = pi.split_images(raw, task_cfg.columns, task_cfg.preprocess.split, blocks)
     out = p.processed(task)
     if out.exists():
         shutil.rmtree(out)
@@ -270,6 +280,10 @@ def train(pair: str, root: Path | None = None, max_epochs: int | None = None) ->
     tracking.configure(p.root, params.mlflow)
     tags = tracking.lineage_tags(p.root, entry.task, digest)
     tags["host.device"] = str(select_device(entry.train.device))
+    init_from = None
+    if entry.train.init_from == "champion":
+        warm_tags, init_from = _warm_start(model, pair, entry, params, p, digest)
+        tags.update(warm_tags)
     run_params = {
         "task": entry.task,
         "family": entry.family,
@@ -302,6 +316,7 @@ def train(pair: str, root: Path | None = None, max_epochs: int | None = None) ->
             classes=classes,
             train_config=entry.train.model_dump(mode="json"),
             best_epoch=result.best_epoch,
+            init_from=init_from,
         )
         save_atomic(ckpt, p.checkpoint(pair))
         write_json(p.history(pair), result.history_dict())
@@ -314,7 +329,95 @@ def train(pair: str, root: Path | None = None, max_epochs: int | None = None) ->
             }
         )
     p.resume_checkpoint(pair).unlink(missing_ok=True)
+    _warm_start_record(p, pair).unlink(missing_ok=True)
     return {"best_epoch": result.best_epoch, "epochs": len(result.history), "model_sha256": sha}
+
+
+SKIPPED_TAG_CHARS = 500
+
+
+def _warm_start(
+    model: Any, pair: str, entry: Any, params: Params, p: Paths, fingerprint: str
+) -> tuple[dict[str, str], dict[str, Any]]:
+    """`train.init_from: champion`: copy the @champion's tensors of matching name and shape into the
+    freshly built `model`; returns the training run's lineage tags and the checkpoint's `init_from`.
+
+    Resuming an interrupted run wins: its last.pt holds weights that already descend from the parent
+    recorded when it started (.dlops/checkpoints/<pair>/init_from.json), so that record is returned and
+    nothing is downloaded. No @champion yet: a warning, and training starts from scratch. Errors reaching
+    the tracking store propagate.
+    """
+    import tempfile
+
+    from dlops import tracking
+    from dlops.training.checkpoint import load_matching, load_safe
+
+    record = _warm_start_record(p, pair)
+    if _resumable(p.resume_checkpoint(pair), fingerprint):
+        saved = json.loads(record.read_text()) if record.is_file() else {}
+        if saved.get("fingerprint") == fingerprint:
+            log.info("train %s: resuming, from weights warm-started by %s", pair, saved["tags"]["init_from"])
+            return saved["tags"], saved["init_from"]
+        log.warning("train %s: resuming a run whose warm start was not recorded", pair)
+        return {"init_from": "unknown (resumed run)"}, {"uri": None, "note": "resumed run, parent unknown"}
+
+    name = tracking.model_name(pair, params.mlflow)
+    tags: dict[str, str]
+    meta: dict[str, Any]
+    with tempfile.TemporaryDirectory(prefix="dlops-init-from-") as tmp:
+        found = tracking.champion_checkpoint(pair, params.mlflow, Path(tmp))
+        parent = load_safe(found[1]) if found is not None else {}
+    if found is None:
+        log.warning("init_from: champion, but %s has no @champion yet; training from scratch", name)
+        tags, meta = {"init_from": "none (no champion yet)"}, {"uri": None, "note": "no champion yet"}
+    elif parent.get("family") != entry.family:
+        note = f"{found[0]['uri']} is a {parent.get('family')} model, this is {entry.family}"
+        log.warning("init_from: champion, but %s; training from scratch", note)
+        tags, meta = {"init_from": f"none ({note})"}, {"uri": None, "note": note}
+    else:
+        info = found[0]
+        report = load_matching(model, parent["state_dict"])
+        log.info("init_from %s (run %s): loaded %d tensors", info["uri"], info["run_id"], len(report.loaded))
+        for key, why in report.skipped.items():
+            log.info("init_from %s: kept %s as initialised (%s)", info["uri"], key, why)
+        if report.unused:
+            log.info("init_from %s: unused parent tensors %s", info["uri"], ", ".join(report.unused))
+        skipped = ",".join(report.skipped)
+        if len(skipped) > SKIPPED_TAG_CHARS:
+            skipped = skipped[: SKIPPED_TAG_CHARS - 3] + "..."
+        tags = {
+            "init_from": info["uri"],
+            "init_from.run_id": str(info["run_id"]),
+            "init_from.loaded_tensors": str(len(report.loaded)),
+            "init_from.skipped": skipped,
+        }
+        meta = {
+            "uri": info["uri"],
+            "run_id": info["run_id"],
+            "model_sha256": info["model_sha256"],
+            "loaded_tensors": len(report.loaded),
+            "skipped": list(report.skipped),
+        }
+    write_json(record, {"fingerprint": fingerprint, "tags": tags, "init_from": meta})
+    return tags, meta
+
+
+def _warm_start_record(p: Paths, pair: str) -> Path:
+    """Which parent a warm start used, kept beside last.pt while the run may still be resumed."""
+    return p.resume_checkpoint(pair).with_name("init_from.json")
+
+
+def _resumable(path: Path, fingerprint: str) -> bool:
+    """Whether the loop will resume from `path` (a readable resume checkpoint of these params and data)."""
+    from dlops.training.checkpoint import CheckpointError, load_safe
+
+    if not path.is_file():
+        return False
+    try:
+        ckpt = load_safe(path)
+    except CheckpointError:
+        return False
+    return ckpt.get("kind") == "resume" and ckpt.get("fingerprint") == fingerprint
 
 
 def task_classes_and_shape(p: Paths, task: str) -> tuple[list[str], tuple[int, ...]]:
@@ -615,4 +718,11 @@ def lineage(uri: str, root: Path | None = None) -> dict[str, Any]:
 
     params, p = _context(root)
     tracking.configure(p.root, params.mlflow)
-    return chain.lineage(uri)
+    return chain.lineage(uri, p.root)
+
+
+def restore_data(uri: str, root: Path | None = None) -> Path:
+    """`dlops lineage --restore`: the raw table a version was trained on, by its DVC md5."""
+    from dlops import lineage as chain
+
+    return chain.restore_data(lineage(uri, root), paths(root).root)

@@ -119,6 +119,8 @@ def lineage_tags(root: Path, task: str, params_digest: str) -> dict[str, str]:
         "git.commit": commit or "unknown",
         "git.dirty": "unknown" if status is None else str(bool(status)).lower(),
         "data.version": _dvc_out_md5(root, f"ingest@{task}", f"data/raw/{task}.parquet"),
+        "data.processed": _dvc_out_md5(root, f"preprocess@{task}", f"data/processed/{task}"),
+        "data.batches": _accepted_batches(root, task),
         "params.hash": params_digest,
         "pipeline.run_id": os.environ.get("DLOPS_PIPELINE_RUN_ID", "manual"),
         "python": platform.python_version(),
@@ -128,6 +130,17 @@ def lineage_tags(root: Path, task: str, params_digest: str) -> dict[str, str]:
     if flow_run := os.environ.get("PREFECT__FLOW_RUN_ID"):
         tags["prefect.flow_run_id"] = flow_run
     return tags
+
+
+def _accepted_batches(root: Path, task: str) -> str:
+    """The ids of the batches appended to the task's data (data/batches/<task>.json), oldest first."""
+    try:
+        manifest = json.loads((root / "data" / "batches" / f"{task}.json").read_text(encoding="utf-8"))
+        ids = [str(entry["id"]) for entry in manifest["batches"]]
+    except (OSError, ValueError, KeyError, TypeError):
+        return "none"
+    text = ",".join(ids) or "none"
+    return text if len(text) <= 4000 else f"{len(ids)} batches, last {ids[-1]}"
 
 
 def _git(root: Path, *args: str) -> str | None:
@@ -609,3 +622,32 @@ def load_champion(pair: str, cfg: MlflowConfig) -> Any:
     if info is None:
         raise LookupError(f"{model_name(pair, cfg)} has no @champion yet; run `dlops register {pair}`")
     return mlflow.pyfunc.load_model(f"models:/{info['model_name']}/{info['version']}")
+
+
+def champion_checkpoint(pair: str, cfg: MlflowConfig, dst: Path) -> tuple[dict[str, Any], Path] | None:
+    """Download the @champion's checkpoint (the pyfunc's `checkpoint` artifact, `artifacts/model.pt`
+    under the logged model) into `dst`; returns (who it is, the local file), or None when the pair has
+    no @champion. Errors reaching the store propagate: a warm start must not silently start cold."""
+    import mlflow
+    import yaml
+
+    name = model_name(pair, cfg)
+    champion = _version_by_alias(_client(), name, "champion")
+    if champion is None:
+        return None
+    uri = f"models:/{name}/{champion.version}"
+    mlmodel = mlflow.artifacts.download_artifacts(artifact_uri=f"{uri}/MLmodel", dst_path=str(dst))
+    spec = yaml.safe_load(Path(mlmodel).read_text(encoding="utf-8")) or {}
+    artifacts = spec.get("flavors", {}).get("python_function", {}).get("artifacts") or {}
+    relative = (artifacts.get("checkpoint") or {}).get("path")
+    if not relative:
+        raise LookupError(f"{uri} (@champion) has no `checkpoint` artifact: not a dlops model")
+    local = mlflow.artifacts.download_artifacts(artifact_uri=f"{uri}/{relative}", dst_path=str(dst))
+    info = {
+        "model_name": name,
+        "version": str(champion.version),
+        "uri": uri,
+        "run_id": champion.run_id,
+        "model_sha256": champion.tags.get("dlops.model_sha256"),
+    }
+    return info, Path(local)

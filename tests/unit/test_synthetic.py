@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from fairlearn.metrics import demographic_parity_difference
+from pydantic import ValidationError
 from sklearn.linear_model import LogisticRegression
 
 from dlops.config import SyntheticIncomeSource
@@ -123,3 +124,50 @@ def test_model_without_sensitive_inputs_is_fair_without_bias() -> None:
 
 def test_model_learns_the_bias_through_the_proxy() -> None:
     assert model_dp_difference(2.0) > 0.1
+
+
+# ------------------------------------------------------------------------------------ distribution shift
+def positive_share(frame: pd.DataFrame) -> float:
+    return float((frame["income"] == ">50K").mean())
+
+
+def test_default_shift_is_identical_to_no_shift_key() -> None:
+    base = generate_income(cfg(rows=3000))
+    for shift in ({}, {"age": 0.0, "education_years": 0.0, "hours_per_week": 0.0, "positive_rate": 0.0}):
+        pd.testing.assert_frame_equal(generate_income(cfg(rows=3000, shift=shift)), base)
+
+
+def test_age_shift_moves_age_and_raises_the_positive_rate() -> None:
+    base = full(0.0)
+    shifted = generate_income(cfg(shift={"age": 8}))
+    assert abs((shifted["age"].mean() - base["age"].mean()) - 8) < 1
+    assert shifted["age"].between(17, 90).all()
+    assert positive_share(shifted) > positive_share(base) + 0.01  # older people earn more in the model
+    others = [c for c in COLUMNS if c not in ("age", "income")]
+    pd.testing.assert_frame_equal(shifted[others], base[others])  # only the shifted feature moves
+
+
+def test_education_and_hours_shifts_move_those_features_within_bounds() -> None:
+    base = full(0.0)
+    shifted = generate_income(cfg(shift={"education_years": 2, "hours_per_week": -10}))
+    assert abs((shifted["education_years"].mean() - base["education_years"].mean()) - 2) < 0.5
+    assert abs((shifted["hours_per_week"].mean() - base["hours_per_week"].mean()) + 10) < 1
+    assert shifted["education_years"].dropna().between(1, 20).all()
+    assert shifted["hours_per_week"].dropna().between(1, 99).all()
+
+
+def test_positive_rate_shift_raises_the_positive_share_with_the_same_features() -> None:
+    base = full(0.0)
+    shifted = generate_income(cfg(shift={"positive_rate": 1.0}))
+    assert positive_share(shifted) > positive_share(base) + 0.05
+    features = [c for c in COLUMNS if c != "income"]
+    pd.testing.assert_frame_equal(shifted[features], base[features])  # prior shift: features unchanged
+
+
+@pytest.mark.parametrize(
+    "shift",
+    [{"age": 100}, {"education_years": -11}, {"hours_per_week": 41}, {"positive_rate": 6}, {"foo": 1}],
+)
+def test_invalid_shift_is_rejected(shift: dict[str, Any]) -> None:
+    with pytest.raises(ValidationError):
+        cfg(shift=shift)

@@ -9,11 +9,13 @@ from typing import Any
 import numpy as np
 import pytest
 import torch
+from pydantic import ValidationError
 from sklearn.feature_extraction.text import CountVectorizer
 from sklearn.linear_model import LogisticRegression
 
 from dlops.config import SyntheticReviewsSource, TextAugmentConfig, TextTask, TokenizerConfig
 from dlops.data.text import (
+    NOVEL_WORDS,
     TextDataError,
     WordTokenizer,
     challenge_set,
@@ -251,3 +253,49 @@ def test_swap_only_moves_tokens_to_neighbours() -> None:
     positions = {int(t): i for i, t in enumerate(out[0, :5])}
     assert sorted(positions) == [2, 3, 4, 5, 6]
     assert all(abs(positions[t] - (t - 2)) <= 1 for t in positions)
+
+
+# ------------------------------------------------------------------------------------ distribution shift
+def shifted_reviews(rows: int = 2000, seed: int = 3, label_noise: float = 0.0, **shift: Any) -> Any:
+    """`reviews(rows, seed, label_noise)` drawn with `shift`."""
+    src = SyntheticReviewsSource(
+        source="synthetic-reviews", rows=rows, seed=seed, label_noise=label_noise, shift=shift
+    )
+    return generate_reviews(src)
+
+
+def has_novel_word(text: str) -> bool:
+    return bool(set(text.lower().replace(".", " ").split()) & set(NOVEL_WORDS))
+
+
+def test_default_review_shift_is_identical_to_no_shift_key() -> None:
+    base = reviews(label_noise=0.02)
+    assert shifted_reviews(label_noise=0.02).equals(base)
+    assert shifted_reviews(label_noise=0.02, length=1.0, novel_words=0.0).equals(base)
+
+
+def test_length_shift_changes_the_mean_token_count() -> None:
+    def mean_tokens(frame: Any) -> float:
+        return float(np.mean([len(text.split()) for text in frame["text"]]))
+
+    base = mean_tokens(reviews())
+    assert mean_tokens(shifted_reviews(length=2.0)) > base + 2
+    assert mean_tokens(shifted_reviews(length=0.0)) < base - 2
+
+
+def test_novel_words_shift_adds_out_of_vocabulary_words_and_keeps_labels() -> None:
+    base, shifted = reviews(label_noise=0.02), shifted_reviews(label_noise=0.02, novel_words=0.5)
+    assert not any(has_novel_word(text) for text in base["text"])  # invented words are not in the grammar
+    assert not any(has_novel_word(text) for text in challenge_set()["text"])
+    share = np.mean([has_novel_word(text) for text in shifted["text"]])
+    assert 0.4 < share < 0.6
+    assert shifted["label"].tolist() == base["label"].tolist()
+    assert shifted["group"].tolist() == base["group"].tolist()
+    assert all(new.startswith(old) for new, old in zip(shifted["text"], base["text"], strict=True))
+    assert all(has_novel_word(text) for text in shifted_reviews(rows=200, novel_words=1.0)["text"])
+
+
+@pytest.mark.parametrize("shift", [{"length": -0.1}, {"length": 6}, {"novel_words": 1.5}, {"foo": 1}])
+def test_invalid_review_shift_is_rejected(shift: dict[str, Any]) -> None:
+    with pytest.raises(ValidationError):
+        SyntheticReviewsSource(source="synthetic-reviews", shift=shift)

@@ -10,6 +10,7 @@ import json
 import logging
 import math
 import os
+import zlib
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -69,6 +70,31 @@ def split_frame(
     if empty := [name for name, frame in parts_out.items() if frame.empty]:
         raise ValueError(f"split: {len(labelled)} labelled rows leave {empty} empty; use more data")
     return parts_out
+
+
+def split_in_blocks(
+    df: pd.DataFrame, columns: ColumnRoles | ImageColumns, split: SplitConfig, blocks: list[tuple[str, int]]
+) -> dict[str, pd.DataFrame]:
+    """`split_frame` on each block of consecutive rows (the source's rows, then each accepted batch), each
+    with its own seed: a grown dataset keeps every earlier row in its split, so a model is never tested
+    on rows an earlier version trained on."""
+    if len(blocks) == 1:
+        return split_frame(df, columns, split)
+    parts: dict[str, list[pd.DataFrame]] = {name: [] for name in SPLITS}
+    start = 0
+    for block_id, rows in blocks:
+        block = df.iloc[start : start + rows]
+        start += rows
+        for name, frame in split_frame(block, columns, block_split(split, block_id)).items():
+            parts[name].append(frame)
+    return {name: pd.concat(frames) for name, frames in parts.items()}
+
+
+def block_split(split: SplitConfig, block_id: str) -> SplitConfig:
+    """The split of one block: the configured seed for the source's rows, a seed from the id for a batch."""
+    if block_id == "base":
+        return split
+    return split.model_copy(update={"seed": zlib.crc32(f"{split.seed}:{block_id}".encode())})
 
 
 def _assign(rows: np.ndarray, split: SplitConfig, rng: np.random.Generator, out: np.ndarray) -> None:

@@ -22,15 +22,30 @@ from dlops.config import ImageColumns, SplitConfig
 GROUP_PREFIX = "group__"
 
 
-def split_images(raw: pd.DataFrame, columns: ImageColumns, split: SplitConfig) -> dict[str, pd.DataFrame]:
-    """train/val/test frames of `raw`; every copy of an image (same sha1) goes where its first copy went."""
-    from dlops.data.preprocess import split_frame
+def split_images(
+    raw: pd.DataFrame,
+    columns: ImageColumns,
+    split: SplitConfig,
+    blocks: list[tuple[str, int]] | None = None,
+) -> dict[str, pd.DataFrame]:
+    """train/val/test frames of `raw`; every copy of an image (same sha1) goes where its first copy went.
 
-    distinct = raw.drop_duplicates("sha1", keep="first")
-    parts = split_frame(distinct, columns, split)
-    where = {sha: name for name, frame in parts.items() for sha in frame["sha1"]}
+    `blocks` (consecutive rows: the source's, then each accepted batch) are split one after another,
+    each with its own seed; an image already placed by an earlier block keeps its split."""
+    from dlops.data.preprocess import SPLITS, block_split, split_frame
+
+    where: dict[str, str] = {}
+    start = 0
+    for block_id, rows in blocks or [("base", len(raw))]:
+        block = raw.iloc[start : start + rows]
+        start += rows
+        fresh = block[~block["sha1"].isin(where)].drop_duplicates("sha1", keep="first")
+        if fresh.empty:
+            continue
+        parts = split_frame(fresh, columns, block_split(split, block_id))
+        where.update({sha: name for name, frame in parts.items() for sha in frame["sha1"]})
     assigned = raw["sha1"].map(where)
-    return {name: raw[assigned == name] for name in parts}
+    return {name: raw[assigned == name] for name in SPLITS}
 
 
 def duplicates_across_splits(splits: dict[str, pd.DataFrame]) -> int:

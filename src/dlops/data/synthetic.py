@@ -24,6 +24,11 @@ Generating model (every draw comes from one `numpy.random.Generator(seed)`, in a
 5. Corruption, after the label (noise, not signal): `missing_rate` of the cells of each column in
    MISSING_COLUMNS become missing (NaN / None), and `outlier_rate` of the rows get an extreme but valid
    hours_per_week (90-99) or capital_gain (99_999, the census top-code).
+
+Distribution shift (`shift`, all zero by default = the table above, byte for byte): `shift.age`,
+`shift.education_years` and `shift.hours_per_week` are added to those features before rounding and
+clipping (covariate shift: the label follows the same rule from the shifted features), and
+`shift.positive_rate` is added to the logit (prior shift). No extra random draws either way.
 """
 
 from __future__ import annotations
@@ -92,9 +97,10 @@ def generate_income(cfg: SyntheticIncomeSource) -> pd.DataFrame:
     sex = rng.choice(len(SEXES), size=n, p=SEX_P)
     race = rng.choice(len(RACES), size=n, p=RACE_P)
 
-    age = np.clip(np.rint(17 + rng.gamma(2.2, 9.5, n)), 17, 90)
-    education = np.clip(np.rint(rng.normal(10.5, 2.8, n)), 1, 20)
-    hours = np.clip(np.rint(rng.normal(40, 11, n)), 1, 99)
+    shift = cfg.shift
+    age = np.clip(np.rint(17 + rng.gamma(2.2, 9.5, n) + shift.age), 17, 90)
+    education = np.clip(np.rint(rng.normal(10.5, 2.8, n) + shift.education_years), 1, 20)
+    hours = np.clip(np.rint(rng.normal(40, 11, n) + shift.hours_per_week), 1, 99)
     has_gain = rng.random(n) >= 0.92
     capital_gain = np.where(has_gain, np.clip(np.rint(rng.lognormal(8.3, 1.0, n)), 1, 99_999), 0.0)
     workclass, w_effect = _categorical(rng, WORKCLASS, n)
@@ -118,6 +124,7 @@ def generate_income(cfg: SyntheticIncomeSource) -> pd.DataFrame:
     )
     logit += cfg.bias * (np.take(SEX_EFFECT, sex) + np.take(RACE_EFFECT, race))
     logit += cfg.bias * 0.9 * (neighborhood - PROXY_MEAN) / PROXY_SD
+    logit += shift.positive_rate  # prior shift
     positive = _group_stratified_uniform(rng, sex * len(RACES) + race) < 1.0 / (1.0 + np.exp(-logit))
 
     frame = pd.DataFrame(

@@ -22,6 +22,12 @@ construction that expresses it:
 
 A bag-of-words model therefore cannot get the negated and contrast reviews right; short n-grams
 ("not good", "but awful") recover part of them and an order-aware model can recover all.
+
+Distribution shift (`shift`, the defaults give the reviews above, byte for byte): `shift.length`
+multiplies the amount of neutral filler (this changes the draws, so the reviews are not the unshifted
+ones plus filler), and a `shift.novel_words` share of reviews end with one extra sentence of invented
+words (`NOVEL_WORDS`, absent from the grammar), drawn from a second stream `random.Random(seed + 1)`,
+so each review is the unshifted one (same label and group) with or without that sentence.
 """
 
 from __future__ import annotations
@@ -114,6 +120,14 @@ GROUPS = ("formal", "casual")
 # Share of each core construction; negated and contrast reviews are the ones a bag of words gets wrong.
 CONSTRUCTIONS = {"plain": 0.66, "negated": 0.16, "contrast": 0.18}
 OPPOSITE_CONTRAST = 0.85  # share of contrast reviews whose two clauses have opposite polarities
+# Invented words, none of them in the grammar above: the out-of-vocabulary words of `shift.novel_words`.
+NOVEL_WORDS = (
+    "zorblax", "quimble", "frandish", "glorp", "snarvel", "quibnix", "vexmor", "drubble", "krensh",
+    "wobbik", "threxa", "mullop", "yarvish", "blenth", "skorvy", "fribbit", "gonzle", "trazzle",
+    "quorbish", "nimblox", "parvex", "zindle", "clumbot", "hexwarp", "brindock", "slurvian", "tovish",
+    "jabbrel", "kwazzle", "ombrix", "flenzor", "grustle", "zephlin", "morbak", "quastle", "drevvy",
+    "plomtic", "vornish", "snibbet", "xyloquent",
+)  # fmt: skip
 
 
 def _words(rng: random.Random, style: dict[str, Any], key: str, polarity: int) -> str:
@@ -211,13 +225,17 @@ def _pick(rng: random.Random, shares: dict[str, float]) -> str:
 def generate_reviews(src: SyntheticReviewsSource) -> pd.DataFrame:
     """`src.rows` seeded reviews: text, label ("pos"/"neg"), group ("formal"/"casual"), source."""
     rng = random.Random(src.seed)
+    novel = random.Random(src.seed + 1)  # a second stream: the base draws never depend on the shift
     texts, labels, groups = [], [], []
     for _ in range(src.rows):
         group = GROUPS[rng.random() < 0.5]
         style = STYLES[group]
         label = int(rng.random() < style["positive_rate"])
         core = _core(rng, style, label, _pick(rng, CONSTRUCTIONS))
-        texts.append(_with_filler(rng, style, core))
+        text = _with_filler(rng, style, core, amount=src.shift.length)
+        if src.shift.novel_words > 0 and novel.random() < src.shift.novel_words:
+            text += " " + _sentence(" ".join(novel.choices(NOVEL_WORDS, k=novel.randint(3, 6))))
+        texts.append(text)
         labels.append(label)
         groups.append(group)
     positive = np.array(labels, dtype=bool)

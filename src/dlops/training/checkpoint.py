@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import os
 import tempfile
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -62,9 +63,12 @@ def model_checkpoint(
     classes: list[str],
     train_config: dict[str, Any],
     best_epoch: int,
+    init_from: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """The final, self-describing model file (CONTRACTS.md)."""
-    return {
+    """The final, self-describing model file (CONTRACTS.md). `init_from` (a warm start's parent: its
+    registered URI, run, sha256 and what was loaded) is written only when given, so a cold start's file
+    stays byte-identical."""
+    ckpt = {
         "format": FORMAT,
         "pair": pair,
         "task": task,
@@ -77,6 +81,38 @@ def model_checkpoint(
         "best_epoch": best_epoch,
         "state_dict": {k: v.detach().cpu().clone() for k, v in model.state_dict().items()},
     }
+    if init_from is not None:
+        ckpt["init_from"] = init_from
+    return ckpt
+
+
+@dataclass
+class WarmStart:
+    """What `load_matching` did: tensors copied from the parent, tensors of the model left as initialised
+    (name -> why: absent from the parent or another shape), and parent tensors with no place here."""
+
+    loaded: list[str] = field(default_factory=list)
+    skipped: dict[str, str] = field(default_factory=dict)
+    unused: list[str] = field(default_factory=list)
+
+
+def load_matching(model: nn.Module, state_dict: dict[str, Any]) -> WarmStart:
+    """Copy into `model` every tensor of `state_dict` (parameters and buffers) whose name and shape
+    match; the others keep their fresh initialisation (an embedding after the vocabulary grew, a head
+    for another number of classes). Draws no random numbers."""
+    own = model.state_dict()
+    report = WarmStart(unused=[key for key in state_dict if key not in own])
+    for key, tensor in own.items():
+        theirs = state_dict.get(key)
+        if not isinstance(theirs, torch.Tensor):
+            report.skipped[key] = "absent from the parent"
+        elif theirs.shape != tensor.shape:
+            report.skipped[key] = f"shape {tuple(tensor.shape)}, parent {tuple(theirs.shape)}"
+        else:
+            own[key] = theirs
+            report.loaded.append(key)
+    model.load_state_dict(own)  # copies in place: dtype and device stay the model's
+    return report
 
 
 def load_model(path: Path) -> tuple[nn.Module, dict[str, Any]]:

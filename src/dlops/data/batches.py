@@ -1,0 +1,275 @@
+"""New batches of data for a task: load one, check it against the committed suite, then either append it
+to the task's versioned dataset or quarantine it.
+
+A batch is described like the task's own source (`tasks.<task>.ingest`): a file (`path`), a URL pinned
+by `sha256`, or, for the built-in generators, the generator with a new `seed` (by default derived from
+the batch date, so "next Monday's data" is reproducible) and optional `shift`. `{date}` in a path is
+replaced by the batch date.
+
+Accepted batches live in `data/batches/<task>/<id>.parquet` (raw-table rows, tracked with `dvc add`, so
+every state is a DVC version that `dvc push` sends to the remote) and are listed, in order, in the
+manifest `data/batches/<task>.json` (small, in git, a dependency of `ingest` and `preprocess`). The
+ingest stage appends them to the task's source rows; the preprocess stage splits each block on its own
+(see `blocks`), so rows keep their split when the dataset grows. A rejected batch goes to
+`data/quarantine/<task>/<id>/` with the reason, and the dataset is not touched.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import shutil
+import subprocess
+import sys
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+from pydantic import TypeAdapter, ValidationError
+
+from dlops.config import (
+    ConfigError,
+    ImageIngestConfig,
+    IngestConfig,
+    Paths,
+    TaskConfig,
+    TextIngestConfig,
+)
+from dlops.data.sources import file_sha256, write_parquet_atomic
+
+GENERATORS = ("synthetic-income", "synthetic-reviews")
+BASE = "base"
+
+
+class BatchRejected(ValueError):
+    """A batch failed its checks; it was quarantined and the dataset is unchanged."""
+
+    def __init__(self, message: str, quarantine: Path) -> None:
+        super().__init__(message)
+        self.quarantine = quarantine
+
+
+@dataclass(frozen=True)
+class Batch:
+    task: str
+    id: str
+    date: str
+    spec: dict[str, Any]
+    frame: pd.DataFrame
+
+
+# ------------------------------------------------------------------------------------------------ loading
+def batch_date(date: str | None) -> str:
+    """An ISO date (YYYY-MM-DD); today (UTC) when not given."""
+    if date is None:
+        return datetime.now(UTC).date().isoformat()
+    try:
+        return datetime.strptime(date, "%Y-%m-%d").date().isoformat()
+    except ValueError:
+        raise ConfigError(f"batch date {date!r} is not YYYY-MM-DD") from None
+
+
+def batch_source(task: str, task_cfg: TaskConfig, spec: dict[str, Any], date: str) -> Any:
+    """The source config a batch spec describes, checked like `tasks.<task>.ingest` is."""
+    spec = dict(spec)
+    source = spec.get("source", task_cfg.ingest.source)
+    spec["source"] = source
+    if source in GENERATORS and "seed" not in spec:
+        spec["seed"] = int(date.replace("-", ""))  # next week's draw, reproducible from its date
+    for key in ("path", "images", "labels"):
+        if isinstance(spec.get(key), str):
+            spec[key] = spec[key].replace("{date}", date)
+    if task_cfg.kind == "images":
+        spec.setdefault("size", task_cfg.ingest.size)
+        spec.setdefault("channels", task_cfg.ingest.channels)
+    union: Any = {"tabular": IngestConfig, "images": ImageIngestConfig, "text": TextIngestConfig}
+    try:
+        return TypeAdapter(union[task_cfg.kind]).validate_python(spec)
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+        raise ConfigError(f"batch for task {task!r}: {problems}") from None
+
+
+def load_batch(task: str, task_cfg: TaskConfig, spec: dict[str, Any], date: str | None, root: Path) -> Batch:
+    """Read a batch into the task's raw-table layout (the loaders of `ingest`, so every check applies)."""
+    from dlops.data.sources import load_task_frame
+
+    day = batch_date(date)
+    source = batch_source(task, task_cfg, spec, day)
+    frame = load_task_frame(task_cfg.model_copy(update={"ingest": source}), root)
+    if frame.empty:
+        raise ValueError(f"batch for task {task!r} ({_where(source)}) has no rows")
+    digest = _frame_sha256(frame)
+    batch_id = f"{day}-{digest[:8]}"
+    if "source" in frame.columns and task_cfg.kind != "tabular":
+        frame = frame.assign(source=[f"{batch_id}:{s}" for s in frame["source"].astype(str)])
+    return Batch(task, batch_id, day, source.model_dump(mode="json"), frame.reset_index(drop=True))
+
+
+def _where(source: Any) -> str:
+    return str(getattr(source, "url", None) or getattr(source, "path", None) or source.source)
+
+
+def _frame_sha256(frame: pd.DataFrame) -> str:
+    buffer = io.BytesIO()
+    frame.reset_index(drop=True).to_parquet(buffer, index=False)
+    return hashlib.sha256(buffer.getvalue()).hexdigest()
+
+
+# --------------------------------------------------------------------------------------------- checking
+def check_batch(batch: Batch, task_cfg: TaskConfig, p: Paths, min_rows: int) -> dict[str, Any]:
+    """The committed suite on the batch alone (its row-count expectation is for the whole dataset, so
+    `retrain.min_batch_rows` replaces it); a summary like the validate stage's."""
+    from dlops.data.validation import load_suite, validate_table
+
+    suite = load_suite(p.suite(task_cfg))
+    suite["expectations"] = [
+        e for e in suite["expectations"] if e.get("type") != "expect_table_row_count_to_be_between"
+    ]
+    frame = batch.frame
+    if task_cfg.kind == "images":
+        from dlops.data.validation_images import name_files, table_for_validation
+
+        frame = table_for_validation(frame)
+    summary = validate_table(frame, suite, task_cfg.columns, task_cfg.validate_, None)
+    if task_cfg.kind == "images":
+        summary = name_files(summary, frame)
+    if len(batch.frame) < min_rows:
+        summary["success"] = False
+        summary["failed_critical"] += 1
+        summary["results"].append(
+            {
+                "expectation": "batch_row_count",
+                "column": None,
+                "success": False,
+                "severity": "critical",
+                "detail": f"{len(batch.frame)} rows, retrain.min_batch_rows is {min_rows}",
+            }
+        )
+    return summary
+
+
+# ------------------------------------------------------------------------------------ manifest and DVC
+def manifest_path(p: Paths, task: str) -> Path:
+    return p.root / "data" / "batches" / f"{task}.json"
+
+
+def batch_dir(p: Paths, task: str) -> Path:
+    return p.root / "data" / "batches" / task
+
+
+def quarantine_dir(p: Paths, task: str, batch_id: str) -> Path:
+    return p.root / "data" / "quarantine" / task / batch_id
+
+
+def read_manifest(p: Paths, task: str) -> dict[str, Any]:
+    path = manifest_path(p, task)
+    if not path.is_file():
+        return {"task": task, "batches": []}
+    try:
+        manifest = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as exc:
+        raise ValueError(f"{path}: not a readable batch manifest: {exc}") from exc
+    if not isinstance(manifest, dict) or not isinstance(manifest.get("batches"), list):
+        raise ValueError(f"{path}: a batch manifest needs a 'batches' list")
+    return manifest
+
+
+def accepted_frames(p: Paths, task: str) -> list[pd.DataFrame]:
+    """The accepted batches of a task, in manifest order, each checked against its recorded sha256."""
+    frames = []
+    for entry in read_manifest(p, task)["batches"]:
+        file = batch_dir(p, task) / f"{entry['id']}.parquet"
+        rel = file.relative_to(p.root)
+        if not file.is_file():
+            raise FileNotFoundError(
+                f"{rel}: batch {entry['id']} is in {manifest_path(p, task).relative_to(p.root)} but not "
+                f"in the workspace; run `dvc pull data/batches/{task}.dvc` (or `dvc checkout`)"
+            )
+        if file_sha256(file) != entry["sha256"]:
+            raise ValueError(f"{rel}: content differs from the sha256 the manifest recorded; restore it")
+        frames.append(pd.read_parquet(file))
+    return frames
+
+
+def blocks(p: Paths, task: str, total_rows: int) -> list[tuple[str, int]]:
+    """(block id, rows) in raw-table order: the source's rows, then each accepted batch."""
+    entries = read_manifest(p, task)["batches"]
+    base = total_rows - sum(int(e["rows"]) for e in entries)
+    if base < 0:
+        raise ValueError(
+            f"data/raw/{task}.parquet has {total_rows} rows, fewer than its batches in "
+            f"{manifest_path(p, task).relative_to(p.root)}; rerun `dlops ingest {task}`"
+        )
+    return [(BASE, base), *((str(e["id"]), int(e["rows"])) for e in entries)]
+
+
+def append(batch: Batch, p: Paths) -> dict[str, Any]:
+    """Add an accepted batch to the dataset: its file, a manifest entry, and a new DVC version of the
+    batch folder (`dvc add`). On any failure the manifest and folder are put back as they were."""
+    manifest = read_manifest(p, batch.task)
+    if any(e["id"] == batch.id for e in manifest["batches"]):
+        raise ValueError(f"batch {batch.id} is already in {manifest_path(p, batch.task).relative_to(p.root)}")
+    file = batch_dir(p, batch.task) / f"{batch.id}.parquet"
+    file.parent.mkdir(parents=True, exist_ok=True)
+    write_parquet_atomic(batch.frame, file)
+    entry = {
+        "id": batch.id,
+        "date": batch.date,
+        "rows": len(batch.frame),
+        "sha256": file_sha256(file),
+        "spec": batch.spec,
+        "accepted_at": datetime.now(UTC).isoformat(timespec="seconds"),
+    }
+    path = manifest_path(p, batch.task)
+    before = path.read_bytes() if path.is_file() else None
+    try:
+        _write_manifest(path, {**manifest, "task": batch.task, "batches": [*manifest["batches"], entry]})
+        dvc_add(p.root, batch_dir(p, batch.task))
+    except BaseException:
+        if before is None:
+            path.unlink(missing_ok=True)
+        else:
+            path.write_bytes(before)
+        file.unlink(missing_ok=True)
+        raise
+    return entry
+
+
+def quarantine(
+    batch: Batch | None, spec: dict[str, Any], reason: dict[str, Any], p: Paths, task: str
+) -> Path:
+    """Keep a rejected batch and why, under data/quarantine/<task>/<id>/ (git- and DVC-ignored)."""
+    batch_id = batch.id if batch is not None else f"{reason.get('date', 'undated')}-unreadable"
+    out = quarantine_dir(p, task, batch_id)
+    out.mkdir(parents=True, exist_ok=True)
+    if batch is not None:
+        write_parquet_atomic(batch.frame, out / "batch.parquet")
+    (out / "report.json").write_text(
+        json.dumps({"task": task, "batch": batch_id, "spec": spec, **reason}, indent=2, default=str) + "\n",
+        encoding="utf-8",
+    )
+    return out
+
+
+def dvc_add(root: Path, target: Path) -> None:
+    """`dvc add <target>`: the folder's new state becomes a DVC version (cached, pushable)."""
+    dvc = str(Path(sys.executable).with_name("dvc"))
+    dvc = dvc if Path(dvc).exists() else shutil.which("dvc") or "dvc"
+    done = subprocess.run(
+        [dvc, "add", str(target.relative_to(root))], cwd=root, capture_output=True, text=True
+    )
+    if done.returncode != 0:
+        raise RuntimeError(
+            f"dvc add {target.relative_to(root)} failed: {(done.stderr or done.stdout).strip()}"
+        )
+
+
+def _write_manifest(path: Path, manifest: dict[str, Any]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    tmp.replace(path)

@@ -1,0 +1,210 @@
+"""New data arriving: `dlops batch add` (check, then append or quarantine) and `dlops drift` (compare a
+batch with the data the current models were trained on). Plain functions shared by the CLI and the
+retraining flows in pipelines/.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+from dlops.config import Params, Paths, TaskConfig, load_params, paths
+from dlops.data.batches import Batch, BatchRejected, append, batch_date, check_batch, load_batch, quarantine
+from dlops.evaluation.report import write_json, write_text
+
+log = logging.getLogger(__name__)
+
+
+def _context(root: Path | None) -> tuple[Params, Paths]:
+    p = paths(root)
+    return load_params(p.params), p
+
+
+def scheduled_spec(params: Params, task: str) -> dict[str, Any]:
+    """The batch a scheduled run takes for a task (`retrain.batches.<task>`)."""
+    if task not in params.retrain.batches:
+        raise KeyError(
+            f"retrain.batches has no entry for task {task!r}; give the batch (--path/--spec) or add one"
+        )
+    return dict(params.retrain.batches[task])
+
+
+# ---------------------------------------------------------------------------------------------- batches
+def add_batch(
+    task: str, spec: dict[str, Any], date: str | None = None, root: Path | None = None
+) -> dict[str, Any]:
+    """Load a batch, check it against the committed suite, and append it (a new DVC version of the
+    task's batches) or quarantine it. Raises BatchRejected after quarantining; the dataset is untouched."""
+    from dlops.workspace import workspace_lock
+
+    params, p = _context(root)
+    task_cfg = params.task(task)
+    day = batch_date(date)
+    with workspace_lock(p.root, params.retrain.lock_timeout_s, holder=f"dlops batch add {task}"):
+        return _add_batch(task, task_cfg, spec, day, params, p)
+
+
+def _add_batch(
+    task: str, task_cfg: TaskConfig, spec: dict[str, Any], day: str, params: Params, p: Paths
+) -> dict[str, Any]:
+    try:
+        batch = load_batch(task, task_cfg, spec, day, p.root)
+    except Exception as exc:  # unreadable: keep the spec and the reason, nothing else to keep
+        where = quarantine(None, spec, {"date": day, "stage": "load", "error": str(exc)}, p, task)
+        raise BatchRejected(
+            f"batch for {task!r} cannot be read: {exc}; quarantined in {_rel(where, p)}", where
+        ) from exc
+    from dlops.data.batches import read_manifest
+
+    if any(e["id"] == batch.id for e in read_manifest(p, task)["batches"]):  # a rerun of the same week
+        return {"task": task, "outcome": "already accepted", "id": batch.id, "rows": len(batch.frame)}
+    summary = check_batch(batch, task_cfg, p, params.retrain.min_batch_rows)
+    if not summary["success"]:
+        failures = [_failure_line(row) for row in summary["results"] if not row["success"]]
+        failures = [line for line in failures if line][:8]
+        where = quarantine(
+            batch, batch.spec, {"date": day, "stage": "validate", "validation": summary}, p, task
+        )
+        raise BatchRejected(
+            f"batch {batch.id} for {task!r} failed {summary['failed_critical']} critical expectation(s) of "
+            f"{_rel(p.suite(task_cfg), p)}: {'; '.join(failures)}; quarantined in {_rel(where, p)}",
+            where,
+        )
+    entry = append(batch, p)
+    log.info("batch %s: %d rows accepted into data/batches/%s", batch.id, entry["rows"], task)
+    return {"task": task, "outcome": "accepted", **entry, "warnings": summary["failed_warning"]}
+
+
+def _failure_line(row: dict[str, Any]) -> str:
+    column = f" on {row['column']!r}" if row.get("column") else ""
+    detail = row.get("detail") or row.get("observed") or ""
+    return f"{row['expectation']}{column} {detail}".strip()
+
+
+def _rel(path: Path, p: Paths) -> str:
+    try:
+        return str(path.relative_to(p.root))
+    except ValueError:
+        return str(path)
+
+
+def list_batches(task: str, root: Path | None = None) -> list[dict[str, Any]]:
+    from dlops.data.batches import read_manifest
+
+    params, p = _context(root)
+    params.task(task)
+    return list(read_manifest(p, task)["batches"])
+
+
+# ------------------------------------------------------------------------------------------------ drift
+def check_drift(
+    task: str, spec: dict[str, Any], date: str | None = None, root: Path | None = None, log_run: bool = True
+) -> dict[str, Any]:
+    """Compare a batch with the task's current dataset (data/raw/<task>.parquet, what today's models were
+    trained on): write reports/drift/<task>/<batch>.{json,md} and, unless told not to, an MLflow run."""
+    import pandas as pd
+
+    from dlops.monitoring.drift import summary_markdown
+
+    params, p = _context(root)
+    task_cfg = params.task(task)
+    if not p.raw(task).is_file():
+        raise FileNotFoundError(
+            f"{_rel(p.raw(task), p)}: no reference data for the drift check; run `dvc repro` (or `dvc pull`)"
+        )
+    batch = load_batch(task, task_cfg, spec, date, p.root)
+    reference = pd.read_parquet(p.raw(task))
+    report = drift_report(task_cfg, reference, batch, p, params.retrain.drift.psi_threshold)
+    report |= {"task": task, "batch": batch.id, "date": batch.date, "spec": batch.spec}
+    markdown = f"## Drift check: task {task}, batch {batch.id}\n\n" + summary_markdown(report)
+    out = p.root / "reports" / "drift" / task
+    write_json(out / f"{batch.id}.json", report)
+    write_text(out / f"{batch.id}.md", markdown)
+    report["markdown"] = markdown
+    if log_run:
+        report["mlflow_run_id"] = log_drift(p, params, report, markdown)
+    return report
+
+
+def drift_report(
+    task_cfg: TaskConfig, reference: Any, batch: Batch, p: Paths, threshold: float
+) -> dict[str, Any]:
+    from dlops.monitoring import drift
+
+    current = batch.frame
+    if task_cfg.kind == "tabular":
+        cols = task_cfg.columns
+        categorical = [*cols.categorical, *[s for s in cols.sensitive if s not in cols.categorical]]
+        return drift.table_drift(reference, current, cols.numeric, categorical, cols.target, threshold)
+    if task_cfg.kind == "text":
+        vocabulary = _vocabulary(p, batch.task)
+        report = drift.text_drift(
+            reference["text"].astype(str), current["text"].astype(str), vocabulary, threshold
+        )
+    else:
+        from dlops.data.images import images_array
+
+        report = drift.image_drift(images_array(reference), images_array(current), threshold)
+    label = drift.categorical_psi(reference["label"].astype(str), current["label"].astype(str))
+    report["label"] = {"column": "label", "psi": round(label, 6), "drifted": bool(label >= threshold)}
+    report["drifted"] = bool(report["drifted"] or report["label"]["drifted"])
+    return report
+
+
+def _vocabulary(p: Paths, task: str) -> set[str]:
+    path = p.processed(task) / "tokenizer.json"
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no training vocabulary for the OOV rate; run `dvc repro` first")
+    return set(json.loads(path.read_text(encoding="utf-8"))["vocab"][2:])
+
+
+def log_drift(p: Paths, params: Params, report: dict[str, Any], markdown: str) -> str:
+    """One MLflow run per drift check in the `<experiment>-monitoring` experiment: the flag and the
+    largest statistics as metrics, the report as JSON and Markdown."""
+    from mlflow.entities import Metric
+
+    from dlops import tracking
+
+    tracking.configure(
+        p.root, params.mlflow.model_copy(update={"experiment": f"{params.mlflow.experiment}-monitoring"})
+    )
+    client = tracking._client()
+    tags = {
+        "dlops.kind": "drift",
+        "dlops.task": report["task"],
+        "batch.id": report["batch"],
+        "drift.detected": str(report["drifted"]).lower(),
+        "pipeline.run_id": os.environ.get("DLOPS_PIPELINE_RUN_ID", "manual"),
+        "mlflow.note.content": markdown[:4000],
+    }
+    if flow_run := os.environ.get("PREFECT__FLOW_RUN_ID"):
+        tags["prefect.flow_run_id"] = flow_run
+    run = client.create_run(
+        tracking._STATE["experiment_id"], tags=tags, run_name=f"drift {report['task']} {report['batch']}"
+    )
+    now = int(time.time() * 1000)
+    numbers = {"drift/detected": float(report["drifted"])}
+    for key in ("max_psi", "length_psi", "oov_rise", "mean_psi", "std_psi"):
+        if isinstance(report.get(key), int | float):
+            numbers[f"drift/{key}"] = float(report[key])
+    for row in report.get("columns", []):
+        if isinstance(row.get("psi"), int | float):
+            numbers[f"drift/psi/{row['column']}"] = float(row["psi"])
+    if report.get("label") and isinstance(report["label"].get("psi"), int | float):
+        numbers["drift/label_psi"] = float(report["label"]["psi"])
+    client.log_batch(run.info.run_id, metrics=[Metric(k, v, now, 0) for k, v in sorted(numbers.items())])
+    client.log_text(
+        run.info.run_id,
+        json.dumps({k: v for k, v in report.items() if k != "markdown"}, indent=2, default=str),
+        "drift.json",
+    )
+    client.log_text(run.info.run_id, markdown, "drift.md")
+    client.set_terminated(run.info.run_id, "FINISHED")
+    return str(run.info.run_id)
+
+
+__all__ = ["BatchRejected", "add_batch", "check_drift", "list_batches", "scheduled_spec"]

@@ -1,0 +1,95 @@
+"""One retraining run per workspace, and a word to a person when one fails.
+
+The lock is a file lock (`filelock`, advisory `flock`) on `.dlops/retrain.lock`: it is released by the
+kernel when its holder dies, so a killed run never leaves the workspace locked. Child processes of the
+holder (the `dlops` and `dvc` commands a flow runs) see `DLOPS_WORKSPACE_LOCK` and do not take it again.
+DVC keeps its own lock around `dvc repro`, so `dvc.lock` has a single writer even outside our runs.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import socket
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+log = logging.getLogger(__name__)
+HELD = "DLOPS_WORKSPACE_LOCK"
+
+
+class WorkspaceBusy(RuntimeError):
+    """Another retraining run holds this workspace."""
+
+
+@contextmanager
+def workspace_lock(root: Path, timeout_s: float = 0.0, holder: str = "") -> Iterator[Path]:
+    """Hold `.dlops/retrain.lock` for the block: wait up to `timeout_s` (0: do not wait), else raise
+    WorkspaceBusy naming who holds it since when."""
+    from filelock import FileLock, Timeout
+
+    state = root / ".dlops"
+    state.mkdir(parents=True, exist_ok=True)
+    path = state / "retrain.lock"
+    if os.environ.get(HELD) == str(path):
+        yield path  # our parent process holds it
+        return
+    info = state / "retrain.lock.json"
+    lock = FileLock(str(path))
+    try:
+        lock.acquire(timeout=timeout_s)
+    except Timeout:
+        raise WorkspaceBusy(
+            f"{root}: another retraining run holds {path.relative_to(root)} ({_holder(info)}); "
+            f"this run stops without touching data, dvc.lock or the registry (retrain.lock_timeout_s "
+            f"is {timeout_s:g} s)"
+        ) from None
+    try:
+        record = {"pid": os.getpid(), "host": socket.gethostname(), "holder": holder}
+        info.write_text(json.dumps(record | {"since": _now()}) + "\n", encoding="utf-8")
+        os.environ[HELD] = str(path)
+        yield path
+    finally:
+        os.environ.pop(HELD, None)
+        info.unlink(missing_ok=True)
+        lock.release()
+
+
+def _holder(info: Path) -> str:
+    try:
+        data = json.loads(info.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return "holder unknown"
+    who = f" {data['holder']}" if data.get("holder") else ""
+    return f"pid {data.get('pid')} on {data.get('host')}{who}, since {data.get('since')}"
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+def notify(webhook_url: str | None, event: str, message: str, details: dict[str, Any] | None = None) -> bool:
+    """Log `message`; POST it as JSON to the webhook when one is configured (Slack-style `text` field
+    included). A webhook that fails is logged, never raised: the notice must not hide the failure."""
+    log.error("%s: %s", event, message)
+    if not webhook_url:
+        return False
+    body = {"event": event, "text": f"dlops {event}: {message}", "at": _now(), **(details or {})}
+    request = urllib.request.Request(
+        webhook_url,
+        data=json.dumps(body, default=str).encode(),
+        headers={"Content-Type": "application/json"},
+        method="POST",
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310 (http(s) checked in params)
+            return 200 <= response.status < 300
+    except (urllib.error.URLError, OSError) as exc:
+        log.error("webhook %s failed: %s", webhook_url, exc)
+        return False
