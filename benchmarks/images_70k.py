@@ -57,6 +57,7 @@ def project(root: Path) -> None:
     }
     task["validate"].update(suite="expectations/fashion.json", draft_if_missing=True, min_rows=1000)
     params["tasks"] = {"images": task}
+    params["retrain"]["batches"] = {}  # it may name only tasks that exist
     cnn = params["models"]["images-cnn"]
     cnn["train"].update(epochs=1, batch_size=128)
     cnn["evaluate"]["attribution_images"] = 0

@@ -51,6 +51,7 @@ def project(root: Path) -> None:
     task["validate"].update(suite="expectations/reviews.json", draft_if_missing=True)
     task["preprocess"]["tokenizer"].update(max_length=256, max_vocab=20000)
     params["tasks"] = {"text": task}
+    params["retrain"]["batches"] = {}  # it may name only tasks that exist
     rnn = params["models"]["text-rnn"]
     rnn["train"].update(epochs=1)
     rnn["gates"].update(max_demographic_parity_difference=None, max_equalized_odds_difference=None)

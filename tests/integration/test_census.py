@@ -112,6 +112,7 @@ def census_params() -> dict[str, Any]:
         }
     }
     base["models"] = {"census-mlp": model | {"task": "census"}}
+    base["retrain"]["batches"] = {}  # retrain.batches may name only tasks that exist
     return base
 
 
