@@ -13,7 +13,15 @@ import os
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    TypeAdapter,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 PROJECT_ROOT = Path(os.environ.get("DLOPS_ROOT", Path.cwd())).resolve()
 
@@ -522,8 +530,6 @@ class Params(Strict):
         for task, spec in self.retrain.batches.items():
             if task not in self.tasks:
                 raise ValueError(_unknown("task", task, self.tasks, f"retrain.batches.{task}"))
-            from dlops.data.batches import batch_source
-
             batch_source(task, self.tasks[task], spec, "2000-01-01")  # a bad spec fails here, not at 6 am
         return self
 
@@ -536,6 +542,31 @@ class Params(Strict):
         if name not in self.tasks:
             raise ConfigError(_unknown("task", name, self.tasks, "tasks"))
         return self.tasks[name]
+
+
+# ------------------------------------------------------------------------------------------ batches
+GENERATORS = ("synthetic-income", "synthetic-reviews")
+
+
+def batch_source(task: str, task_cfg: TaskConfig, spec: dict[str, Any], date: str) -> Any:
+    """The source config a batch spec describes, checked like `tasks.<task>.ingest` is."""
+    spec = dict(spec)
+    source = spec.get("source", task_cfg.ingest.source)
+    spec["source"] = source
+    if source in GENERATORS and "seed" not in spec:
+        spec["seed"] = int(date.replace("-", ""))  # next week's draw, reproducible from its date
+    for key in ("path", "images", "labels"):
+        if isinstance(spec.get(key), str):
+            spec[key] = spec[key].replace("{date}", date)
+    if task_cfg.kind == "images":
+        spec.setdefault("size", task_cfg.ingest.size)
+        spec.setdefault("channels", task_cfg.ingest.channels)
+    union: Any = {"tabular": IngestConfig, "images": ImageIngestConfig, "text": TextIngestConfig}
+    try:
+        return TypeAdapter(union[task_cfg.kind]).validate_python(spec)
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+        raise ConfigError(f"batch for task {task!r}: {problems}") from None
 
 
 def _check_entry_fits(name: str, entry: ModelEntry, task: Any) -> None:

@@ -7,8 +7,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
-import time
 from pathlib import Path
 from typing import Any
 
@@ -149,8 +147,8 @@ def drift_report(
         from dlops.data.images import images_array
 
         report = drift.image_drift(images_array(reference), images_array(current), threshold)
-    label = drift.categorical_psi(reference["label"].astype(str), current["label"].astype(str))
-    report["label"] = {"column": "label", "psi": round(label, 6), "drifted": bool(label >= threshold)}
+    labels = (reference["label"].astype(str), current["label"].astype(str))
+    report["label"] = drift.label_drift(*labels, "label", threshold)
     report["drifted"] = bool(report["drifted"] or report["label"]["drifted"])
     return report
 
@@ -165,28 +163,17 @@ def _vocabulary(p: Paths, task: str) -> set[str]:
 def log_drift(p: Paths, params: Params, report: dict[str, Any], markdown: str) -> str:
     """One MLflow run per drift check in the `<experiment>-monitoring` experiment: the flag and the
     largest statistics as metrics, the report as JSON and Markdown."""
-    from mlflow.entities import Metric
-
     from dlops import tracking
 
-    tracking.configure(
-        p.root, params.mlflow.model_copy(update={"experiment": f"{params.mlflow.experiment}-monitoring"})
-    )
-    client = tracking._client()
+    monitoring = params.mlflow.model_copy(update={"experiment": f"{params.mlflow.experiment}-monitoring"})
+    tracking.configure(p.root, monitoring)
     tags = {
         "dlops.kind": "drift",
         "dlops.task": report["task"],
         "batch.id": report["batch"],
         "drift.detected": str(report["drifted"]).lower(),
-        "pipeline.run_id": os.environ.get("DLOPS_PIPELINE_RUN_ID", "manual"),
         "mlflow.note.content": markdown[:4000],
     }
-    if flow_run := os.environ.get("PREFECT__FLOW_RUN_ID"):
-        tags["prefect.flow_run_id"] = flow_run
-    run = client.create_run(
-        tracking._STATE["experiment_id"], tags=tags, run_name=f"drift {report['task']} {report['batch']}"
-    )
-    now = int(time.time() * 1000)
     numbers = {"drift/detected": float(report["drifted"])}
     for key in ("max_psi", "length_psi", "oov_rise", "mean_psi", "std_psi"):
         if isinstance(report.get(key), int | float):
@@ -196,15 +183,9 @@ def log_drift(p: Paths, params: Params, report: dict[str, Any], markdown: str) -
             numbers[f"drift/psi/{row['column']}"] = float(row["psi"])
     if report.get("label") and isinstance(report["label"].get("psi"), int | float):
         numbers["drift/label_psi"] = float(report["label"]["psi"])
-    client.log_batch(run.info.run_id, metrics=[Metric(k, v, now, 0) for k, v in sorted(numbers.items())])
-    client.log_text(
-        run.info.run_id,
-        json.dumps({k: v for k, v in report.items() if k != "markdown"}, indent=2, default=str),
-        "drift.json",
-    )
-    client.log_text(run.info.run_id, markdown, "drift.md")
-    client.set_terminated(run.info.run_id, "FINISHED")
-    return str(run.info.run_id)
+    plain = json.dumps({k: v for k, v in report.items() if k != "markdown"}, indent=2, default=str)
+    run_name = f"drift {report['task']} {report['batch']}"
+    return tracking.log_report_run(run_name, tags, numbers, {"drift.json": plain, "drift.md": markdown})
 
 
 __all__ = ["BatchRejected", "add_batch", "check_drift", "list_batches", "scheduled_spec"]

@@ -6,20 +6,16 @@ records it as one MLflow run per pipeline run (tagged with the pipeline run id) 
 from __future__ import annotations
 
 import json
-import os
-import time
 from pathlib import Path
 from typing import Any
 
 from dlops.config import MlflowConfig
 from dlops.tracking import (
-    _STATE,
     TAG_MAX_CHARS,
     _client,
-    _log_batch,
-    _metric_key,
     _quote,
     _version_by_alias,
+    log_report_run,
     model_name,
 )
 
@@ -104,25 +100,14 @@ def registry_state(pairs: list[str], cfg: MlflowConfig) -> dict[str, dict[str, A
 def log_leaderboard(table: list[dict[str, Any]], markdown: str) -> str:
     """One MLflow run named `leaderboard` per pipeline run: the table as JSON and Markdown artifacts,
     each model's primary metric as a metric. Returns the run id."""
-    from mlflow.entities import Metric
-
-    client = _client()
-    tags = {
-        "dlops.kind": "leaderboard",
-        "pipeline.run_id": os.environ.get("DLOPS_PIPELINE_RUN_ID", "manual"),
-        "mlflow.note.content": markdown[:TAG_MAX_CHARS],
-    }
-    if flow_run := os.environ.get("PREFECT__FLOW_RUN_ID"):
-        tags["prefect.flow_run_id"] = flow_run
-    run = client.create_run(_STATE["experiment_id"], tags=tags, run_name="leaderboard")
-    now = int(time.time() * 1000)
-    numbers = [
-        Metric(_metric_key(f"{row['model']}/{row['primary']}"), float(row["value"]), now, 0)
+    numbers = {
+        f"{row['model']}/{row['primary']}": float(row["value"])
         for row in table
         if isinstance(row.get("value"), int | float)
-    ]
-    _log_batch(client, run.info.run_id, metrics=numbers)
-    client.log_text(run.info.run_id, json.dumps(table, indent=2, sort_keys=True), "leaderboard.json")
-    client.log_text(run.info.run_id, markdown, "leaderboard.md")
-    client.set_terminated(run.info.run_id, "FINISHED")
-    return run.info.run_id
+    }
+    return log_report_run(
+        "leaderboard",
+        {"dlops.kind": "leaderboard", "mlflow.note.content": markdown[:TAG_MAX_CHARS]},
+        numbers,
+        {"leaderboard.json": json.dumps(table, indent=2, sort_keys=True), "leaderboard.md": markdown},
+    )

@@ -83,7 +83,7 @@ def validate(task: str, root: Path | None = None) -> dict[str, Any]:
     """Check data/raw/<task>.parquet against the task's committed suite; raise on a critical failure."""
     import pandas as pd
 
-    from dlops.data.validation import load_suite, raise_on_failure, validate_table
+    from dlops.data.validation import load_suite, raise_on_failure, validate_raw
 
     params, p = _context(root)
     task_cfg = params.task(task)
@@ -93,16 +93,7 @@ def validate(task: str, root: Path | None = None) -> dict[str, Any]:
             f"{suite_path}: no expectation suite for task {task!r}; "
             f"draft one with `dlops expectations init {task}`"
         )
-    frame = pd.read_parquet(p.raw(task))
-    if task_cfg.kind == "images":
-        from dlops.data.validation_images import name_files, table_for_validation
-
-        frame = table_for_validation(frame)
-    summary = validate_table(
-        frame, load_suite(suite_path), task_cfg.columns, task_cfg.validate_, p.data_docs(task)
-    )
-    if task_cfg.kind == "images":
-        summary = name_files(summary, frame)
+    summary = validate_raw(pd.read_parquet(p.raw(task)), load_suite(suite_path), task_cfg, p.data_docs(task))
     write_json(p.validation_report(task), summary)
     raise_on_failure(summary, source=str(p.raw(task).relative_to(p.root)))
     return summary

@@ -309,6 +309,29 @@ def _log_batch(
         )
 
 
+def log_report_run(
+    run_name: str, tags: dict[str, str], metrics: dict[str, float], texts: dict[str, str]
+) -> str:
+    """One finished MLflow run recording a report (the leaderboard, a drift check) in the configured
+    experiment: the pipeline and Prefect run ids as tags beside `tags`, `metrics` in batches, and each of
+    `texts` as a text artifact under its name. Returns the run id."""
+    from mlflow.entities import Metric
+
+    client = _client()
+    tags = {"pipeline.run_id": os.environ.get("DLOPS_PIPELINE_RUN_ID", "manual"), **tags}
+    if flow_run := os.environ.get("PREFECT__FLOW_RUN_ID"):
+        tags["prefect.flow_run_id"] = flow_run
+    run_id = str(client.create_run(_STATE["experiment_id"], tags=tags, run_name=run_name).info.run_id)
+    now = int(time.time() * 1000)
+    _log_batch(
+        client, run_id, metrics=[Metric(_metric_key(k), v, now, 0) for k, v in sorted(metrics.items())]
+    )
+    for name, text in texts.items():
+        client.log_text(run_id, text, name)
+    client.set_terminated(run_id, "FINISHED")
+    return run_id
+
+
 _INVALID_KEY = re.compile(r"[^\w\-. :/]")
 
 

@@ -28,19 +28,11 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
-from pydantic import TypeAdapter, ValidationError
 
-from dlops.config import (
-    ConfigError,
-    ImageIngestConfig,
-    IngestConfig,
-    Paths,
-    TaskConfig,
-    TextIngestConfig,
-)
+from dlops.config import ConfigError, Paths, TaskConfig, batch_source
 from dlops.data.sources import file_sha256, write_parquet_atomic
+from dlops.evaluation.report import write_json
 
-GENERATORS = ("synthetic-income", "synthetic-reviews")
 BASE = "base"
 
 
@@ -70,27 +62,6 @@ def batch_date(date: str | None) -> str:
         return datetime.strptime(date, "%Y-%m-%d").date().isoformat()
     except ValueError:
         raise ConfigError(f"batch date {date!r} is not YYYY-MM-DD") from None
-
-
-def batch_source(task: str, task_cfg: TaskConfig, spec: dict[str, Any], date: str) -> Any:
-    """The source config a batch spec describes, checked like `tasks.<task>.ingest` is."""
-    spec = dict(spec)
-    source = spec.get("source", task_cfg.ingest.source)
-    spec["source"] = source
-    if source in GENERATORS and "seed" not in spec:
-        spec["seed"] = int(date.replace("-", ""))  # next week's draw, reproducible from its date
-    for key in ("path", "images", "labels"):
-        if isinstance(spec.get(key), str):
-            spec[key] = spec[key].replace("{date}", date)
-    if task_cfg.kind == "images":
-        spec.setdefault("size", task_cfg.ingest.size)
-        spec.setdefault("channels", task_cfg.ingest.channels)
-    union: Any = {"tabular": IngestConfig, "images": ImageIngestConfig, "text": TextIngestConfig}
-    try:
-        return TypeAdapter(union[task_cfg.kind]).validate_python(spec)
-    except ValidationError as exc:
-        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
-        raise ConfigError(f"batch for task {task!r}: {problems}") from None
 
 
 def load_batch(task: str, task_cfg: TaskConfig, spec: dict[str, Any], date: str | None, root: Path) -> Batch:
@@ -123,20 +94,13 @@ def _frame_sha256(frame: pd.DataFrame) -> str:
 def check_batch(batch: Batch, task_cfg: TaskConfig, p: Paths, min_rows: int) -> dict[str, Any]:
     """The committed suite on the batch alone (its row-count expectation is for the whole dataset, so
     `retrain.min_batch_rows` replaces it); a summary like the validate stage's."""
-    from dlops.data.validation import load_suite, validate_table
+    from dlops.data.validation import load_suite, validate_raw
 
     suite = load_suite(p.suite(task_cfg))
     suite["expectations"] = [
         e for e in suite["expectations"] if e.get("type") != "expect_table_row_count_to_be_between"
     ]
-    frame = batch.frame
-    if task_cfg.kind == "images":
-        from dlops.data.validation_images import name_files, table_for_validation
-
-        frame = table_for_validation(frame)
-    summary = validate_table(frame, suite, task_cfg.columns, task_cfg.validate_, None)
-    if task_cfg.kind == "images":
-        summary = name_files(summary, frame)
+    summary = validate_raw(batch.frame, suite, task_cfg, None)
     if len(batch.frame) < min_rows:
         summary["success"] = False
         summary["failed_critical"] += 1
@@ -227,7 +191,7 @@ def append(batch: Batch, p: Paths) -> dict[str, Any]:
     path = manifest_path(p, batch.task)
     before = path.read_bytes() if path.is_file() else None
     try:
-        _write_manifest(path, {**manifest, "task": batch.task, "batches": [*manifest["batches"], entry]})
+        write_json(path, {**manifest, "task": batch.task, "batches": [*manifest["batches"], entry]})
         dvc_add(p.root, batch_dir(p, batch.task))
     except BaseException:
         if before is None:
@@ -266,10 +230,3 @@ def dvc_add(root: Path, target: Path) -> None:
         raise RuntimeError(
             f"dvc add {target.relative_to(root)} failed: {(done.stderr or done.stdout).strip()}"
         )
-
-
-def _write_manifest(path: Path, manifest: dict[str, Any]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n", encoding="utf-8")
-    tmp.replace(path)

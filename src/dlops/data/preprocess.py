@@ -11,6 +11,7 @@ import logging
 import math
 import os
 import zlib
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -81,13 +82,18 @@ def split_in_blocks(
     if len(blocks) == 1:
         return split_frame(df, columns, split)
     parts: dict[str, list[pd.DataFrame]] = {name: [] for name in SPLITS}
-    start = 0
-    for block_id, rows in blocks:
-        block = df.iloc[start : start + rows]
-        start += rows
+    for block_id, block in iter_blocks(df, blocks):
         for name, frame in split_frame(block, columns, block_split(split, block_id)).items():
             parts[name].append(frame)
     return {name: pd.concat(frames) for name, frames in parts.items()}
+
+
+def iter_blocks(df: pd.DataFrame, blocks: list[tuple[str, int]]) -> Iterator[tuple[str, pd.DataFrame]]:
+    """(block id, its consecutive rows of df) for each (block id, row count), in order."""
+    start = 0
+    for block_id, rows in blocks:
+        yield block_id, df.iloc[start : start + rows]
+        start += rows
 
 
 def block_split(split: SplitConfig, block_id: str) -> SplitConfig:

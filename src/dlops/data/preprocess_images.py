@@ -32,13 +32,10 @@ def split_images(
 
     `blocks` (consecutive rows: the source's, then each accepted batch) are split one after another,
     each with its own seed; an image already placed by an earlier block keeps its split."""
-    from dlops.data.preprocess import SPLITS, block_split, split_frame
+    from dlops.data.preprocess import SPLITS, block_split, iter_blocks, split_frame
 
     where: dict[str, str] = {}
-    start = 0
-    for block_id, rows in blocks or [("base", len(raw))]:
-        block = raw.iloc[start : start + rows]
-        start += rows
+    for block_id, block in iter_blocks(raw, blocks or [("base", len(raw))]):
         fresh = block[~block["sha1"].isin(where)].drop_duplicates("sha1", keep="first")
         if fresh.empty:
             continue

@@ -146,16 +146,9 @@ def table_drift(
             )
             columns.append(row)
     drifted_columns = [row["column"] for row in columns if row["drifted"]]
-    label_report: dict[str, Any] | None = None
-    if label is not None:
-        label_psi = categorical_psi(reference[label], current[label])
-        label_report = {
-            "column": label,
-            "reference": _shares(reference[label]),
-            "current": _shares(current[label]),
-            "psi": clean(label_psi),
-            "drifted": bool(label_psi >= psi_threshold),
-        }
+    label_report = (
+        label_drift(reference[label], current[label], label, psi_threshold) if label is not None else None
+    )
     psis = [row["psi"] for row in columns if row["psi"] is not None]
     return {
         "kind": "table",
@@ -167,6 +160,18 @@ def table_drift(
         "max_psi": max(psis) if psis else None,
         "drifted_columns": drifted_columns,
         "drifted": bool(drifted_columns) or bool(label_report and label_report["drifted"]),
+    }
+
+
+def label_drift(reference: pd.Series, current: pd.Series, column: str, threshold: float) -> dict[str, Any]:
+    """Label balance (prior shift): each class's share in both batches and the PSI between them."""
+    label_psi = categorical_psi(reference, current)
+    return {
+        "column": column,
+        "reference": _shares(reference),
+        "current": _shares(current),
+        "psi": clean(label_psi),
+        "drifted": bool(label_psi >= threshold),
     }
 
 
