@@ -7,12 +7,14 @@ STAMP := $(VENV)/.installed
 export PATH := $(abspath $(BIN)):$(PATH)
 export PREFECT_SERVER_ANALYTICS_ENABLED := false
 export DO_NOT_TRACK := 1
+# MLflow 3 reads only its own switch (DO_NOT_TRACK=1 does not turn its telemetry off)
+export MLFLOW_DISABLE_TELEMETRY := true
 export GIT_PYTHON_REFRESH := quiet
 
-.PHONY: run test lint typecheck unit ui prefect-server retrain push pull clean-state help
+.PHONY: run test lint typecheck unit ui prefect-server tracking-server retrain push pull clean-state help
 
 help:
-	@echo "make run | test | ui | prefect-server | retrain | push | pull"
+	@echo "make run | test | ui | prefect-server | tracking-server | retrain | push | pull"
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -47,6 +49,12 @@ ui: $(STAMP)
 ## A local Prefect server (keep it running; then `dlops schedule` or `make retrain` in another shell).
 prefect-server: $(STAMP)
 	$(BIN)/prefect server start --host 127.0.0.1 --port 4200
+
+## MLflow tracking server on a local PostgreSQL (deploy/tracking_server.sh), loopback only; Ctrl-C stops
+## both. Point the pipeline at it with MLFLOW_TRACKING_URI=http://127.0.0.1:5000.
+tracking-server: $(STAMP)
+	$(BIN)/python -c 'import psycopg2' 2>/dev/null || $(BIN)/pip install --quiet -e '.[tracking-server]'
+	MLFLOW=$(BIN)/mlflow deploy/tracking_server.sh
 
 retrain: $(STAMP)
 	PREFECT_API_URL=$${PREFECT_API_URL:-http://127.0.0.1:4200/api} $(BIN)/python pipelines/retrain.py

@@ -128,10 +128,28 @@ def preprocess(task: Task, root: Root = None) -> None:
 
 @app.command()
 def train(pair: Pair, root: Root = None) -> None:
-    """Train one (task, family) pair; resumes automatically after an interruption."""
+    """Train one (task, family) pair; resumes automatically after an interruption. Under torchrun each
+    process trains its shard; DLOPS_NPROC_PER_NODE=N relaunches this command under torchrun itself."""
     from dlops import stages
 
-    _echo_json(_run("train", lambda: stages.train(pair, root)))
+    nproc = _nproc_per_node()
+    if nproc > 1 and "WORLD_SIZE" not in os.environ:
+        import subprocess
+
+        command = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}"]
+        command += ["-m", "dlops", "train", pair, *(["--root", str(root)] if root else [])]
+        raise typer.Exit(subprocess.call(command))
+    result = _run("train", lambda: stages.train(pair, root))
+    if "rank" not in result:  # ranks other than 0 have nothing to report
+        _echo_json(result)
+
+
+def _nproc_per_node() -> int:
+    value = os.environ.get("DLOPS_NPROC_PER_NODE", "").strip() or "1"
+    if not value.isdigit() or int(value) < 1:
+        typer.echo(f"dlops train: DLOPS_NPROC_PER_NODE must be a positive integer, got {value!r}", err=True)
+        raise typer.Exit(EXIT_FAILED)
+    return int(value)
 
 
 @app.command()
@@ -332,15 +350,41 @@ def schedule(
     once: Annotated[
         bool, typer.Option("--print", help="Print the deployments and schedules, then exit.")
     ] = False,
+    work_pool: Annotated[
+        str | None,
+        typer.Option(
+            "--work-pool",
+            help="Register the deployments into this Prefect work pool (type process, created when "
+            "missing) for `prefect worker start --pool POOL` to run, print them, and exit.",
+        ),
+    ] = None,
+    source: Annotated[
+        str | None,
+        typer.Option(
+            "--source",
+            help="With --work-pool: where workers find the code: a directory at the same path on every "
+            "worker (default: the project root) or a git URL (https://.../repo.git) cloned per run.",
+        ),
+    ] = None,
     root: Root = None,
 ) -> None:
     """Serve the retraining flow (cron from params `retrain.schedule`) and the drift monitor against the
-    Prefect server at PREFECT_API_URL; runs until stopped."""
+    Prefect server at PREFECT_API_URL; runs until stopped. With --work-pool, register the same
+    deployments into a work pool for Prefect workers on any machine instead, and exit."""
+    if source and not work_pool:
+        raise typer.BadParameter("--source is where workers find the code: it needs --work-pool")
     sys.path.insert(0, str((root or Path.cwd()).resolve()))
-    from pipelines.schedule import describe, serve_all
+    from pipelines.schedule import deploy_to_pool, describe, serve_all
 
     if once:
         _echo_json(_run("schedule", lambda: describe(root)))
+        return
+    if work_pool:
+        pool = work_pool
+        deployed = _run("schedule", lambda: deploy_to_pool(pool, root, source))
+        if deployed["work_pool"]["created"]:
+            typer.echo(f"dlops schedule: created work pool {pool!r} (type process)", err=True)
+        _echo_json(deployed)
         return
     _run("schedule", lambda: serve_all(root))
 

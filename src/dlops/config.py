@@ -367,7 +367,12 @@ class TrainConfig(Strict):
     grad_clip: float = Field(1.0, ge=0.0)
     seed: int = 42
     device: Literal["auto", "cpu", "cuda"] = "auto"
-    amp: bool = True
+    amp: bool = True  # bf16 autocast on CUDA (ignored on the CPU)
+    # CUDA only: TF32 matmuls/convolutions and cuDNN autotuning. Faster, not bit-reproducible run to run;
+    # false keeps a GPU run deterministic. The CPU path is always deterministic.
+    fast_math: bool = True
+    # torch.compile the model's forward (the batch dimension is dynamic: a short last batch reuses the graph)
+    compile: bool = False
     augment: bool = True  # apply the task's `augment` section to this model's training batches
     # bias mitigation in training: reweigh the loss so the label is independent of the intersection of
     # these sensitive attributes (Kamiran-Calders); [] = off

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import json
 import logging
+import os
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -243,57 +245,98 @@ def load_split(p: Paths, task: str, split: str) -> tuple[Any, Any, dict[str, Any
 
 # ---------------------------------------------------------------------------------------------- train
 def train(pair: str, root: Path | None = None, max_epochs: int | None = None) -> dict[str, Any]:
-    """Train one (task, family) pair; write models/<pair>/model.pt and its history; log to MLflow."""
-    from dlops import tracking
-    from dlops.models.registry import build_model
-    from dlops.training.checkpoint import file_sha256, model_checkpoint, save_atomic
-    from dlops.training.loop import seed_everything, select_device
-    from dlops.training.loop import train as fit
+    """Train one (task, family) pair; write models/<pair>/model.pt and its history; log to MLflow.
+
+    Under `torchrun` every process trains its shard; only rank 0 logs, warm-starts and writes files."""
+    from dlops.training import distributed
+    from dlops.training.device import select_device
 
     params, p = _context(root)
     entry = params.pair(pair)
+    device = select_device(entry.train.device)
+    with distributed.session(device) as world:
+        if world.is_main:
+            return _train_and_record(pair, params, p, device, max_epochs)
+        _train_replica(pair, params, p, max_epochs)
+        return {"rank": world.rank}
+
+
+@dataclass
+class _PairSetup:
+    """The model, data and settings of one pair, the same on every rank."""
+
+    entry: Any
+    classes: list[str]
+    input_shape: tuple[int, ...]
+    model_config: dict[str, Any]
+    model: Any
+    fingerprint: str
+    fit_args: dict[str, Any]  # train()'s keyword arguments
+
+
+def _train_setup(pair: str, params: Params, p: Paths) -> _PairSetup:
+    from dlops.models.registry import build_model
+    from dlops.training.checkpoint import file_sha256
+    from dlops.training.loop import seed_everything
+
+    entry = params.pair(pair)
     task_cfg = params.task(entry.task)
     classes, input_shape = task_classes_and_shape(p, entry.task)
-    data = {split: training_data(p, entry, split) for split in ("train", "val")}
-    num_classes = len(classes)
     seed_everything(entry.train.seed)
     model_config = _model_config(p, entry)
-    model = build_model(entry.family, input_shape=input_shape, num_classes=num_classes, config=model_config)
-    augment = _batch_augment(task_cfg, num_classes) if entry.train.augment else None
-    augment_cfg = task_cfg.augment
-    digest = params_hash(
+    model = build_model(entry.family, input_shape=input_shape, num_classes=len(classes), config=model_config)
+    fingerprint = params_hash(
         {
             "model": entry.model_dump(mode="json"),
-            "augment": augment_cfg.model_dump(mode="json"),
+            "augment": task_cfg.augment.model_dump(mode="json"),
             "data": "".join(file_sha256(_split_file(p, entry.task, s)) for s in ("train", "val")),
         }
     )
+    fit_args = {
+        "data": {split: training_data(p, entry, split) for split in ("train", "val")},
+        "cfg": entry.train,
+        "sample_weights": _reweigh(p, entry),
+        "augment": _batch_augment(task_cfg, len(classes)) if entry.train.augment else None,
+        "resume_path": p.resume_checkpoint(pair),
+        "fingerprint": fingerprint,
+    }
+    return _PairSetup(entry, classes, input_shape, model_config, model, fingerprint, fit_args)
+
+
+def _train_replica(pair: str, params: Params, p: Paths, max_epochs: int | None) -> None:
+    """A torchrun rank other than 0: the same training on its shard, nothing logged or written."""
+    from dlops.training.loop import train as fit
+
+    setup = _train_setup(pair, params, p)
+    fit(setup.model, **setup.fit_args, max_epochs=max_epochs)
+
+
+def _train_and_record(
+    pair: str, params: Params, p: Paths, device: Any, max_epochs: int | None
+) -> dict[str, Any]:
+    from dlops import tracking
+    from dlops.training.checkpoint import file_sha256, model_checkpoint, save_atomic
+    from dlops.training.loop import train as fit
+
+    setup = _train_setup(pair, params, p)
+    entry, model = setup.entry, setup.model
     tracking.configure(p.root, params.mlflow)
-    tags = tracking.lineage_tags(p.root, entry.task, digest)
-    tags["host.device"] = str(select_device(entry.train.device))
+    tags = tracking.lineage_tags(p.root, entry.task, setup.fingerprint)
+    tags["host.device"] = str(device)
+    tags["train.world_size"] = os.environ.get("WORLD_SIZE", "1")
     init_from = None
     if entry.train.init_from == "champion":
-        warm_tags, init_from = _warm_start(model, pair, entry, params, p, digest)
+        warm_tags, init_from = _warm_start(model, pair, entry, params, p, setup.fingerprint)
         tags.update(warm_tags)
     run_params = {
         "task": entry.task,
         "family": entry.family,
         "model": entry.model,
         "train": entry.train.model_dump(mode="json"),
-        "augment": augment_cfg.model_dump(mode="json"),
+        "augment": params.task(entry.task).augment.model_dump(mode="json"),
     }
     with tracking.training_run(pair, entry.task, entry.family, run_params, tags) as run:
-        result = fit(
-            model,
-            data,
-            entry.train,
-            sample_weights=_reweigh(p, entry),
-            augment=augment,
-            logger=run,
-            resume_path=p.resume_checkpoint(pair),
-            fingerprint=digest,
-            max_epochs=max_epochs,
-        )
+        result = fit(model, **setup.fit_args, logger=run, max_epochs=max_epochs)
         finished = result.history and (len(result.history) >= entry.train.epochs or result.stopped_early)
         if not finished:
             raise InterruptedError(f"train {pair}: stopped after {len(result.history)} epochs (max_epochs)")
@@ -302,9 +345,9 @@ def train(pair: str, root: Path | None = None, max_epochs: int | None = None) ->
             pair=pair,
             task=entry.task,
             family=entry.family,
-            model_config=model_config,
-            input_shape=input_shape,
-            classes=classes,
+            model_config=setup.model_config,
+            input_shape=setup.input_shape,
+            classes=setup.classes,
             train_config=entry.train.model_dump(mode="json"),
             best_epoch=result.best_epoch,
             init_from=init_from,

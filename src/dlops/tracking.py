@@ -58,6 +58,12 @@ def configure(root: Path, cfg: MlflowConfig) -> str:
     from mlflow.exceptions import MlflowException
 
     uri = tracking_uri(root)
+    if urlparse(uri).scheme.split("+")[0] in DATABASE_SCHEMES:
+        raise ValueError(
+            f"MLFLOW_TRACKING_URI={_redact(uri)} points at a database directly: artifacts would be written "
+            "under this machine's ./mlruns. Start a tracking server on it (make tracking-server) and set "
+            "MLFLOW_TRACKING_URI=http://<host>:5000"
+        )
     mlflow.set_tracking_uri(uri)
     mlflow.set_registry_uri(uri)
     with _store_lock(uri):
@@ -80,6 +86,17 @@ def configure(root: Path, cfg: MlflowConfig) -> str:
     mlflow.set_experiment(experiment_id=experiment_id)  # fluent calls (log_model) default to it
     _STATE.update(uri=uri, experiment_id=experiment_id)
     return experiment_id
+
+
+DATABASE_SCHEMES = {"postgresql", "mysql", "mssql"}
+
+
+def _redact(uri: str) -> str:
+    """The URI without its password."""
+    parts = urlparse(uri)
+    if parts.password is None:
+        return uri
+    return parts._replace(netloc=parts.netloc.replace(f":{parts.password}@", ":***@")).geturl()
 
 
 def _is_local(uri: str) -> bool:

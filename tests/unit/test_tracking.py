@@ -527,3 +527,10 @@ def test_lineage_walks_version_run_commit_and_data(store: Path, transform_json: 
         lineage.lineage("models:/t-reg-g/9")
     with pytest.raises(LookupError, match="no version with alias @previous"):
         lineage.lineage("models:/t-reg-g@previous")
+
+
+def test_a_database_uri_is_refused_with_the_password_hidden(tmp_path: Path, monkeypatch: Any) -> None:
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "postgresql+psycopg2://mlflow:s3cret@db:5432/mlflow")
+    with pytest.raises(ValueError, match="points at a database directly") as caught:
+        tracking.configure(tmp_path, MlflowConfig())
+    assert "s3cret" not in str(caught.value) and "mlflow:***@db" in str(caught.value)

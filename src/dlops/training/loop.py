@@ -1,7 +1,8 @@
 """The family-agnostic training loop: AdamW, warmup + cosine LR, early stopping, atomic per-epoch resume.
 
-Data that fits in memory lives on the training device and batches are taken by index, so there is
-no per-sample DataLoader overhead. All randomness (batch order, dropout, augmentation) comes from
+Data that fits lives on the training device and batches are taken by index (training/device.py), so
+there is no per-sample DataLoader overhead; under torchrun each rank trains on its shard of every
+global batch (training/distributed.py). All randomness (batch order, dropout, augmentation) comes from
 seeded generators whose states are saved in the resume checkpoint, so a run that is killed and
 resumed ends with the same weights as one that was not.
 """
@@ -23,7 +24,15 @@ import torch
 from torch import nn
 
 from dlops.config import TrainConfig
+from dlops.training import distributed
 from dlops.training.checkpoint import FORMAT, CheckpointError, load_safe, save_atomic
+from dlops.training.device import (
+    Split,
+    configure_backends,
+    mark_batch_dynamic,
+    prepare_model,
+    select_device,
+)
 
 log = logging.getLogger(__name__)
 TRAIN_EVAL_ROWS = 10_000
@@ -46,14 +55,6 @@ class TrainResult:
 
     def history_dict(self) -> dict[str, Any]:
         return {"epochs": self.history, "best_epoch": self.best_epoch, "stopped_early": self.stopped_early}
-
-
-def select_device(preference: str) -> torch.device:
-    if preference == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError("train.device is 'cuda' but no CUDA device is available")
-    if preference == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(preference)
 
 
 def seed_everything(seed: int) -> None:
@@ -96,19 +97,21 @@ def train(
     """
     seed_everything(cfg.seed)
     device = select_device(cfg.device)
-    model.to(device)
-    x_train, y_train = (_to_device(a, device) for a in data["train"])
-    x_val, y_val = (_to_device(a, device) for a in data["val"])
+    configure_backends(device, cfg)
+    world = distributed.current()
+    channels_last = prepare_model(model, device, cfg)
+    train_split = Split(*data["train"], device, channels_last=channels_last)
+    val_split = Split(*data["val"], device, channels_last=channels_last)
     weights = (
         None
         if sample_weights is None
-        else torch.as_tensor(sample_weights, dtype=torch.float32, device=device)
+        else torch.as_tensor(sample_weights, dtype=torch.float32, device=train_split.index_device())
     )
     optimizers = _optimizers(model, cfg)
     base_lrs = [[group["lr"] for group in opt.param_groups] for opt in optimizers]
     early_stopping = getattr(model, "early_stopping", True)
-    batch_gen = torch.Generator().manual_seed(cfg.seed)
-    aug_gen = torch.Generator().manual_seed(cfg.seed + 1)
+    batch_gen = torch.Generator().manual_seed(cfg.seed)  # the same global batch order on every rank
+    aug_gen = torch.Generator().manual_seed(cfg.seed + 1 + 7919 * world.rank)
     use_amp = cfg.amp and device.type == "cuda"
 
     state = _fresh_state(model)
@@ -125,13 +128,21 @@ def train(
             state = {key: resumed[key] for key in state}
             resumed_from = int(resumed["epoch"])
             log.info("resuming from %s at epoch %d", resume_path, resumed_from)
+    forward = model
+    if world.parallel:
+        if getattr(model, "training_step", None) is None:
+            forward = distributed.wrap(model, device)  # broadcasts rank 0's weights
+        else:
+            distributed.broadcast_state(model)
+            distributed.average_gradients_on_step(optimizers, world)
+        if not world.is_main:  # dropout masks and noise differ between ranks, as their data does
+            torch.manual_seed(cfg.seed + 7919 * world.rank + state["epoch"])
 
     # train/loss is measured on a fixed, seeded sample of at most TRAIN_EVAL_ROWS training rows: the
     # same rows every epoch, and an epoch on 60,000 images does not pay for a second full pass.
-    keep = torch.randperm(len(x_train), generator=torch.Generator().manual_seed(cfg.seed))[:TRAIN_EVAL_ROWS]
-    keep = keep.sort().values.to(device)
-    x_eval, y_eval = x_train[keep], y_train[keep]
-    progress = _Progress(cfg.epochs, start=state["epoch"])
+    keep = torch.randperm(len(train_split), generator=torch.Generator().manual_seed(cfg.seed))
+    train_eval = train_split.subset(keep[:TRAIN_EVAL_ROWS].sort().values.to(train_split.index_device()))
+    progress = _Progress(cfg.epochs, start=state["epoch"], quiet=not world.is_main)
     epochs_this_call = 0
     while state["epoch"] < cfg.epochs and (state["bad_epochs"] < cfg.patience or not early_stopping):
         if max_epochs is not None and epochs_this_call >= max_epochs:
@@ -143,10 +154,10 @@ def train(
             for group, base in zip(opt.param_groups, lrs, strict=True):
                 group["lr"] = base * factor
         batch_losses = _train_one_epoch(
-            model, optimizers, x_train, y_train, weights, cfg, batch_gen, aug_gen, augment, use_amp
+            model, forward, optimizers, train_split, weights, cfg, batch_gen, aug_gen, augment, use_amp, world
         )
-        train_eval_loss, train_acc = evaluate_loss(model, x_eval, y_eval, use_amp)
-        val_loss, val_acc = evaluate_loss(model, x_val, y_val, use_amp)
+        scores = _evaluate_epoch(model, train_eval, val_split, use_amp, cfg.compile, world)
+        train_eval_loss, train_acc, val_loss, val_acc = scores
         row: dict[str, float] = {"epoch": epoch + 1, "train/loss": round(train_eval_loss, 6)}
         row.update({f"train/batch_{k}": round(v, 6) for k, v in batch_losses.items()})
         row["val/loss"] = round(val_loss, 6)
@@ -165,10 +176,10 @@ def train(
             state["bad_epochs"] += 1
         state["epoch"] = epoch + 1
         epochs_this_call += 1
-        if logger is not None:
+        if logger is not None and world.is_main:
             logger.log_epoch({k: v for k, v in row.items() if k != "epoch"}, step=epoch + 1)
         progress.update(row, time.perf_counter() - started)
-        if resume_path is not None:
+        if resume_path is not None and world.is_main:
             _save_resume(resume_path, fingerprint, model, optimizers, batch_gen, aug_gen, state)
     progress.close()
 
@@ -195,70 +206,114 @@ def _optimizers(model: nn.Module, cfg: TrainConfig) -> list[torch.optim.Optimize
 
 def _train_one_epoch(
     model: nn.Module,
+    forward: nn.Module,
     optimizers: list[torch.optim.Optimizer],
-    x: torch.Tensor,
-    y: torch.Tensor,
+    data: Split,
     weights: torch.Tensor | None,
     cfg: TrainConfig,
     batch_gen: torch.Generator,
     aug_gen: torch.Generator,
     augment: BatchAugment | None,
     use_amp: bool,
+    world: distributed.World,
 ) -> dict[str, float]:
-    """One pass over shuffled batches; returns the sample-weighted mean of each batch loss."""
+    """One pass over shuffled global batches (each rank takes its shard; `forward` is the DDP wrapper
+    when there are several); returns the sample-weighted mean of each batch loss over all ranks.
+    Losses are summed on the device, so there is no host sync per step."""
     model.train()
-    order = torch.randperm(len(x), generator=batch_gen).to(x.device)
+    order = torch.randperm(len(data), generator=batch_gen).to(data.index_device())
     step = getattr(model, "training_step", None)
-    totals: dict[str, float] = {}
+    totals: dict[str, torch.Tensor] = {}
     seen = 0
-    for start in range(0, len(x), cfg.batch_size):
-        idx = order[start : start + cfg.batch_size]
-        if len(idx) < 2 and len(x) > 1:  # BatchNorm cannot train on one sample
+    for start in range(0, len(data), cfg.batch_size):
+        batch = order[start : start + cfg.batch_size]
+        if len(batch) < 2 * world.size and len(data) > 1:  # BatchNorm cannot train on one sample
             continue
-        xb, yb = x[idx], y[idx]
+        idx = distributed.shard(batch, world)
+        xb, yb = data.take(idx)
         if augment is not None:
             xb, yb = augment(xb, yb, aug_gen)
+        if cfg.compile:
+            mark_batch_dynamic(xb, yb)
         if step is not None:  # the family steps its own optimizers (adversarial training)
-            with torch.autocast(device_type=x.device.type, dtype=torch.bfloat16, enabled=use_amp):
-                losses = step(xb, yb, optimizers)
+            with torch.autocast(device_type=xb.device.type, dtype=torch.bfloat16, enabled=use_amp):
+                losses: dict[str, Any] = step(xb, yb, optimizers)
         else:
             wb = None if weights is None else weights[idx]
-            with torch.autocast(device_type=x.device.type, dtype=torch.bfloat16, enabled=use_amp):
-                _, loss = model(xb, yb, wb)
+            with torch.autocast(device_type=xb.device.type, dtype=torch.bfloat16, enabled=use_amp):
+                _, loss = forward(xb, yb, wb)
             optimizers[0].zero_grad(set_to_none=True)
             loss.backward()
             if cfg.grad_clip > 0:
                 nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
             optimizers[0].step()
-            losses = {"loss": float(loss.detach())}
+            losses = {"loss": loss.detach()}
         for name, value in losses.items():
-            totals[name] = totals.get(name, 0.0) + float(value) * len(idx)
+            weighted = torch.as_tensor(value, dtype=torch.float64, device=data.device) * len(idx)
+            totals[name] = totals[name] + weighted if name in totals else weighted
         seen += len(idx)
-    return {name: total / max(seen, 1) for name, total in totals.items()}
+    names = sorted(totals)
+    count = torch.tensor(float(seen), dtype=torch.float64)
+    summed = torch.stack([totals[name].cpu() for name in names] + [count])
+    if world.parallel:
+        summed = distributed.sum_across(summed.to(_collective_device(data.device)))
+    values = summed.cpu().tolist()
+    return {name: total / max(values[-1], 1) for name, total in zip(names, values[:-1], strict=True)}
+
+
+def _evaluate_epoch(
+    model: nn.Module, train_eval: Split, val: Split, use_amp: bool, compiled: bool, world: distributed.World
+) -> tuple[float, float | None, float, float | None]:
+    """(train loss, train accuracy, val loss, val accuracy): rank 0 evaluates and every rank gets its
+    numbers, so early stopping decides the same everywhere."""
+    nan = float("nan")
+    scores = [nan, nan, nan, nan]
+    if world.is_main:
+        train_loss, train_acc = evaluate_loss(model, train_eval, use_amp, compiled)
+        val_loss, val_acc = evaluate_loss(model, val, use_amp, compiled)
+        accuracies = [nan if acc is None else acc for acc in (train_acc, val_acc)]
+        scores = [train_loss, accuracies[0], val_loss, accuracies[1]]
+    if world.parallel:
+        device = _collective_device(next(model.parameters()).device)
+        scores = distributed.from_main(torch.tensor(scores, dtype=torch.float64, device=device)).tolist()
+    train_loss, train_acc, val_loss, val_acc = scores
+    return (
+        train_loss,
+        None if math.isnan(train_acc) else train_acc,
+        val_loss,
+        None if math.isnan(val_acc) else val_acc,
+    )
 
 
 @torch.no_grad()
 def evaluate_loss(
-    model: nn.Module, x: torch.Tensor, y: torch.Tensor, use_amp: bool = False
+    model: nn.Module, data: Split, use_amp: bool = False, compiled: bool = False
 ) -> tuple[float, float | None]:
-    """(mean loss, accuracy) of `model` on (x, y) in eval mode, in chunks. Classifiers: cross-entropy
+    """(mean loss, accuracy) of `model` on `data` in eval mode, in chunks. Classifiers: cross-entropy
     and accuracy; other families: their own loss (reconstruction, ELBO, adversarial) and None."""
     model.eval()
     classifier = getattr(model, "is_classifier", True)
-    total_loss, correct = 0.0, 0
-    chunk = 8192 if x.ndim == 2 else 512  # conv activations of 8,192 images would take gigabytes
-    for start in range(0, len(x), chunk):
-        xb, yb = x[start : start + chunk], y[start : start + chunk]
-        with torch.autocast(device_type=x.device.type, dtype=torch.bfloat16, enabled=use_amp):
+    total_loss = torch.zeros((), dtype=torch.float64, device=data.device)
+    correct = torch.zeros((), dtype=torch.int64, device=data.device)
+    chunk = 8192 if data.x.ndim == 2 else 512  # conv activations of 8,192 images would take gigabytes
+    for xb, yb in data.chunks(chunk):
+        if compiled:
+            mark_batch_dynamic(xb, yb)
+        with torch.autocast(device_type=xb.device.type, dtype=torch.bfloat16, enabled=use_amp):
             output, loss = model(xb, yb)
         if classifier:
             logits = output.float()
-            total_loss += float(nn.functional.cross_entropy(logits, yb, reduction="sum"))
-            correct += int((logits.argmax(-1) == yb).sum())
+            total_loss += nn.functional.cross_entropy(logits, yb, reduction="sum").double()
+            correct += (logits.argmax(-1) == yb).sum()
         else:
-            total_loss += float(loss) * len(xb)
-    n = max(len(x), 1)
-    return total_loss / n, (correct / n if classifier else None)
+            total_loss += loss.double() * len(xb)
+    n = max(len(data), 1)
+    return float(total_loss) / n, (int(correct) / n if classifier else None)
+
+
+def _collective_device(device: torch.device) -> torch.device:
+    """gloo reduces host tensors, NCCL device tensors."""
+    return device if device.type == "cuda" else torch.device("cpu")
 
 
 @torch.no_grad()
@@ -278,13 +333,6 @@ def predict_proba(model: nn.Module, x: np.ndarray, batch_size: int | None = None
     if not out:
         return np.zeros((0, 0))
     return np.concatenate(out)
-
-
-def _to_device(array: np.ndarray, device: torch.device) -> torch.Tensor:
-    tensor = torch.from_numpy(np.array(array))  # a writable copy: pandas 3 hands out read-only views
-    if tensor.dtype == torch.float64:
-        tensor = tensor.float()
-    return tensor.to(device)
 
 
 def _cpu_state(model: nn.Module) -> dict[str, torch.Tensor]:
@@ -342,9 +390,10 @@ def _try_resume(path: Path, fingerprint: str) -> dict[str, Any] | None:
 class _Progress:
     """A rich progress bar on a terminal, one plain log line per epoch otherwise."""
 
-    def __init__(self, total: int, start: int) -> None:
+    def __init__(self, total: int, start: int, quiet: bool = False) -> None:
         self.bar: Any = None
-        if sys.stderr.isatty():
+        self.quiet = quiet  # ranks other than 0 under torchrun
+        if sys.stderr.isatty() and not quiet:
             from rich.progress import Progress
 
             self.bar = Progress(transient=False)
@@ -359,7 +408,7 @@ class _Progress:
         )
         if self.bar is not None:
             self.bar.update(self.task, advance=1, description=text)
-        else:
+        elif not self.quiet:
             log.info(text)
 
     def close(self) -> None:
