@@ -69,7 +69,7 @@ def test_forward_shapes_finite_loss_and_one_step_learns(family: str, shape: tupl
     if hasattr(model, "training_step"):
         logs = model.training_step(x, y, model.configure_optimizers(TrainConfig(lr=1e-3)))
         assert set(logs) == {"loss", "g_loss", "d_loss"}
-        assert all(torch.isfinite(torch.tensor(v)) for v in logs.values())
+        assert all(torch.isfinite(torch.as_tensor(v)) for v in logs.values())
     else:  # one Adam step on a fixed batch (and fixed VAE noise) lowers that batch's loss
         optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
         torch.manual_seed(1)

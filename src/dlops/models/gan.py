@@ -140,7 +140,7 @@ class GAN(nn.Module):
 
     def training_step(
         self, x: torch.Tensor, y: torch.Tensor, optimizers: list[torch.optim.Optimizer]
-    ) -> dict[str, float]:
+    ) -> dict[str, torch.Tensor]:
         """One discriminator update, then one generator update; noise from the global torch RNG."""
         opt_d, opt_g = optimizers
         self.train()
@@ -162,7 +162,8 @@ class GAN(nn.Module):
         self._step(opt_g, objective, self.generator)
         self.discriminator.requires_grad_(True)
         self._update_ema()
-        d, g = float(d_loss.detach()), float(g_loss.detach())
+        # tensors, not floats: reading a value back would stall a GPU every step (the loop sums on the device)
+        d, g = d_loss.detach().double(), g_loss.detach().double()
         return {"loss": d + g, "g_loss": g, "d_loss": d}
 
     def _step(self, optimizer: torch.optim.Optimizer, loss: torch.Tensor, part: nn.Module) -> None:
