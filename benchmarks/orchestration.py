@@ -126,14 +126,14 @@ def runners(tmp: Path, quick: bool) -> list[dict[str, Any]]:
     """(b): the same tiny DAG three ways, each on its own fresh project."""
     rows_n, epochs = (2000, 2) if quick else (6000, 6)
     params = wl.tabular_params(rows_n, epochs, PAIR)
-    stages_s, board_s = direct(wl.make_project(tmp / "direct", params))
-    repro_root = wl.make_project(tmp / "repro", params)
+    stages_s, board_s = direct(wl.make_project(tmp / "direct", params, remote=False))
+    repro_root = wl.make_project(tmp / "repro", params, remote=False)
     repro_s, _ = timed([str(wl.BIN / "dvc"), "repro"], repro_root, wl.project_env(repro_root))
     single = [  # what the flow pays per stage on top of the stage itself: one DVC process each
         timed([str(wl.BIN / "dvc"), "repro", "--single-item", s], repro_root, wl.project_env(repro_root))[0]
         for s in STAGES
     ]
-    flow = through_prefect(wl.make_project(tmp / "flow", params), tmp / "prefect-home")
+    flow = through_prefect(wl.make_project(tmp / "flow", params, remote=False), tmp / "prefect-home")
     work = f"{rows_n} rows, {PAIR} {epochs} epochs"
     return [
         row("6 stages as `dlops` commands", [stages_s], note=work),

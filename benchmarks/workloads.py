@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import copy
 import os
-import shutil
 import subprocess
 import sys
 from collections.abc import Callable
@@ -21,6 +20,10 @@ import yaml
 
 REPO = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
+sys.path.insert(0, str(REPO))
+# the tests' project builder, for the benchmarks' tiny projects
+from tests.projects import make_project  # noqa: E402, F401
+
 Split = tuple[np.ndarray, np.ndarray]
 
 
@@ -120,29 +123,6 @@ def tabular_params(rows: int, epochs: int, pair: str = "tabular-mlp") -> dict[st
     gates.update(min_primary=0.0, max_overfit_gap=None)
     gates.update(max_demographic_parity_difference=1.0, max_equalized_odds_difference=1.0)
     return raw
-
-
-def make_project(dest: Path, params: dict[str, Any], dvc: bool = True) -> Path:
-    """A runnable copy of the project (code, DAG, suites) with `params`, as tests/conftest.py builds it:
-    a git repository with one commit and, with `dvc`, an initialised DVC project (no remote)."""
-    dest.mkdir(parents=True, exist_ok=True)
-    for name in ("src", "pipelines", "expectations"):
-        shutil.copytree(REPO / name, dest / name, ignore=shutil.ignore_patterns("__pycache__"))
-    for name in ("dvc.yaml", ".dvcignore", ".gitignore"):
-        shutil.copy(REPO / name, dest / name)
-    (dest / "data" / "batches").mkdir(parents=True)
-    shutil.copy(REPO / "data" / "batches" / "README.md", dest / "data" / "batches" / "README.md")
-    (dest / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    run(["git", "init", "-q"], dest)
-    if dvc:
-        run([str(BIN / "dvc"), "init", "-q"], dest)
-        run([str(BIN / "dvc"), "config", "core.analytics", "false"], dest)
-    run(["git", "add", "-A"], dest)
-    run(
-        ["git", "-c", "user.name=bench", "-c", "user.email=bench@dlops.invalid", "commit", "-qm", "project"],
-        dest,
-    )
-    return dest
 
 
 def project_env(root: Path | None = None) -> dict[str, str]:

@@ -5,8 +5,6 @@ from __future__ import annotations
 import contextlib
 import copy
 import os
-import shutil
-import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,7 +13,9 @@ from typing import Any
 import pytest
 import yaml
 
-REPO = Path(__file__).resolve().parents[1]
+# the project builder lives in tests/projects.py (no pytest there: the benchmarks use it too)
+from tests.projects import REPO, bin_path, git_commit, make_project  # noqa: F401 (re-exported)
+
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 os.environ.setdefault("GIT_PYTHON_REFRESH", "quiet")
 os.environ.setdefault("DO_NOT_TRACK", "1")
@@ -93,51 +93,6 @@ def _shrink_text(raw: dict[str, Any]) -> None:
         "constraint": "equalized_odds",
         "attributes": ["group"],
     }
-
-
-def make_project(dest: Path, params: dict[str, Any]) -> Path:
-    """A runnable copy of the project (code, DAG, suites, DVC config) with the given params."""
-    for name in ("src", "pipelines", "expectations"):
-        shutil.copytree(REPO / name, dest / name, ignore=shutil.ignore_patterns("__pycache__"))
-    for name in ("dvc.yaml", ".dvcignore", ".gitignore"):
-        shutil.copy(REPO / name, dest / name)
-    (dest / "data" / "batches").mkdir(parents=True)
-    shutil.copy(REPO / "data" / "batches" / "README.md", dest / "data" / "batches" / "README.md")
-    (dest / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    subprocess.run(["git", "init", "-q"], cwd=dest, check=True)
-    subprocess.run([bin_path("dvc"), "init", "-q"], cwd=dest, check=True)
-    subprocess.run([bin_path("dvc"), "config", "core.analytics", "false"], cwd=dest, check=True)
-    subprocess.run(
-        [bin_path("dvc"), "remote", "add", "-d", "local", str(dest / ".dvc-storage")],
-        cwd=dest,
-        check=True,
-        capture_output=True,
-    )
-    git_commit(dest, "project")
-    return dest
-
-
-def git_commit(root: Path, message: str) -> None:
-    """Commit everything in `root` (lineage tags and `dvc exp run` need a commit)."""
-    subprocess.run(["git", "add", "-A"], cwd=root, check=True)
-    subprocess.run(
-        [
-            "git",
-            "-c",
-            "user.name=dlops-tests",
-            "-c",
-            "user.email=tests@dlops.invalid",
-            "commit",
-            "-qm",
-            message,
-        ],
-        cwd=root,
-        check=True,
-    )
-
-
-def bin_path(name: str) -> str:
-    return str(Path(sys.executable).with_name(name))
 
 
 def project_env(root: Path) -> dict[str, str]:

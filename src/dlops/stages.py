@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -256,7 +255,7 @@ def train(pair: str, root: Path | None = None, max_epochs: int | None = None) ->
     device = select_device(entry.train.device)
     with distributed.session(device) as world:
         if world.is_main:
-            return _train_and_record(pair, params, p, device, max_epochs)
+            return _train_and_record(pair, params, p, device, world.size, max_epochs)
         _train_replica(pair, params, p, max_epochs)
         return {"rank": world.rank}
 
@@ -312,7 +311,7 @@ def _train_replica(pair: str, params: Params, p: Paths, max_epochs: int | None) 
 
 
 def _train_and_record(
-    pair: str, params: Params, p: Paths, device: Any, max_epochs: int | None
+    pair: str, params: Params, p: Paths, device: Any, world_size: int, max_epochs: int | None
 ) -> dict[str, Any]:
     from dlops import tracking
     from dlops.training.checkpoint import file_sha256, model_checkpoint, save_atomic
@@ -323,7 +322,7 @@ def _train_and_record(
     tracking.configure(p.root, params.mlflow)
     tags = tracking.lineage_tags(p.root, entry.task, setup.fingerprint)
     tags["host.device"] = str(device)
-    tags["train.world_size"] = os.environ.get("WORLD_SIZE", "1")
+    tags["train.world_size"] = str(world_size)
     init_from = None
     if entry.train.init_from == "champion":
         warm_tags, init_from = _warm_start(model, pair, entry, params, p, setup.fingerprint)

@@ -7,9 +7,11 @@ gathered into pinned buffers and copied asynchronously.
 
 from __future__ import annotations
 
+import copy
 import logging
 import os
 from collections.abc import Iterator
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -73,8 +75,8 @@ class Split:
             log.info("%.1f GiB of data stays in host memory; batches are copied from pinned buffers",
                      (x_t.nbytes + y_t.nbytes) / 2**30)  # fmt: skip
             self.x, self.y = x_t, y_t
-            self._buffers: list[tuple[torch.Tensor, torch.Tensor, torch.cuda.Event | None]] = []
-            self._turn = 0
+        self._slots: list[_Pinned | None] = [None, None]  # host path: two buffers, used in turn
+        self._turn = 0
 
     def __len__(self) -> int:
         return len(self.x)
@@ -97,10 +99,9 @@ class Split:
 
     def subset(self, idx: torch.Tensor) -> Split:
         """A split holding only the rows `idx` (placed like this one)."""
-        part = object.__new__(Split)
-        part.__dict__.update(self.__dict__)
+        part = copy.copy(self)
         part.x, part.y = self.x[idx], self.y[idx]
-        part._buffers, part._turn = [], 0
+        part._slots, part._turn = [None, None], 0
         return part
 
     def _format(self, xb: torch.Tensor) -> torch.Tensor:
@@ -109,31 +110,35 @@ class Split:
         return xb
 
     def _copy_in(self, idx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Gather into one of two pinned buffers (waiting until its previous copy finished), copy async."""
+        """Gather the rows into this turn's pinned buffer (once its previous copy has finished, or a
+        larger new one) and copy them to the device asynchronously."""
         n = len(idx)
-        if len(self._buffers) < 2 or len(self._buffers[self._turn][0]) < n:
-            size = max(n, len(self._buffers[0][0]) if self._buffers else 0)
-            buffers = (
-                torch.empty((size, *self.x.shape[1:]), dtype=self.x.dtype).pin_memory(),
-                torch.empty((size, *self.y.shape[1:]), dtype=self.y.dtype).pin_memory(),
-                None,
+        slot = self._slots[self._turn]
+        if slot is None or len(slot.x) < n:
+            slot = _Pinned(
+                torch.empty((n, *self.x.shape[1:]), dtype=self.x.dtype).pin_memory(),
+                torch.empty((n, *self.y.shape[1:]), dtype=self.y.dtype).pin_memory(),
             )
-            if len(self._buffers) < 2:
-                self._buffers.append(buffers)
-            else:
-                self._buffers[self._turn] = buffers
-        x_buf, y_buf, done = self._buffers[self._turn]
-        if done is not None:
-            done.synchronize()
-        torch.index_select(self.x, 0, idx, out=x_buf[:n])
-        torch.index_select(self.y, 0, idx, out=y_buf[:n])
-        xb = x_buf[:n].to(self.device, non_blocking=True)
-        yb = y_buf[:n].to(self.device, non_blocking=True)
-        event = torch.cuda.Event()
-        event.record()
-        self._buffers[self._turn] = (x_buf, y_buf, event)
+        elif slot.copied is not None:
+            slot.copied.synchronize()
+        torch.index_select(self.x, 0, idx, out=slot.x[:n])
+        torch.index_select(self.y, 0, idx, out=slot.y[:n])
+        xb = slot.x[:n].to(self.device, non_blocking=True)
+        yb = slot.y[:n].to(self.device, non_blocking=True)
+        slot.copied = torch.cuda.Event()
+        slot.copied.record()
+        self._slots[self._turn] = slot
         self._turn = 1 - self._turn
         return self._format(xb), yb
+
+
+@dataclass
+class _Pinned:
+    """A pinned host buffer for one batch and the event of its last copy to the device."""
+
+    x: torch.Tensor
+    y: torch.Tensor
+    copied: torch.cuda.Event | None = None
 
 
 def mark_batch_dynamic(*tensors: torch.Tensor) -> None:

@@ -17,6 +17,8 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
+RANK_SEED_STRIDE = 7919  # a prime: each rank's random streams start far from the others'
+
 
 @dataclass(frozen=True)
 class World:
@@ -30,6 +32,10 @@ class World:
     @property
     def parallel(self) -> bool:
         return self.size > 1
+
+    def seed(self, base: int) -> int:
+        """`base` on rank 0 (a single process draws what it always drew); offset on the other ranks."""
+        return base + RANK_SEED_STRIDE * self.rank
 
 
 def current() -> World:
@@ -88,11 +94,21 @@ def broadcast_state(model: nn.Module) -> None:
 
 
 def sum_across(values: torch.Tensor) -> torch.Tensor:
-    dist.all_reduce(values)
-    return values
+    """The element-wise sum of `values` over all ranks, on `values`' device."""
+    on_wire = _for_backend(values)
+    dist.all_reduce(on_wire)
+    return on_wire.to(values.device)
 
 
 def from_main(values: torch.Tensor) -> torch.Tensor:
     """Rank 0's copy of `values` on every rank (decisions such as early stopping must agree)."""
-    dist.broadcast(values, src=0)
-    return values
+    on_wire = _for_backend(values)
+    dist.broadcast(on_wire, src=0)
+    return on_wire.to(values.device)
+
+
+def _for_backend(values: torch.Tensor) -> torch.Tensor:
+    """NCCL reduces CUDA tensors, gloo host tensors."""
+    if dist.get_backend() == "nccl":
+        return values.to(torch.device("cuda", torch.cuda.current_device()))
+    return values.cpu()

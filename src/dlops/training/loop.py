@@ -111,7 +111,7 @@ def train(
     base_lrs = [[group["lr"] for group in opt.param_groups] for opt in optimizers]
     early_stopping = getattr(model, "early_stopping", True)
     batch_gen = torch.Generator().manual_seed(cfg.seed)  # the same global batch order on every rank
-    aug_gen = torch.Generator().manual_seed(cfg.seed + 1 + 7919 * world.rank)
+    aug_gen = torch.Generator().manual_seed(world.seed(cfg.seed) + 1)
     use_amp = cfg.amp and device.type == "cuda"
 
     state = _fresh_state(model)
@@ -136,7 +136,7 @@ def train(
             distributed.broadcast_state(model)
             distributed.average_gradients_on_step(optimizers, world)
         if not world.is_main:  # dropout masks and noise differ between ranks, as their data does
-            torch.manual_seed(cfg.seed + 7919 * world.rank + state["epoch"])
+            torch.manual_seed(world.seed(cfg.seed) + state["epoch"])
 
     # train/loss is measured on a fixed, seeded sample of at most TRAIN_EVAL_ROWS training rows: the
     # same rows every epoch, and an epoch on 60,000 images does not pay for a second full pass.
@@ -255,9 +255,7 @@ def _train_one_epoch(
     names = sorted(totals)
     count = torch.tensor(float(seen), dtype=torch.float64)
     summed = torch.stack([totals[name].cpu() for name in names] + [count])
-    if world.parallel:
-        summed = distributed.sum_across(summed.to(_collective_device(data.device)))
-    values = summed.cpu().tolist()
+    values = (distributed.sum_across(summed) if world.parallel else summed).tolist()
     return {name: total / max(values[-1], 1) for name, total in zip(names, values[:-1], strict=True)}
 
 
@@ -274,8 +272,7 @@ def _evaluate_epoch(
         accuracies = [nan if acc is None else acc for acc in (train_acc, val_acc)]
         scores = [train_loss, accuracies[0], val_loss, accuracies[1]]
     if world.parallel:
-        device = _collective_device(next(model.parameters()).device)
-        scores = distributed.from_main(torch.tensor(scores, dtype=torch.float64, device=device)).tolist()
+        scores = distributed.from_main(torch.tensor(scores, dtype=torch.float64)).tolist()
     train_loss, train_acc, val_loss, val_acc = scores
     return (
         train_loss,
@@ -309,11 +306,6 @@ def evaluate_loss(
             total_loss += loss.double() * len(xb)
     n = max(len(data), 1)
     return float(total_loss) / n, (int(correct) / n if classifier else None)
-
-
-def _collective_device(device: torch.device) -> torch.device:
-    """gloo reduces host tensors, NCCL device tensors."""
-    return device if device.type == "cuda" else torch.device("cpu")
 
 
 @torch.no_grad()
