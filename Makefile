@@ -23,10 +23,11 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
-## Run the default pipeline (dvc repro), then print and record the leaderboard.
+## Run the default pipeline (`dlops run`: dvc repro holding the workspace lock), then print and record the
+## leaderboard.
 run: $(STAMP)
 	export DLOPS_PIPELINE_RUN_ID=$${DLOPS_PIPELINE_RUN_ID:-make-$$(date -u +%Y%m%dT%H%M%SZ)}; \
-	$(BIN)/dvc repro && $(BIN)/dlops leaderboard --log
+	$(BIN)/dlops run
 
 ## ruff, mypy and pytest (the integration tier included).
 test: $(STAMP) lint typecheck

@@ -82,12 +82,44 @@ if [ -z "$(psql -c "SELECT 1 FROM pg_database WHERE datname = 'mlflow'")" ]; the
   psql -c "CREATE DATABASE mlflow"
 fi
 
+# Opt-in authentication: DLOPS_MLFLOW_AUTH=1 runs MLflow's basic-auth app (users, passwords, permissions
+# per experiment and registered model); it needs Flask-WTF (pip install 'mlflow[auth]'). Users live in
+# $DLOPS_MLFLOW_AUTH_DIR/basic_auth.db (default .mlflow-server/auth); the first start creates the admin
+# from MLFLOW_AUTH_ADMIN_PASSWORD (user MLFLOW_AUTH_ADMIN_USERNAME, default admin). Passwords travel in
+# clear over HTTP: beyond loopback, put a TLS reverse proxy in front.
+app_args=()
+if [ "${DLOPS_MLFLOW_AUTH:-0}" = 1 ]; then
+  py=$(dirname "$MLFLOW")/python
+  if [ -x "$py" ] && ! "$py" -c 'import flask_wtf' 2>/dev/null; then
+    echo "DLOPS_MLFLOW_AUTH=1 needs Flask-WTF: pip install 'mlflow[auth]'" >&2
+    exit 1
+  fi
+  AUTH_DIR=$(realpath -m "${DLOPS_MLFLOW_AUTH_DIR:-.mlflow-server/auth}")
+  mkdir -p "$AUTH_DIR"
+  chmod 700 "$AUTH_DIR"
+  if [ -z "${MLFLOW_AUTH_CONFIG_PATH:-}" ]; then
+    if [ ! -f "$AUTH_DIR/basic_auth.db" ] && [ -z "${MLFLOW_AUTH_ADMIN_PASSWORD:-}" ]; then
+      echo "DLOPS_MLFLOW_AUTH=1: the first start needs MLFLOW_AUTH_ADMIN_PASSWORD (it creates the admin)" >&2
+      exit 1
+    fi
+    printf '[mlflow]\ndefault_permission = %s\ndatabase_uri = sqlite:///%s\nadmin_username = admin\n' \
+      "${DLOPS_MLFLOW_DEFAULT_PERMISSION:-READ}" "$AUTH_DIR/basic_auth.db" >"$AUTH_DIR/basic_auth.ini"
+    export MLFLOW_AUTH_CONFIG_PATH=$AUTH_DIR/basic_auth.ini
+  fi
+  if [ -z "${MLFLOW_FLASK_SERVER_SECRET_KEY:-}" ]; then  # CSRF key: the same in every worker and restart
+    [ -s "$AUTH_DIR/secret_key" ] || (umask 077 && od -An -tx1 -N32 /dev/urandom | tr -d ' \n' >"$AUTH_DIR/secret_key")
+    MLFLOW_FLASK_SERVER_SECRET_KEY=$(cat "$AUTH_DIR/secret_key")
+    export MLFLOW_FLASK_SERVER_SECRET_KEY
+  fi
+  app_args=(--app-name basic-auth)
+fi
+
 export MLFLOW_DISABLE_TELEMETRY=${MLFLOW_DISABLE_TELEMETRY:-true}
 # The job runner (7 huey consumers) serves GenAI jobs, which the pipeline does not use.
 export MLFLOW_SERVER_ENABLE_JOB_EXECUTION=${MLFLOW_SERVER_ENABLE_JOB_EXECUTION:-false}
 "$MLFLOW" server \
   --backend-store-uri "postgresql+psycopg2://$PG_USER@127.0.0.1:$PG_PORT/mlflow" \
   --artifacts-destination "$ARTIFACTS" \
-  --host 127.0.0.1 --port "$PORT" --workers "${MLFLOW_WORKERS:-2}" &
+  --host 127.0.0.1 --port "$PORT" --workers "${MLFLOW_WORKERS:-2}" "${app_args[@]}" &
 server_pid=$!
 wait "$server_pid"

@@ -15,7 +15,14 @@ from typing import Any
 from prefect import flow
 from prefect.artifacts import create_markdown_artifact
 
-from pipelines.retrain import PROJECT_ROOT, _environment, _notify_failure, check_drift, retrain
+from pipelines.retrain import (
+    PREFECT_LOGGERS,
+    PROJECT_ROOT,
+    _environment,
+    _notify_failure,
+    check_drift,
+    retrain,
+)
 
 
 @flow(name="drift-monitor", log_prints=True, on_failure=[_notify_failure], on_crashed=[_notify_failure])
@@ -26,7 +33,9 @@ def drift_monitor(
     from prefect.runtime import flow_run
 
     from dlops.config import load_params
+    from dlops.redact import install
 
+    install(*PREFECT_LOGGERS)
     params = load_params(Path(root) / "params.yaml")
     chosen = dict(batches or {}) or dict(params.retrain.batches)
     if not chosen:

@@ -85,9 +85,15 @@ def _batch_args(task_name: str, spec: dict[str, Any], date: str | None, root: st
 
 
 def _log_tail(output: str, lines: int = 40) -> None:
+    from dlops.redact import redact_text
+
     logger = get_run_logger()
     for line in output.splitlines()[-lines:]:
-        logger.info(line)
+        logger.info(redact_text(line))  # a child's output reaches the Prefect server: no secrets
+
+
+# Prefect's handlers: the console (root) and the API log handlers that ship run logs to the server.
+PREFECT_LOGGERS = ("", "prefect", "prefect.flow_runs", "prefect.task_runs", "prefect.extra")
 
 
 @task(
@@ -240,8 +246,10 @@ def retrain(
     from prefect.runtime import flow_run
 
     from dlops.config import load_params
+    from dlops.redact import install
     from dlops.workspace import workspace_lock
 
+    install(*PREFECT_LOGGERS)
     params = load_params(Path(root) / "params.yaml")
     chosen = dict(batches or {}) or (dict(params.retrain.batches) if scheduled else {})
     run_id = flow_run.get_id()

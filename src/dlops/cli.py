@@ -44,6 +44,9 @@ def _setup_logging() -> None:
     )
     for noisy in ("alembic", "urllib3", "great_expectations", "matplotlib", "mlflow.store"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+    from dlops.redact import install
+
+    install()  # passwords, tokens and webhook URLs never reach the log
 
 
 def _is_transient(exc: BaseException) -> bool:
@@ -88,9 +91,16 @@ def _run(stage: str, fn: Callable[[], Any]) -> Any:
             typer.echo(f"dlops {stage}: quarantined: {exc}", err=True)
             raise typer.Exit(EXIT_QUARANTINED) from None
         if _is_transient(exc):
-            typer.echo(f"dlops {stage}: transient error (retry may succeed): {exc}", err=True)
+            from dlops.tracking import server_uri
+
+            server = server_uri()  # None unless this stage was talking to a tracking server
+            where = f"tracking server {server} did not answer after retries: " if server else ""
+            reason = " ".join(str(exc).split())  # one line, whatever MLflow or urllib3 put in it
+            typer.echo(f"dlops {stage}: transient error (retry may succeed): {where}{reason}", err=True)
             raise typer.Exit(EXIT_TRANSIENT) from None
-        typer.echo(f"dlops {stage}: error: {exc}", err=True)
+        from dlops.redact import redact_text
+
+        typer.echo(f"dlops {stage}: error: {redact_text(str(exc))}", err=True)  # a URL may hold a password
         raise typer.Exit(EXIT_FAILED) from None
 
 
@@ -212,6 +222,24 @@ def rollback(
 
     done = _run("rollback", lambda: stages.rollback(pair, reason, root))
     typer.echo(f"{done['model_name']}: v{done['rolled_back']} rolled back, v{done['version']} is @champion")
+
+
+@app.command()
+def run(
+    wait: Annotated[
+        float | None,
+        typer.Option("--wait", help="Seconds to wait for another run (default: retrain.lock_timeout_s)."),
+    ] = None,
+    root: Root = None,
+) -> None:
+    """The whole pipeline: `dvc repro` holding the workspace (a second run waits, then stops), then the
+    leaderboard, recorded in MLflow."""
+    from dlops.workspace import repro
+
+    code = _run("run", lambda: repro(root, wait))
+    if code:
+        raise typer.Exit(code)
+    leaderboard(log=True, as_json=False, root=root)
 
 
 @app.command()

@@ -10,10 +10,13 @@ import difflib
 import hashlib
 import json
 import os
+import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     ConfigDict,
     Field,
@@ -32,6 +35,64 @@ class ConfigError(ValueError):
 
 class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+# ------------------------------------------------------------------------------------ path and URL rules
+_PLAIN_NAME = re.compile(r"^[A-Za-z0-9_-][A-Za-z0-9_.-]*$")
+_SHA256 = re.compile(r"^[0-9a-f]{64}$")
+
+
+def _plain_name(name: str) -> str | None:
+    """Why `name` (a task or model name: it becomes a path component and part of a registered model
+    name) is not a plain name, or None when it is."""
+    if not _PLAIN_NAME.fullmatch(name) or ".." in name:
+        return (
+            f"{name!r} is not a plain name: use letters, digits, '-', '_' and '.', not starting with '.' "
+            "(it becomes a path component such as data/raw/<task>.parquet or models/<model>/)"
+        )
+    return None
+
+
+def _local_path(value: str) -> str:
+    """An input path of a source that reads local files only: a URL here is refused, not taken for a
+    relative path."""
+    if "://" in value:
+        raise ValueError(
+            f"{value!r} is a URL, but this key takes a local path; download the file and give its path "
+            "(only `source: table` reads a `url`, pinned by `sha256`)"
+        )
+    return value
+
+
+def _inside_project(value: str) -> str:
+    """An output path under the project root: relative, no URL, no `..` that leaves the project."""
+    _local_path(value)
+    normal = os.path.normpath(value.replace("\\", "/"))
+    if os.path.isabs(value) or normal == ".." or normal.startswith("../"):
+        raise ValueError(f"{value!r} must be a relative path inside the project (it is written there)")
+    return value
+
+
+def _http_url(value: str) -> str:
+    """An http(s) URL with a host; file://, ftp://, s3:// and the like are refused."""
+    parts = urlsplit(value)
+    if parts.scheme.lower() not in ("http", "https") or not parts.netloc:
+        raise ValueError(f"must be an http(s) URL, got {value!r}")
+    return value
+
+
+def _sha256_hex(value: str) -> str:
+    """A sha256 as 64 hex digits, lowercased (PowerShell's Get-FileHash prints upper case)."""
+    lowered = value.strip().lower()
+    if not _SHA256.fullmatch(lowered):
+        raise ValueError(f"must be 64 hex characters (a sha256 digest), got {value!r}")
+    return lowered
+
+
+LocalPath = Annotated[str, AfterValidator(_local_path)]
+ProjectPath = Annotated[str, AfterValidator(_inside_project)]
+HttpUrl = Annotated[str, AfterValidator(_http_url)]
+Sha256 = Annotated[str, AfterValidator(_sha256_hex)]
 
 
 # ---------------------------------------------------------------------------------------------- ingest
@@ -64,9 +125,9 @@ class TableSource(Strict):
     """A real CSV/Parquet table: a local path or an http(s) URL pinned by sha256."""
 
     source: Literal["table"]
-    path: str | None = None
-    url: str | None = None
-    sha256: str | None = None
+    path: LocalPath | None = None
+    url: HttpUrl | None = None
+    sha256: Sha256 | None = None
     format: Literal["auto", "csv", "parquet"] = "auto"
     csv_options: dict[str, Any] = Field(default_factory=dict)
 
@@ -74,11 +135,8 @@ class TableSource(Strict):
     def _one_location(self) -> TableSource:
         if (self.path is None) == (self.url is None):
             raise ValueError("give exactly one of 'path' or 'url'")
-        if self.url is not None:
-            if not self.url.startswith(("http://", "https://")):
-                raise ValueError(f"url must be http(s), got {self.url!r}")
-            if not self.sha256 or len(self.sha256) != 64:
-                raise ValueError("a url needs a pinned 'sha256' (64 hex characters)")
+        if self.url is not None and self.sha256 is None:
+            raise ValueError("a `url` needs a pinned `sha256` (64 hex characters, e.g. from sha256sum)")
         return self
 
 
@@ -92,7 +150,7 @@ class _ImageSourceBase(Strict):
     channels: Literal[1, 3] = 1
     # Optional CSV with one row per image and group columns (e.g. a site or a demographic); joined on
     # `index` (row number, IDX/NPZ) or `file` (path below the folder, image-folder).
-    metadata: str | None = None
+    metadata: LocalPath | None = None
     class_names: list[str] | None = None  # names for labels 0..K-1 (IDX/NPZ); folders name their own
 
 
@@ -107,15 +165,15 @@ class IdxSource(_ImageSourceBase):
     """MNIST-format IDX files (gzipped or not): an idx3 images file and an idx1 labels file."""
 
     source: Literal["idx"]
-    images: str
-    labels: str
+    images: LocalPath
+    labels: LocalPath
 
 
 class NpzSource(_ImageSourceBase):
     """A NumPy .npz with images (N, H, W) or (N, H, W, C) uint8 and integer labels (N,)."""
 
     source: Literal["npz"]
-    path: str
+    path: LocalPath
     x_key: str = "x"
     y_key: str = "y"
 
@@ -124,7 +182,7 @@ class ImageFolderSource(_ImageSourceBase):
     """One subfolder per class holding PNG/JPEG files (read with Pillow)."""
 
     source: Literal["image-folder"]
-    path: str
+    path: LocalPath
     extensions: list[str] = Field(default_factory=lambda: [".png", ".jpg", ".jpeg"])
 
 
@@ -168,7 +226,7 @@ class ColumnRoles(Strict):
 
 # -------------------------------------------------------------------------------------------- validate
 class ValidateConfig(Strict):
-    suite: str = "expectations/tabular.json"
+    suite: ProjectPath = "expectations/tabular.json"
     # A new table with no suite yet: `ingest` drafts one from it (infer, then validate) instead of failing.
     draft_if_missing: bool = False
     min_rows: int = Field(500, ge=1)
@@ -225,7 +283,7 @@ class ImageColumns(Strict):
 
 
 class ImageValidateConfig(Strict):
-    suite: str
+    suite: ProjectPath
     draft_if_missing: bool = False
     min_rows: int = Field(100, ge=1)
     min_class_fraction: float = Field(0.02, ge=0.0, le=1.0)
@@ -285,7 +343,7 @@ class TextTableSource(Strict):
     """CSV, TSV or JSONL with a text column, a label column and optional group columns."""
 
     source: Literal["text-table"]
-    path: str
+    path: LocalPath
     format: Literal["auto", "csv", "tsv", "jsonl"] = "auto"
     text_column: str = "text"
     label_column: str = "label"
@@ -295,7 +353,7 @@ class TextFolderSource(Strict):
     """One subfolder per class (e.g. pos/ and neg/, the IMDB layout) of UTF-8 .txt files."""
 
     source: Literal["text-folder"]
-    path: str
+    path: LocalPath
 
 
 TextIngestConfig = Annotated[
@@ -312,7 +370,7 @@ class TextColumns(Strict):
 
 
 class TextValidateConfig(Strict):
-    suite: str
+    suite: ProjectPath
     draft_if_missing: bool = False
     min_rows: int = Field(100, ge=1)
     min_chars: int = Field(1, ge=1)
@@ -517,8 +575,8 @@ class Params(Strict):
     @classmethod
     def _names_are_safe(cls, value: dict[str, Any]) -> dict[str, Any]:
         for name in value:
-            if not name.replace("-", "").replace("_", "").isalnum():
-                raise ValueError(f"name {name!r} may hold only letters, digits, '-' and '_'")
+            if problem := _plain_name(str(name)):
+                raise ValueError(problem)
         return value
 
     @model_validator(mode="after")
@@ -535,7 +593,10 @@ class Params(Strict):
         for task, spec in self.retrain.batches.items():
             if task not in self.tasks:
                 raise ValueError(_unknown("task", task, self.tasks, f"retrain.batches.{task}"))
-            batch_source(task, self.tasks[task], spec, "2000-01-01")  # a bad spec fails here, not at 6 am
+            try:  # a bad spec fails here, not at 6 am
+                batch_source(task, self.tasks[task], spec, "2000-01-01")
+            except ConfigError as exc:
+                raise ValueError(f"retrain.batches.{task}: {exc}") from None
         return self
 
     def pair(self, name: str) -> ModelEntry:
@@ -570,8 +631,15 @@ def batch_source(task: str, task_cfg: TaskConfig, spec: dict[str, Any], date: st
     try:
         return TypeAdapter(union[task_cfg.kind]).validate_python(spec)
     except ValidationError as exc:
-        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+        problems = "; ".join(_batch_problem(e) for e in exc.errors())
         raise ConfigError(f"batch for task {task!r}: {problems}") from None
+
+
+def _batch_problem(error: Any) -> str:
+    """`key: message` of one validation error of a batch spec, the union's source tag left out."""
+    key = ".".join(_without_union_tags(["ingest", *map(str, error["loc"])])[1:])
+    message = str(error["msg"]).removeprefix("Value error, ")
+    return f"{key}: {message}" if key else message
 
 
 def _check_entry_fits(name: str, entry: ModelEntry, task: Any) -> None:

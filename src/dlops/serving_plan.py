@@ -97,9 +97,10 @@ def _paired_rows(p: Paths, task: str, pair: str, predict_names: Any) -> Any:
 
 
 def _load_pyfunc(model_uri: str) -> Any:
-    import mlflow
+    """The champion being compared, from the project's registry, after its checkpoint's sha256 check."""
+    from dlops.tracking import load_registered
 
-    return mlflow.pyfunc.load_model(model_uri)
+    return load_registered(model_uri)
 
 
 def _score_frame(out: Any, truth: Any, primary: str, by_index: bool = False) -> float:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -27,11 +28,38 @@ def _context(root: Path | None = None) -> tuple[Params, Paths]:
     return load_params(p.params), p
 
 
+class OutputError(OSError):
+    """A stage's output folder cannot be written; raised before the stage does any work."""
+
+
+def _writable(p: Paths, *folders: Path) -> None:
+    """Stop before any work when another pipeline run holds the workspace, or when an output folder
+    cannot be written (read-only, a file in the way, no permission): a stage that failed at its last
+    write would have spent its run for nothing."""
+    from dlops.workspace import ensure_free
+
+    ensure_free(p.root)
+    for folder in folders:
+        where = folder.relative_to(p.root) if folder.is_relative_to(p.root) else folder
+        if folder.exists() and not folder.is_dir():
+            raise OutputError(f"{where}: output folder is a file; move it away (nothing was written)")
+        probe = folder / f".dlops-write-probe.{os.getpid()}"
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            probe.touch()
+            probe.unlink()
+        except OSError as exc:
+            reason = exc.strerror or str(exc)
+            message = f"{where}: output folder is not writable ({reason}); nothing was written"
+            raise OutputError(message) from None
+
+
 # ---------------------------------------------------------------------------------------------- ingest
 def ingest(task: str, root: Path | None = None) -> Path:
     """Load the task's source (built-in generator or a real table) into data/raw/<task>.parquet."""
     params, p = _context(root)
     task_cfg = params.task(task)
+    _writable(p, p.raw(task).parent)
     frame = _write_raw(task, task_cfg, p)
     _ensure_suite(task, task_cfg, p, frame)
     return p.raw(task)
@@ -88,6 +116,7 @@ def validate(task: str, root: Path | None = None) -> dict[str, Any]:
 
     params, p = _context(root)
     task_cfg = params.task(task)
+    _writable(p, p.validation_report(task).parent)
     suite_path = p.suite(task_cfg)
     if not suite_path.is_file():
         raise FileNotFoundError(
@@ -142,6 +171,7 @@ def preprocess(task: str, root: Path | None = None) -> dict[str, int]:
 
     params, p = _context(root)
     task_cfg = params.task(task)
+    _writable(p, p.processed(task))
     raw = pd.read_parquet(p.raw(task))
     parts = blocks(p, task, len(raw))  # the source's rows, then each accepted batch
     if task_cfg.kind == "images":
@@ -252,6 +282,7 @@ def train(pair: str, root: Path | None = None, max_epochs: int | None = None) ->
 
     params, p = _context(root)
     entry = params.pair(pair)
+    _writable(p, p.model_dir(pair), p.history(pair).parent, p.resume_checkpoint(pair).parent)
     device = select_device(entry.train.device)
     with distributed.session(device) as world:
         if world.is_main:
@@ -525,6 +556,7 @@ def evaluate(pair: str, root: Path | None = None) -> dict[str, Any]:
 
     params, p = _context(root)
     entry = params.pair(pair)
+    _writable(p, p.eval_dir(pair))
     model, meta = load_model(p.checkpoint(pair))
     classes = [str(c) for c in meta["classes"]]
     out = p.eval_dir(pair)
@@ -625,12 +657,14 @@ def register(pair: str, root: Path | None = None) -> dict[str, Any]:
     from dlops.gates import GateFailure
     from dlops.model_card import build_card
     from dlops.serving_plan import serving_plan
-    from dlops.training.checkpoint import file_sha256
+    from dlops.training.checkpoint import file_sha256, load_safe
 
     params, p = _context(root)
     entry = params.pair(pair)
+    _writable(p, p.register_report(pair).parent)
     task_cfg = params.task(entry.task)
     scores = json.loads(p.eval_metrics(pair).read_text())
+    load_safe(p.checkpoint(pair))  # a corrupt file is named as such, not as "no run carries this sha"
     sha = file_sha256(p.checkpoint(pair))
     tracking.configure(p.root, params.mlflow)
     run_id = tracking.find_run(pair, sha)

@@ -26,6 +26,7 @@ from urllib.parse import urlparse
 
 from dlops.config import GatesConfig, MlflowConfig
 from dlops.gates import Decision, decide
+from dlops.redact import MASK, is_secret_key, redact_mapping, redact_text
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -57,6 +58,7 @@ def configure(root: Path, cfg: MlflowConfig) -> str:
     from mlflow import MlflowClient
     from mlflow.exceptions import MlflowException
 
+    bound_http_retries()
     uri = tracking_uri(root)
     if urlparse(uri).scheme.split("+")[0] in DATABASE_SCHEMES:
         raise ValueError(
@@ -64,6 +66,7 @@ def configure(root: Path, cfg: MlflowConfig) -> str:
             "under this machine's ./mlruns. Start a tracking server on it (make tracking-server) and set "
             "MLFLOW_TRACKING_URI=http://<host>:5000"
         )
+    _STATE["target"] = uri  # named by the CLI if the server does not answer from here on
     mlflow.set_tracking_uri(uri)
     mlflow.set_registry_uri(uri)
     with _store_lock(uri):
@@ -90,13 +93,50 @@ def configure(root: Path, cfg: MlflowConfig) -> str:
 
 DATABASE_SCHEMES = {"postgresql", "mysql", "mssql"}
 
+# MLflow retries a failed HTTP call 7 times, 2 s * 2**n apart, each attempt waiting up to 120 s: about
+# 4 minutes per call when a tracking server is gone, and a stage makes several calls. These bounds give
+# up after ~30 s (sleeps 0, 4, 8, 16 s plus up to 1 s jitter each) when the server refuses connections,
+# and after ~3 minutes when it accepts them and never answers. A value the user set is kept.
+HTTP_RETRY_DEFAULTS = {
+    "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "4",
+    "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "2",
+    "MLFLOW_HTTP_REQUEST_BACKOFF_JITTER": "1.0",
+    "MLFLOW_HTTP_REQUEST_TIMEOUT": "30",
+}
+
+
+def bound_http_retries() -> None:
+    """Set MLflow's HTTP retry and timeout variables to HTTP_RETRY_DEFAULTS where the user has not."""
+    for name, value in HTTP_RETRY_DEFAULTS.items():
+        os.environ.setdefault(name, value)
+
+
+def server_uri() -> str | None:
+    """The tracking server this process was configured for (password masked), or None for a local store
+    or before `configure`; the CLI names it when the server stops answering."""
+    uri = _STATE.get("target")
+    return _redact(uri) if uri and not _is_local(uri) else None
+
+
+@contextlib.contextmanager
+def _one_attempt() -> Iterator[None]:
+    """MLflow HTTP calls in the block are tried once: marking a run FAILED after the server went away
+    must not wait out a second round of retries before the real error is reported."""
+    name = "MLFLOW_HTTP_REQUEST_MAX_RETRIES"
+    before = os.environ.get(name)
+    os.environ[name] = "0"
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = before
+
 
 def _redact(uri: str) -> str:
-    """The URI without its password."""
-    parts = urlparse(uri)
-    if parts.password is None:
-        return uri
-    return parts._replace(netloc=parts.netloc.replace(f":{parts.password}@", ":***@")).geturl()
+    """The URI without its password (and any token in its query)."""
+    return redact_text(uri)
 
 
 def _is_local(uri: str) -> bool:
@@ -220,7 +260,7 @@ class RunLogger:
         _log_batch(
             self._client,
             self.run_id,
-            tags=[RunTag(_metric_key(k), str(v)[:TAG_MAX_CHARS]) for k, v in tags.items()],
+            tags=[RunTag(_metric_key(k), str(v)[:TAG_MAX_CHARS]) for k, v in redact_mapping(tags).items()],
         )
 
 
@@ -233,7 +273,7 @@ def training_run(
 
     client = _client()
     run_tags = {
-        **{_metric_key(k): str(v)[:TAG_MAX_CHARS] for k, v in tags.items()},
+        **{_metric_key(k): str(v)[:TAG_MAX_CHARS] for k, v in redact_mapping(tags).items()},
         "dlops.pair": pair,
         "dlops.task": task,
         "dlops.family": family,
@@ -246,22 +286,28 @@ def training_run(
         yield logger
         logger.flush()
     except BaseException as exc:
-        with contextlib.suppress(Exception):
+        # Best effort, one try each: when the server is what failed, the original error is the one to
+        # report, and the run left RUNNING is found again by nothing (find_run wants FINISHED).
+        with _one_attempt(), contextlib.suppress(Exception):
             logger.flush()  # keep the epochs that did finish
-        client.set_terminated(logger.run_id, "KILLED" if isinstance(exc, KeyboardInterrupt) else "FAILED")
+        with _one_attempt(), contextlib.suppress(Exception):
+            client.set_terminated(logger.run_id, "KILLED" if isinstance(exc, KeyboardInterrupt) else "FAILED")
         raise
     client.set_terminated(logger.run_id, "FINISHED")
 
 
 def flatten_params(params: dict[str, Any], prefix: str = "") -> dict[str, str]:
-    """{"train": {"lr": 0.01}} -> {"train.lr": "0.01"}; values as strings of at most 500 characters."""
+    """{"train": {"lr": 0.01}} -> {"train.lr": "0.01"}; values as strings of at most 500 characters.
+    Secrets are masked (dlops.redact): a secret-looking key's value, a URL's password, a token."""
     flat: dict[str, str] = {}
     for key, value in params.items():
         name = f"{prefix}{key}"
-        if isinstance(value, dict) and value:
+        if is_secret_key(name):
+            flat[name] = MASK
+        elif isinstance(value, dict) and value:
             flat.update(flatten_params(value, f"{name}."))
         else:
-            flat[name] = str(value)[:PARAM_MAX_CHARS]
+            flat[name] = redact_text(str(value))[:PARAM_MAX_CHARS]
     return flat
 
 
@@ -335,7 +381,7 @@ def log_report_run(
     from mlflow.entities import Metric
 
     client = _client()
-    tags = {"pipeline.run_id": os.environ.get("DLOPS_PIPELINE_RUN_ID", "manual"), **tags}
+    tags = {"pipeline.run_id": os.environ.get("DLOPS_PIPELINE_RUN_ID", "manual"), **redact_mapping(tags)}
     if flow_run := os.environ.get("PREFECT__FLOW_RUN_ID"):
         tags["prefect.flow_run_id"] = flow_run
     run_id = str(client.create_run(_STATE["experiment_id"], tags=tags, run_name=run_name).info.run_id)
@@ -655,21 +701,80 @@ def champion_info(pair: str, cfg: MlflowConfig) -> dict[str, Any] | None:
 
 
 def load_champion(pair: str, cfg: MlflowConfig) -> Any:
-    """The @champion as an MLflow pyfunc: `.predict(raw_frame)` -> prediction + proba_<class> columns."""
-    import mlflow
-
+    """The @champion as an MLflow pyfunc: `.predict(raw_frame)` -> prediction + proba_<class> columns;
+    its checkpoint is checked against the version's sha256 first (`load_registered`)."""
     info = champion_info(pair, cfg)
     if info is None:
         raise LookupError(f"{model_name(pair, cfg)} has no @champion yet; run `dlops register {pair}`")
-    return mlflow.pyfunc.load_model(f"models:/{info['model_name']}/{info['version']}")
+    return load_registered(f"models:/{info['model_name']}/{info['version']}")
+
+
+class ModelIntegrityError(RuntimeError):
+    """A registered version's checkpoint is not the one registered (its sha256 differs from the version's
+    `dlops.model_sha256` tag), or the version has no such tag to check it against."""
+
+
+_VERSION_URI = re.compile(r"^models:/(?P<name>[A-Za-z0-9_.-]+)/(?P<version>\d+)$")
+
+
+def load_registered(model_uri: str) -> Any:
+    """The pyfunc of `models:/<name>/<version>` in the configured registry, loaded only after its
+    checkpoint's sha256 matched the version's `dlops.model_sha256` tag. Downloaded once into a new
+    directory and loaded from there, so what was checked is what is loaded."""
+    import tempfile
+
+    import mlflow
+
+    found = _VERSION_URI.match(model_uri)
+    if found is None:
+        raise ValueError(f"{model_uri!r}: only models:/<name>/<version> of the project's registry load here")
+    version = _client().get_model_version(found["name"], found["version"])
+    local = Path(tempfile.mkdtemp(prefix="dlops-model-"))  # kept: the pyfunc imports its code from here
+    mlflow.artifacts.download_artifacts(artifact_uri=model_uri, dst_path=str(local))
+    verify_checkpoint(model_uri, version, local / _checkpoint_relative(local / "MLmodel", model_uri))
+    return mlflow.pyfunc.load_model(str(local))
+
+
+def verify_checkpoint(uri: str, version: ModelVersion, checkpoint: Path) -> None:
+    """Raise ModelIntegrityError naming the version unless `checkpoint` hashes to its registered sha256."""
+    import hashlib
+
+    expected = version.tags.get("dlops.model_sha256")
+    if not expected:
+        raise ModelIntegrityError(
+            f"{uri} (v{version.version}) has no dlops.model_sha256 tag: its checkpoint cannot be verified, "
+            "so it is not loaded"
+        )
+    digest = hashlib.sha256()
+    with checkpoint.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    if digest.hexdigest() != expected:
+        raise ModelIntegrityError(
+            f"{uri} (v{version.version}): checkpoint {checkpoint.name} has sha256 {digest.hexdigest()}, "
+            f"but the version was registered with dlops.model_sha256 {expected}; refusing to load a "
+            "tampered or corrupt model"
+        )
+
+
+def _checkpoint_relative(mlmodel: Path, uri: str) -> str:
+    """Where the pyfunc keeps its `checkpoint` artifact, from its MLmodel file."""
+    import yaml
+
+    spec = yaml.safe_load(mlmodel.read_text(encoding="utf-8")) or {}
+    artifacts = spec.get("flavors", {}).get("python_function", {}).get("artifacts") or {}
+    relative = (artifacts.get("checkpoint") or {}).get("path")
+    if not relative:
+        raise LookupError(f"{uri} has no `checkpoint` artifact: not a dlops model")
+    return str(relative)
 
 
 def champion_checkpoint(pair: str, cfg: MlflowConfig, dst: Path) -> tuple[dict[str, Any], Path] | None:
     """Download the @champion's checkpoint (the pyfunc's `checkpoint` artifact, `artifacts/model.pt`
-    under the logged model) into `dst`; returns (who it is, the local file), or None when the pair has
-    no @champion. Errors reaching the store propagate: a warm start must not silently start cold."""
+    under the logged model) into `dst`, its sha256 checked against the version's `dlops.model_sha256`
+    (ModelIntegrityError otherwise); returns (who it is, the local file), or None when the pair has no
+    @champion. Errors reaching the store propagate: a warm start must not silently start cold."""
     import mlflow
-    import yaml
 
     name = model_name(pair, cfg)
     champion = _version_by_alias(_client(), name, "champion")
@@ -677,12 +782,9 @@ def champion_checkpoint(pair: str, cfg: MlflowConfig, dst: Path) -> tuple[dict[s
         return None
     uri = f"models:/{name}/{champion.version}"
     mlmodel = mlflow.artifacts.download_artifacts(artifact_uri=f"{uri}/MLmodel", dst_path=str(dst))
-    spec = yaml.safe_load(Path(mlmodel).read_text(encoding="utf-8")) or {}
-    artifacts = spec.get("flavors", {}).get("python_function", {}).get("artifacts") or {}
-    relative = (artifacts.get("checkpoint") or {}).get("path")
-    if not relative:
-        raise LookupError(f"{uri} (@champion) has no `checkpoint` artifact: not a dlops model")
+    relative = _checkpoint_relative(Path(mlmodel), f"{uri} (@champion)")
     local = mlflow.artifacts.download_artifacts(artifact_uri=f"{uri}/{relative}", dst_path=str(dst))
+    verify_checkpoint(uri, champion, Path(local))  # before anyone loads it
     info = {
         "model_name": name,
         "version": str(champion.version),

@@ -25,7 +25,7 @@ HELD = "DLOPS_WORKSPACE_LOCK"
 
 
 class WorkspaceBusy(RuntimeError):
-    """Another retraining run holds this workspace."""
+    """Another pipeline run holds this workspace."""
 
 
 @contextmanager
@@ -46,7 +46,7 @@ def workspace_lock(root: Path, timeout_s: float = 0.0, holder: str = "") -> Iter
         lock.acquire(timeout=timeout_s)
     except Timeout:
         raise WorkspaceBusy(
-            f"{root}: another retraining run holds {path.relative_to(root)} ({_holder(info)}); "
+            f"{root}: another pipeline run holds {path.relative_to(root)} ({_holder(info)}); "
             f"this run stops without touching data, dvc.lock or the registry (retrain.lock_timeout_s "
             f"is {timeout_s:g} s)"
         ) from None
@@ -59,6 +59,43 @@ def workspace_lock(root: Path, timeout_s: float = 0.0, holder: str = "") -> Iter
         os.environ.pop(HELD, None)
         info.unlink(missing_ok=True)
         lock.release()
+
+
+def repro(root: Path | None = None, wait_s: float | None = None) -> int:
+    """`dvc repro` while holding the workspace (what `dlops run` and `make run` do): a second run waits
+    `wait_s` (default retrain.lock_timeout_s), then stops with WorkspaceBusy. Returns dvc's exit code."""
+    import shutil
+    import subprocess
+    import sys
+
+    from dlops.config import load_params, paths
+
+    p = paths(root)
+    timeout = load_params(p.params).retrain.lock_timeout_s if wait_s is None else wait_s
+    beside = Path(sys.executable).with_name("dvc")  # the virtualenv's dvc, even when PATH lacks it
+    dvc = str(beside) if beside.exists() else shutil.which("dvc") or "dvc"
+    with workspace_lock(p.root, timeout, holder="dlops run"):
+        return subprocess.run([dvc, "repro"], cwd=p.root, check=False).returncode
+
+
+def ensure_free(root: Path) -> None:
+    """Raise WorkspaceBusy when another run (`dlops run`, a retraining flow, `dlops batch add`) holds the
+    workspace; its own child processes pass. A stage calls this before writing anything, so a bare
+    `dvc repro` started beside a running pipeline stops at its first stage instead of interleaving."""
+    from filelock import FileLock, Timeout
+
+    path = root / ".dlops" / "retrain.lock"
+    if not path.exists() or os.environ.get(HELD) == str(path):
+        return
+    lock = FileLock(str(path))
+    try:
+        lock.acquire(timeout=0)
+    except Timeout:
+        raise WorkspaceBusy(
+            f"{root}: another pipeline run holds {path.relative_to(root)} "
+            f"({_holder(path.with_name('retrain.lock.json'))}); this stage stops without writing anything"
+        ) from None
+    lock.release()
 
 
 def _holder(info: Path) -> str:
@@ -77,6 +114,9 @@ def _now() -> str:
 def notify(webhook_url: str | None, event: str, message: str, details: dict[str, Any] | None = None) -> bool:
     """Log `message`; POST it as JSON to the webhook when one is configured (Slack-style `text` field
     included). A webhook that fails is logged, never raised: the notice must not hide the failure."""
+    from dlops.redact import redact_text, url_origin
+
+    message = redact_text(message)  # it goes to a chat channel
     log.error("%s: %s", event, message)
     if not webhook_url:
         return False
@@ -91,5 +131,5 @@ def notify(webhook_url: str | None, event: str, message: str, details: dict[str,
         with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310 (http(s) checked in params)
             return 200 <= response.status < 300
     except (urllib.error.URLError, OSError) as exc:
-        log.error("webhook %s failed: %s", webhook_url, exc)
+        log.error("webhook %s failed: %s", url_origin(webhook_url), exc)  # its path is the secret
         return False

@@ -88,7 +88,7 @@ def test_suite_covers_every_section(suite: dict[str, Any]) -> None:
         assert ("expect_column_values_to_be_between", col) in kinds
     severity = {e["kwargs"].get("column"): e["severity"] for e in suite["expectations"]
                 if e["type"] == "expect_column_values_to_be_in_set"}  # fmt: skip
-    assert severity["workclass"] == "warning" and severity["sex"] == severity["income"] == "critical"
+    assert severity["workclass"] == severity["sex"] == severity["income"] == "critical"
     assert all(e["meta"]["why"] for e in suite["expectations"])
 
 
@@ -150,13 +150,15 @@ def test_corruption_is_caught_by_name(
     json.dumps(summary, allow_nan=False)
 
 
-def test_new_feature_category_only_warns(
-    table: pd.DataFrame, suite: dict[str, Any], caplog: pytest.LogCaptureFixture
+def test_a_rare_unseen_category_passes_and_a_common_one_fails(
+    table: pd.DataFrame, suite: dict[str, Any]
 ) -> None:
-    summary = validate_table(_set("workclass", "Astronaut", 0.02)(table), suite, COLUMNS, CFG, docs_dir=None)
-    assert summary["success"] and summary["failed_warning"] == 1
-    raise_on_failure(summary, SOURCE)  # warnings are logged, not raised
-    assert "'Astronaut'" in caplog.text and "workclass" in caplog.text
+    rare = validate_table(_set("workclass", "Astronaut", 0.002)(table), suite, COLUMNS, CFG, docs_dir=None)
+    assert rare["success"]  # a few rows map to 'unknown' downstream
+    common = validate_table(_set("workclass", "Astronaut", 0.02)(table), suite, COLUMNS, CFG, docs_dir=None)
+    with pytest.raises(DataValidationError) as info:
+        raise_on_failure(common, SOURCE)
+    assert "[column 'workclass']: 2.0% not in" in str(info.value) and "'Astronaut'" in str(info.value)
 
 
 def test_suite_round_trips_and_summary_is_deterministic(

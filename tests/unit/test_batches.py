@@ -107,7 +107,7 @@ def test_a_second_run_in_one_workspace_stops_or_waits(tmp_path: Path) -> None:
     try:
         assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
         with (
-            pytest.raises(WorkspaceBusy, match=r"another retraining run holds .dlops/retrain.lock \(pid \d+"),
+            pytest.raises(WorkspaceBusy, match=r"another pipeline run holds .dlops/retrain.lock \(pid \d+"),
             workspace_lock(tmp_path, timeout_s=0),
         ):
             pass
@@ -121,6 +121,25 @@ def test_a_second_run_in_one_workspace_stops_or_waits(tmp_path: Path) -> None:
         holder.wait()
     with workspace_lock(tmp_path):  # a killed holder leaves no stale lock
         pass
+
+
+def test_a_stage_refuses_to_write_while_another_run_holds_the_workspace(tmp_path: Path) -> None:
+    from dlops.workspace import ensure_free
+
+    ensure_free(tmp_path)  # never locked: free
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HOLDER, str(tmp_path), "30"], stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
+        with pytest.raises(WorkspaceBusy, match=r"pid \d+ on .* test holder, since .*stops without writing"):
+            ensure_free(tmp_path)
+    finally:
+        holder.kill()
+        holder.wait()
+    ensure_free(tmp_path)  # the holder died: free again
+    with workspace_lock(tmp_path):
+        ensure_free(tmp_path)  # the holder's own stages pass
 
 
 def test_failures_reach_the_webhook_and_a_dead_webhook_does_not_raise() -> None:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import functools
 import hashlib
 import http.server
-import logging
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -93,17 +92,28 @@ def test_missing_column_names_file_column_and_closest_match() -> None:
     assert "'gender' (sensitive)" in message and "'gendr'" in message
 
 
-def test_ignored_and_undeclared_columns_are_dropped(caplog: pytest.LogCaptureFixture) -> None:
+def test_ignored_columns_are_dropped_and_undeclared_ones_refused() -> None:
     roles = COLUMNS.model_copy(update={"ignored": ["note"]})
-    raw = frame().assign(note="n", extra=1, other=2)
-    with caplog.at_level(logging.WARNING, logger="dlops.data.sources"):
-        checked = check_columns(raw, roles, where="t.csv")
+    checked = check_columns(frame().assign(note="n"), roles, where="t.csv")
     assert list(checked.columns) == ["age", "job", "sex", "income"]
-    assert "['extra', 'other']" in caplog.text and "note" not in caplog.text
+    with pytest.raises(DataSourceError) as info:
+        check_columns(frame().assign(note="n", extra=1, other=2), roles, where="t.csv")
+    assert str(info.value).startswith("t.csv: column(s) ['extra', 'other'] not declared")
+    assert "columns.ignored" in str(info.value)
+
+
+def test_wrong_csv_delimiter_and_empty_file_are_named(tmp_path: Path) -> None:
+    frame().to_csv(tmp_path / "t.csv", index=False, sep=";")
+    task = tabular_task(table(path="t.csv"), COLUMNS)
+    with pytest.raises(DataSourceError, match=r"t.csv: read as one column .* delimited by ';'"):
+        load_raw(task, tmp_path)
+    (tmp_path / "t.csv").write_bytes(b"")
+    with pytest.raises(DataSourceError, match=r"t.csv: the file is empty \(0 bytes\)"):
+        load_raw(task, tmp_path)
 
 
 def test_load_raw_dispatches_on_source(tmp_path: Path) -> None:
-    frame().assign(extra=1).to_csv(tmp_path / "t.csv", index=False)
+    frame().to_csv(tmp_path / "t.csv", index=False)
     task = tabular_task(table(path="t.csv"), COLUMNS)
     assert list(load_raw(task, tmp_path).columns) == ["age", "job", "sex", "income"]
     synthetic = SyntheticIncomeSource(source="synthetic-income", rows=200)

@@ -50,7 +50,8 @@ def load_raw(task_cfg: TabularTask, root: Path) -> pd.DataFrame:
     if isinstance(src, SyntheticIncomeSource):
         from dlops.data.synthetic import generate_income
 
-        return check_columns(generate_income(src), task_cfg.columns, where="synthetic-income")
+        # the generator's own columns: a task may use a subset of them
+        return check_columns(generate_income(src), task_cfg.columns, "synthetic-income", undeclared_ok=True)
     return check_columns(load_table(src, root), task_cfg.columns, where=src.url or str(src.path))
 
 
@@ -63,6 +64,8 @@ def load_table(src: TableSource, root: Path) -> pd.DataFrame:
         file = resolve_local(str(src.path), root)
         name, where = file.name, str(src.path)
     fmt = src.format if src.format != "auto" else _format_from_name(name, where)
+    if file.stat().st_size == 0:
+        raise DataSourceError(f"{where}: the file is empty (0 bytes)")
     try:
         frame = _read_csv(file, src.csv_options) if fmt == "csv" else pd.read_parquet(file)
     except DataSourceError:
@@ -71,7 +74,22 @@ def load_table(src: TableSource, root: Path) -> pd.DataFrame:
         raise DataSourceError(f"{where}: cannot read as {fmt}: {type(exc).__name__}: {exc}") from exc
     if frame.empty:
         raise DataSourceError(f"{where}: the table is empty ({len(frame)} rows, {frame.shape[1]} columns)")
+    if fmt == "csv":
+        _check_delimiter(frame, src.csv_options, where)
     return frame
+
+
+def _check_delimiter(frame: pd.DataFrame, options: dict[str, Any], where: str) -> None:
+    """One column whose header holds another delimiter means the file was split on the wrong one."""
+    if frame.shape[1] != 1 or "sep" in options or "delimiter" in options:
+        return
+    header = str(frame.columns[0])
+    for sep in (";", "\t", "|"):
+        if header.count(sep) >= 1:
+            raise DataSourceError(
+                f"{where}: read as one column {header[:80]!r}: the file looks delimited by {sep!r}, "
+                f"not ','; set csv_options: {{sep: {sep!r}}} under tasks.<task>.ingest"
+            )
 
 
 def resolve_local(path: str, root: Path) -> Path:
@@ -100,7 +118,12 @@ def project_path(
 
 def download(url: str, sha256: str, cache_dir: Path) -> Path:
     """The file at `url`, cached as `cache_dir/<sha256>`; its hash is checked before anyone reads it."""
+    # params check both; repeated here because urlopen would also read file:// and ftp:// URLs
+    if urlparse(url).scheme.lower() not in ("http", "https"):
+        raise DataSourceError(f"{url}: only http(s) URLs are downloaded")
     expected = sha256.lower()
+    if len(expected) != 64 or any(c not in "0123456789abcdef" for c in expected):
+        raise DataSourceError(f"{url}: sha256 {sha256!r} is not 64 hex characters")
     target = cache_dir / expected
     if target.is_file() and file_sha256(target) == expected:
         return target
@@ -188,8 +211,11 @@ def _na_for(na_values: Any, column: str) -> list[str]:
     return [str(v) for v in na_values]
 
 
-def check_columns(df: pd.DataFrame, columns: ColumnRoles, where: str) -> pd.DataFrame:
-    """Require every declared column; drop ignored ones and (with a warning) undeclared ones."""
+def check_columns(
+    df: pd.DataFrame, columns: ColumnRoles, where: str, undeclared_ok: bool = False
+) -> pd.DataFrame:
+    """Require every declared column and refuse undeclared ones (dropped with `undeclared_ok`); drop the
+    ignored ones."""
     roles = {
         "target": [columns.target],
         "sensitive": columns.sensitive,
@@ -209,8 +235,13 @@ def check_columns(df: pd.DataFrame, columns: ColumnRoles, where: str) -> pd.Data
         raise DataSourceError(f"{where}: missing declared column(s):\n" + "\n".join(problems))
     declared = {name for names in roles.values() for name in names}
     undeclared = [c for c in present if c not in declared]
-    if undeclared:
-        log.warning("%s: dropping columns not declared in params.yaml: %s", where, undeclared)
+    if (
+        undeclared and not undeclared_ok
+    ):  # a new column upstream is a schema change someone should look at, not a silent drop
+        raise DataSourceError(
+            f"{where}: column(s) {undeclared} not declared in params.yaml; give each a role under "
+            "tasks.<task>.columns (list it in columns.ignored to drop it)"
+        )
     keep = [c for c in df.columns if c in declared and c not in set(columns.ignored)]
     return df.loc[:, keep]
 

@@ -161,9 +161,10 @@ def _category_check(gxe: Any, col: str, series: pd.Series, columns: ColumnRoles,
         return []
     if col in columns.sensitive or col == columns.target:
         why, severity = "a new group or label breaks fairness reports and label encoding", CRITICAL
-    else:
-        why, severity = "unseen categories map to 'unknown' downstream; a new one deserves a look", WARNING
-    return [_expect(gxe.ExpectColumnValuesToBeInSet, why, severity, column=col, value_set=values)]
+        return [_expect(gxe.ExpectColumnValuesToBeInSet, why, severity, column=col, value_set=values)]
+    why = "a few rows of an unseen category map to 'unknown' downstream; more is a changed or broken feed"
+    in_set = gxe.ExpectColumnValuesToBeInSet
+    return [_expect(in_set, why, CRITICAL, column=col, value_set=values, mostly=RANGE_MOSTLY)]
 
 
 def _balance_checks(gxe: Any, target: str, labels: pd.Series, cfg: ValidateConfig, name: str) -> list[Any]:
@@ -279,9 +280,13 @@ def validate_raw(
 ) -> dict[str, Any]:
     """`validate_table` on a task's raw table, whatever its kind: an image table is validated through its
     per-image columns, and failures name the offending files."""
+    from dlops.data.validation_images import name_files, table_for_validation
+
+    if task_cfg.kind == "text":  # failures name the source lines (file:line)
+        summary = validate_table(raw, suite, task_cfg.columns, task_cfg.validate_, docs_dir)
+        return name_files(summary, raw, noun="lines") if "source" in raw.columns else summary
     if task_cfg.kind != "images":
         return validate_table(raw, suite, task_cfg.columns, task_cfg.validate_, docs_dir)
-    from dlops.data.validation_images import name_files, table_for_validation
 
     frame = table_for_validation(raw)
     return name_files(validate_table(frame, suite, task_cfg.columns, task_cfg.validate_, docs_dir), frame)
@@ -383,6 +388,8 @@ def _summarize(result: dict[str, Any], df: pd.DataFrame) -> tuple[str, dict[str,
     absent = [c for c in (kwargs.get("column_list") or [column]) if c is not None and c not in df.columns]
     error = _exception_message(result.get("exception_info") or {})
     examples = _examples(res.get("partial_unexpected_list") or [])
+    if kind == "expect_column_values_to_be_in_type_list" and not result["success"] and column in df:
+        examples = _examples(_not_numeric(df[column]))  # the values that made a numeric column text
     percent = res.get("unexpected_percent")
     percent = None if percent is None else round(float(percent), 4)
     if absent:
@@ -413,6 +420,11 @@ def _summarize(result: dict[str, Any], df: pd.DataFrame) -> tuple[str, dict[str,
     return json.dumps(_plain(kwargs), sort_keys=True), row
 
 
+def _not_numeric(series: pd.Series) -> list[Any]:
+    values = series.dropna()
+    return values[pd.to_numeric(values, errors="coerce").isna()].head(50).tolist()
+
+
 def _exception_message(info: dict[str, Any]) -> str | None:
     """GE reports either one exception or one per failing metric; keep the first line of the first."""
     entries = [info] if "raised_exception" in info else [info[k] for k in sorted(info)]
@@ -425,7 +437,9 @@ def _exception_message(info: dict[str, Any]) -> str | None:
 def _examples(values: list[Any]) -> list[Any]:
     seen: dict[str, Any] = {}
     for value in values:
-        plain = _plain(value)
+        # infinity is JSON-safe as text; _plain would turn it into None, which reads as "missing"
+        infinite = isinstance(value, float) and math.isinf(value)
+        plain = str(value) if infinite else _plain(value)
         seen.setdefault(json.dumps(plain, sort_keys=True), plain)
         if len(seen) == EXAMPLES:
             break
@@ -444,17 +458,19 @@ def _detail(
     if unevaluated:
         return str(observed)
     if percent is None:
-        return f"observed {_fmt(observed)}, expected {_expected(kwargs)}"
+        sample = f", e.g. {', '.join(_fmt(v) for v in examples)}" if examples else ""
+        return f"observed {_fmt(observed)}, expected {_expected(kwargs)}{sample}"
     low, high = _fmt(kwargs.get("min_value")), _fmt(kwargs.get("max_value"))
     what = {
         "expect_column_values_to_not_be_null": "missing",
         "expect_column_values_to_be_between": f"outside [{low}, {high}]",
         "expect_column_values_to_be_in_set": f"not in {_fmt(kwargs.get('value_set'))}",
-        "expect_compound_columns_to_be_unique": "of rows duplicated",
+        "expect_compound_columns_to_be_unique": "of rows duplicated (copies leak across train/val/test)",
     }.get(kind, "unexpected")
     text = f"{percent:.1f}% {what}"
     mostly = kwargs.get("mostly")
-    if kind == "expect_column_values_to_be_in_set" and mostly is not None and mostly < 1:  # a class share
+    # a class share (validate.min_class_fraction is at most 0.5; a category's tolerance is near 1)
+    if kind == "expect_column_values_to_be_in_set" and mostly is not None and mostly <= 0.5:
         share = f"only {100 - percent:.1f}% in {_fmt(kwargs.get('value_set'))}"
         return f"{share} (at least {100 * mostly:.1f}% required)"
     if mostly is not None and mostly < 1:

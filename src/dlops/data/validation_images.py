@@ -9,6 +9,7 @@ expectation, the `source` of a few offending images, so the error names the file
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import pandas as pd
@@ -112,8 +113,9 @@ def draft_image_suite(
     return _without_ids(suite.to_json_dict())
 
 
-def name_files(summary: dict[str, Any], frame: pd.DataFrame) -> dict[str, Any]:
-    """Append `files: a.png, b.png` to the detail of each failed row-level expectation."""
+def name_files(summary: dict[str, Any], frame: pd.DataFrame, noun: str = "files") -> dict[str, Any]:
+    """Append `files: a.png, b.png` (or `lines: reviews.jsonl:7, ...` for texts) to the detail of each
+    failed row-level expectation, from the table's `source` column."""
     for row in summary["results"]:
         if row["success"] or row["column"] is None or row["column"] not in frame.columns:
             continue
@@ -121,8 +123,8 @@ def name_files(summary: dict[str, Any], frame: pd.DataFrame) -> dict[str, Any]:
         if bad is not None and bad.any():
             files = frame.loc[bad, "source"].astype(str).tolist()
             more = f" (+{len(files) - SHOWN_FILES} more)" if len(files) > SHOWN_FILES else ""
-            row["files"] = files[:SHOWN_FILES]
-            row["detail"] += f"; files: {', '.join(files[:SHOWN_FILES])}{more}"
+            row[noun] = files[:SHOWN_FILES]
+            row["detail"] += f"; {noun}: {', '.join(files[:SHOWN_FILES])}{more}"
     return summary
 
 
@@ -143,6 +145,14 @@ def _offending(frame: pd.DataFrame, row: dict[str, Any]) -> pd.Series | None:
         return col.duplicated(keep=False)
     if kind == "expect_column_values_to_not_be_null":
         return col.isna()
+    if kind == "expect_column_value_lengths_to_be_between":
+        lengths = col.astype(str).str.len()
+        low, high = kw.get("min_value"), kw.get("max_value")
+        return (lengths < (low if low is not None else 0)) | (
+            lengths > (high if high is not None else math.inf)
+        )
+    if kind == "expect_column_values_to_not_match_regex" and kw.get("regex"):
+        return col.astype(str).str.contains(kw["regex"], regex=True)
     return None
 
 

@@ -371,7 +371,7 @@ def _try_resume(path: Path, fingerprint: str) -> dict[str, Any] | None:
     try:
         ckpt = load_safe(path)
     except CheckpointError as exc:
-        log.warning("ignoring resume checkpoint: %s", exc)
+        log.warning("resume checkpoint not loaded, training from scratch: %s", exc)
         return None
     if ckpt.get("kind") != "resume" or ckpt.get("fingerprint") != fingerprint:
         log.info("resume checkpoint %s is for other params or data; starting fresh", path)

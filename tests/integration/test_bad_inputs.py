@@ -1,0 +1,142 @@
+"""The bad-input corpus: every case stops the pipeline with a non-zero exit and a message naming the
+file, column, line or key; no version is registered, and the champions, the accepted data and the
+user's input files stay as they were.
+
+One baseline project reads real files (a CSV table, an NPZ of images, a JSONL of reviews) and has a
+registered champion per task. Each case copies it, breaks one thing, and runs the stages in DAG order
+in-process (`dlops ingest ... register`) until one exits non-zero.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from tests.conftest import make_project, tiny_params
+from tests.integration.corpus_inputs import CASES, Case, make_writable_again, write_inputs
+from typer.testing import CliRunner
+
+pytestmark = pytest.mark.slow
+
+PAIRS = {"tabular": "tabular-mlp", "images": "images-mlp", "text": "text-mlp"}
+STAGES = ("ingest", "validate", "preprocess", "train", "evaluate", "register")
+
+
+@dataclass
+class Outcome:
+    stage: str | None  # the stage that exited non-zero, or None when every stage passed
+    exit_code: int = 0
+    message: str = ""
+    passed: list[str] = field(default_factory=list)
+
+
+def run_stages(root: Path, task: str, env: dict[str, str] | None = None) -> Outcome:
+    """The task's stages in DAG order, in-process, stopping at the first non-zero exit."""
+    from dlops.cli import app
+
+    runner = CliRunner()
+    outcome = Outcome(stage=None)
+    for stage in STAGES:
+        target = task if stage in ("ingest", "validate", "preprocess") else PAIRS[task]
+        result = runner.invoke(app, [stage, target, "--root", str(root)], env=env)
+        if result.exit_code != 0:
+            outcome.stage, outcome.exit_code = stage, result.exit_code
+            outcome.message = result.stderr + result.stdout
+            if result.exception is not None and not isinstance(result.exception, SystemExit):
+                outcome.message += f"\n{type(result.exception).__name__}: {result.exception}"
+            return outcome
+        outcome.passed.append(stage)
+    return outcome
+
+
+def baseline_params() -> dict[str, Any]:
+    params = tiny_params(images=True)
+    params["models"] = {pair: params["models"][pair] for pair in PAIRS.values()}
+    params["tasks"]["tabular"]["ingest"] = {"source": "table", "path": "data/input/income.csv"}
+    params["tasks"]["images"]["ingest"] = {"source": "npz", "path": "data/input/digits.npz", "size": 8}
+    params["tasks"]["text"]["ingest"] = {"source": "text-table", "path": "data/input/reviews.jsonl"}
+    for entry in params["models"].values():  # the baseline only needs a champion per task
+        gates = entry["gates"] = dict(entry["gates"])
+        gates.update(min_primary=0.0, max_overfit_gap=None)
+        for gate in ("max_demographic_parity_difference", "max_equalized_odds_difference"):
+            gates[gate] = 1.0 if gates.get(gate) is not None else None
+    for task, cfg in params["tasks"].items():  # suites drafted from the baseline's own files
+        cfg["validate"].update(suite=f"expectations/corpus/{task}.json", draft_if_missing=True)
+    return params
+
+
+@pytest.fixture(scope="module")
+def baseline(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """A project with a champion per task, trained from files in data/input."""
+    root = tmp_path_factory.mktemp("corpus") / "project"
+    root.mkdir()
+    write_inputs(root / "data" / "input")
+    make_project(root, baseline_params(), dvc=False)
+    for task in PAIRS:
+        outcome = run_stages(root, task)
+        assert outcome.stage is None, f"baseline {task} failed at {outcome.stage}: {outcome.message}"
+    yield root
+
+
+def snapshot(root: Path, raw: bool = True) -> dict[str, Any]:
+    """What a failed run must leave as it was: the registry (versions, aliases), every champion's model
+    file, the accepted data, the user's inputs, the processed splits and (with `raw`) the ingested
+    tables, which a stage after ingest may legitimately have replaced with the table it then refused."""
+    from mlflow import MlflowClient
+
+    store = f"sqlite:///{root}/mlflow.db"
+    client = MlflowClient(tracking_uri=store, registry_uri=store)
+    registry = {
+        model.name: {
+            "versions": sorted(int(v.version) for v in client.search_model_versions(f"name='{model.name}'")),
+            "aliases": dict(sorted(model.aliases.items())),
+        }
+        for model in client.search_registered_models()
+    }
+    watched = [root / "data" / name for name in ("input", "batches", "processed", *(["raw"] if raw else []))]
+    watched.append(root / "models")
+    files = {
+        str(path.relative_to(root)): hashlib.md5(path.read_bytes()).hexdigest()
+        for folder in watched
+        for path in sorted(folder.rglob("*"))
+        if path.is_file()
+    }
+    return {"registry": registry, "files": files}
+
+
+@pytest.mark.parametrize("case", CASES, ids=[case.name for case in CASES])
+def test_bad_input_stops_with_a_clear_message_and_changes_nothing(
+    case: Case, baseline: Path, tmp_path: Path
+) -> None:
+    root = tmp_path / "project"
+    shutil.copytree(baseline, root, symlinks=True)
+    params = yaml.safe_load((root / "params.yaml").read_text())
+    case.apply(root, params)
+    (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    before = snapshot(root, raw=case.stage == "ingest")
+
+    try:
+        outcome = run_stages(root, case.task, env=case.env)
+    finally:
+        make_writable_again(root)
+    print(f"{case.name}: exit {outcome.exit_code} at {outcome.stage}: {outcome.message}")
+
+    assert outcome.stage is not None, f"{case.name}: every stage passed ({outcome.passed})"
+    assert outcome.stage == case.stage, f"{case.name}: failed at {outcome.stage}: {outcome.message}"
+    assert outcome.exit_code == case.exit_code, outcome.message
+    for needle in case.names:
+        assert needle in outcome.message, f"{case.name}: {needle!r} not in {outcome.message!r}"
+    after = snapshot(root, raw=case.stage == "ingest")
+    assert after["registry"] == before["registry"], f"{case.name}: the registry changed"
+    changed = sorted(
+        k
+        for k in before["files"].keys() | after["files"].keys()
+        if before["files"].get(k) != after["files"].get(k)
+    )
+    assert not changed, f"{case.name}: changed {changed}"
