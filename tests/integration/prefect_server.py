@@ -82,7 +82,7 @@ def prefect_server(home: Path, timeout: float = SERVER_START_TIMEOUT_S) -> Itera
     log = home / "server.log"
 
     def healthy() -> bool:
-        return _http_ok(f"{api_url}/health")
+        return http_ok(f"{api_url}/health")
 
     with serving(command, env, log, healthy, timeout=timeout, cwd=home, what="prefect server"):
         yield api_url
@@ -161,7 +161,7 @@ def group_alive(pgid: int) -> bool:
     return True
 
 
-def _http_ok(url: str) -> bool:
+def http_ok(url: str) -> bool:
     opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # loopback: never via a proxy
     try:
         with opener.open(url, timeout=2) as resp:
@@ -209,3 +209,12 @@ def wait_for_flow_run(api_url: str, flow_run_id: UUID | str, timeout: float, pol
                 seen = f"{last.type.name} ({last.name}): {last.message}" if last is not None else "no state"
                 raise TimeoutError(f"flow run {run_id} not final after {timeout:.0f} s; last state: {seen}")
             time.sleep(poll)
+
+
+def mlflow_server_command(backend_uri: str, artifacts: Path, port: int) -> list[str]:
+    """`mlflow server` on 127.0.0.1:`port`, one worker, artifacts proxied to `artifacts`."""
+    return [
+        prefect_bin("mlflow"), "server", "--backend-store-uri", backend_uri,
+        "--artifacts-destination", str(artifacts), "--host", "127.0.0.1", "--port", str(port),
+        "--workers", "1",
+    ]  # fmt: skip

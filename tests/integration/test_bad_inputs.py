@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 import yaml
-from tests.conftest import make_project, tiny_params
+from tests.conftest import make_project, mlflow_uris_restored, tiny_params
 from tests.integration.corpus_inputs import CASES, Case, make_writable_again, write_inputs
 from typer.testing import CliRunner
 
@@ -78,9 +78,10 @@ def baseline(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     root.mkdir()
     write_inputs(root / "data" / "input")
     make_project(root, baseline_params(), dvc=False)
-    for task in PAIRS:
-        outcome = run_stages(root, task)
-        assert outcome.stage is None, f"baseline {task} failed at {outcome.stage}: {outcome.message}"
+    with mlflow_uris_restored():  # a module fixture: the per-test restore would keep this store's URI
+        for task in PAIRS:
+            outcome = run_stages(root, task)
+            assert outcome.stage is None, f"baseline {task} failed at {outcome.stage}: {outcome.message}"
     yield root
 
 

@@ -27,8 +27,6 @@ import sqlite3
 import subprocess
 import sys
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -43,7 +41,7 @@ from tests.conftest import (
     project_env,
     tiny_params,
 )
-from tests.integration.prefect_server import free_port, log_tail, serving
+from tests.integration.prefect_server import free_port, http_ok, log_tail, mlflow_server_command, serving
 
 from dlops.config import Paths
 from dlops.training.checkpoint import CheckpointError, load_safe
@@ -380,12 +378,7 @@ def test_sigkill_during_registration_leaves_no_half_state(
 
 # ---------------------------------------------------------------------------------- tracking server
 def _healthy(url: str) -> bool:
-    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # loopback: never via a proxy
-    try:
-        with opener.open(f"{url}/health", timeout=2) as resp:
-            return bool(resp.status == 200)
-    except (urllib.error.URLError, OSError):
-        return False
+    return http_ok(f"{url}/health")
 
 
 @contextlib.contextmanager
@@ -394,20 +387,7 @@ def _tracking_server(store: Path, port: int) -> Iterator[subprocess.Popen[bytes]
     started again on the same store after a kill, it serves what was committed. Yields the process
     (leader of its own process group)."""
     url = f"http://127.0.0.1:{port}"
-    command = [
-        bin_path("mlflow"),
-        "server",
-        "--backend-store-uri",
-        f"sqlite:///{store}/mlflow.db",
-        "--artifacts-destination",
-        str(store / "artifacts"),
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(port),
-        "--workers",
-        "1",
-    ]
+    command = mlflow_server_command(f"sqlite:///{store}/mlflow.db", store / "artifacts", port)
     env = {key: value for key, value in os.environ.items() if key not in MLFLOW_URI_VARIABLES}
     env.update(DO_NOT_TRACK="1", MLFLOW_DISABLE_TELEMETRY="true", MLFLOW_SERVER_ENABLE_JOB_EXECUTION="false")
     store.mkdir(parents=True, exist_ok=True)

@@ -7,26 +7,19 @@ from __future__ import annotations
 
 import os
 import subprocess
-import urllib.error
-import urllib.request
 from pathlib import Path
 
 import pytest
 from tests.conftest import MLFLOW_URI_VARIABLES, bin_path, make_project, project_env, tiny_params
 from tests.integration.postgres_server import is_running, postgres_cluster
-from tests.integration.prefect_server import free_port, serving
+from tests.integration.prefect_server import free_port, http_ok, mlflow_server_command, serving
 
 pytestmark = pytest.mark.slow
 PAIR, MODEL = "tabular-mlp", "dlops-tabular-mlp"
 
 
 def _healthy(url: str) -> bool:
-    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # loopback: never via a proxy
-    try:
-        with opener.open(f"{url}/health", timeout=2) as resp:
-            return bool(resp.status == 200)
-    except (urllib.error.URLError, OSError):
-        return False
+    return http_ok(f"{url}/health")
 
 
 def _server_env() -> dict[str, str]:
@@ -52,20 +45,7 @@ def test_stages_register_into_a_postgres_backed_tracking_server(
     with postgres_cluster(tmp_path / "postgres") as pg:
         port = free_port()
         url = f"http://127.0.0.1:{port}"
-        command = [
-            bin_path("mlflow"),
-            "server",
-            "--backend-store-uri",
-            pg.uri("mlflow"),
-            "--artifacts-destination",
-            str(artifacts),
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--workers",
-            "1",
-        ]
+        command = mlflow_server_command(pg.uri("mlflow"), artifacts, port)
         (tmp_path / "server").mkdir()
         log = tmp_path / "server" / "mlflow.log"
         ready = lambda: _healthy(url)  # noqa: E731

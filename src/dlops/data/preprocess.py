@@ -292,7 +292,9 @@ def _classes(labels: np.ndarray, positive: str | None) -> list[str]:
     if positive is None:
         return seen
     if positive not in seen:
-        raise ValueError(f"positive_label {positive!r} is not a value of the target (after str()): {seen}")
+        raise ValueError(
+            f"columns.positive_label: {positive!r} is not a value of the target (after str()): {seen}"
+        )
     # Binary: index 1 is the positive class. Multiclass keeps sorted order.
     return [*(c for c in seen if c != positive), positive] if len(seen) == 2 else seen
 
