@@ -184,7 +184,7 @@ def test_classes_put_the_positive_label_at_index_1(
 
 def test_unknown_positive_label_and_unseen_labels_raise() -> None:
     frame = pd.DataFrame({"x": [1.0, 2.0, 3.0], "y": ["a", "b", "a"]})
-    with pytest.raises(ValueError, match="positive_label 'z'"):
+    with pytest.raises(ValueError, match="columns.positive_label: 'z' is not a value"):
         TabularTransform.fit(frame, ColumnRoles(target="y", positive_label="z", numeric=["x"]), CFG)
     fitted = TabularTransform.fit(frame, ColumnRoles(target="y", numeric=["x"]), CFG)
     with pytest.raises(ValueError, match=r"not seen in training: \['c'\]"):
