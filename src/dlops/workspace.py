@@ -98,11 +98,20 @@ def ensure_free(root: Path) -> None:
     lock.release()
 
 
-def _holder(info: Path) -> str:
-    try:
-        data = json.loads(info.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return "holder unknown"
+def _holder(info: Path, patience_s: float = 2.0) -> str:
+    """Who holds the lock, from the record the holder writes just after it got the lock (waiting up to
+    `patience_s` for a holder that started a moment ago)."""
+    import time
+
+    deadline = time.monotonic() + patience_s
+    while True:
+        try:
+            data = json.loads(info.read_text(encoding="utf-8"))
+            break
+        except (OSError, ValueError):
+            if time.monotonic() >= deadline:
+                return "holder unknown"
+            time.sleep(0.05)
     who = f" {data['holder']}" if data.get("holder") else ""
     return f"pid {data.get('pid')} on {data.get('host')}{who}, since {data.get('since')}"
 
