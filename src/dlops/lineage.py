@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import re
 import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -120,7 +119,9 @@ def restore_data(chain: dict[str, Any], root: Path) -> Path:
     target = out / f"{chain['task']}.parquet"
     pointer = out / f"{target.name}.dvc"
     pointer.write_text(f"outs:\n- md5: {md5}\n  path: {target.name}\n  hash: md5\n", encoding="utf-8")
-    dvc = str(Path(sys.executable).with_name("dvc"))
+    from dlops.workspace import dvc_executable
+
+    dvc = dvc_executable()
     rel = str(pointer.relative_to(root))
     try:
         done = subprocess.run([dvc, "checkout", rel], cwd=root, capture_output=True, text=True)

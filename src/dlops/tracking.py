@@ -737,7 +737,7 @@ def load_registered(model_uri: str) -> Any:
 
 def verify_checkpoint(uri: str, version: ModelVersion, checkpoint: Path) -> None:
     """Raise ModelIntegrityError naming the version unless `checkpoint` hashes to its registered sha256."""
-    import hashlib
+    from dlops.training.checkpoint import file_sha256
 
     expected = version.tags.get("dlops.model_sha256")
     if not expected:
@@ -745,13 +745,10 @@ def verify_checkpoint(uri: str, version: ModelVersion, checkpoint: Path) -> None
             f"{uri} (v{version.version}) has no dlops.model_sha256 tag: its checkpoint cannot be verified, "
             "so it is not loaded"
         )
-    digest = hashlib.sha256()
-    with checkpoint.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    if digest.hexdigest() != expected:
+    actual = file_sha256(checkpoint)
+    if actual != expected:
         raise ModelIntegrityError(
-            f"{uri} (v{version.version}): checkpoint {checkpoint.name} has sha256 {digest.hexdigest()}, "
+            f"{uri} (v{version.version}): checkpoint {checkpoint.name} has sha256 {actual}, "
             f"but the version was registered with dlops.model_sha256 {expected}; refusing to load a "
             "tampered or corrupt model"
         )

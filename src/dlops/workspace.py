@@ -11,7 +11,9 @@ from __future__ import annotations
 import json
 import logging
 import os
+import shutil
 import socket
+import sys
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -34,21 +36,19 @@ def workspace_lock(root: Path, timeout_s: float = 0.0, holder: str = "") -> Iter
     WorkspaceBusy naming who holds it since when."""
     from filelock import FileLock, Timeout
 
-    state = root / ".dlops"
-    state.mkdir(parents=True, exist_ok=True)
-    path = state / "retrain.lock"
+    path, info = _lock_files(root)
+    path.parent.mkdir(parents=True, exist_ok=True)
     if os.environ.get(HELD) == str(path):
         yield path  # our parent process holds it
         return
-    info = state / "retrain.lock.json"
     lock = FileLock(str(path))
     try:
         lock.acquire(timeout=timeout_s)
     except Timeout:
-        raise WorkspaceBusy(
-            f"{root}: another pipeline run holds {path.relative_to(root)} ({_holder(info)}); "
-            f"this run stops without touching data, dvc.lock or the registry (retrain.lock_timeout_s "
-            f"is {timeout_s:g} s)"
+        raise _busy(
+            root,
+            "this run stops without touching data, dvc.lock or the registry (retrain.lock_timeout_s "
+            f"is {timeout_s:g} s)",
         ) from None
     try:
         record = {"pid": os.getpid(), "host": socket.gethostname(), "holder": holder}
@@ -64,18 +64,14 @@ def workspace_lock(root: Path, timeout_s: float = 0.0, holder: str = "") -> Iter
 def repro(root: Path | None = None, wait_s: float | None = None) -> int:
     """`dvc repro` while holding the workspace (what `dlops run` and `make run` do): a second run waits
     `wait_s` (default retrain.lock_timeout_s), then stops with WorkspaceBusy. Returns dvc's exit code."""
-    import shutil
     import subprocess
-    import sys
 
     from dlops.config import load_params, paths
 
     p = paths(root)
     timeout = load_params(p.params).retrain.lock_timeout_s if wait_s is None else wait_s
-    beside = Path(sys.executable).with_name("dvc")  # the virtualenv's dvc, even when PATH lacks it
-    dvc = str(beside) if beside.exists() else shutil.which("dvc") or "dvc"
     with workspace_lock(p.root, timeout, holder="dlops run"):
-        return subprocess.run([dvc, "repro"], cwd=p.root, check=False).returncode
+        return subprocess.run([dvc_executable(), "repro"], cwd=p.root, check=False).returncode
 
 
 def ensure_free(root: Path) -> None:
@@ -84,18 +80,34 @@ def ensure_free(root: Path) -> None:
     `dvc repro` started beside a running pipeline stops at its first stage instead of interleaving."""
     from filelock import FileLock, Timeout
 
-    path = root / ".dlops" / "retrain.lock"
+    path, _ = _lock_files(root)
     if not path.exists() or os.environ.get(HELD) == str(path):
         return
     lock = FileLock(str(path))
     try:
         lock.acquire(timeout=0)
     except Timeout:
-        raise WorkspaceBusy(
-            f"{root}: another pipeline run holds {path.relative_to(root)} "
-            f"({_holder(path.with_name('retrain.lock.json'))}); this stage stops without writing anything"
-        ) from None
+        raise _busy(root, "this stage stops without writing anything") from None
     lock.release()
+
+
+def _lock_files(root: Path) -> tuple[Path, Path]:
+    """The lock file and the holder's record beside it."""
+    state = root / ".dlops"
+    return state / "retrain.lock", state / "retrain.lock.json"
+
+
+def _busy(root: Path, consequence: str) -> WorkspaceBusy:
+    path, info = _lock_files(root)
+    return WorkspaceBusy(
+        f"{root}: another pipeline run holds {path.relative_to(root)} ({_holder(info)}); {consequence}"
+    )
+
+
+def dvc_executable() -> str:
+    """The virtualenv's `dvc` (beside this interpreter, even when PATH lacks it), else the one on PATH."""
+    beside = Path(sys.executable).with_name("dvc")
+    return str(beside) if beside.exists() else shutil.which("dvc") or "dvc"
 
 
 def _holder(info: Path, patience_s: float = 2.0) -> str:

@@ -19,9 +19,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
-import shutil
 import subprocess
-import sys
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -221,10 +219,10 @@ def quarantine(
 
 def dvc_add(root: Path, target: Path) -> None:
     """`dvc add <target>`: the folder's new state becomes a DVC version (cached, pushable)."""
-    dvc = str(Path(sys.executable).with_name("dvc"))
-    dvc = dvc if Path(dvc).exists() else shutil.which("dvc") or "dvc"
+    from dlops.workspace import dvc_executable
+
     done = subprocess.run(
-        [dvc, "add", str(target.relative_to(root))], cwd=root, capture_output=True, text=True
+        [dvc_executable(), "add", str(target.relative_to(root))], cwd=root, capture_output=True, text=True
     )
     if done.returncode != 0:
         raise RuntimeError(

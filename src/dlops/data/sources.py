@@ -235,9 +235,8 @@ def check_columns(
         raise DataSourceError(f"{where}: missing declared column(s):\n" + "\n".join(problems))
     declared = {name for names in roles.values() for name in names}
     undeclared = [c for c in present if c not in declared]
-    if (
-        undeclared and not undeclared_ok
-    ):  # a new column upstream is a schema change someone should look at, not a silent drop
+    # a new column upstream is a schema change someone should look at, not something to drop silently
+    if undeclared and not undeclared_ok:
         raise DataSourceError(
             f"{where}: column(s) {undeclared} not declared in params.yaml; give each a role under "
             "tasks.<task>.columns (list it in columns.ignored to drop it)"
