@@ -88,6 +88,24 @@ def prefect_server(home: Path, timeout: float = SERVER_START_TIMEOUT_S) -> Itera
         yield api_url
 
 
+def start_logged(
+    command: list[str], env: dict[str, str], log: Path, cwd: Path | None = None
+) -> subprocess.Popen[bytes]:
+    """`command` in its own session (so its process group can be stopped), stdout and stderr appended
+    to `log`, no stdin."""
+    log.parent.mkdir(parents=True, exist_ok=True)
+    with log.open("ab") as out:
+        return subprocess.Popen(
+            command,
+            cwd=cwd,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+
+
 @contextmanager
 def serving(
     command: list[str],
@@ -102,17 +120,7 @@ def serving(
     (polled every 0.5 s) and yield it; fail with the log's tail if it exits first or `timeout` passes.
     On exit, SIGTERM its process group, SIGKILL whatever is left after 20 s."""
     what = what or Path(command[0]).name
-    log.parent.mkdir(parents=True, exist_ok=True)
-    with log.open("ab") as out:
-        proc = subprocess.Popen(
-            command,
-            cwd=cwd,
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            start_new_session=True,
-        )
+    proc = start_logged(command, env, log, cwd)
     try:
         deadline = time.monotonic() + timeout
         while True:

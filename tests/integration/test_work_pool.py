@@ -18,6 +18,7 @@ from tests.integration.prefect_server import (
     api_settings,
     isolated_env,
     prefect_server,
+    start_logged,
     stop,
     wait_for_flow_run,
 )
@@ -59,16 +60,7 @@ def _work(pool: str, env: dict[str, str], cwd: Path, log: Path) -> None:
     """One `prefect worker start --run-once`: it polls the pool once, runs what is due, waits for the
     runs to end and exits; killed with its process group if it outlives WORKER_TIMEOUT_S."""
     cwd.mkdir(parents=True, exist_ok=True)
-    with log.open("ab") as out:
-        proc = subprocess.Popen(
-            [bin_path("prefect"), "worker", "start", "--pool", pool, "--run-once"],
-            cwd=cwd,
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            start_new_session=True,
-        )
+    proc = start_logged([bin_path("prefect"), "worker", "start", "--pool", pool, "--run-once"], env, log, cwd)
     try:
         proc.wait(timeout=WORKER_TIMEOUT_S)
     except subprocess.TimeoutExpired:
