@@ -35,6 +35,7 @@ def tiny_params(images: bool = False, **overrides: Any) -> dict[str, Any]:
     else:
         raw["tasks"] = {"tabular": raw["tasks"]["tabular"]}
         raw["models"] = {"tabular-mlp": raw["models"]["tabular-mlp"]}
+        raw["pretraining"] = {}  # its studies are on the images
     raw["tasks"]["tabular"]["ingest"]["rows"] = 6000
     raw["tasks"]["tabular"]["validate"]["min_rows"] = 500
     for name, model in raw["models"].items():
@@ -84,6 +85,8 @@ def _shrink_text(raw: dict[str, Any]) -> None:
     for entry in raw["models"].values():
         if entry["task"] == "text":
             entry["train"].update(epochs=2, batch_size=128)
+            if entry.get("search"):
+                entry["search"].update(trials=3)
             entry["evaluate"]["attribution_images"] = 2
             gates = entry["gates"] = dict(entry["gates"])  # the yaml anchor shares one mapping
             gates.update(min_primary=0.0, max_overfit_gap=None)

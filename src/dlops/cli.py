@@ -154,6 +154,23 @@ def train(pair: Pair, root: Root = None) -> None:
         _echo_json(result)
 
 
+@app.command()
+def search(
+    pair: Pair,
+    root: Root = None,
+    join: Annotated[
+        bool, typer.Option("--join", help="Only run trials of a study `dlops search` already started.")
+    ] = False,
+    worker: Annotated[int, typer.Option("--worker", min=0, help="Worker number: seeds its sampler.")] = 0,
+) -> None:
+    """Search hyperparameters (models.<pair>.search, Optuna) on the train/val splits; writes the best
+    values to reports/search/<pair>.json for `train`. `--join` from other processes or machines sharing
+    the study's storage (DLOPS_OPTUNA_STORAGE) adds workers to a running search."""
+    from dlops import stages
+
+    _echo_json(_run("search", lambda: stages.search(pair, root, join=join, worker=worker)))
+
+
 def _nproc_per_node() -> int:
     value = os.environ.get("DLOPS_NPROC_PER_NODE", "").strip() or "1"
     if not value.isdigit() or int(value) < 1:
@@ -174,6 +191,25 @@ def evaluate(pair: Pair, root: Root = None) -> None:
         if k.startswith(("test/", "fairness/max", "overfit/")) and "/class/" not in k
     }
     _echo_json(shown)
+
+
+@app.command()
+def pretraining(
+    name: Annotated[str, typer.Argument(help="Study name from params.yaml `pretraining`.")],
+    root: Root = None,
+) -> None:
+    """A CNN on few labels, from scratch vs from an autoencoder's encoder; writes
+    reports/pretraining/NAME.json and logs both arms to MLflow."""
+    from dlops import stages
+
+    report = _run("pretraining", lambda: stages.pretraining(name, root))
+    typer.echo(
+        f"pretraining {name}: {report['label_fraction']:.0%} of the labels "
+        f"({report['labelled_rows']['train']} training rows), test accuracy "
+        f"scratch {report['scratch']['accuracy']:.4f}, pretrained {report['pretrained']['accuracy']:.4f} "
+        f"(gain {report['gain']['accuracy']:+.4f}, "
+        f"better in {report['wins']} of {len(report['seeds'])} seeds)"
+    )
 
 
 @app.command()

@@ -89,7 +89,29 @@ def _sha256_hex(value: str) -> str:
     return lowered
 
 
+_REGISTERED = re.compile(r"^models:/[A-Za-z0-9_.-]+(@[A-Za-z0-9_-]+|/[0-9]+)$")
+
+
+def _init_from(value: str) -> str:
+    """`champion`, a registered model URI, or a checkpoint file inside the project."""
+    if value == "champion" or _REGISTERED.fullmatch(value):
+        return value
+    if value.startswith("models:"):
+        raise ValueError(
+            f"{value!r} is not a registered model URI; use models:/<name>@<alias> or models:/<name>/<version>"
+        )
+    normal = os.path.normpath(value.replace("\\", "/"))
+    escapes = normal == ".." or normal.startswith("../")
+    if not value.strip() or "://" in value or os.path.isabs(value) or escapes:
+        raise ValueError(
+            f"{value!r}: use champion, models:/<name>@<alias>, models:/<name>/<version> or a checkpoint "
+            "path relative to the project root, inside it (no URL, absolute path or '..')"
+        )
+    return value
+
+
 LocalPath = Annotated[str, AfterValidator(_local_path)]
+InitFrom = Annotated[str, AfterValidator(_init_from)]
 ProjectPath = Annotated[str, AfterValidator(_inside_project)]
 HttpUrl = Annotated[str, AfterValidator(_http_url)]
 Sha256 = Annotated[str, AfterValidator(_sha256_hex)]
@@ -435,9 +457,12 @@ class TrainConfig(Strict):
     # bias mitigation in training: reweigh the loss so the label is independent of the intersection of
     # these sensitive attributes (Kamiran-Calders); [] = off
     reweigh: list[str] = Field(default_factory=list)
-    # warm start: `champion` fine-tunes from the weights of the model's current @champion (lineage records
-    # which version); with no champion yet, training starts from scratch and says so.
-    init_from: Literal["champion"] | None = None
+    # warm start (training/transfer.py): `champion` fine-tunes from the model's own @champion (none yet:
+    # scratch, with a warning); `models:/<name>@<alias>` or `models:/<name>/<version>` from that registered
+    # version; a project-relative path from that checkpoint file. Lineage records the parent.
+    init_from: InitFrom | None = None
+    freeze: list[str] = Field(default_factory=list)  # parameter-name prefixes kept as loaded; needs init_from
+    head_lr: float | None = Field(None, gt=0.0, le=10.0)  # the `head` module's learning rate; null = lr
 
 
 PrimaryMetric = Literal[
@@ -518,6 +543,74 @@ class EvaluateConfig(Strict):
     confidence: float = Field(0.95, gt=0.5, lt=1.0)
 
 
+# --------------------------------------------------------------------------------------------- search
+class SearchParam(Strict):
+    """One searched key: a range (`low`..`high`, `log` scale, `step`) or a list of `choices`."""
+
+    low: int | float | None = None  # integers (32, not 32.0) search whole numbers
+    high: int | float | None = None
+    log: bool = False
+    step: int | float | None = Field(None, gt=0)
+    choices: list[Any] | None = Field(None, min_length=1)
+
+    @model_validator(mode="after")
+    def _range_or_choices(self) -> SearchParam:
+        if self.choices is not None:
+            if self.low is not None or self.high is not None:
+                raise ValueError("give either choices or low/high, not both")
+            return self
+        if self.low is None or self.high is None:
+            raise ValueError("needs low and high (a range) or choices")
+        if self.low >= self.high:
+            raise ValueError(f"low ({self.low}) must be below high ({self.high})")
+        if self.log and self.low <= 0:
+            raise ValueError(f"a log scale needs low > 0, got {self.low}")
+        if self.log and self.step is not None:
+            raise ValueError("step and log cannot be combined")
+        return self
+
+    @property
+    def is_int(self) -> bool:
+        """A range of whole numbers (written as integers in params.yaml): searched with suggest_int."""
+        bounds = (self.low, self.high, 1 if self.step is None else self.step)
+        return self.choices is None and all(isinstance(v, int) for v in bounds)
+
+
+class SearchPruner(Strict):
+    """Optuna's MedianPruner: a trial stops when its validation score at an epoch is worse than the
+    median of earlier trials at that epoch, after `startup_trials` whole trials and `warmup_epochs`."""
+
+    startup_trials: int = Field(3, ge=0)
+    warmup_epochs: int = Field(2, ge=0)
+
+
+class SearchConfig(Strict):
+    """Stage `search`: Optuna TPE over `space` (keys `train.<field>` or `model.<key>`), scored on the
+    validation split; `train` then uses the best values. Null: no search, params.yaml's values."""
+
+    trials: int = Field(20, ge=1, le=100_000)  # the study's total, over all workers
+    timeout_s: float | None = Field(None, gt=0.0)  # stop starting trials after this long (per worker)
+    epochs: int | None = Field(None, ge=1)  # per trial; null = train.epochs
+    objective: Literal["val/loss", "val/accuracy"] = "val/loss"  # at the trial's best epoch
+    seed: int = 0  # TPE's seed: one worker with the same inputs proposes the same trials
+    workers: int = Field(1, ge=1, le=64)  # processes on this machine sharing the study
+    pruner: SearchPruner = SearchPruner()
+    # Optuna storage URL; null = sqlite under .dlops/ (DLOPS_OPTUNA_STORAGE overrides both, e.g. a shared
+    # PostgreSQL whose password stays out of params.yaml)
+    storage: str | None = Field(None, pattern=r"^(sqlite|postgresql|postgresql\+\w+|mysql\+?\w*)://")
+    space: dict[str, SearchParam] = Field(min_length=1)
+
+    @property
+    def direction(self) -> Literal["minimize", "maximize"]:
+        return "minimize" if self.objective == "val/loss" else "maximize"
+
+
+SEARCHABLE_TRAIN_KEYS = (
+    "lr", "weight_decay", "batch_size", "epochs", "warmup_epochs", "patience", "grad_clip", "scheduler",
+    "head_lr",
+)  # fmt: skip
+
+
 class ModelEntry(Strict):
     """One (task, family) pair: what to build, how to train, evaluate and gate it. dvc.yaml reads
     every section, so each must be written out in params.yaml (an empty mapping is fine)."""
@@ -528,6 +621,25 @@ class ModelEntry(Strict):
     train: TrainConfig
     evaluate: EvaluateConfig
     gates: GatesConfig
+    search: SearchConfig | None = None  # stage `search`; null = train on the values above
+
+
+# ------------------------------------------------------------------------------------------ pretraining
+class PretrainingConfig(Strict):
+    """Stage `pretraining`: does an encoder trained without labels help a CNN trained on few labels?
+    The CNN of `classifier`'s settings, with the encoder's channels, trains from scratch and from the
+    encoder of `encoder` (an autoencoder or VAE on the same task) on `label_fraction` of the labels."""
+
+    task: str
+    classifier: str  # a model entry of family cnn: its model (dropout) and train settings
+    encoder: str  # a model entry of family autoencoder or vae: models/<encoder>/model.pt
+    label_fraction: float = Field(0.1, gt=0.0, le=1.0)  # of train and val, stratified, >= 1 per class
+    seeds: list[int] = Field(default_factory=lambda: [0, 1, 2], min_length=1)
+    freeze: list[str] = Field(default_factory=list)  # the pretrained arm: prefixes kept as loaded
+    head_lr: float | None = Field(None, gt=0.0, le=10.0)  # the pretrained arm: the head's rate; null = lr
+    # false: both arms train the classifier's full `epochs` (best val epoch kept): a fraction of the val
+    # split is too few rows to stop on, and stopping early cut the scratch arm off at chance level
+    early_stopping: bool = False
 
 
 class ScheduleConfig(Strict):
@@ -570,8 +682,9 @@ class Params(Strict):
     retrain: RetrainConfig = RetrainConfig()
     tasks: dict[str, TaskConfig]
     models: dict[str, ModelEntry]
+    pretraining: dict[str, PretrainingConfig] = Field(default_factory=dict)
 
-    @field_validator("tasks", "models")
+    @field_validator("tasks", "models", "pretraining")
     @classmethod
     def _names_are_safe(cls, value: dict[str, Any]) -> dict[str, Any]:
         for name in value:
@@ -597,6 +710,8 @@ class Params(Strict):
                 batch_source(task, self.tasks[task], spec, "2000-01-01")
             except ConfigError as exc:
                 raise ValueError(f"retrain.batches.{task}: {exc}") from None
+        for name, study in self.pretraining.items():
+            _check_pretraining(f"pretraining.{name}", study, self)
         return self
 
     def pair(self, name: str) -> ModelEntry:
@@ -667,8 +782,84 @@ def _check_entry_fits(name: str, entry: ModelEntry, task: Any) -> None:
                     f"{task.columns.sensitive} (a classifier on it is never promoted unchecked)"
                 )
     _check_mitigation(where, entry, task, kinds)
+    _check_transfer(where, entry, kinds)
+    if entry.search is not None:
+        _check_search(where, entry, kinds)
     if "generator" in kinds and entry.evaluate.judge is None:
         raise ValueError(f"{where}.evaluate.judge: a {entry.family} needs a judge CNN to be evaluated")
+
+
+def _check_search(where: str, entry: ModelEntry, kinds: frozenset[str]) -> None:
+    """Searched keys name a train field or a key of the model's own `model:` mapping; the objective is
+    measured for the family; a GAN has no validation score to search on."""
+    search = entry.search
+    assert search is not None
+    if "generator" in kinds and "anomaly" not in kinds:
+        raise ValueError(f"{where}.search: a {entry.family} has no validation score to search on; set null")
+    if search.objective == "val/accuracy" and "classifier" not in kinds:
+        raise ValueError(f"{where}.search.objective: val/accuracy is measured for classifiers; use val/loss")
+    for key, spec in search.space.items():
+        section, _, name = key.partition(".")
+        if section == "train" and name in SEARCHABLE_TRAIN_KEYS:
+            current = getattr(entry.train, name)
+            whole = TrainConfig.model_fields[name].annotation is int
+        elif section == "model" and name in entry.model:
+            current, whole = entry.model[name], False
+        else:
+            raise ValueError(
+                f"{where}.search.space.{key}: not searchable; use train.<{'|'.join(SEARCHABLE_TRAIN_KEYS)}> "
+                f"or model.<a key of {where}.model: {sorted(entry.model)}>"
+            )
+        _check_space_holds(f"{where}.search.space.{key}", spec, current, whole)
+
+
+def _check_space_holds(where: str, spec: SearchParam, current: Any, whole: bool) -> None:
+    """The space holds the value params.yaml gives (the study's first trial, what the best is compared
+    with); an integer setting is searched over integers."""
+    if spec.choices is not None:
+        if current not in spec.choices:
+            raise ValueError(
+                f"{where}: the current value {current!r} must be one of the choices {spec.choices}"
+            )
+        return
+    if whole and not spec.is_int:
+        raise ValueError(f"{where}: an integer setting; write low and high (and step) as integers")
+    assert spec.low is not None and spec.high is not None
+    if (
+        isinstance(current, bool)
+        or not isinstance(current, int | float)
+        or not spec.low <= current <= spec.high
+    ):
+        raise ValueError(f"{where}: the current value {current!r} must lie in [{spec.low}, {spec.high}]")
+
+
+def _check_pretraining(where: str, study: PretrainingConfig, params: Params) -> None:
+    """The study names a task, a CNN entry and an autoencoder or VAE entry, both on that task."""
+    if study.task not in params.tasks:
+        raise ValueError(_unknown("task", study.task, params.tasks, f"{where}.task"))
+    for key, name, families in (
+        ("classifier", study.classifier, ("cnn",)),
+        ("encoder", study.encoder, ("autoencoder", "vae")),
+    ):
+        if name not in params.models:
+            raise ValueError(_unknown("model", name, params.models, f"{where}.{key}"))
+        entry = params.models[name]
+        if entry.family not in families:
+            wanted = " or ".join(families)
+            raise ValueError(f"{where}.{key}: {name!r} is a {entry.family}; it must be a {wanted}")
+        if entry.task != study.task:
+            raise ValueError(f"{where}.{key}: {name!r} is on task {entry.task!r}, not {study.task!r}")
+
+
+def _check_transfer(where: str, entry: ModelEntry, kinds: frozenset[str]) -> None:
+    """Freezing keeps loaded weights, so it needs a parent; a separate head rate needs a classifier head."""
+    if entry.train.freeze and entry.train.init_from is None:
+        raise ValueError(
+            f"{where}.train.freeze: {entry.train.freeze} freezes weights as loaded, so it needs "
+            f"{where}.train.init_from (without a parent they would stay at their random initialisation)"
+        )
+    if entry.train.head_lr is not None and "classifier" not in kinds:
+        raise ValueError(f"{where}.train.head_lr: a {entry.family} has no classifier `head`; set null")
 
 
 def _check_mitigation(where: str, entry: ModelEntry, task: Any, kinds: frozenset[str]) -> None:
@@ -891,6 +1082,17 @@ class Paths:
 
     def eval_metrics(self, pair: str) -> Path:
         return self.eval_dir(pair) / "metrics.json"
+
+    def search_result(self, pair: str) -> Path:
+        """The best parameters `train` reads (or `{"search": null}` for a pair that does not search)."""
+        return self.root / "reports" / "search" / f"{pair}.json"
+
+    def search_storage(self) -> str:
+        """The default Optuna storage: one SQLite file beside the resume checkpoints, never a DVC output."""
+        return f"sqlite:///{self.state / 'optuna.db'}"
+
+    def pretraining_report(self, name: str) -> Path:
+        return self.root / "reports" / "pretraining" / f"{name}.json"
 
     def register_report(self, pair: str) -> Path:
         return self.root / "reports" / "register" / f"{pair}.json"

@@ -66,6 +66,8 @@ def lineage(uri: str, root: Path | None = None) -> dict[str, Any]:
         "test_split": tags.get("data.test_split"),
         "params_hash": tags.get("params.hash"),
         "model_sha256": tags.get("dlops.model_sha256"),
+        # a fine-tuned version: the model it started from (registered URI or file, and its sha256)
+        "parent_model": tags.get("dlops.parent_model") or run_tags.get("dlops.parent_model"),
         "pipeline_run_id": tags.get("pipeline.run_id"),
         "prefect_flow_run_id": tags.get("prefect.flow_run_id"),
         "libraries": {key: tags[key] for key in LIBRARIES if key in tags},
@@ -151,6 +153,7 @@ def render(chain: dict[str, Any]) -> str:
         f"     batches appended: {chain['data_batches']}",
         f"  model sha256 {chain['model_sha256']}; "
         + ", ".join(f"{k} {v}" for k, v in chain["libraries"].items()),
+        *([f"  fine-tuned from {chain['parent_model']}"] if chain.get("parent_model") else []),
         "restore:",
         *(f"  {step}" for step in chain["restore"]),
     ]

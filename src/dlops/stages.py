@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from dlops.config import Params, Paths, TaskConfig, load_params, params_hash, paths
+from dlops.config import ConfigError, Params, Paths, TaskConfig, load_params, params_hash, paths
 from dlops.evaluation.report import write_json
 
 log = logging.getLogger(__name__)
@@ -309,7 +309,7 @@ def _train_setup(pair: str, params: Params, p: Paths) -> _PairSetup:
     from dlops.training.checkpoint import file_sha256
     from dlops.training.loop import seed_everything
 
-    entry = params.pair(pair)
+    entry = searched_entry(pair, params, p)
     task_cfg = params.task(entry.task)
     classes, input_shape = task_classes_and_shape(p, entry.task)
     seed_everything(entry.train.seed)
@@ -354,8 +354,17 @@ def _train_and_record(
     tags = tracking.lineage_tags(p.root, entry.task, setup.fingerprint)
     tags["host.device"] = str(device)
     tags["train.world_size"] = str(world_size)
+    if params.pair(pair).search is not None:  # trained with a study's best values: which, and how good
+        found = json.loads(p.search_result(pair).read_text())
+        tags.update({"search.study": found["study"], "search.best_trial": str(found["best"]["trial"])})
+        tags.update(
+            {
+                "search.best_value": str(found["best"]["value"]),
+                "search.improvement": str(found["improvement"]),
+            }
+        )
     init_from = None
-    if entry.train.init_from == "champion":
+    if entry.train.init_from is not None:
         warm_tags, init_from = _warm_start(model, pair, entry, params, p, setup.fingerprint)
         tags.update(warm_tags)
     run_params = {
@@ -397,24 +406,19 @@ def _train_and_record(
     return {"best_epoch": result.best_epoch, "epochs": len(result.history), "model_sha256": sha}
 
 
-SKIPPED_TAG_CHARS = 500
-
-
 def _warm_start(
     model: Any, pair: str, entry: Any, params: Params, p: Paths, fingerprint: str
 ) -> tuple[dict[str, str], dict[str, Any]]:
-    """`train.init_from: champion`: copy the @champion's tensors of matching name and shape into the
-    freshly built `model`; returns the training run's lineage tags and the checkpoint's `init_from`.
+    """`train.init_from`: initialise the freshly built `model` from its parent (training/transfer.py);
+    returns the training run's lineage tags and the checkpoint's `init_from`.
 
     Resuming an interrupted run wins: its last.pt holds weights that already descend from the parent
     recorded when it started (.dlops/checkpoints/<pair>/init_from.json), so that record is returned and
-    nothing is downloaded. No @champion yet: a warning, and training starts from scratch. Errors reaching
-    the tracking store propagate.
+    nothing is downloaded. Errors reaching the tracking store propagate.
     """
     import tempfile
 
-    from dlops import tracking
-    from dlops.training.checkpoint import load_matching, load_safe
+    from dlops.training import transfer
 
     record = _warm_start_record(p, pair)
     if _resumable(p.resume_checkpoint(pair), fingerprint):
@@ -425,43 +429,16 @@ def _warm_start(
         log.warning("train %s: resuming a run whose warm start was not recorded", pair)
         return {"init_from": "unknown (resumed run)"}, {"uri": None, "note": "resumed run, parent unknown"}
 
-    name = tracking.model_name(pair, params.mlflow)
-    tags: dict[str, str]
-    meta: dict[str, Any]
     with tempfile.TemporaryDirectory(prefix="dlops-init-from-") as tmp:
-        found = tracking.champion_checkpoint(pair, params.mlflow, Path(tmp))
-        parent = load_safe(found[1]) if found is not None else {}
-    if found is None:
-        log.warning("init_from: champion, but %s has no @champion yet; training from scratch", name)
-        tags, meta = {"init_from": "none (no champion yet)"}, {"uri": None, "note": "no champion yet"}
-    elif parent.get("family") != entry.family:
-        note = f"{found[0]['uri']} is a {parent.get('family')} model, this is {entry.family}"
-        log.warning("init_from: champion, but %s; training from scratch", note)
-        tags, meta = {"init_from": f"none ({note})"}, {"uri": None, "note": note}
-    else:
-        info = found[0]
-        report = load_matching(model, parent["state_dict"])
-        log.info("init_from %s (run %s): loaded %d tensors", info["uri"], info["run_id"], len(report.loaded))
-        for key, why in report.skipped.items():
-            log.info("init_from %s: kept %s as initialised (%s)", info["uri"], key, why)
-        if report.unused:
-            log.info("init_from %s: unused parent tensors %s", info["uri"], ", ".join(report.unused))
-        skipped = ",".join(report.skipped)
-        if len(skipped) > SKIPPED_TAG_CHARS:
-            skipped = skipped[: SKIPPED_TAG_CHARS - 3] + "..."
-        tags = {
-            "init_from": info["uri"],
-            "init_from.run_id": str(info["run_id"]),
-            "init_from.loaded_tensors": str(len(report.loaded)),
-            "init_from.skipped": skipped,
-        }
-        meta = {
-            "uri": info["uri"],
-            "run_id": info["run_id"],
-            "model_sha256": info["model_sha256"],
-            "loaded_tensors": len(report.loaded),
-            "skipped": list(report.skipped),
-        }
+        tags, meta = transfer.warm_start(
+            model,
+            pair=pair,
+            family=entry.family,
+            train=entry.train,
+            mlflow_cfg=params.mlflow,
+            root=p.root,
+            dst=Path(tmp),
+        )
     write_json(record, {"fingerprint": fingerprint, "tags": tags, "init_from": meta})
     return tags, meta
 
@@ -544,6 +521,151 @@ def _batch_augment(task_cfg: Any, num_classes: int) -> Any:
     from dlops.data.preprocess import augment_batch
 
     return lambda x, y, gen: augment_batch(x, y, num_classes, cfg, gen)
+
+
+# --------------------------------------------------------------------------------------------- search
+def search(pair: str, root: Path | None = None, join: bool = False, worker: int = 0) -> dict[str, Any]:
+    """Stage `search`: an Optuna study over `models.<pair>.search` on the train/val splits; writes the
+    best values to reports/search/<pair>.json, which `train` reads. A pair whose search is null gets
+    `{"search": null}` (train keeps params.yaml's values). `join`: only run trials of the study another
+    `dlops search` started (another process or machine on the same storage); writes nothing."""
+    import subprocess
+    import sys
+
+    from dlops import search as study_lib
+    from dlops import tracking
+
+    params, p = _context(root)
+    entry = params.pair(pair)
+    out = p.search_result(pair)
+    if entry.search is None:
+        if join:
+            raise ConfigError(f"models.{pair}.search is null: there is no study to join")
+        _writable(p, out.parent)
+        write_json(out, {"pair": pair, "search": None})
+        return {"search": None}
+    if not join:
+        _writable(p, out.parent)
+    search_cfg = entry.search
+    name = study_lib.study_name(
+        pair, entry, _augment_section(params, entry), _train_val_digest(p, entry.task)
+    )
+    url = study_lib.storage_url(search_cfg, p.search_storage())
+    study = study_lib.open_study(name, url, search_cfg, worker, create=not join)
+    tracking.configure(p.root, params.mlflow)
+    run_params = {"search": search_cfg.model_dump(mode="json", exclude={"storage"}), "model": entry.model}
+    run_params["train"] = entry.train.model_dump(mode="json")
+    parent = tracking.search_parent_run(
+        pair, name, run_params, tracking.lineage_tags(p.root, entry.task, name)
+    )
+    trainer = study_lib.Trainer(_trial_fit(pair, params, p), tracking.training_run, parent, pair, worker)
+    _share_cores(search_cfg.workers)
+    helpers: list[subprocess.Popen[bytes]] = []
+    if not join:
+        study_lib.prepare(study, entry)
+        command = [sys.executable, "-m", "dlops", "search", pair, "--join", "--root", str(p.root)]
+        helpers = [subprocess.Popen([*command, "--worker", str(i)]) for i in range(1, search_cfg.workers)]
+    try:
+        study_lib.optimize(study, search_cfg, study_lib.make_objective(entry, trainer))
+    finally:
+        failed = [h.args for h in helpers if h.wait() != 0]
+    if failed:
+        raise RuntimeError(f"search {pair}: {len(failed)} worker process(es) failed; see their output above")
+    if join:
+        return {"study": name, "joined": True, "trials": study_lib.trials_done(study)}
+    result = {"pair": pair, "search": search_cfg.model_dump(mode="json", exclude={"storage"})}
+    result.update(study_lib.summary(study, entry, name))
+    _record_search(study, result, parent)
+    write_json(out, result)
+    return {k: result[k] for k in ("study", "trials", "best", "default", "improvement")}
+
+
+def _record_search(study: Any, result: dict[str, Any], parent_run_id: str) -> None:
+    """The study's summary, plots and trials table on the parent MLflow run."""
+    import tempfile
+
+    from dlops import search as study_lib
+    from dlops import tracking
+
+    metrics = {"search/best_value": result["best"]["value"], "search/trials": result["trials"]["total"]}
+    if result["default"]["value"] is not None:
+        metrics["search/default_value"] = result["default"]["value"]
+        metrics["search/improvement"] = result["improvement"]
+    metrics.update({f"importance/{k}": v for k, v in study_lib.importances(study).items()})
+    tags = {f"best.{k}": json.dumps(v) for k, v in result["best"]["params"].items()}
+    tags.update({f"search.{k}": str(v) for k, v in result["trials"].items()})
+    tags["search.best_trial"] = str(result["best"]["trial"])
+    with tempfile.TemporaryDirectory(prefix="dlops-search-") as tmp:
+        study_lib.write_figures(study, Path(tmp))
+        write_json(Path(tmp) / "best_params.json", result)
+        tracking.finish_search_run(parent_run_id, metrics, tags, Path(tmp))
+
+
+def _trial_fit(pair: str, params: Params, p: Paths) -> Any:
+    """fit(entry, logger) for search trials: the train/val data, weights and augmentation loaded once,
+    a model built and seeded for each trial's settings as `train` builds it; no resume file."""
+    from dlops.models.registry import build_model
+    from dlops.training.loop import seed_everything
+    from dlops.training.loop import train as loop_train
+
+    base = params.pair(pair)
+    task_cfg = params.task(base.task)
+    classes, input_shape = task_classes_and_shape(p, base.task)
+    data = {split: training_data(p, base, split) for split in ("train", "val")}
+    weights = _reweigh(p, base)
+
+    def fit(entry: Any, logger: Any) -> Any:
+        seed_everything(entry.train.seed)
+        model = build_model(
+            entry.family, input_shape=input_shape, num_classes=len(classes), config=_model_config(p, entry)
+        )
+        augment = _batch_augment(task_cfg, len(classes)) if entry.train.augment else None
+        return loop_train(model, data, entry.train, sample_weights=weights, augment=augment, logger=logger)
+
+    return fit
+
+
+def _share_cores(workers: int) -> None:
+    """Several trial processes on one CPU split its cores instead of each taking all of them."""
+    if workers > 1:
+        import torch
+
+        torch.set_num_threads(max(1, (os.cpu_count() or 1) // workers))
+
+
+def _augment_section(params: Params, entry: Any) -> dict[str, Any]:
+    return dict(params.task(entry.task).augment.model_dump(mode="json"))
+
+
+def _train_val_digest(p: Paths, task: str) -> str:
+    from dlops.training.checkpoint import file_sha256
+
+    return "".join(file_sha256(_split_file(p, task, split)) for split in ("train", "val"))
+
+
+def searched_entry(pair: str, params: Params, p: Paths) -> Any:
+    """The pair's entry as `train` uses it: params.yaml's, with the best values of its search when the
+    search is on. The result must come from a study of these very params and data (its study name says
+    so); a stale or missing one stops training, naming the command that refreshes it."""
+    from dlops import search as study_lib
+
+    entry = params.pair(pair)
+    if entry.search is None:
+        return entry
+    path = p.search_result(pair)
+    expected = study_lib.study_name(
+        pair, entry, _augment_section(params, entry), _train_val_digest(p, entry.task)
+    )
+    found = json.loads(path.read_text()).get("study") if path.is_file() else None
+    if found != expected:
+        why = "is missing" if not path.is_file() else f"is from study {found!r}, not {expected!r}"
+        raise ConfigError(
+            f"models.{pair}.search is on but {path.relative_to(p.root)} {why}: run `dlops search {pair}` "
+            "(dvc repro runs it before train)"
+        )
+    best = json.loads(path.read_text())["best"]["params"]
+    log.info("train %s: the best values of search %s: %s", pair, found, best)
+    return study_lib.apply(entry, best)
 
 
 # ------------------------------------------------------------------------------------------- evaluate
@@ -647,6 +769,75 @@ def _evaluate_text(
     )
     table.to_csv(out / "figures" / "challenge.csv", index=False, lineterminator="\n")
     return metrics
+
+
+# ---------------------------------------------------------------------------------------- pretraining
+def pretraining(name: str, root: Path | None = None) -> dict[str, Any]:
+    """Stage `pretraining`: a CNN on `label_fraction` of the labels, from scratch and from the encoder of
+    an autoencoder or VAE (evaluation/pretraining.py); writes reports/pretraining/<name>.json and logs
+    one MLflow run `pretraining:<name>` with both arms."""
+    import tempfile
+
+    from dlops import tracking
+    from dlops.evaluation import pretraining as study_lib
+    from dlops.training.checkpoint import file_sha256, load_safe
+
+    params, p = _context(root)
+    if name not in params.pretraining:
+        raise ConfigError(f"pretraining: unknown study {name!r}; known: {sorted(params.pretraining)}")
+    study = params.pretraining[name]
+    out = p.pretraining_report(name)
+    _writable(p, out.parent)
+    classifier, encoder_entry = params.pair(study.classifier), params.pair(study.encoder)
+    encoder_file = p.checkpoint(study.encoder)
+    encoder = load_safe(encoder_file)
+    classes, input_shape = task_classes_and_shape(p, study.task)
+    data = {}
+    for split in SPLITS:
+        x, y, _ = load_split(p, study.task, split)
+        data[split] = (x, y)
+    augment = _batch_augment(params.task(study.task), len(classes)) if classifier.train.augment else None
+    report = study_lib.run_study(
+        study,
+        cnn_config=dict(classifier.model),
+        train=classifier.train,
+        encoder=encoder,
+        data=data,
+        num_classes=len(classes),
+        input_shape=input_shape,
+        augment=augment,
+    )
+    report = {
+        "study": name,
+        "task": study.task,
+        "classifier": study.classifier,
+        "encoder": {
+            "model": study.encoder,
+            "family": encoder["family"],
+            "file": str(encoder_file.relative_to(p.root)),
+            "sha256": file_sha256(encoder_file),
+            # what the encoder learned from: an anomaly model sees only its normal classes
+            "trained_on_classes": encoder_entry.model.get("normal_classes") or "all",
+        },
+        **report,
+    }
+    write_json(out, report)
+    settings = {"study": study.model_dump(mode="json"), "train": classifier.train.model_dump(mode="json")}
+    digest = params_hash({**settings, "model": classifier.model})
+    tracking.configure(p.root, params.mlflow)
+    tags = {**tracking.lineage_tags(p.root, study.task, digest), "dlops.study": name}
+    tags["pretraining.encoder_sha256"] = report["encoder"]["sha256"]
+    with tempfile.TemporaryDirectory(prefix="dlops-pretraining-") as tmp:
+        figure = study_lib.plot_study(Path(tmp) / f"{name}.png", report, name)
+        tracking.log_report_run(
+            f"pretraining:{name}",
+            tags,
+            study_lib.study_metrics(report),
+            {"pretraining.json": json.dumps(report, indent=2, sort_keys=True, default=str)},
+            params={**settings, "model": classifier.model},
+            files=[figure],
+        )
+    return report
 
 
 # ------------------------------------------------------------------------------------------- register

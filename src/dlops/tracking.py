@@ -266,9 +266,15 @@ class RunLogger:
 
 @contextlib.contextmanager
 def training_run(
-    pair: str, task: str, family: str, params: dict[str, Any], tags: dict[str, str]
+    pair: str,
+    task: str,
+    family: str,
+    params: dict[str, Any],
+    tags: dict[str, str],
+    run_name: str | None = None,
 ) -> Iterator[RunLogger]:
-    """An MLflow run named `pair` with identity tags and flattened params; FAILED if the block raises."""
+    """An MLflow run named `run_name` (default `pair`) with identity tags and flattened params; FAILED if
+    the block raises. A search trial passes `mlflow.parentRunId` in `tags` to nest under its study."""
     from mlflow.entities import Param
 
     client = _client()
@@ -278,7 +284,7 @@ def training_run(
         "dlops.task": task,
         "dlops.family": family,
     }
-    run = client.create_run(_STATE["experiment_id"], tags=run_tags, run_name=pair)
+    run = client.create_run(_STATE["experiment_id"], tags=run_tags, run_name=run_name or pair)
     logger = RunLogger(client, run.info.run_id)
     try:
         flat = flatten_params(params)
@@ -294,6 +300,54 @@ def training_run(
             client.set_terminated(logger.run_id, "KILLED" if isinstance(exc, KeyboardInterrupt) else "FAILED")
         raise
     client.set_terminated(logger.run_id, "FINISHED")
+
+
+def search_parent_run(pair: str, study: str, params: dict[str, Any], tags: dict[str, str]) -> str:
+    """The parent run of an Optuna study: the existing one tagged with this study (a resumed search, a
+    worker joining from another process or machine), else a new RUNNING run `search:<pair>`."""
+    from mlflow.entities import Param
+
+    client = _client()
+    found = client.search_runs(
+        [_STATE["experiment_id"]],
+        filter_string=f"tags.`dlops.search.study` = '{_quote(study)}'",
+        max_results=1,
+        order_by=["attributes.start_time ASC"],
+    )
+    if found:
+        return str(found[0].info.run_id)
+    run_tags = {
+        **{_metric_key(k): str(v)[:TAG_MAX_CHARS] for k, v in redact_mapping(tags).items()},
+        "dlops.pair": pair,
+        "dlops.search.study": study,
+    }
+    run = client.create_run(_STATE["experiment_id"], tags=run_tags, run_name=f"search:{pair}")
+    flat = flatten_params(params)
+    _log_batch(client, run.info.run_id, params=[Param(k, v) for k, v in flat.items()])
+    return str(run.info.run_id)
+
+
+def finish_search_run(
+    run_id: str, metrics: dict[str, float], tags: dict[str, str], artifact_dir: Path
+) -> None:
+    """The study's summary on its parent run: numbers as metrics, best parameters and counts as tags
+    (tags, not params: a larger budget later continues the study and may find better values), and the
+    files of `artifact_dir` (plots, trials table) under search/."""
+    from mlflow.entities import Metric, RunTag
+
+    client = _client()
+    now = int(time.time() * 1000)
+    _log_batch(
+        client,
+        run_id,
+        metrics=[Metric(_metric_key(k), float(v), now, 0) for k, v in sorted(metrics.items())],
+        tags=[
+            RunTag(_metric_key(k), str(v)[:TAG_MAX_CHARS]) for k, v in sorted(redact_mapping(tags).items())
+        ],
+    )
+    if artifact_dir.is_dir() and any(artifact_dir.iterdir()):
+        client.log_artifacts(run_id, str(artifact_dir), "search")
+    client.set_terminated(run_id, "FINISHED")
 
 
 def flatten_params(params: dict[str, Any], prefix: str = "") -> dict[str, str]:
@@ -373,12 +427,18 @@ def _log_batch(
 
 
 def log_report_run(
-    run_name: str, tags: dict[str, str], metrics: dict[str, float], texts: dict[str, str]
+    run_name: str,
+    tags: dict[str, str],
+    metrics: dict[str, float],
+    texts: dict[str, str],
+    params: dict[str, Any] | None = None,
+    files: Sequence[Path] = (),
 ) -> str:
-    """One finished MLflow run recording a report (the leaderboard, a drift check) in the configured
-    experiment: the pipeline and Prefect run ids as tags beside `tags`, `metrics` in batches, and each of
-    `texts` as a text artifact under its name. Returns the run id."""
-    from mlflow.entities import Metric
+    """One finished MLflow run recording a report (the leaderboard, a drift check, a study) in the
+    configured experiment: the pipeline and Prefect run ids as tags beside `tags`, `params` (flattened)
+    and `metrics` in batches, each of `texts` as a text artifact under its name and each of `files` as
+    an artifact. Returns the run id."""
+    from mlflow.entities import Metric, Param
 
     client = _client()
     tags = {"pipeline.run_id": os.environ.get("DLOPS_PIPELINE_RUN_ID", "manual"), **redact_mapping(tags)}
@@ -387,10 +447,15 @@ def log_report_run(
     run_id = str(client.create_run(_STATE["experiment_id"], tags=tags, run_name=run_name).info.run_id)
     now = int(time.time() * 1000)
     _log_batch(
-        client, run_id, metrics=[Metric(_metric_key(k), v, now, 0) for k, v in sorted(metrics.items())]
+        client,
+        run_id,
+        metrics=[Metric(_metric_key(k), v, now, 0) for k, v in sorted(metrics.items())],
+        params=[Param(k, v) for k, v in flatten_params(params or {}).items()],
     )
     for name, text in texts.items():
         client.log_text(run_id, text, name)
+    for path in files:
+        client.log_artifact(run_id, str(path))
     client.set_terminated(run_id, "FINISHED")
     return run_id
 
@@ -767,26 +832,51 @@ def _checkpoint_relative(mlmodel: Path, uri: str) -> str:
 
 
 def champion_checkpoint(pair: str, cfg: MlflowConfig, dst: Path) -> tuple[dict[str, Any], Path] | None:
-    """Download the @champion's checkpoint (the pyfunc's `checkpoint` artifact, `artifacts/model.pt`
-    under the logged model) into `dst`, its sha256 checked against the version's `dlops.model_sha256`
-    (ModelIntegrityError otherwise); returns (who it is, the local file), or None when the pair has no
-    @champion. Errors reaching the store propagate: a warm start must not silently start cold."""
+    """The @champion's checkpoint (`registered_checkpoint`), or None when the pair has no @champion."""
+    return registered_checkpoint(f"models:/{model_name(pair, cfg)}@champion", dst)
+
+
+_ALIAS_URI = re.compile(r"^models:/(?P<name>[A-Za-z0-9_.-]+)@(?P<alias>[A-Za-z0-9_-]+)$")
+
+
+def registered_checkpoint(uri: str, dst: Path) -> tuple[dict[str, Any], Path] | None:
+    """Download the checkpoint of `models:/<name>@<alias>` or `models:/<name>/<version>` (the pyfunc's
+    `checkpoint` artifact, `artifacts/model.pt` under the logged model) into `dst`, its sha256 checked
+    against the version's `dlops.model_sha256` (ModelIntegrityError otherwise); returns (who it is, the
+    local file), or None when no such alias or version exists. Errors reaching the store propagate: a
+    warm start must not silently start cold."""
     import mlflow
 
-    name = model_name(pair, cfg)
-    champion = _version_by_alias(_client(), name, "champion")
-    if champion is None:
+    by_alias, by_version = _ALIAS_URI.match(uri), _VERSION_URI.match(uri)
+    if by_alias is not None:
+        name, found = by_alias["name"], _version_by_alias(_client(), by_alias["name"], by_alias["alias"])
+    elif by_version is not None:
+        name, found = by_version["name"], _version_by_number(by_version["name"], by_version["version"])
+    else:
+        raise ValueError(f"{uri!r}: use models:/<name>@<alias> or models:/<name>/<version>")
+    if found is None:
         return None
-    uri = f"models:/{name}/{champion.version}"
-    mlmodel = mlflow.artifacts.download_artifacts(artifact_uri=f"{uri}/MLmodel", dst_path=str(dst))
-    relative = _checkpoint_relative(Path(mlmodel), f"{uri} (@champion)")
-    local = mlflow.artifacts.download_artifacts(artifact_uri=f"{uri}/{relative}", dst_path=str(dst))
-    verify_checkpoint(uri, champion, Path(local))  # before anyone loads it
+    version_uri = f"models:/{name}/{found.version}"
+    mlmodel = mlflow.artifacts.download_artifacts(artifact_uri=f"{version_uri}/MLmodel", dst_path=str(dst))
+    relative = _checkpoint_relative(Path(mlmodel), f"{version_uri} ({uri})")
+    local = mlflow.artifacts.download_artifacts(artifact_uri=f"{version_uri}/{relative}", dst_path=str(dst))
+    verify_checkpoint(version_uri, found, Path(local))  # before anyone loads it
     info = {
         "model_name": name,
-        "version": str(champion.version),
-        "uri": uri,
-        "run_id": champion.run_id,
-        "model_sha256": champion.tags.get("dlops.model_sha256"),
+        "version": str(found.version),
+        "uri": version_uri,
+        "run_id": found.run_id,
+        "model_sha256": found.tags.get("dlops.model_sha256"),
     }
     return info, Path(local)
+
+
+def _version_by_number(name: str, version: str) -> ModelVersion | None:
+    from mlflow.exceptions import MlflowException
+
+    try:
+        return _client().get_model_version(name, version)
+    except MlflowException as exc:
+        if exc.error_code in ("RESOURCE_DOES_NOT_EXIST", "NOT_FOUND") or "not found" in str(exc):
+            return None
+        raise

@@ -199,3 +199,85 @@ def test_a_store_error_is_not_taken_for_no_champion(
     monkeypatch.setattr(MlflowClient, "get_model_version_by_alias", unreachable)
     with pytest.raises(MlflowException, match="connection refused"):
         stages.train(PAIR, root)
+
+
+# ------------------------------------------------------------------------- explicit sources, lineage
+def _set_transfer(root: Path, raw: dict[str, Any], **train: Any) -> None:
+    raw = copy.deepcopy(raw)
+    raw["models"][PAIR]["train"].update(train)
+    (root / "params.yaml").write_text(yaml.safe_dump(raw, sort_keys=False))
+
+
+@pytest.mark.parametrize("uri", [f"models:/{NAME}@champion", f"models:/{NAME}/1"])
+def test_warm_start_from_a_registered_alias_or_version(
+    registered: dict[str, Any], monkeypatch: pytest.MonkeyPatch, uri: str
+) -> None:
+    from dlops import stages
+
+    root = registered["root"]
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    _set_transfer(root, registered["raw"], init_from=uri, head_lr=0.001)
+    warm = stages.train(PAIR, root)
+    tags = _run_tags(root, warm["model_sha256"])
+    parent_sha = registered["scratch"]["model_sha256"]
+    assert tags["init_from"] == f"models:/{NAME}/1" and tags["init_from.requested"] == uri
+    assert tags["dlops.parent_model"] == f"models:/{NAME}/1 sha256:{parent_sha}"
+    assert tags["init_from.run_id"] == registered["report"]["run_id"]
+    state = load_safe(root / f"models/{PAIR}/model.pt")
+    assert state["init_from"]["model_sha256"] == parent_sha
+    first = json.loads((root / f"reports/train/{PAIR}/history.json").read_text())["epochs"][0]
+    assert first["val/loss"] < registered["history"]["epochs"][0]["val/loss"]
+
+
+def test_a_missing_registered_source_is_an_error_not_a_cold_start(
+    registered: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from dlops import stages
+    from dlops.training.transfer import TransferError
+
+    root = registered["root"]
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    for uri in (f"models:/{NAME}/99", f"models:/{NAME}@nope", "models:/never-registered@champion"):
+        _set_transfer(root, registered["raw"], init_from=uri)
+        with pytest.raises(TransferError, match=f"models.{PAIR}.train.init_from: {uri} is not in the model"):
+            stages.train(PAIR, root)
+
+
+def test_file_source_and_the_fine_tuned_version_names_its_parent_in_lineage(
+    registered: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import contextlib
+    import shutil
+
+    from dlops import stages, tracking
+    from dlops.gates import GateFailure
+    from dlops.lineage import render
+    from dlops.training.checkpoint import file_sha256
+
+    root = registered["root"]
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    parent = root / "parents" / "mlp.pt"
+    parent.parent.mkdir(exist_ok=True)
+    shutil.copy(registered["root"] / f"models/{PAIR}/model.pt", parent)
+    _set_transfer(root, registered["raw"])
+    stages.train(PAIR, root)  # overwrite models/<pair>/model.pt: the file parent is a copy
+    sha = file_sha256(parent)
+    _set_transfer(root, registered["raw"], init_from="parents/mlp.pt", freeze=["body.0"], lr=0.01)
+    warm = stages.train(PAIR, root)
+    tags = _run_tags(root, warm["model_sha256"])
+    assert tags["init_from"] == "parents/mlp.pt" and tags["init_from.run_id"] == "None"
+    assert tags["dlops.parent_model"] == f"parents/mlp.pt sha256:{sha}"
+    ckpt = load_safe(root / f"models/{PAIR}/model.pt")
+    before = load_safe(parent)["state_dict"]
+    frozen = [key for key in before if key.startswith("body.0.") and before[key].is_floating_point()]
+    assert frozen and all(torch.equal(ckpt["state_dict"][k], before[k]) for k in frozen if "running" not in k)
+
+    stages.evaluate(PAIR, root)
+    with contextlib.suppress(GateFailure):  # registered all the same; a gate only keeps it from @champion
+        stages.register(PAIR, root)
+    found = tracking._version_with_sha(tracking._client(), NAME, warm["model_sha256"])
+    assert found is not None and found.tags["dlops.parent_model"] == f"parents/mlp.pt sha256:{sha}"
+    version = found.version
+    chain = stages.lineage(f"models:/{NAME}/{version}", root)
+    assert chain["parent_model"] == f"parents/mlp.pt sha256:{sha}"
+    assert f"fine-tuned from parents/mlp.pt sha256:{sha}" in render(chain)

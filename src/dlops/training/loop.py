@@ -24,7 +24,7 @@ import torch
 from torch import nn
 
 from dlops.config import TrainConfig
-from dlops.training import distributed
+from dlops.training import distributed, transfer
 from dlops.training.checkpoint import FORMAT, CheckpointError, load_safe, save_atomic
 from dlops.training.device import (
     Split,
@@ -107,6 +107,8 @@ def train(
         if sample_weights is None
         else torch.as_tensor(sample_weights, dtype=torch.float32, device=train_split.index_device())
     )
+    if cfg.freeze:
+        transfer.freeze(model, cfg.freeze)
     optimizers = _optimizers(model, cfg)
     base_lrs = [[group["lr"] for group in opt.param_groups] for opt in optimizers]
     early_stopping = getattr(model, "early_stopping", True)
@@ -197,10 +199,17 @@ def train(
 
 
 def _optimizers(model: nn.Module, cfg: TrainConfig) -> list[torch.optim.Optimizer]:
-    """AdamW over every parameter, unless the family owns its optimisation (a GAN's two optimizers)."""
+    """AdamW over every parameter, unless the family owns its optimisation (a GAN's two optimizers);
+    with `freeze` or `head_lr`, over the trainable parameters, the head in a group of its own (the
+    warmup/cosine factor scales every group's rate)."""
     configure = getattr(model, "configure_optimizers", None)
     if configure is not None:
+        if cfg.head_lr is not None:
+            raise transfer.TransferError("train.head_lr: this family sets up its own optimizers; set null")
         return list(configure(cfg))
+    if cfg.freeze or cfg.head_lr is not None:
+        groups = transfer.param_groups(model, cfg)
+        return [torch.optim.AdamW(groups, lr=cfg.lr, weight_decay=cfg.weight_decay)]
     return [torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)]
 
 

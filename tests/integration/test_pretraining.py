@@ -1,0 +1,63 @@
+"""Stage `pretraining` end to end on the tiny digits: an autoencoder is trained, then the CNN on 10% of
+the labels from scratch and from its encoder; the report and the MLflow run hold both arms."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from tests.conftest import make_project, mlflow_uris_restored, tiny_params
+
+STUDY = "images-cnn-from-autoencoder"
+
+
+def test_pretraining_stage_reports_both_arms(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from dlops import stages, tracking
+
+    raw = tiny_params(images=True)
+    raw["pretraining"][STUDY]["seeds"] = [0, 1]
+    root = make_project(tmp_path / "project", raw, dvc=False)
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    monkeypatch.delenv("MLFLOW_REGISTRY_URI", raising=False)
+    with mlflow_uris_restored():
+        for stage in (stages.ingest, stages.validate, stages.preprocess):
+            stage("images", root)
+        stages.train("images-autoencoder", root)
+        report = stages.pretraining(STUDY, root)
+        saved = json.loads((root / f"reports/pretraining/{STUDY}.json").read_text())
+        runs = tracking._client().search_runs(
+            [tracking._STATE["experiment_id"]], filter_string=f"attributes.run_name = 'pretraining:{STUDY}'"
+        )
+        (run,) = runs
+        artifacts = [a.path for a in tracking._client().list_artifacts(run.info.run_id)]
+
+    assert saved == json.loads(json.dumps(report))
+    assert saved["label_fraction"] == 0.1 and saved["encoder"]["model"] == "images-autoencoder"
+    assert saved["encoder"]["trained_on_classes"] == [0, 1, 2, 3, 4]
+    assert saved["labelled_rows"]["train"] >= 10  # at least one per class
+    for arm in ("scratch", "pretrained"):
+        assert set(saved[arm]["per_seed"]) == {"0", "1"}
+        assert 0.0 <= saved[arm]["accuracy"] <= 1.0
+        mean = sum(s["accuracy"] for s in saved[arm]["per_seed"].values()) / 2
+        assert saved[arm]["accuracy"] == pytest.approx(mean)
+    assert saved["gain"]["accuracy"] == pytest.approx(
+        saved["pretrained"]["accuracy"] - saved["scratch"]["accuracy"]
+    )
+    assert saved["transfer"]["mapped"]["body.0.weight"] == "encoder.0.weight"
+    assert "body.8.weight" in saved["transfer"]["loaded"]  # the second block's first conv: the second stage
+    metrics: dict[str, Any] = run.data.metrics
+    assert metrics["scratch/accuracy"] == pytest.approx(saved["scratch"]["accuracy"])
+    assert metrics["gain/accuracy"] == pytest.approx(saved["gain"]["accuracy"])
+    assert run.data.params["study.label_fraction"] == "0.1"
+    assert run.data.tags["dlops.study"] == STUDY and "git.commit" in run.data.tags
+    assert f"{STUDY}.png" in artifacts and "pretraining.json" in artifacts
+
+
+def test_unknown_study_names_the_known_ones(project: Path) -> None:
+    from dlops import stages
+    from dlops.config import ConfigError
+
+    with pytest.raises(ConfigError, match=r"pretraining: unknown study 'nope'; known: \[\]"):
+        stages.pretraining("nope", project)
