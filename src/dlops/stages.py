@@ -555,9 +555,8 @@ def search(pair: str, root: Path | None = None, join: bool = False, worker: int 
     tracking.configure(p.root, params.mlflow)
     run_params = {"search": search_cfg.model_dump(mode="json", exclude={"storage"}), "model": entry.model}
     run_params["train"] = entry.train.model_dump(mode="json")
-    parent = tracking.search_parent_run(
-        pair, name, run_params, tracking.lineage_tags(p.root, entry.task, name)
-    )
+    tags = tracking.lineage_tags(p.root, entry.task, name)
+    parent = tracking.search_parent_run(pair, name, run_params, tags, create=not join)
     trainer = study_lib.Trainer(_trial_fit(pair, params, p), tracking.training_run, parent, pair, worker)
     _share_cores(search_cfg.workers)
     helpers: list[subprocess.Popen[bytes]] = []

@@ -302,9 +302,12 @@ def training_run(
     client.set_terminated(logger.run_id, "FINISHED")
 
 
-def search_parent_run(pair: str, study: str, params: dict[str, Any], tags: dict[str, str]) -> str:
+def search_parent_run(
+    pair: str, study: str, params: dict[str, Any], tags: dict[str, str], create: bool = True
+) -> str:
     """The parent run of an Optuna study: the existing one tagged with this study (a resumed search, a
-    worker joining from another process or machine), else a new RUNNING run `search:<pair>`."""
+    worker joining from another process or machine), else (with `create`) a new RUNNING run
+    `search:<pair>`; a joining worker that finds none raises LookupError."""
     from mlflow.entities import Param
 
     client = _client()
@@ -316,6 +319,13 @@ def search_parent_run(pair: str, study: str, params: dict[str, Any], tags: dict[
     )
     if found:
         return str(found[0].info.run_id)
+    if not create:
+        import mlflow
+
+        raise LookupError(
+            f"no parent run of study {study!r} in the tracking store {_redact(mlflow.get_tracking_uri())}: "
+            "a joining worker needs the main search's MLFLOW_TRACKING_URI"
+        )
     run_tags = {
         **{_metric_key(k): str(v)[:TAG_MAX_CHARS] for k, v in redact_mapping(tags).items()},
         "dlops.pair": pair,

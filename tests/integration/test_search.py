@@ -173,3 +173,43 @@ def test_search_in_process_resumes_a_finished_study_without_new_trials(
     assert summary["trials"]["total"] == SEARCH["trials"]
     assert len(trial_runs(root)) == before
     assert result(root) == result(searched)
+
+
+def test_a_worker_on_another_process_joins_a_study_on_postgresql(searched: Path, tmp_path: Path) -> None:
+    """The several-machines setup on one machine: the search and a `--join` worker share a study
+    through DLOPS_OPTUNA_STORAGE (PostgreSQL); nothing is written to the default SQLite file."""
+    import time
+
+    import optuna
+    from tests.integration.postgres_server import postgres_cluster
+
+    root = tmp_path / "project"
+    shutil.copytree(searched, root, symlinks=True)
+    (root / ".dlops" / "optuna.db").unlink()
+    params = yaml.safe_load((root / "params.yaml").read_text())
+    params["models"][PAIR]["search"].update(seed=11, trials=14, epochs=6)
+    (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    with postgres_cluster(tmp_path / "postgres", databases=("optuna",)) as pg:
+        env = {**project_env(root), "DLOPS_OPTUNA_STORAGE": pg.uri("optuna")}
+        command = ["dlops", "search", PAIR]
+        main = subprocess.Popen(command, cwd=root, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        deadline = time.monotonic() + 120
+        while not optuna.get_all_study_names(pg.uri("optuna")) and time.monotonic() < deadline:
+            time.sleep(0.5)
+        joined = subprocess.run(
+            [*command, "--join", "--worker", "1"], cwd=root, env=env, capture_output=True, text=True
+        )
+        _, main_err = main.communicate(timeout=600)
+        assert main.returncode == 0, main_err[-3000:]
+        assert joined.returncode == 0, joined.stderr[-3000:]
+        (name,) = optuna.get_all_study_names(pg.uri("optuna"))
+        assert name == result(root)["study"]
+        study = optuna.load_study(study_name=name, storage=pg.uri("optuna"))
+        assert len(study.trials) >= 14
+    assert not (root / ".dlops" / "optuna.db").exists()
+    workers = {
+        t.data.tags["dlops.search.worker"]
+        for t in trial_runs(root)
+        if t.data.tags.get("mlflow.parentRunId") == _parent(root)
+    }
+    assert workers == {"0", "1"}
