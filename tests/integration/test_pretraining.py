@@ -61,3 +61,33 @@ def test_unknown_study_names_the_known_ones(project: Path) -> None:
 
     with pytest.raises(ConfigError, match=r"pretraining: unknown study 'nope'; known: \[\]"):
         stages.pretraining("nope", project)
+
+
+@pytest.mark.slow
+def test_at_ten_percent_of_the_labels_the_autoencoder_initialised_cnn_beats_scratch(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The issue's check at the default settings (16x16 digits, the real autoencoder and CNN entries of
+    params.yaml): the pretrained arm wins on mean test accuracy, and in every seed."""
+    import yaml
+    from tests.conftest import REPO
+
+    from dlops import stages
+
+    raw = yaml.safe_load((REPO / "params.yaml").read_text())
+    raw["tasks"] = {"images": raw["tasks"]["images"]}
+    raw["models"] = {name: raw["models"][name] for name in ("images-cnn", "images-autoencoder")}
+    raw["retrain"]["batches"] = {}
+    root = make_project(tmp_path / "project", raw, dvc=False)
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    monkeypatch.delenv("MLFLOW_REGISTRY_URI", raising=False)
+    with mlflow_uris_restored():
+        for stage in (stages.ingest, stages.validate, stages.preprocess):
+            stage("images", root)
+        stages.train("images-autoencoder", root)
+        report = stages.pretraining(STUDY, root)
+    assert report["label_fraction"] == 0.1
+    scratch, pretrained = report["scratch"], report["pretrained"]
+    assert pretrained["accuracy"] > scratch["accuracy"] + 0.03
+    for seed in ("0", "1", "2"):
+        assert pretrained["per_seed"][seed]["accuracy"] > scratch["per_seed"][seed]["accuracy"]
