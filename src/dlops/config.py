@@ -798,6 +798,13 @@ def _check_search(where: str, entry: ModelEntry, kinds: frozenset[str]) -> None:
         raise ValueError(f"{where}.search: a {entry.family} has no validation score to search on; set null")
     if search.objective == "val/accuracy" and "classifier" not in kinds:
         raise ValueError(f"{where}.search.objective: val/accuracy is measured for classifiers; use val/loss")
+    init_from = entry.train.init_from
+    if init_from is not None and (init_from == "champion" or "@" in init_from):
+        raise ValueError(
+            f"{where}.search: train.init_from {init_from!r} moves (a new champion, an alias moved), so the "
+            "study's trials and the retrained model could start from different parents; pin the parent "
+            "with models:/<name>/<version> or a checkpoint file"
+        )
     for key, spec in search.space.items():
         section, _, name = key.partition(".")
         if section == "train" and name in SEARCHABLE_TRAIN_KEYS:

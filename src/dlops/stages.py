@@ -547,9 +547,7 @@ def search(pair: str, root: Path | None = None, join: bool = False, worker: int 
     if not join:
         _writable(p, out.parent)
     search_cfg = entry.search
-    name = study_lib.study_name(
-        pair, entry, _augment_section(params, entry), _train_val_digest(p, entry.task)
-    )
+    name = study_lib.study_name(pair, entry, _augment_section(params, entry), _search_inputs(p, entry))
     url = study_lib.storage_url(search_cfg, p.search_storage())
     study = study_lib.open_study(name, url, search_cfg, worker, create=not join)
     tracking.configure(p.root, params.mlflow)
@@ -566,6 +564,10 @@ def search(pair: str, root: Path | None = None, join: bool = False, worker: int 
         helpers = [subprocess.Popen([*command, "--worker", str(i)]) for i in range(1, search_cfg.workers)]
     try:
         study_lib.optimize(study, search_cfg, study_lib.make_objective(entry, trainer))
+    except BaseException:
+        for helper in helpers:  # their trials would count for nothing: this search has failed
+            helper.terminate()
+        raise
     finally:
         failed = [h.args for h in helpers if h.wait() != 0]
     if failed:
@@ -612,16 +614,35 @@ def _trial_fit(pair: str, params: Params, p: Paths) -> Any:
     classes, input_shape = task_classes_and_shape(p, base.task)
     data = {split: training_data(p, base, split) for split in ("train", "val")}
     weights = _reweigh(p, base)
+    parent = _search_parent(pair, base, params, p)
 
     def fit(entry: Any, logger: Any) -> Any:
+        from dlops.training import transfer
+
         seed_everything(entry.train.seed)
         model = build_model(
             entry.family, input_shape=input_shape, num_classes=len(classes), config=_model_config(p, entry)
         )
+        if parent is not None:  # every trial starts from the parent `train` will start from
+            transfer.transfer_weights(model, entry.family, parent, f"models.{pair}.train.init_from")
         augment = _batch_augment(task_cfg, len(classes)) if entry.train.augment else None
         return loop_train(model, data, entry.train, sample_weights=weights, augment=augment, logger=logger)
 
     return fit
+
+
+def _search_parent(pair: str, entry: Any, params: Params, p: Paths) -> Any:
+    """The parent of a fine-tuning search (`train.init_from`: a pinned version or a file), loaded once."""
+    import tempfile
+
+    from dlops.training import transfer
+
+    if entry.train.init_from is None:
+        return None
+    with tempfile.TemporaryDirectory(prefix="dlops-search-parent-") as tmp:
+        return transfer.fetch_parent(
+            entry.train.init_from, pair=pair, mlflow_cfg=params.mlflow, root=p.root, dst=Path(tmp)
+        )
 
 
 def _share_cores(workers: int) -> None:
@@ -636,10 +657,15 @@ def _augment_section(params: Params, entry: Any) -> dict[str, Any]:
     return dict(params.task(entry.task).augment.model_dump(mode="json"))
 
 
-def _train_val_digest(p: Paths, task: str) -> str:
+def _search_inputs(p: Paths, entry: Any) -> str:
+    """The files a study's trials read: the train/val splits, and a checkpoint file they start from."""
     from dlops.training.checkpoint import file_sha256
 
-    return "".join(file_sha256(_split_file(p, task, split)) for split in ("train", "val"))
+    files = [_split_file(p, entry.task, split) for split in ("train", "val")]
+    init_from = entry.train.init_from
+    if init_from is not None and not init_from.startswith("models:/") and (p.root / init_from).is_file():
+        files.append(p.root / init_from)  # a registered version is immutable: its URI is in train
+    return "".join(file_sha256(path) for path in files)
 
 
 def searched_entry(pair: str, params: Params, p: Paths) -> Any:
@@ -652,9 +678,7 @@ def searched_entry(pair: str, params: Params, p: Paths) -> Any:
     if entry.search is None:
         return entry
     path = p.search_result(pair)
-    expected = study_lib.study_name(
-        pair, entry, _augment_section(params, entry), _train_val_digest(p, entry.task)
-    )
+    expected = study_lib.study_name(pair, entry, _augment_section(params, entry), _search_inputs(p, entry))
     found = json.loads(path.read_text()).get("study") if path.is_file() else None
     if found != expected:
         why = "is missing" if not path.is_file() else f"is from study {found!r}, not {expected!r}"

@@ -213,3 +213,38 @@ def test_a_worker_on_another_process_joins_a_study_on_postgresql(searched: Path,
         if t.data.tags.get("mlflow.parentRunId") == _parent(root)
     }
     assert workers == {"0", "1"}
+
+
+def test_a_fine_tuning_search_starts_every_trial_from_the_parent(searched: Path, tmp_path: Path) -> None:
+    """`train.init_from` a checkpoint file: each trial starts from it (its first epoch is already far
+    better than a trial from scratch), and the file's content is part of the study's identity."""
+    import optuna
+
+    from dlops import stages
+    from dlops.training.checkpoint import load_safe
+
+    root = tmp_path / "project"
+    shutil.copytree(searched, root, symlinks=True)
+    (root / "parents").mkdir()
+    shutil.copy(root / "models" / PAIR / "model.pt", root / "parents" / "mlp.pt")
+    parent = load_safe(root / "parents" / "mlp.pt")
+    params = yaml.safe_load((root / "params.yaml").read_text())
+    entry = params["models"][PAIR]
+    entry["model"].update(hidden_sizes=parent["model_config"]["hidden_sizes"])
+    entry["model"].update(dropout=parent["model_config"]["dropout"])
+    entry["train"].update(init_from="parents/mlp.pt", lr=0.001)
+    entry["search"].update(trials=3, space={"train.lr": {"low": 0.0001, "high": 0.01, "log": True}})
+    (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    with mlflow_uris_restored():
+        stages.search(PAIR, root)
+    storage = f"sqlite:///{root / '.dlops' / 'optuna.db'}"
+
+    def first_epoch(study: str) -> float:
+        return optuna.load_study(study_name=study, storage=storage).trials[0].intermediate_values[1]
+
+    tuned, scratch = result(root)["study"], result(searched)["study"]
+    assert first_epoch(tuned) < first_epoch(scratch) - 0.05
+    with (root / "parents" / "mlp.pt").open("ab") as handle:
+        handle.write(b"\0")  # another parent file: another study, so train refuses the old result
+    with pytest.raises(Exception, match="is from study"), mlflow_uris_restored():
+        stages.train(PAIR, root)

@@ -134,3 +134,14 @@ def test_summary_takes_the_earliest_best_trial_and_measures_the_gain_over_the_de
     )
     high = summary(_study("maximize", [0.8, 0.9, 0.7]), high_entry, "s")
     assert high["best"]["trial"] == 1 and high["improvement"] == pytest.approx(0.1)
+
+
+@pytest.mark.parametrize("init_from", ["champion", "models:/dlops-tabular-mlp@champion"])
+def test_a_search_from_a_moving_parent_is_refused(tmp_path: Path, init_from: str) -> None:
+    raw = copy.deepcopy(tiny_params())
+    raw["models"]["tabular-mlp"]["train"]["init_from"] = init_from
+    raw["models"]["tabular-mlp"]["search"] = {"trials": 4, "space": SPACE}
+    path = tmp_path / "params.yaml"
+    path.write_text(yaml.safe_dump(raw, sort_keys=False))
+    with pytest.raises(ConfigError, match=r"models.tabular-mlp.search: train.init_from .* moves"):
+        load_params(path)
