@@ -62,6 +62,7 @@ def project(root: Path) -> None:
     cnn["train"].update(epochs=1, batch_size=128)
     cnn["evaluate"]["attribution_images"] = 0
     params["models"] = {"images-cnn": cnn}
+    params["pretraining"] = {}  # its study names models left out here
     (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
 
 

@@ -56,6 +56,7 @@ def project(root: Path) -> None:
     rnn["train"].update(epochs=1)
     rnn["gates"].update(max_demographic_parity_difference=None, max_equalized_odds_difference=None)
     params["models"] = {"text-rnn": rnn}
+    params["pretraining"] = {}  # its study names models left out here
     (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
 
 

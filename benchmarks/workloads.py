@@ -116,6 +116,7 @@ def tabular_params(rows: int, epochs: int, pair: str = "tabular-mlp") -> dict[st
     raw["tasks"]["tabular"]["validate"]["min_rows"] = min(1000, rows // 4)
     raw["retrain"]["batches"] = {}  # it may name only tasks that exist
     raw["models"] = {pair: copy.deepcopy(raw["models"][pair])}
+    raw["pretraining"] = {}  # its study names models left out here
     raw["models"][pair]["train"]["epochs"] = epochs
     raw["models"][pair]["evaluate"]["bootstrap"] = 200
     # timing, not model quality: no gate may stop a stage (fairness limits must stay set for this task)

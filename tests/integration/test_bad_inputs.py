@@ -25,7 +25,7 @@ from typer.testing import CliRunner
 pytestmark = pytest.mark.slow
 
 PAIRS = {"tabular": "tabular-mlp", "images": "images-mlp", "text": "text-mlp"}
-STAGES = ("ingest", "validate", "preprocess", "train", "evaluate", "register")
+STAGES = ("ingest", "validate", "preprocess", "search", "train", "evaluate", "register")
 
 
 @dataclass
@@ -58,6 +58,7 @@ def run_stages(root: Path, task: str, env: dict[str, str] | None = None) -> Outc
 def baseline_params() -> dict[str, Any]:
     params = tiny_params(images=True)
     params["models"] = {pair: params["models"][pair] for pair in PAIRS.values()}
+    params["pretraining"] = {}  # its study names images-cnn and images-autoencoder
     params["tasks"]["tabular"]["ingest"] = {"source": "table", "path": "data/input/income.csv"}
     params["tasks"]["images"]["ingest"] = {"source": "npz", "path": "data/input/digits.npz", "size": 8}
     params["tasks"]["text"]["ingest"] = {"source": "text-table", "path": "data/input/reviews.jsonl"}

@@ -113,6 +113,7 @@ def census_params() -> dict[str, Any]:
     }
     base["models"] = {"census-mlp": model | {"task": "census"}}
     base["retrain"]["batches"] = {}  # retrain.batches may name only tasks that exist
+    base["pretraining"] = {}  # and pretraining only models that exist
     return base
 
 

@@ -21,6 +21,7 @@ def biased(tmp_path_factory: pytest.TempPathFactory) -> Path:
     raw["tasks"] = {"tabular": raw["tasks"]["tabular"]}
     raw["tasks"]["tabular"]["ingest"]["bias"] = BIAS
     raw["models"] = {k: raw["models"][k] for k in ("tabular-mlp", "tabular-mlp-thresholds")}
+    raw["pretraining"] = {}  # its study names image models
     root = make_project(tmp_path_factory.mktemp("bias") / "project", raw)
     from dlops import stages
 
