@@ -21,6 +21,10 @@ LINEAGE_TAGS = (
     "host.device",
     "torch",
     "mlflow",
+    "dlops.parent_model",  # a fine-tuned version: the model it started from
+    "search.study",  # hyperparameters from a search: the study, its best trial, the gain over params.yaml
+    "search.best_trial",
+    "search.improvement",
 )
 METRICS = (
     "accuracy",

@@ -106,6 +106,7 @@ def test_train_uses_the_best_values_and_the_retrained_model_is_what_is_gated(sea
     assert source.data.tags["search.study"] == result(searched)["study"]
     assert version.tags["gate.min_primary.passed"] == "true"  # the gates judged the retrained model
     assert version.tags["decision"] == "promoted"
+    assert result(searched)["study"] in version.description  # the model card's lineage names the study
     for trial in trial_runs(searched):  # no trial logged a model
         assert not client(searched).list_artifacts(trial.info.run_id)
 

@@ -277,6 +277,7 @@ def test_file_source_and_the_fine_tuned_version_names_its_parent_in_lineage(
         stages.register(PAIR, root)
     found = tracking._version_with_sha(tracking._client(), NAME, warm["model_sha256"])
     assert found is not None and found.tags["dlops.parent_model"] == f"parents/mlp.pt sha256:{sha}"
+    assert f"parents/mlp.pt sha256:{sha}" in found.description  # the model card's lineage names the parent
     version = found.version
     chain = stages.lineage(f"models:/{NAME}/{version}", root)
     assert chain["parent_model"] == f"parents/mlp.pt sha256:{sha}"
