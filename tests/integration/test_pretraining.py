@@ -13,8 +13,18 @@ from tests.conftest import make_project, mlflow_uris_restored, tiny_params
 STUDY = "images-cnn-from-autoencoder"
 
 
+def run_study(root: Path) -> dict[str, Any]:
+    """The images task's data stages, the autoencoder, then the study, in-process."""
+    from dlops import stages
+
+    for stage in (stages.ingest, stages.validate, stages.preprocess):
+        stage("images", root)
+    stages.train("images-autoencoder", root)
+    return stages.pretraining(STUDY, root)
+
+
 def test_pretraining_stage_reports_both_arms(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from dlops import stages, tracking
+    from dlops import tracking
 
     raw = tiny_params(images=True)
     raw["pretraining"][STUDY]["seeds"] = [0, 1]
@@ -22,10 +32,7 @@ def test_pretraining_stage_reports_both_arms(tmp_path: Path, monkeypatch: pytest
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     monkeypatch.delenv("MLFLOW_REGISTRY_URI", raising=False)
     with mlflow_uris_restored():
-        for stage in (stages.ingest, stages.validate, stages.preprocess):
-            stage("images", root)
-        stages.train("images-autoencoder", root)
-        report = stages.pretraining(STUDY, root)
+        report = run_study(root)
         saved = json.loads((root / f"reports/pretraining/{STUDY}.json").read_text())
         runs = tracking._client().search_runs(
             [tracking._STATE["experiment_id"]], filter_string=f"attributes.run_name = 'pretraining:{STUDY}'"
@@ -72,8 +79,6 @@ def test_at_ten_percent_of_the_labels_the_autoencoder_initialised_cnn_beats_scra
     import yaml
     from tests.conftest import REPO
 
-    from dlops import stages
-
     raw = yaml.safe_load((REPO / "params.yaml").read_text())
     raw["tasks"] = {"images": raw["tasks"]["images"]}
     raw["models"] = {name: raw["models"][name] for name in ("images-cnn", "images-autoencoder")}
@@ -82,10 +87,7 @@ def test_at_ten_percent_of_the_labels_the_autoencoder_initialised_cnn_beats_scra
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     monkeypatch.delenv("MLFLOW_REGISTRY_URI", raising=False)
     with mlflow_uris_restored():
-        for stage in (stages.ingest, stages.validate, stages.preprocess):
-            stage("images", root)
-        stages.train("images-autoencoder", root)
-        report = stages.pretraining(STUDY, root)
+        report = run_study(root)
     assert report["label_fraction"] == 0.1
     scratch, pretrained = report["scratch"], report["pretrained"]
     assert pretrained["accuracy"] > scratch["accuracy"] + 0.03

@@ -231,15 +231,7 @@ def test_file_parent_with_another_number_of_classes_gets_a_fresh_head(
     head = child.head.weight.detach().clone()
     cfg = TrainConfig(init_from="parents/cnn.pt", freeze=["body"])
     with caplog.at_level(logging.INFO, logger="dlops.training.transfer"):
-        tags, meta = transfer.warm_start(
-            child,
-            pair="images-cnn",
-            family="cnn",
-            train=cfg,
-            mlflow_cfg=MlflowConfig(),
-            root=tmp_path,
-            dst=tmp_path,
-        )
+        tags, meta = _cnn_warm_start(child, cfg, tmp_path)
     sha = file_sha256(tmp_path / "parents" / "cnn.pt")
     assert (
         tags["init_from"] == "parents/cnn.pt" and tags["dlops.parent_model"] == f"parents/cnn.pt sha256:{sha}"
@@ -257,16 +249,7 @@ def test_explicit_sources_that_do_not_fit_are_errors(tmp_path: Path) -> None:
     cnn = build_model("cnn", input_shape=SHAPE, num_classes=10, config={"channels": [8]})
 
     def start(init_from: str, freeze: list[str] | None = None) -> Any:
-        cfg = TrainConfig(init_from=init_from, freeze=freeze or [])
-        return transfer.warm_start(
-            cnn,
-            pair="images-cnn",
-            family="cnn",
-            train=cfg,
-            mlflow_cfg=MlflowConfig(),
-            root=tmp_path,
-            dst=tmp_path,
-        )
+        return _cnn_warm_start(cnn, TrainConfig(init_from=init_from, freeze=freeze or []), tmp_path)
 
     with pytest.raises(transfer.TransferError, match=r"init_from: mlp.pt is a mlp model and this one a cnn"):
         start("mlp.pt")
@@ -274,3 +257,10 @@ def test_explicit_sources_that_do_not_fit_are_errors(tmp_path: Path) -> None:
         start("missing.pt")
     with pytest.raises(transfer.TransferError, match=r"models.images-cnn.train.freeze: 'encoder' matches no"):
         start("mlp.pt", ["encoder"])
+
+
+def _cnn_warm_start(model: Any, cfg: TrainConfig, root: Path) -> Any:
+    """transfer.warm_start for the pair images-cnn, parents under `root`, no registry involved."""
+    return transfer.warm_start(
+        model, pair="images-cnn", family="cnn", train=cfg, mlflow_cfg=MlflowConfig(), root=root, dst=root
+    )
