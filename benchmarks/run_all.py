@@ -11,7 +11,14 @@ import time
 
 from results import BENCH, parser
 
-SCRIPTS = ("trainer_overhead", "tracking_overhead", "orchestration", "full_pipeline", "gpu")
+SCRIPTS = (
+    "trainer_overhead",
+    "tracking_overhead",
+    "search_overhead",
+    "orchestration",
+    "full_pipeline",
+    "gpu",
+)
 
 
 def main() -> int:
