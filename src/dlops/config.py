@@ -640,6 +640,10 @@ class PretrainingConfig(Strict):
     # false: both arms train the classifier's full `epochs` (best val epoch kept): a fraction of the val
     # split is too few rows to stop on, and stopping early cut the scratch arm off at chance level
     early_stopping: bool = False
+    # `all`: the study trains the encoder entry's architecture with its train settings on every training
+    # image, labels unused (self-supervised); `model`: models/<encoder>/model.pt as its stage trained it
+    # (an anomaly detector saw only its normal classes)
+    encoder_data: Literal["all", "model"] = "all"
 
 
 class ScheduleConfig(Strict):

@@ -812,13 +812,24 @@ def pretraining(name: str, root: Path | None = None) -> dict[str, Any]:
     out = p.pretraining_report(name)
     _writable(p, out.parent)
     classifier, encoder_entry = params.pair(study.classifier), params.pair(study.encoder)
-    encoder_file = p.checkpoint(study.encoder)
-    encoder = load_safe(encoder_file)
     classes, input_shape = task_classes_and_shape(p, study.task)
     data = {}
     for split in SPLITS:
         x, y, _ = load_split(p, study.task, split)
         data[split] = (x, y)
+    encoder_file = p.checkpoint(study.encoder)
+    if study.encoder_data == "all":  # self-supervised: every training image, labels unused
+        encoder = study_lib.train_encoder(
+            encoder_entry.family, encoder_entry.model, encoder_entry.train, data, len(classes), input_shape
+        )
+        source = {"trained_on_classes": "all", "trained_here": True, "best_epoch": encoder["best_epoch"]}
+    else:
+        encoder = load_safe(encoder_file)
+        source = {  # what the encoder learned from: an anomaly model sees only its normal classes
+            "trained_on_classes": encoder_entry.model.get("normal_classes") or "all",
+            "file": str(encoder_file.relative_to(p.root)),
+            "sha256": file_sha256(encoder_file),
+        }
     augment = _batch_augment(params.task(study.task), len(classes)) if classifier.train.augment else None
     report = study_lib.run_study(
         study,
@@ -837,19 +848,19 @@ def pretraining(name: str, root: Path | None = None) -> dict[str, Any]:
         "encoder": {
             "model": study.encoder,
             "family": encoder["family"],
-            "file": str(encoder_file.relative_to(p.root)),
-            "sha256": file_sha256(encoder_file),
-            # what the encoder learned from: an anomaly model sees only its normal classes
-            "trained_on_classes": encoder_entry.model.get("normal_classes") or "all",
+            "data": study.encoder_data,
+            **source,
         },
         **report,
     }
     write_json(out, report)
     settings = {"study": study.model_dump(mode="json"), "train": classifier.train.model_dump(mode="json")}
+    settings["encoder"] = {"model": encoder_entry.model, "train": encoder_entry.train.model_dump(mode="json")}
     digest = params_hash({**settings, "model": classifier.model})
     tracking.configure(p.root, params.mlflow)
     tags = {**tracking.lineage_tags(p.root, study.task, digest), "dlops.study": name}
-    tags["pretraining.encoder_sha256"] = report["encoder"]["sha256"]
+    if "sha256" in report["encoder"]:
+        tags["pretraining.encoder_sha256"] = report["encoder"]["sha256"]
     with tempfile.TemporaryDirectory(prefix="dlops-pretraining-") as tmp:
         figure = study_lib.plot_study(Path(tmp) / f"{name}.png", report, name)
         tracking.log_report_run(

@@ -23,11 +23,15 @@ def run_study(root: Path) -> dict[str, Any]:
     return stages.pretraining(STUDY, root)
 
 
-def test_pretraining_stage_reports_both_arms(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize("encoder_data", ["all", "model"])
+def test_pretraining_stage_reports_both_arms(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, encoder_data: str
+) -> None:
     from dlops import tracking
+    from dlops.training.checkpoint import file_sha256
 
     raw = tiny_params(images=True)
-    raw["pretraining"][STUDY]["seeds"] = [0, 1]
+    raw["pretraining"][STUDY].update(seeds=[0, 1], encoder_data=encoder_data)
     root = make_project(tmp_path / "project", raw, dvc=False)
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     monkeypatch.delenv("MLFLOW_REGISTRY_URI", raising=False)
@@ -42,7 +46,13 @@ def test_pretraining_stage_reports_both_arms(tmp_path: Path, monkeypatch: pytest
 
     assert saved == json.loads(json.dumps(report))
     assert saved["label_fraction"] == 0.1 and saved["encoder"]["model"] == "images-autoencoder"
-    assert saved["encoder"]["trained_on_classes"] == [0, 1, 2, 3, 4]
+    if encoder_data == "all":  # an encoder trained here on every training image, labels unused
+        assert saved["encoder"]["trained_on_classes"] == "all" and saved["encoder"]["trained_here"]
+        assert "sha256" not in saved["encoder"]
+    else:  # the anomaly detector's own file: it saw the normal classes only
+        assert saved["encoder"]["trained_on_classes"] == [0, 1, 2, 3, 4]
+        model_file = root / "models" / "images-autoencoder" / "model.pt"
+        assert saved["encoder"]["sha256"] == file_sha256(model_file)
     assert saved["labelled_rows"]["train"] >= 10  # at least one per class
     for arm in ("scratch", "pretrained"):
         assert set(saved[arm]["per_seed"]) == {"0", "1"}
@@ -71,11 +81,13 @@ def test_unknown_study_names_the_known_ones(project: Path) -> None:
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("encoder_data", ["all", "model"])
 def test_at_ten_percent_of_the_labels_the_autoencoder_initialised_cnn_beats_scratch(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, encoder_data: str
 ) -> None:
     """The issue's check at the default settings (16x16 digits, the real autoencoder and CNN entries of
-    params.yaml): the pretrained arm wins on mean test accuracy, and in every seed."""
+    params.yaml): the pretrained arm wins on mean test accuracy, and in every seed, whether the encoder
+    learned from every training image (`all`) or is the anomaly detector's (digits 0-4, `model`)."""
     import yaml
     from tests.conftest import REPO
 
@@ -83,6 +95,7 @@ def test_at_ten_percent_of_the_labels_the_autoencoder_initialised_cnn_beats_scra
     raw["tasks"] = {"images": raw["tasks"]["images"]}
     raw["models"] = {name: raw["models"][name] for name in ("images-cnn", "images-autoencoder")}
     raw["retrain"]["batches"] = {}
+    raw["pretraining"][STUDY]["encoder_data"] = encoder_data
     root = make_project(tmp_path / "project", raw, dvc=False)
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     monkeypatch.delenv("MLFLOW_REGISTRY_URI", raising=False)

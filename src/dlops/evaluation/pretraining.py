@@ -33,6 +33,41 @@ def label_subset(y: np.ndarray, fraction: float, seed: int, num_classes: int) ->
     return np.sort(np.concatenate(keep)) if keep else np.zeros(0, dtype=np.int64)
 
 
+def train_encoder(
+    family: str,
+    model_config: dict[str, Any],
+    train: TrainConfig,
+    data: dict[str, Split],
+    num_classes: int,
+    input_shape: tuple[int, ...],
+) -> dict[str, Any]:
+    """An autoencoder or VAE of `model_config` (its `normal_classes` dropped) trained with `train` on
+    every training image (early stopping on every validation image); labels are not used by an
+    autoencoder's loss. Returns its checkpoint dict, as a model file would hold it."""
+    from dlops.models.registry import build_model
+    from dlops.training.checkpoint import model_checkpoint
+    from dlops.training.loop import seed_everything
+    from dlops.training.loop import train as fit
+
+    config = {key: value for key, value in model_config.items() if key != "normal_classes"}
+    cfg = train.model_copy(update={"init_from": None, "freeze": [], "head_lr": None})
+    seed_everything(cfg.seed)
+    model = build_model(family, input_shape=input_shape, num_classes=num_classes, config=config)
+    result = fit(model, {"train": data["train"], "val": data["val"]}, cfg)
+    classes = [str(c) for c in range(num_classes)]
+    return model_checkpoint(
+        model=result.model,
+        pair="pretraining-encoder",
+        task="",
+        family=family,
+        model_config=config,
+        input_shape=input_shape,
+        classes=classes,
+        train_config=cfg.model_dump(mode="json"),
+        best_epoch=result.best_epoch,
+    )
+
+
 def arm_config(classifier: TrainConfig, study: PretrainingConfig, seed: int, arm: str) -> TrainConfig:
     """The classifier's train settings with this seed and no parent (and without early stopping unless
     the study asks for it); the pretrained arm takes the study's `freeze` and `head_lr`."""
