@@ -260,8 +260,14 @@ class RunLogger:
         _log_batch(
             self._client,
             self.run_id,
-            tags=[RunTag(_metric_key(k), str(v)[:TAG_MAX_CHARS]) for k, v in redact_mapping(tags).items()],
+            tags=[RunTag(k, v) for k, v in _tag_values(tags).items()],
         )
+
+
+def _tag_values(tags: dict[str, Any]) -> dict[str, str]:
+    """Tags as MLflow takes them: secrets masked (dlops.redact), names made valid, values as strings of at
+    most TAG_MAX_CHARS characters."""
+    return {_metric_key(k): str(v)[:TAG_MAX_CHARS] for k, v in redact_mapping(tags).items()}
 
 
 @contextlib.contextmanager
@@ -279,7 +285,7 @@ def training_run(
 
     client = _client()
     run_tags = {
-        **{_metric_key(k): str(v)[:TAG_MAX_CHARS] for k, v in redact_mapping(tags).items()},
+        **_tag_values(tags),
         "dlops.pair": pair,
         "dlops.task": task,
         "dlops.family": family,
@@ -326,11 +332,7 @@ def search_parent_run(
             f"no parent run of study {study!r} in the tracking store {_redact(mlflow.get_tracking_uri())}: "
             "a joining worker needs the main search's MLFLOW_TRACKING_URI"
         )
-    run_tags = {
-        **{_metric_key(k): str(v)[:TAG_MAX_CHARS] for k, v in redact_mapping(tags).items()},
-        "dlops.pair": pair,
-        "dlops.search.study": study,
-    }
+    run_tags = {**_tag_values(tags), "dlops.pair": pair, "dlops.search.study": study}
     run = client.create_run(_STATE["experiment_id"], tags=run_tags, run_name=f"search:{pair}")
     flat = flatten_params(params)
     _log_batch(client, run.info.run_id, params=[Param(k, v) for k, v in flat.items()])
@@ -351,9 +353,7 @@ def finish_search_run(
         client,
         run_id,
         metrics=[Metric(_metric_key(k), float(v), now, 0) for k, v in sorted(metrics.items())],
-        tags=[
-            RunTag(_metric_key(k), str(v)[:TAG_MAX_CHARS]) for k, v in sorted(redact_mapping(tags).items())
-        ],
+        tags=[RunTag(k, v) for k, v in sorted(_tag_values(tags).items())],
     )
     if artifact_dir.is_dir() and any(artifact_dir.iterdir()):
         client.log_artifacts(run_id, str(artifact_dir), "search")
