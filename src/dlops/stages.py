@@ -305,16 +305,12 @@ class _PairSetup:
 
 
 def _train_setup(pair: str, params: Params, p: Paths) -> _PairSetup:
-    from dlops.models.registry import build_model
     from dlops.training.checkpoint import file_sha256
-    from dlops.training.loop import seed_everything
 
     entry = searched_entry(pair, params, p)
     task_cfg = params.task(entry.task)
     classes, input_shape = task_classes_and_shape(p, entry.task)
-    seed_everything(entry.train.seed)
-    model_config = _model_config(p, entry)
-    model = build_model(entry.family, input_shape=input_shape, num_classes=len(classes), config=model_config)
+    model, model_config = _seeded_model(p, entry, classes, input_shape)
     fingerprint = params_hash(
         {
             "model": entry.model_dump(mode="json"),
@@ -331,6 +327,18 @@ def _train_setup(pair: str, params: Params, p: Paths) -> _PairSetup:
         "fingerprint": fingerprint,
     }
     return _PairSetup(entry, classes, input_shape, model_config, model, fingerprint, fit_args)
+
+
+def _seeded_model(p: Paths, entry: Any, classes: list[str], input_shape: tuple[int, ...]) -> tuple[Any, Any]:
+    """(the entry's model, its config): built after seeding with `train.seed`, so a training run and a
+    search trial of the same settings start from the same weights."""
+    from dlops.models.registry import build_model
+    from dlops.training.loop import seed_everything
+
+    seed_everything(entry.train.seed)
+    model_config = _model_config(p, entry)
+    model = build_model(entry.family, input_shape=input_shape, num_classes=len(classes), config=model_config)
+    return model, model_config
 
 
 def _train_replica(pair: str, params: Params, p: Paths, max_epochs: int | None) -> None:
@@ -605,8 +613,6 @@ def _record_search(study: Any, result: dict[str, Any], parent_run_id: str) -> No
 def _trial_fit(pair: str, params: Params, p: Paths) -> Any:
     """fit(entry, logger) for search trials: the train/val data, weights and augmentation loaded once,
     a model built and seeded for each trial's settings as `train` builds it; no resume file."""
-    from dlops.models.registry import build_model
-    from dlops.training.loop import seed_everything
     from dlops.training.loop import train as loop_train
 
     base = params.pair(pair)
@@ -619,10 +625,7 @@ def _trial_fit(pair: str, params: Params, p: Paths) -> Any:
     def fit(entry: Any, logger: Any) -> Any:
         from dlops.training import transfer
 
-        seed_everything(entry.train.seed)
-        model = build_model(
-            entry.family, input_shape=input_shape, num_classes=len(classes), config=_model_config(p, entry)
-        )
+        model, _ = _seeded_model(p, entry, classes, input_shape)
         if parent is not None:  # every trial starts from the parent `train` will start from
             transfer.transfer_weights(model, entry.family, parent, f"models.{pair}.train.init_from")
         augment = _batch_augment(task_cfg, len(classes)) if entry.train.augment else None
@@ -679,14 +682,15 @@ def searched_entry(pair: str, params: Params, p: Paths) -> Any:
         return entry
     path = p.search_result(pair)
     expected = study_lib.study_name(pair, entry, _augment_section(params, entry), _search_inputs(p, entry))
-    found = json.loads(path.read_text()).get("study") if path.is_file() else None
-    if found != expected:
-        why = "is missing" if not path.is_file() else f"is from study {found!r}, not {expected!r}"
+    result = json.loads(path.read_text()) if path.is_file() else None
+    found = None if result is None else result.get("study")
+    if result is None or found != expected:
+        why = "is missing" if result is None else f"is from study {found!r}, not {expected!r}"
         raise ConfigError(
             f"models.{pair}.search is on but {path.relative_to(p.root)} {why}: run `dlops search {pair}` "
             "(dvc repro runs it before train)"
         )
-    best = json.loads(path.read_text())["best"]["params"]
+    best = result["best"]["params"]
     log.info("train %s: the best values of search %s: %s", pair, found, best)
     return study_lib.apply(entry, best)
 
