@@ -143,7 +143,8 @@ def test_two_workers_share_one_study_and_the_search_never_reads_the_test_split(
         test_file.unlink()  # a search that read the test split would fail here
     params = yaml.safe_load((root / "params.yaml").read_text())
     # trials long enough that the second worker (seconds to start) takes some before the budget is used
-    params["models"][PAIR]["search"].update(seed=7, workers=2, trials=14, epochs=6)
+    never_prune = {"startup_trials": 14, "warmup_epochs": 10}  # pruned trials end in a blink
+    params["models"][PAIR]["search"].update(seed=7, workers=2, trials=14, epochs=10, pruner=never_prune)
     (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     proc = subprocess.run(
         ["dlops", "search", PAIR], cwd=root, env=project_env(root), capture_output=True, text=True
@@ -188,7 +189,8 @@ def test_a_worker_on_another_process_joins_a_study_on_postgresql(searched: Path,
     shutil.copytree(searched, root, symlinks=True)
     (root / ".dlops" / "optuna.db").unlink()
     params = yaml.safe_load((root / "params.yaml").read_text())
-    params["models"][PAIR]["search"].update(seed=11, trials=14, epochs=6)
+    never_prune = {"startup_trials": 14, "warmup_epochs": 10}  # trials long enough for the joiner to start
+    params["models"][PAIR]["search"].update(seed=11, trials=14, epochs=10, pruner=never_prune)
     (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     with postgres_cluster(tmp_path / "postgres", databases=("optuna",)) as pg:
         env = {**project_env(root), "DLOPS_OPTUNA_STORAGE": pg.uri("optuna")}
