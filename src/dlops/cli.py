@@ -351,7 +351,7 @@ def _batch_spec(task: str, spec: str | None, path: str | None, root: Path | None
     if spec is not None and path is not None:
         raise typer.BadParameter("give --spec or --path, not both")
     if path is not None:
-        return {"source": "table", "path": path} if _task_kind(task, root) == "tabular" else {"path": path}
+        return _path_spec(task, path, root)
     if spec is not None:
         try:
             parsed = json.loads(spec)
@@ -366,10 +366,13 @@ def _batch_spec(task: str, spec: str | None, path: str | None, root: Path | None
     return _run("batch", lambda: scheduled_spec(load_params(paths(root).params), task))  # type: ignore[no-any-return]
 
 
-def _task_kind(task: str, root: Path | None) -> str:
+def _path_spec(task: str, path: str, root: Path | None) -> dict[str, Any]:
+    """`--path PATH` as the task kind's source spec."""
     from dlops.config import load_params, paths
+    from dlops.kinds import kind_of
 
-    return str(_run("batch", lambda: load_params(paths(root).params).task(task).kind))
+    task_cfg = _run("batch", lambda: load_params(paths(root).params).task(task))
+    return kind_of(task_cfg).batch_spec_for_path(path)
 
 
 @batch_app.command("add")

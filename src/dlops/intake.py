@@ -131,33 +131,9 @@ def check_drift(
 def drift_report(
     task_cfg: TaskConfig, reference: Any, batch: Batch, p: Paths, threshold: float
 ) -> dict[str, Any]:
-    from dlops.monitoring import drift
+    from dlops.kinds import kind_of
 
-    current = batch.frame
-    if task_cfg.kind == "tabular":
-        cols = task_cfg.columns
-        categorical = [*cols.categorical, *[s for s in cols.sensitive if s not in cols.categorical]]
-        return drift.table_drift(reference, current, cols.numeric, categorical, cols.target, threshold)
-    if task_cfg.kind == "text":
-        vocabulary = _vocabulary(p, batch.task)
-        report = drift.text_drift(
-            reference["text"].astype(str), current["text"].astype(str), vocabulary, threshold
-        )
-    else:
-        from dlops.data.images import images_array
-
-        report = drift.image_drift(images_array(reference), images_array(current), threshold)
-    labels = (reference["label"].astype(str), current["label"].astype(str))
-    report["label"] = drift.label_drift(*labels, "label", threshold)
-    report["drifted"] = bool(report["drifted"] or report["label"]["drifted"])
-    return report
-
-
-def _vocabulary(p: Paths, task: str) -> set[str]:
-    path = p.processed(task) / "tokenizer.json"
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: no training vocabulary for the OOV rate; run `dvc repro` first")
-    return set(json.loads(path.read_text(encoding="utf-8"))["vocab"][2:])
+    return kind_of(task_cfg).drift(task_cfg, reference, batch.frame, p, batch.task, threshold)
 
 
 def log_drift(p: Paths, params: Params, report: dict[str, Any], markdown: str) -> str:

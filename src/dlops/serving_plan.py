@@ -12,7 +12,7 @@ from typing import Any
 
 from dlops.config import Paths
 from dlops.evaluation.report import write_json
-from dlops.stages import load_split
+from dlops.kinds import kind_of
 
 
 @dataclass
@@ -31,47 +31,30 @@ def serving_plan(p: Paths, entry: Any, task_cfg: Any, pair: str, scores: dict[st
 
     from dlops.models.registry import family_kinds
 
-    kinds = family_kinds(entry.family)
+    objectives = family_kinds(entry.family)
+    served = kind_of(task_cfg).serving_inputs(p, entry, task_cfg, pair)
     artifacts: dict[str, Path] = {"checkpoint": p.checkpoint(pair)}
     primary = entry.gates.primary_metric
-    if task_cfg.kind in ("tabular", "text"):
-        raw_test = pd.read_parquet(p.raw_split(entry.task, "test"))
-        target = task_cfg.columns.target if task_cfg.kind == "tabular" else "label"
-        inputs = raw_test.drop(columns=[target])
-        if task_cfg.kind == "tabular":
-            kind, example = "tabular", inputs.head(20)
-            artifacts["transform"] = p.transform(entry.task)
-        else:
-            kind, example = "text-classifier", inputs[["text"]].head(20)
-            artifacts["tokenizer"] = p.processed(entry.task) / "tokenizer.json"
+    if "classifier" in objectives:
+        artifacts.update(served.artifacts)
+        example = served.example
         mitigation = json.loads((p.eval_dir(pair) / "mitigation.json").read_text())
         if mitigation.get("thresholds"):
             artifacts["fair_thresholds"] = p.eval_dir(pair) / "mitigation.json"
-            example = inputs.head(20)  # the sensitive columns choose each row's thresholds
+            example = served.inputs.head(20)  # the sensitive columns choose each row's thresholds
 
-        def predict_raw(model_uri: str) -> Any:
-            return _load_pyfunc(model_uri).predict(inputs)
+        def predict(model_uri: str) -> Any:
+            return _load_pyfunc(model_uri).predict(served.inputs)
 
         def score(model_uri: str) -> float:
-            return _score_frame(predict_raw(model_uri), raw_test[target], primary)
+            return _score_frame(predict(model_uri), served.truth, primary, by_index=served.by_index)
 
-        paired = _paired_rows(p, entry.task, pair, lambda uri: predict_raw(uri)["prediction"])
-        return _Served(kind, artifacts, example, score, paired)
-    x_test, y_test, _ = load_split(p, entry.task, "test")
-    pixels = (x_test * 255).round().astype("uint8")  # what a caller sends: uint8 (N, C, H, W)
-    if "classifier" in kinds:
-
-        def score_images(model_uri: str) -> float:
-            return _score_frame(_load_pyfunc(model_uri).predict(pixels), y_test, primary, by_index=True)
-
-        paired = _paired_rows(
-            p, entry.task, pair, lambda uri: _load_pyfunc(uri).predict(pixels)["prediction"]
-        )
-        return _Served("image-classifier", artifacts, pixels[:20], score_images, paired)
+        paired = _paired_rows(p, entry.task, pair, lambda uri: predict(uri)["prediction"])
+        return _Served(served.pyfunc, artifacts, example, score, paired)
     if primary.startswith("anomaly"):
         threshold_file = p.state / "serving" / pair / "threshold.json"  # copied into the logged model
         write_json(threshold_file, {"threshold": scores.get("anomaly/threshold")})
-        return _Served("anomaly", {**artifacts, "threshold": threshold_file}, pixels[:20])
+        return _Served("anomaly", {**artifacts, "threshold": threshold_file}, served.example)
     return _Served("generator", artifacts, pd.DataFrame({"label": [0, 1]}))
 
 

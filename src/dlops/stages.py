@@ -15,12 +15,12 @@ from typing import Any
 
 from dlops.config import ConfigError, Params, Paths, TaskConfig, load_params, params_hash, paths
 from dlops.evaluation.report import write_json
+from dlops.kinds import kind_of
+from dlops.kinds.base import Kind
 
 log = logging.getLogger(__name__)
 
 SPLITS = ("train", "val", "test")
-LABEL = "__label__"
-GROUP_PREFIX = "__group__."
 
 
 def _context(root: Path | None = None) -> tuple[Params, Paths]:
@@ -70,9 +70,9 @@ def _write_raw(task: str, task_cfg: TaskConfig, p: Paths) -> Any:
     import pandas as pd
 
     from dlops.data.batches import accepted_frames
-    from dlops.data.sources import load_task_frame, write_parquet_atomic
+    from dlops.data.sources import write_parquet_atomic
 
-    frame = load_task_frame(task_cfg, p.root)
+    frame = kind_of(task_cfg).load(task_cfg, p.root)
     if batches := accepted_frames(p, task):
         frame = pd.concat([frame, *batches], ignore_index=True)
     write_parquet_atomic(frame, p.raw(task))
@@ -112,7 +112,7 @@ def validate(task: str, root: Path | None = None) -> dict[str, Any]:
     """Check data/raw/<task>.parquet against the task's committed suite; raise on a critical failure."""
     import pandas as pd
 
-    from dlops.data.validation import load_suite, raise_on_failure, validate_raw
+    from dlops.data.validation import load_suite, raise_on_failure
 
     params, p = _context(root)
     task_cfg = params.task(task)
@@ -123,7 +123,8 @@ def validate(task: str, root: Path | None = None) -> dict[str, Any]:
             f"{suite_path}: no expectation suite for task {task!r}; "
             f"draft one with `dlops expectations init {task}`"
         )
-    summary = validate_raw(pd.read_parquet(p.raw(task)), load_suite(suite_path), task_cfg, p.data_docs(task))
+    raw = pd.read_parquet(p.raw(task))
+    summary = kind_of(task_cfg).validate(raw, load_suite(suite_path), task_cfg, p.data_docs(task))
     write_json(p.validation_report(task), summary)
     raise_on_failure(summary, source=str(p.raw(task).relative_to(p.root)))
     return summary
@@ -147,129 +148,24 @@ def draft_expectations(task: str, root: Path | None = None, force: bool = False)
 
 
 def _draft(task: str, task_cfg: TaskConfig, frame: Any) -> dict[str, Any]:
-    if task_cfg.kind == "images":
-        from dlops.data.validation_images import draft_image_suite, table_for_validation
 
-        return draft_image_suite(table_for_validation(frame), task_cfg.columns, task_cfg.validate_, task)
-    if task_cfg.kind == "text":
-        from dlops.data.validation_text import draft_text_suite
-
-        return draft_text_suite(frame, task_cfg.columns, task_cfg.validate_, task)
-    from dlops.data.validation import draft_suite
-
-    return draft_suite(frame, task_cfg.columns, task_cfg.validate_, name=task)
+    return kind_of(task_cfg).draft_suite(task, task_cfg, frame)
 
 
 # ------------------------------------------------------------------------------------------ preprocess
 def preprocess(task: str, root: Path | None = None) -> dict[str, int]:
-    """Split (seeded, stratified), fit the transform on train only; write the splits and transform.json."""
+    """Split (seeded; copies and batches kept apart as the kind does it), fit the transform on train
+    only; write the splits and transform.json under data/processed/<task>."""
     import pandas as pd
 
     from dlops.data.batches import blocks
-    from dlops.data.preprocess import TabularTransform, make_split_frame, split_in_blocks
-    from dlops.data.sources import write_parquet_atomic
 
     params, p = _context(root)
     task_cfg = params.task(task)
     _writable(p, p.processed(task))
     raw = pd.read_parquet(p.raw(task))
     parts = blocks(p, task, len(raw))  # the source's rows, then each accepted batch
-    if task_cfg.kind == "images":
-        return _preprocess_images(task, task_cfg, raw, p, parts)
-    if task_cfg.kind == "text":
-        return _preprocess_text(task, task_cfg, raw, p, parts)
-    splits = split_in_blocks(raw, task_cfg.columns, task_cfg.preprocess.split, parts)
-    transform = TabularTransform.fit(splits["train"], task_cfg.columns, task_cfg.preprocess)
-    p.processed(task).mkdir(parents=True, exist_ok=True)
-    for name, frame in splits.items():
-        write_parquet_atomic(make_split_frame(transform, frame), p.split(task, name))
-    # Raw test rows let a champion trained on another transform be re-scored on today's test split.
-    write_parquet_atomic(splits["test"].reset_index(drop=True), p.raw_split(task, "test"))
-    transform.to_json(p.transform(task))
-    sizes = {name: len(frame) for name, frame in splits.items()}
-    log.info("preprocess %s: %s, %d features", task, sizes, len(transform.feature_names))
-    return sizes
-
-
-def _preprocess_images(
-    task: str, task_cfg: Any, raw: Any, p: Paths, blocks: list[tuple[str, int]]
-) -> dict[str, int]:
-    """Split distinct images (copies stay together), write <split>.npz and transform.json."""
-    import shutil
-
-    from dlops.data import preprocess_images as pi
-    from dlops.data.images import class_names, images_array
-
-    splits = pi.split_images(raw, task_cfg.columns, task_cfg.preprocess.split, blocks)
-    if crossing := pi.duplicates_across_splits(splits):
-        raise AssertionError(f"preprocess {task}: {crossing} images fall in two splits")
-    out = p.processed(task)
-    if out.exists():
-        shutil.rmtree(out)  # a former tabular layout must not linger in the DVC output
-    shape: tuple[int, ...] = ()
-    for name, frame in splits.items():
-        pixels = images_array(frame)  # (N, C, H, W) uint8
-        shape = tuple(pixels.shape[1:])
-        pi.save_split(p.image_split(task, name), frame, pixels, task_cfg.columns.sensitive)
-    pi.write_transform(p.transform(task), class_names(raw), shape, task_cfg.columns.sensitive)
-    sizes = {name: len(frame) for name, frame in splits.items()}
-    log.info("preprocess %s: %s images of shape %s", task, sizes, shape)
-    return sizes
-
-
-def _preprocess_text(
-    task: str, task_cfg: Any, raw: Any, p: Paths, blocks: list[tuple[str, int]]
-) -> dict[str, int]:
-    """Split distinct texts (copies stay together), fit the tokenizer on train only, write token ids."""
-    import hashlib
-    import shutil
-
-    from dlops.data import preprocess_images as pi
-    from dlops.data.sources import write_parquet_atomic
-    from dlops.data.text import WordTokenizer
-
-    raw = raw.assign(sha1=[hashlib.sha1(t.encode()).hexdigest() for t in raw["text"].astype(str)])
-    classes = sorted(str(v) for v in raw["label"].unique())
-    raw = raw.assign(label_name=raw["label"].astype(str))
-    raw["label"] = raw["label_name"].map({c: i for i, c in enumerate(classes)})
-    splits = pi.split_images(raw, task_cfg.columns, task_cfg.preprocess.split, blocks)
-    out = p.processed(task)
-    if out.exists():
-        shutil.rmtree(out)
-    tokenizer = WordTokenizer.fit(splits["train"]["text"].tolist(), task_cfg.preprocess.tokenizer)
-    for name, frame in splits.items():
-        ids, _ = tokenizer.encode(frame["text"].tolist())  # (N, L) int64, 0 = padding
-        pi.save_split(p.image_split(task, name), frame, ids, task_cfg.columns.sensitive)
-    tokenizer.to_json(out / "tokenizer.json")
-    test_rows = splits["test"][["text", "label_name", *task_cfg.columns.sensitive]]
-    write_parquet_atomic(
-        test_rows.rename(columns={"label_name": "label"}).reset_index(drop=True), p.raw_split(task, "test")
-    )
-    transform = {"kind": "text", "classes": classes, "input_shape": [tokenizer.max_length]}
-    write_json(p.transform(task), transform | {"vocab_size": tokenizer.vocab_size})
-    sizes = {name: len(frame) for name, frame in splits.items()}
-    log.info("preprocess %s: %s texts, vocabulary %d", task, sizes, tokenizer.vocab_size)
-    return sizes
-
-
-def load_split(p: Paths, task: str, split: str) -> tuple[Any, Any, dict[str, Any]]:
-    """(X float32 (N, F) or (N, C, H, W), y int64 (N,), {attr: group labels}) of one processed split."""
-    import numpy as np
-    import pandas as pd
-
-    if p.image_split(task, split).exists():
-        from dlops.data.preprocess_images import load_image_split
-
-        return load_image_split(p.image_split(task, split))
-
-    frame = pd.read_parquet(p.split(task, split))
-    groups = {
-        c[len(GROUP_PREFIX) :]: frame[c].to_numpy() for c in frame.columns if c.startswith(GROUP_PREFIX)
-    }
-    features = [c for c in frame.columns if c != LABEL and not c.startswith(GROUP_PREFIX)]
-    x = frame[features].to_numpy(dtype=np.float32)
-    y = frame[LABEL].to_numpy(dtype=np.int64)
-    return x, y, groups
+    return kind_of(task_cfg).preprocess(task, task_cfg, raw, p, parts)
 
 
 # ---------------------------------------------------------------------------------------------- train
@@ -309,34 +205,37 @@ def _train_setup(pair: str, params: Params, p: Paths) -> _PairSetup:
 
     entry = searched_entry(pair, params, p)
     task_cfg = params.task(entry.task)
-    classes, input_shape = task_classes_and_shape(p, entry.task)
-    model, model_config = _seeded_model(p, entry, classes, input_shape)
+    kind = kind_of(task_cfg)
+    classes, input_shape = task_classes_and_shape(p, kind, entry.task)
+    model, model_config = _seeded_model(p, kind, entry, classes, input_shape)
     fingerprint = params_hash(
         {
             "model": entry.model_dump(mode="json"),
             "augment": task_cfg.augment.model_dump(mode="json"),
-            "data": "".join(file_sha256(_split_file(p, entry.task, s)) for s in ("train", "val")),
+            "data": "".join(file_sha256(kind.split_file(p, entry.task, s)) for s in ("train", "val")),
         }
     )
     fit_args = {
-        "data": {split: training_data(p, entry, split) for split in ("train", "val")},
+        "data": {split: training_data(p, kind, entry, split) for split in ("train", "val")},
         "cfg": entry.train,
-        "sample_weights": _reweigh(p, entry),
-        "augment": _batch_augment(task_cfg, len(classes)) if entry.train.augment else None,
+        "sample_weights": _reweigh(p, kind, entry),
+        "augment": kind.batch_augment(task_cfg, len(classes)) if entry.train.augment else None,
         "resume_path": p.resume_checkpoint(pair),
         "fingerprint": fingerprint,
     }
     return _PairSetup(entry, classes, input_shape, model_config, model, fingerprint, fit_args)
 
 
-def _seeded_model(p: Paths, entry: Any, classes: list[str], input_shape: tuple[int, ...]) -> tuple[Any, Any]:
+def _seeded_model(
+    p: Paths, kind: Kind, entry: Any, classes: list[str], input_shape: tuple[int, ...]
+) -> tuple[Any, Any]:
     """(the entry's model, its config): built after seeding with `train.seed`, so a training run and a
     search trial of the same settings start from the same weights."""
     from dlops.models.registry import build_model
     from dlops.training.loop import seed_everything
 
     seed_everything(entry.train.seed)
-    model_config = _model_config(p, entry)
+    model_config = kind.model_config(json.loads(p.transform(entry.task).read_text()), entry.model)
     model = build_model(entry.family, input_shape=input_shape, num_classes=len(classes), config=model_config)
     return model, model_config
 
@@ -469,29 +368,14 @@ def _resumable(path: Path, fingerprint: str) -> bool:
     return ckpt.get("kind") == "resume" and ckpt.get("fingerprint") == fingerprint
 
 
-def task_classes_and_shape(p: Paths, task: str) -> tuple[list[str], tuple[int, ...]]:
+def task_classes_and_shape(p: Paths, kind: Kind, task: str) -> tuple[list[str], tuple[int, ...]]:
     """Class names and the shape of one model input, from the task's transform.json."""
-    data = json.loads(p.transform(task).read_text())
-    if data.get("kind") in ("images", "text"):
-        return [str(c) for c in data["classes"]], tuple(data["input_shape"])
-    return [str(c) for c in data["classes"]], (len(data["feature_names"]),)
+    return kind.classes_and_shape(json.loads(p.transform(task).read_text()))
 
 
-def _model_config(p: Paths, entry: Any) -> dict[str, Any]:
-    """The family config from params, plus the fitted vocabulary size for a text task."""
-    data = json.loads(p.transform(entry.task).read_text())
-    if data.get("kind") == "text":
-        return {**entry.model, "vocab_size": int(data["vocab_size"])}
-    return dict(entry.model)
-
-
-def _split_file(p: Paths, task: str, split: str) -> Path:
-    return p.image_split(task, split) if p.image_split(task, split).exists() else p.split(task, split)
-
-
-def training_data(p: Paths, entry: Any, split: str) -> tuple[Any, Any]:
+def training_data(p: Paths, kind: Kind, entry: Any, split: str) -> tuple[Any, Any]:
     """(x, y) of a split as a family trains on it: anomaly models see only their `normal_classes`."""
-    x, y, _ = load_split(p, entry.task, split)
+    x, y, _ = kind.load_split(p, entry.task, split)
     normal = entry.model.get("normal_classes")
     if normal is not None:
         import numpy as np
@@ -501,34 +385,16 @@ def training_data(p: Paths, entry: Any, split: str) -> tuple[Any, Any]:
     return x, y
 
 
-def _reweigh(p: Paths, entry: Any) -> Any:
+def _reweigh(p: Paths, kind: Kind, entry: Any) -> Any:
     """Kamiran-Calders weights of the training rows when `train.reweigh` names attributes, else None."""
     if not entry.train.reweigh:
         return None
     from dlops.mitigation import joint_groups, reweigh_weights
 
-    _, y, groups = load_split(p, entry.task, "train")
+    _, y, groups = kind.load_split(p, entry.task, "train")
     weights = reweigh_weights(y, joint_groups(groups, entry.train.reweigh))
     log.info("train: reweighing by %s, weights %.3f..%.3f", entry.train.reweigh, weights.min(), weights.max())
     return weights
-
-
-def _batch_augment(task_cfg: Any, num_classes: int) -> Any:
-    """The training-batch transform the task's `augment` section asks for, or None."""
-    if task_cfg.kind == "images":
-        from dlops.data.augment_images import make_image_augment
-
-        return make_image_augment(task_cfg.augment)
-    if task_cfg.kind == "text":
-        from dlops.data.text import make_text_augment
-
-        return make_text_augment(task_cfg.augment)
-    cfg = task_cfg.augment
-    if cfg.noise_std == 0 and cfg.mixup_alpha == 0:
-        return None
-    from dlops.data.preprocess import augment_batch
-
-    return lambda x, y, gen: augment_batch(x, y, num_classes, cfg, gen)
 
 
 # --------------------------------------------------------------------------------------------- search
@@ -555,7 +421,9 @@ def search(pair: str, root: Path | None = None, join: bool = False, worker: int 
     if not join:
         _writable(p, out.parent)
     search_cfg = entry.search
-    name = study_lib.study_name(pair, entry, _augment_section(params, entry), _search_inputs(p, entry))
+    name = study_lib.study_name(
+        pair, entry, _augment_section(params, entry), _search_inputs(p, params, entry)
+    )
     url = study_lib.storage_url(search_cfg, p.search_storage())
     study = study_lib.open_study(name, url, search_cfg, worker, create=not join)
     tracking.configure(p.root, params.mlflow)
@@ -617,18 +485,19 @@ def _trial_fit(pair: str, params: Params, p: Paths) -> Any:
 
     base = params.pair(pair)
     task_cfg = params.task(base.task)
-    classes, input_shape = task_classes_and_shape(p, base.task)
-    data = {split: training_data(p, base, split) for split in ("train", "val")}
-    weights = _reweigh(p, base)
+    kind = kind_of(task_cfg)
+    classes, input_shape = task_classes_and_shape(p, kind, base.task)
+    data = {split: training_data(p, kind, base, split) for split in ("train", "val")}
+    weights = _reweigh(p, kind, base)
     parent = _search_parent(pair, base, params, p)
 
     def fit(entry: Any, logger: Any) -> Any:
         from dlops.training import transfer
 
-        model, _ = _seeded_model(p, entry, classes, input_shape)
+        model, _ = _seeded_model(p, kind, entry, classes, input_shape)
         if parent is not None:  # every trial starts from the parent `train` will start from
             transfer.transfer_weights(model, entry.family, parent, f"models.{pair}.train.init_from")
-        augment = _batch_augment(task_cfg, len(classes)) if entry.train.augment else None
+        augment = kind.batch_augment(task_cfg, len(classes)) if entry.train.augment else None
         return loop_train(model, data, entry.train, sample_weights=weights, augment=augment, logger=logger)
 
     return fit
@@ -660,11 +529,12 @@ def _augment_section(params: Params, entry: Any) -> dict[str, Any]:
     return dict(params.task(entry.task).augment.model_dump(mode="json"))
 
 
-def _search_inputs(p: Paths, entry: Any) -> str:
+def _search_inputs(p: Paths, params: Params, entry: Any) -> str:
     """The files a study's trials read: the train/val splits, and a checkpoint file they start from."""
     from dlops.training.checkpoint import file_sha256
 
-    files = [_split_file(p, entry.task, split) for split in ("train", "val")]
+    kind = kind_of(params.task(entry.task))
+    files = [kind.split_file(p, entry.task, split) for split in ("train", "val")]
     init_from = entry.train.init_from
     if init_from is not None and not init_from.startswith("models:/") and (p.root / init_from).is_file():
         files.append(p.root / init_from)  # a registered version is immutable: its URI is in train
@@ -681,7 +551,8 @@ def searched_entry(pair: str, params: Params, p: Paths) -> Any:
     if entry.search is None:
         return entry
     path = p.search_result(pair)
-    expected = study_lib.study_name(pair, entry, _augment_section(params, entry), _search_inputs(p, entry))
+    inputs = _search_inputs(p, params, entry)
+    expected = study_lib.study_name(pair, entry, _augment_section(params, entry), inputs)
     result = json.loads(path.read_text()) if path.is_file() else None
     found = None if result is None else result.get("study")
     if result is None or found != expected:
@@ -712,13 +583,14 @@ def evaluate(pair: str, root: Path | None = None) -> dict[str, Any]:
     (out / "figures").mkdir(parents=True, exist_ok=True)
     history = json.loads(p.history(pair).read_text())
     kinds = family_kinds(entry.family)
+    kind = kind_of(params.task(entry.task))
+    splits = {split: kind.load_split(p, entry.task, split) for split in SPLITS}
 
     if "classifier" in kinds:
-        scores = _evaluate_classifier(model, p, entry, classes, history, out)
+        scores = _evaluate_classifier(model, p, kind, entry, splits, classes, history, out)
     else:
         from dlops.evaluation import families
 
-        splits = {split: load_split(p, entry.task, split) for split in SPLITS}
         scores = families.evaluate_non_classifier(model, kinds, entry, splits, classes, history, out)
     write_json(p.eval_metrics(pair), scores)
 
@@ -732,70 +604,23 @@ def evaluate(pair: str, root: Path | None = None) -> dict[str, Any]:
 
 
 def _evaluate_classifier(
-    model: Any, p: Paths, entry: Any, classes: list[str], history: dict[str, Any], out: Path
+    model: Any,
+    p: Paths,
+    kind: Kind,
+    entry: Any,
+    splits: dict[str, Any],
+    classes: list[str],
+    history: dict[str, Any],
+    out: Path,
 ) -> dict[str, Any]:
-    from dlops.evaluation.classifiers import evaluate_classifier, interpret_tabular
+    from dlops.evaluation.classifiers import evaluate_classifier
     from dlops.training.loop import predict_proba
 
-    splits = {split: load_split(p, entry.task, split) for split in SPLITS}
     scores, test = evaluate_classifier(
         lambda x: predict_proba(model, x), entry, splits, classes, history, out
     )
-    interpretation: dict[str, Any] = {}
-    if p.split(entry.task, "test").exists():  # tabular: importance and partial dependence on raw rows
-        import pandas as pd
-
-        from dlops.data.preprocess import TabularTransform
-
-        transform = TabularTransform.from_json(p.transform(entry.task))
-        raw_test = pd.read_parquet(p.raw_split(entry.task, "test"))[transform.input_columns]
-        scores.update(
-            interpret_tabular(
-                lambda frame: predict_proba(model, transform.transform(frame)),
-                raw_test,
-                test["y"],
-                test["groups"],
-                out,
-                entry.train.seed,
-            )
-        )
-    else:
-        write_json(out / "interpretation.json", interpretation)
-    if p.image_split(entry.task, "test").exists() and test["x"].dtype.kind == "i":  # token ids: text
-        scores.update(_evaluate_text(model, p, entry, classes, test, out))
-    if test["x"].ndim == 4 and entry.evaluate.attribution_images:
-        from dlops.evaluation.images import attribution_grid
-
-        n = entry.evaluate.attribution_images
-        attribution_grid(model, test["x"][:n], test["y"][:n], out / "figures" / "attributions.png")
+    scores.update(kind.evaluate_classifier(model, p, entry, classes, test, out))
     return scores
-
-
-def _evaluate_text(
-    model: Any, p: Paths, entry: Any, classes: list[str], test: dict[str, Any], out: Path
-) -> dict[str, Any]:
-    """Behavioural challenge set (negation, contrast, filler) and token attributions for a few texts."""
-    import pandas as pd
-
-    from dlops.data.text import WordTokenizer
-    from dlops.evaluation import text
-
-    tokenizer = WordTokenizer.from_json(p.processed(entry.task) / "tokenizer.json")
-    raw_test = pd.read_parquet(p.raw_split(entry.task, "test"))
-    n = entry.evaluate.attribution_images
-    if n:
-        texts = raw_test["text"].astype(str).tolist()[:n]
-        targets = [int(v) for v in test["y"][:n]]
-        path = out / "figures" / "token_attributions.html"
-        text.token_attributions(model, tokenizer, texts, targets, path, classes=classes)
-    if not {"pos", "neg"} <= set(classes):
-        log.info("evaluate %s: labels %s are not pos/neg; the challenge set is skipped", entry.task, classes)
-        return {}
-    metrics, table = text.challenge_report(
-        lambda texts: text.predict_texts(model, tokenizer, texts, classes), classes
-    )
-    table.to_csv(out / "figures" / "challenge.csv", index=False, lineterminator="\n")
-    return metrics
 
 
 # ---------------------------------------------------------------------------------------- pretraining
@@ -816,10 +641,11 @@ def pretraining(name: str, root: Path | None = None) -> dict[str, Any]:
     out = p.pretraining_report(name)
     _writable(p, out.parent)
     classifier, encoder_entry = params.pair(study.classifier), params.pair(study.encoder)
-    classes, input_shape = task_classes_and_shape(p, study.task)
+    kind = kind_of(params.task(study.task))
+    classes, input_shape = task_classes_and_shape(p, kind, study.task)
     data = {}
     for split in SPLITS:
-        x, y, _ = load_split(p, study.task, split)
+        x, y, _ = kind.load_split(p, study.task, split)
         data[split] = (x, y)
     encoder_file = p.checkpoint(study.encoder)
     if study.encoder_data == "all":  # self-supervised: every training image, labels unused
@@ -834,7 +660,8 @@ def pretraining(name: str, root: Path | None = None) -> dict[str, Any]:
             "file": str(encoder_file.relative_to(p.root)),
             "sha256": file_sha256(encoder_file),
         }
-    augment = _batch_augment(params.task(study.task), len(classes)) if classifier.train.augment else None
+    task_cfg = params.task(study.task)
+    augment = kind.batch_augment(task_cfg, len(classes)) if classifier.train.augment else None
     report = study_lib.run_study(
         study,
         cnn_config=dict(classifier.model),
@@ -904,7 +731,7 @@ def register(pair: str, root: Path | None = None) -> dict[str, Any]:
         )
     served = serving_plan(p, entry, task_cfg, pair, scores)
     extra_tags = {
-        "data.test_split": file_sha256(_split_file(p, entry.task, "test")),
+        "data.test_split": file_sha256(kind_of(task_cfg).split_file(p, entry.task, "test")),
         "params.hash": params_hash(entry),
     }
     flat_params = tracking.flatten_params(

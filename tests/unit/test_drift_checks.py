@@ -11,9 +11,9 @@ from sklearn.datasets import load_digits
 
 from dlops.config import TokenizerConfig, load_params, paths
 from dlops.data.batches import load_batch
-from dlops.data.sources import load_task_frame
 from dlops.data.text import WordTokenizer, generate_reviews
 from dlops.intake import drift_report
+from dlops.kinds import kind_of
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -46,7 +46,7 @@ def test_text_drift_flags_new_words_and_not_next_week(params, tmp_path: Path) ->
 
 def test_image_drift_flags_darker_images_and_not_the_same_kind(params, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     task = params.task("images")
-    reference = load_task_frame(task, tmp_path)
+    reference = kind_of(task).load(task, tmp_path)
     digits = load_digits()
     rng = np.random.default_rng(0)
     pick = rng.choice(len(digits.images), 600, replace=False)

@@ -64,17 +64,16 @@ def batch_date(date: str | None) -> str:
 
 def load_batch(task: str, task_cfg: TaskConfig, spec: dict[str, Any], date: str | None, root: Path) -> Batch:
     """Read a batch into the task's raw-table layout (the loaders of `ingest`, so every check applies)."""
-    from dlops.data.sources import load_task_frame
+    from dlops.kinds import kind_of
 
     day = batch_date(date)
     source = batch_source(task, task_cfg, spec, day)
-    frame = load_task_frame(task_cfg.model_copy(update={"ingest": source}), root)
+    frame = kind_of(task_cfg).load(task_cfg.model_copy(update={"ingest": source}), root)
     if frame.empty:
         raise ValueError(f"batch for task {task!r} ({_where(source)}) has no rows")
     digest = _frame_sha256(frame)
     batch_id = f"{day}-{digest[:8]}"
-    if "source" in frame.columns and task_cfg.kind != "tabular":
-        frame = frame.assign(source=[f"{batch_id}:{s}" for s in frame["source"].astype(str)])
+    frame = kind_of(task_cfg).tag_batch_rows(frame, batch_id)
     return Batch(task, batch_id, day, source.model_dump(mode="json"), frame.reset_index(drop=True))
 
 
@@ -92,13 +91,14 @@ def _frame_sha256(frame: pd.DataFrame) -> str:
 def check_batch(batch: Batch, task_cfg: TaskConfig, p: Paths, min_rows: int) -> dict[str, Any]:
     """The committed suite on the batch alone (its row-count expectation is for the whole dataset, so
     `retrain.min_batch_rows` replaces it); a summary like the validate stage's."""
-    from dlops.data.validation import load_suite, validate_raw
+    from dlops.data.validation import load_suite
+    from dlops.kinds import kind_of
 
     suite = load_suite(p.suite(task_cfg))
     suite["expectations"] = [
         e for e in suite["expectations"] if e.get("type") != "expect_table_row_count_to_be_between"
     ]
-    summary = validate_raw(batch.frame, suite, task_cfg, None)
+    summary = kind_of(task_cfg).validate(batch.frame, suite, task_cfg, None)
     if len(batch.frame) < min_rows:
         summary["success"] = False
         summary["failed_critical"] += 1

@@ -31,19 +31,6 @@ class DataSourceError(ValueError):
     """A raw table cannot be loaded or lacks a declared column; the message names the file."""
 
 
-def load_task_frame(task_cfg: Any, root: Path) -> pd.DataFrame:
-    """The raw table of any task kind from its `ingest` source (the loaders of the ingest stage)."""
-    if task_cfg.kind == "images":
-        from dlops.data.images import load_images
-
-        return load_images(task_cfg, root)
-    if task_cfg.kind == "text":
-        from dlops.data.text import load_texts
-
-        return load_texts(task_cfg, root)
-    return load_raw(task_cfg, root)
-
-
 def load_raw(task_cfg: TabularTask, root: Path) -> pd.DataFrame:
     """The task's raw table with exactly its declared, non-ignored columns."""
     src = task_cfg.ingest

@@ -275,23 +275,6 @@ def validate_table(
     }
 
 
-def validate_raw(
-    raw: pd.DataFrame, suite: dict[str, Any], task_cfg: Any, docs_dir: Path | None
-) -> dict[str, Any]:
-    """`validate_table` on a task's raw table, whatever its kind: an image table is validated through its
-    per-image columns, and failures name the offending files."""
-    from dlops.data.validation_images import name_files, table_for_validation
-
-    if task_cfg.kind == "text":  # failures name the source lines (file:line)
-        summary = validate_table(raw, suite, task_cfg.columns, task_cfg.validate_, docs_dir)
-        return name_files(summary, raw, noun="lines") if "source" in raw.columns else summary
-    if task_cfg.kind != "images":
-        return validate_table(raw, suite, task_cfg.columns, task_cfg.validate_, docs_dir)
-
-    frame = table_for_validation(raw)
-    return name_files(validate_table(frame, suite, task_cfg.columns, task_cfg.validate_, docs_dir), frame)
-
-
 def _normalized(suite: dict[str, Any]) -> dict[str, Any]:
     """A copy with GE's `severity` field set from `meta.severity` where only the latter was written."""
     suite = json.loads(json.dumps(suite))

@@ -175,6 +175,16 @@ def label_drift(reference: pd.Series, current: pd.Series, column: str, threshold
     }
 
 
+def with_label_drift(
+    report: dict[str, Any], reference: Any, current: Any, threshold: float
+) -> dict[str, Any]:
+    """`report` (text or image drift) with the drift of the `label` column added to its verdict."""
+    labels = (reference["label"].astype(str), current["label"].astype(str))
+    report["label"] = label_drift(*labels, "label", threshold)
+    report["drifted"] = bool(report["drifted"] or report["label"]["drifted"])
+    return report
+
+
 def _tokens(text: str) -> list[str]:
     return text.lower().split()
 

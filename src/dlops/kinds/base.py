@@ -1,0 +1,120 @@
+"""The interface between the stages and a task kind (tabular, images, text, ...).
+
+A kind is one package under `dlops.kinds` whose `__init__` defines `KIND`, an instance of a `Kind`
+subclass. The stages call only these methods; nothing outside a kind's package asks which kind a task
+is. Think of Lightning's DataModule: a dataset's loading, checking, splitting, transforms, batch
+augmentation, kind-specific evaluation, drift statistics and serving inputs behind one object.
+
+Heavy libraries (torch, pandas, great_expectations) are imported inside the methods that use them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+SPLITS = ("train", "val", "test")
+
+
+@dataclass
+class ServingInputs:
+    """What a registered classifier of this kind is called with, and what comes with the model.
+
+    `inputs` is what a caller sends (a frame of raw rows, or uint8 pixels); `truth` the true class of
+    each input (names for frames, indices for arrays); `artifacts` the files the pyfunc needs besides
+    the checkpoint; `pyfunc` the `mlflow.pyfunc.PythonModel` class serving a classifier of this kind."""
+
+    inputs: Any
+    truth: Any
+    by_index: bool
+    example: Any
+    pyfunc: Any
+    artifacts: dict[str, Path] = field(default_factory=dict)
+    tabular_signature: bool = False  # the input example is a table whose column types make the signature
+
+
+class Kind:
+    """One task kind. Subclasses override what differs; every method takes plain values."""
+
+    name: str = ""
+
+    # ---------------------------------------------------------------------------------------- ingest
+    def load(self, task_cfg: Any, root: Path) -> Any:
+        """The raw table (pandas DataFrame) of the task's `ingest` source."""
+        raise NotImplementedError
+
+    def tag_batch_rows(self, frame: Any, batch_id: str) -> Any:
+        """A batch's rows as stored in data/raw (e.g. source lines prefixed with the batch id)."""
+        return frame
+
+    # -------------------------------------------------------------------------------------- validate
+    def draft_suite(self, task: str, task_cfg: Any, frame: Any) -> dict[str, Any]:
+        """A Great Expectations suite profiled from the raw table (`dlops expectations init`)."""
+        raise NotImplementedError
+
+    def validate(
+        self, raw: Any, suite: dict[str, Any], task_cfg: Any, docs_dir: Path | None
+    ) -> dict[str, Any]:
+        """The suite's results on the raw table, failures naming rows, files or lines."""
+        raise NotImplementedError
+
+    # ------------------------------------------------------------------------------------ preprocess
+    def preprocess(
+        self, task: str, task_cfg: Any, raw: Any, p: Any, blocks: list[tuple[str, int]]
+    ) -> dict[str, int]:
+        """Split, fit the transform on train only, write data/processed/<task>; returns split sizes."""
+        raise NotImplementedError
+
+    def split_file(self, p: Any, task: str, split: str) -> Path:
+        """The processed file of one split (hashed into lineage and study names)."""
+        raise NotImplementedError
+
+    def load_split(self, p: Any, task: str, split: str) -> tuple[Any, Any, dict[str, Any]]:
+        """(x float32 or int64 token ids, y int64 (N,), {attribute: group labels}) of one split."""
+        raise NotImplementedError
+
+    def classes_and_shape(self, transform: dict[str, Any]) -> tuple[list[str], tuple[int, ...]]:
+        """Class names and the shape of one model input, from the task's transform.json."""
+        return [str(c) for c in transform["classes"]], tuple(transform["input_shape"])
+
+    def model_config(self, transform: dict[str, Any], model: dict[str, Any]) -> dict[str, Any]:
+        """The family config: params' `model` plus what the fitted transform fixes (a vocabulary)."""
+        return dict(model)
+
+    # ----------------------------------------------------------------------------------------- train
+    def batch_augment(self, task_cfg: Any, num_classes: int) -> Any:
+        """The training-batch transform `(x, y, generator) -> (x, y)` that `augment` asks for, or None."""
+        return None
+
+    # -------------------------------------------------------------------------------------- evaluate
+    def evaluate_classifier(
+        self, model: Any, p: Any, entry: Any, classes: list[str], test: dict[str, Any], out: Path
+    ) -> dict[str, Any]:
+        """Kind-specific evaluation of a classifier on the test split (interpretation, attributions,
+        behavioural tests); writes out/interpretation.json and figures, returns extra metrics."""
+        from dlops.evaluation.report import write_json
+
+        write_json(out / "interpretation.json", {})
+        return {}
+
+    # ------------------------------------------------------------------------------------- serving
+    def serving_inputs(self, p: Any, entry: Any, task_cfg: Any, pair: str) -> ServingInputs:
+        """Today's test inputs as a caller sends them, with the artifacts a classifier pyfunc needs."""
+        raise NotImplementedError
+
+    # -------------------------------------------------------------------------------------- monitor
+    def drift(
+        self, task_cfg: Any, reference: Any, current: Any, p: Any, task: str, threshold: float
+    ) -> dict[str, Any]:
+        """Drift statistics of a batch against the reference raw table."""
+        raise NotImplementedError
+
+    def batch_spec_for_path(self, path: str) -> dict[str, Any]:
+        """`dlops batch add --path PATH` as a source spec of this kind."""
+        return {"path": path}
+
+    # ------------------------------------------------------------------------------------------ DVC
+    def input_files(self, task_cfg: Any, root: Path) -> list[Path]:
+        """The local files and folders the task's source reads (DVC deps of its ingest stage)."""
+        return []

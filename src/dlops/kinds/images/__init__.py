@@ -1,0 +1,117 @@
+"""Image tasks: labelled images (sklearn's bundled digits, IDX, NPZ or a folder per class), a split
+that keeps copies of an image together, kornia augmentation on the training device, integrated-
+gradient attributions, brightness/contrast drift, and uint8 pixels as the served input."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+from dlops.kinds.base import Kind, ServingInputs
+
+log = logging.getLogger(__name__)
+
+
+class Images(Kind):
+    name = "images"
+
+    def load(self, task_cfg: Any, root: Path) -> Any:
+        from dlops.data.images import load_images
+
+        return load_images(task_cfg, root)
+
+    def tag_batch_rows(self, frame: Any, batch_id: str) -> Any:
+        if "source" not in frame.columns:
+            return frame
+        return frame.assign(source=[f"{batch_id}:{s}" for s in frame["source"].astype(str)])
+
+    def draft_suite(self, task: str, task_cfg: Any, frame: Any) -> dict[str, Any]:
+        from dlops.data.validation_images import draft_image_suite, table_for_validation
+
+        return draft_image_suite(table_for_validation(frame), task_cfg.columns, task_cfg.validate_, task)
+
+    def validate(
+        self, raw: Any, suite: dict[str, Any], task_cfg: Any, docs_dir: Path | None
+    ) -> dict[str, Any]:
+        """The suite on the per-image table; failures name the offending files."""
+        from dlops.data.validation import validate_table
+        from dlops.data.validation_images import name_files, table_for_validation
+
+        frame = table_for_validation(raw)
+        return name_files(validate_table(frame, suite, task_cfg.columns, task_cfg.validate_, docs_dir), frame)
+
+    def preprocess(
+        self, task: str, task_cfg: Any, raw: Any, p: Any, blocks: list[tuple[str, int]]
+    ) -> dict[str, int]:
+        """Split distinct images (copies stay together), write <split>.npz and transform.json."""
+        import shutil
+
+        from dlops.data import preprocess_images as pi
+        from dlops.data.images import class_names, images_array
+
+        splits = pi.split_images(raw, task_cfg.columns, task_cfg.preprocess.split, blocks)
+        if crossing := pi.duplicates_across_splits(splits):
+            raise AssertionError(f"preprocess {task}: {crossing} images fall in two splits")
+        out = p.processed(task)
+        if out.exists():
+            shutil.rmtree(out)  # a former tabular layout must not linger in the DVC output
+        shape: tuple[int, ...] = ()
+        for name, frame in splits.items():
+            pixels = images_array(frame)  # (N, C, H, W) uint8
+            shape = tuple(pixels.shape[1:])
+            pi.save_split(p.image_split(task, name), frame, pixels, task_cfg.columns.sensitive)
+        pi.write_transform(p.transform(task), class_names(raw), shape, task_cfg.columns.sensitive)
+        sizes = {name: len(frame) for name, frame in splits.items()}
+        log.info("preprocess %s: %s images of shape %s", task, sizes, shape)
+        return sizes
+
+    def split_file(self, p: Any, task: str, split: str) -> Path:
+        return Path(p.image_split(task, split))
+
+    def load_split(self, p: Any, task: str, split: str) -> tuple[Any, Any, dict[str, Any]]:
+        from dlops.data.preprocess_images import load_image_split
+
+        return load_image_split(p.image_split(task, split))
+
+    def batch_augment(self, task_cfg: Any, num_classes: int) -> Any:
+        from dlops.data.augment_images import make_image_augment
+
+        return make_image_augment(task_cfg.augment)
+
+    def evaluate_classifier(
+        self, model: Any, p: Any, entry: Any, classes: list[str], test: dict[str, Any], out: Path
+    ) -> dict[str, Any]:
+        """Integrated-gradient attributions of the first `evaluate.attribution_images` test images."""
+        from dlops.evaluation.report import write_json
+
+        write_json(out / "interpretation.json", {})
+        if n := entry.evaluate.attribution_images:
+            from dlops.evaluation.images import attribution_grid
+
+            attribution_grid(model, test["x"][:n], test["y"][:n], out / "figures" / "attributions.png")
+        return {}
+
+    def serving_inputs(self, p: Any, entry: Any, task_cfg: Any, pair: str) -> ServingInputs:
+        x_test, y_test, _ = self.load_split(p, entry.task, "test")
+        pixels = (x_test * 255).round().astype("uint8")  # what a caller sends: uint8 (N, C, H, W)
+        return ServingInputs(
+            inputs=pixels, truth=y_test, by_index=True, example=pixels[:20], pyfunc="image-classifier"
+        )
+
+    def drift(
+        self, task_cfg: Any, reference: Any, current: Any, p: Any, task: str, threshold: float
+    ) -> dict[str, Any]:
+        from dlops.data.images import images_array
+        from dlops.monitoring import drift
+
+        report = drift.image_drift(images_array(reference), images_array(current), threshold)
+        return drift.with_label_drift(report, reference, current, threshold)
+
+    def input_files(self, task_cfg: Any, root: Path) -> list[Path]:
+        src = task_cfg.ingest
+        names = [getattr(src, key, None) for key in ("images", "labels", "path", "metadata")]
+        return [root / name for name in names if name]
+
+
+KIND = Images()

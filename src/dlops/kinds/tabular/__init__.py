@@ -1,0 +1,139 @@
+"""Tabular tasks: a table of numeric and categorical columns with a target (CSV/Parquet or the
+built-in `synthetic-income` generator), a fitted scaler/one-hot transform, Gaussian noise and mixup
+on training batches, permutation importance and partial dependence, PSI/KS drift per column."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+from dlops.kinds.base import Kind, ServingInputs
+
+log = logging.getLogger(__name__)
+
+LABEL = "__label__"
+GROUP_PREFIX = "__group__."
+
+
+class Tabular(Kind):
+    name = "tabular"
+
+    def load(self, task_cfg: Any, root: Path) -> Any:
+        from dlops.data.sources import load_raw
+
+        return load_raw(task_cfg, root)
+
+    def draft_suite(self, task: str, task_cfg: Any, frame: Any) -> dict[str, Any]:
+        from dlops.data.validation import draft_suite
+
+        return draft_suite(frame, task_cfg.columns, task_cfg.validate_, name=task)
+
+    def validate(
+        self, raw: Any, suite: dict[str, Any], task_cfg: Any, docs_dir: Path | None
+    ) -> dict[str, Any]:
+        from dlops.data.validation import validate_table
+
+        return validate_table(raw, suite, task_cfg.columns, task_cfg.validate_, docs_dir)
+
+    def preprocess(
+        self, task: str, task_cfg: Any, raw: Any, p: Any, blocks: list[tuple[str, int]]
+    ) -> dict[str, int]:
+        """Split (seeded, stratified), fit the transform on train only; write splits and transform.json."""
+        from dlops.data.preprocess import TabularTransform, make_split_frame, split_in_blocks
+        from dlops.data.sources import write_parquet_atomic
+
+        splits = split_in_blocks(raw, task_cfg.columns, task_cfg.preprocess.split, blocks)
+        transform = TabularTransform.fit(splits["train"], task_cfg.columns, task_cfg.preprocess)
+        p.processed(task).mkdir(parents=True, exist_ok=True)
+        for name, frame in splits.items():
+            write_parquet_atomic(make_split_frame(transform, frame), p.split(task, name))
+        # Raw test rows let a champion trained on another transform be re-scored on today's test split.
+        write_parquet_atomic(splits["test"].reset_index(drop=True), p.raw_split(task, "test"))
+        transform.to_json(p.transform(task))
+        sizes = {name: len(frame) for name, frame in splits.items()}
+        log.info("preprocess %s: %s, %d features", task, sizes, len(transform.feature_names))
+        return sizes
+
+    def split_file(self, p: Any, task: str, split: str) -> Path:
+        return Path(p.split(task, split))
+
+    def load_split(self, p: Any, task: str, split: str) -> tuple[Any, Any, dict[str, Any]]:
+        import numpy as np
+        import pandas as pd
+
+        frame = pd.read_parquet(p.split(task, split))
+        groups = {
+            c[len(GROUP_PREFIX) :]: frame[c].to_numpy() for c in frame.columns if c.startswith(GROUP_PREFIX)
+        }
+        features = [c for c in frame.columns if c != LABEL and not c.startswith(GROUP_PREFIX)]
+        x = frame[features].to_numpy(dtype=np.float32)
+        y = frame[LABEL].to_numpy(dtype=np.int64)
+        return x, y, groups
+
+    def classes_and_shape(self, transform: dict[str, Any]) -> tuple[list[str], tuple[int, ...]]:
+        return [str(c) for c in transform["classes"]], (len(transform["feature_names"]),)
+
+    def batch_augment(self, task_cfg: Any, num_classes: int) -> Any:
+        cfg = task_cfg.augment
+        if cfg.noise_std == 0 and cfg.mixup_alpha == 0:
+            return None
+        from dlops.data.preprocess import augment_batch
+
+        return lambda x, y, gen: augment_batch(x, y, num_classes, cfg, gen)
+
+    def evaluate_classifier(
+        self, model: Any, p: Any, entry: Any, classes: list[str], test: dict[str, Any], out: Path
+    ) -> dict[str, Any]:
+        """Permutation importance, proxies and partial dependence on the raw test rows."""
+        import pandas as pd
+
+        from dlops.data.preprocess import TabularTransform
+        from dlops.evaluation.classifiers import interpret_tabular
+        from dlops.training.loop import predict_proba
+
+        transform = TabularTransform.from_json(p.transform(entry.task))
+        raw_test = pd.read_parquet(p.raw_split(entry.task, "test"))[transform.input_columns]
+        return interpret_tabular(
+            lambda frame: predict_proba(model, transform.transform(frame)),
+            raw_test,
+            test["y"],
+            test["groups"],
+            out,
+            entry.train.seed,
+        )
+
+    def serving_inputs(self, p: Any, entry: Any, task_cfg: Any, pair: str) -> ServingInputs:
+        import pandas as pd
+
+        raw_test = pd.read_parquet(p.raw_split(entry.task, "test"))
+        target = task_cfg.columns.target
+        inputs = raw_test.drop(columns=[target])
+        return ServingInputs(
+            inputs=inputs,
+            truth=raw_test[target],
+            by_index=False,
+            example=inputs.head(20),
+            pyfunc="tabular",
+            artifacts={"transform": p.transform(entry.task)},
+            tabular_signature=True,
+        )
+
+    def drift(
+        self, task_cfg: Any, reference: Any, current: Any, p: Any, task: str, threshold: float
+    ) -> dict[str, Any]:
+        from dlops.monitoring import drift
+
+        cols = task_cfg.columns
+        categorical = [*cols.categorical, *[s for s in cols.sensitive if s not in cols.categorical]]
+        return drift.table_drift(reference, current, cols.numeric, categorical, cols.target, threshold)
+
+    def batch_spec_for_path(self, path: str) -> dict[str, Any]:
+        return {"source": "table", "path": path}
+
+    def input_files(self, task_cfg: Any, root: Path) -> list[Path]:
+        path = getattr(task_cfg.ingest, "path", None)
+        return [root / path] if path else []
+
+
+KIND = Tabular()

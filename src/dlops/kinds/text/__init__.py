@@ -1,0 +1,159 @@
+"""Text tasks: labelled texts (CSV/TSV/JSONL, a folder per class, or the built-in review grammar), a
+word tokenizer fitted on the training split, token dropout and local swaps on training batches, a
+behavioural challenge set and token attributions, length and out-of-vocabulary drift."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import shutil
+from pathlib import Path
+from typing import Any
+
+from dlops.kinds.base import Kind, ServingInputs
+
+log = logging.getLogger(__name__)
+
+
+class Text(Kind):
+    name = "text"
+
+    def load(self, task_cfg: Any, root: Path) -> Any:
+        from dlops.data.text import load_texts
+
+        return load_texts(task_cfg, root)
+
+    def tag_batch_rows(self, frame: Any, batch_id: str) -> Any:
+        if "source" not in frame.columns:
+            return frame
+        return frame.assign(source=[f"{batch_id}:{s}" for s in frame["source"].astype(str)])
+
+    def draft_suite(self, task: str, task_cfg: Any, frame: Any) -> dict[str, Any]:
+        from dlops.data.validation_text import draft_text_suite
+
+        return draft_text_suite(frame, task_cfg.columns, task_cfg.validate_, task)
+
+    def validate(
+        self, raw: Any, suite: dict[str, Any], task_cfg: Any, docs_dir: Path | None
+    ) -> dict[str, Any]:
+        """The suite on the text table; failures name the source lines (file:line)."""
+        from dlops.data.validation import validate_table
+        from dlops.data.validation_images import name_files
+
+        summary = validate_table(raw, suite, task_cfg.columns, task_cfg.validate_, docs_dir)
+        return name_files(summary, raw, noun="lines") if "source" in raw.columns else summary
+
+    def preprocess(
+        self, task: str, task_cfg: Any, raw: Any, p: Any, blocks: list[tuple[str, int]]
+    ) -> dict[str, int]:
+        """Split distinct texts (copies stay together), fit the tokenizer on train only, write token ids."""
+        from dlops.data import preprocess_images as pi
+        from dlops.data.sources import write_parquet_atomic
+        from dlops.data.text import WordTokenizer
+        from dlops.evaluation.report import write_json
+
+        raw = raw.assign(sha1=[hashlib.sha1(t.encode()).hexdigest() for t in raw["text"].astype(str)])
+        classes = sorted(str(v) for v in raw["label"].unique())
+        raw = raw.assign(label_name=raw["label"].astype(str))
+        raw["label"] = raw["label_name"].map({c: i for i, c in enumerate(classes)})
+        splits = pi.split_images(raw, task_cfg.columns, task_cfg.preprocess.split, blocks)
+        out = p.processed(task)
+        if out.exists():
+            shutil.rmtree(out)
+        tokenizer = WordTokenizer.fit(splits["train"]["text"].tolist(), task_cfg.preprocess.tokenizer)
+        for name, frame in splits.items():
+            ids, _ = tokenizer.encode(frame["text"].tolist())  # (N, L) int64, 0 = padding
+            pi.save_split(p.image_split(task, name), frame, ids, task_cfg.columns.sensitive)
+        tokenizer.to_json(out / "tokenizer.json")
+        test_rows = splits["test"][["text", "label_name", *task_cfg.columns.sensitive]]
+        write_parquet_atomic(
+            test_rows.rename(columns={"label_name": "label"}).reset_index(drop=True),
+            p.raw_split(task, "test"),
+        )
+        transform = {"kind": "text", "classes": classes, "input_shape": [tokenizer.max_length]}
+        write_json(p.transform(task), transform | {"vocab_size": tokenizer.vocab_size})
+        sizes = {name: len(frame) for name, frame in splits.items()}
+        log.info("preprocess %s: %s texts, vocabulary %d", task, sizes, tokenizer.vocab_size)
+        return sizes
+
+    def split_file(self, p: Any, task: str, split: str) -> Path:
+        return Path(p.image_split(task, split))
+
+    def load_split(self, p: Any, task: str, split: str) -> tuple[Any, Any, dict[str, Any]]:
+        from dlops.data.preprocess_images import load_image_split
+
+        return load_image_split(p.image_split(task, split))
+
+    def model_config(self, transform: dict[str, Any], model: dict[str, Any]) -> dict[str, Any]:
+        return {**model, "vocab_size": int(transform["vocab_size"])}
+
+    def batch_augment(self, task_cfg: Any, num_classes: int) -> Any:
+        from dlops.data.text import make_text_augment
+
+        return make_text_augment(task_cfg.augment)
+
+    def evaluate_classifier(
+        self, model: Any, p: Any, entry: Any, classes: list[str], test: dict[str, Any], out: Path
+    ) -> dict[str, Any]:
+        """Behavioural challenge set (negation, contrast, filler) and token attributions for a few texts."""
+        import pandas as pd
+
+        from dlops.data.text import WordTokenizer
+        from dlops.evaluation import text
+        from dlops.evaluation.report import write_json
+
+        write_json(out / "interpretation.json", {})
+        tokenizer = WordTokenizer.from_json(p.processed(entry.task) / "tokenizer.json")
+        raw_test = pd.read_parquet(p.raw_split(entry.task, "test"))
+        n = entry.evaluate.attribution_images
+        if n:
+            texts = raw_test["text"].astype(str).tolist()[:n]
+            targets = [int(v) for v in test["y"][:n]]
+            path = out / "figures" / "token_attributions.html"
+            text.token_attributions(model, tokenizer, texts, targets, path, classes=classes)
+        if not {"pos", "neg"} <= set(classes):
+            log.info(
+                "evaluate %s: labels %s are not pos/neg; the challenge set is skipped", entry.task, classes
+            )
+            return {}
+        metrics, table = text.challenge_report(
+            lambda texts: text.predict_texts(model, tokenizer, texts, classes), classes
+        )
+        table.to_csv(out / "figures" / "challenge.csv", index=False, lineterminator="\n")
+        return metrics
+
+    def serving_inputs(self, p: Any, entry: Any, task_cfg: Any, pair: str) -> ServingInputs:
+        import pandas as pd
+
+        raw_test = pd.read_parquet(p.raw_split(entry.task, "test"))
+        inputs = raw_test.drop(columns=["label"])
+        return ServingInputs(
+            inputs=inputs,
+            truth=raw_test["label"],
+            by_index=False,
+            example=inputs[["text"]].head(20),
+            pyfunc="text-classifier",
+            artifacts={"tokenizer": p.processed(entry.task) / "tokenizer.json"},
+        )
+
+    def drift(
+        self, task_cfg: Any, reference: Any, current: Any, p: Any, task: str, threshold: float
+    ) -> dict[str, Any]:
+        from dlops.monitoring import drift
+
+        path = p.processed(task) / "tokenizer.json"
+        if not path.is_file():
+            raise FileNotFoundError(f"{path}: no training vocabulary for the OOV rate; run `dvc repro` first")
+        vocabulary = set(json.loads(path.read_text(encoding="utf-8"))["vocab"][2:])
+        report = drift.text_drift(
+            reference["text"].astype(str), current["text"].astype(str), vocabulary, threshold
+        )
+        return drift.with_label_drift(report, reference, current, threshold)
+
+    def input_files(self, task_cfg: Any, root: Path) -> list[Path]:
+        path = getattr(task_cfg.ingest, "path", None)
+        return [root / path] if path else []
+
+
+KIND = Text()
