@@ -23,16 +23,16 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 from typing import Any
 
 from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_markdown_artifact
 
+from dlops.errors import EXIT_QUARANTINED, EXIT_REJECTED, EXIT_TRANSIENT, OUTCOME_ENV, read_outcome
+
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
-TRANSIENT_MARK = "transient error (retry may succeed)"
-REJECTED_MARK = "rejected by the gates:"
-QUARANTINED_MARK = "quarantined:"
 
 
 class StageFailed(RuntimeError):
@@ -80,6 +80,16 @@ def _command(name: str, args: list[str], root: str, env: dict[str, str]) -> subp
     return subprocess.run([exe, *args], cwd=root, env=env, capture_output=True, text=True)
 
 
+def _with_outcome(
+    name: str, args: list[str], root: str, env: dict[str, str]
+) -> tuple[subprocess.CompletedProcess[str], dict[str, Any] | None]:
+    """Run a command whose dlops stage records a failure's exit code and message (DVC passes neither)."""
+    with tempfile.TemporaryDirectory(prefix="dlops-outcome-") as tmp:
+        outcome = Path(tmp) / "outcome.json"
+        proc = _command(name, args, root, {**env, OUTCOME_ENV: str(outcome)})
+        return proc, read_outcome(outcome)
+
+
 def _batch_args(task_name: str, spec: dict[str, Any], date: str | None, root: str) -> list[str]:
     return [task_name, "--spec", json.dumps(spec), "--root", root, *(["--date", date] if date else [])]
 
@@ -105,17 +115,16 @@ PREFECT_LOGGERS = ("", "prefect", "prefect.flow_runs", "prefect.task_runs", "pre
 def run_stage(stage: str, root: str, env: dict[str, str]) -> str:
     """`dvc repro --single-item <stage>`: DVC skips it when its deps, params and outs are unchanged.
     A register stage the gates reject returns `rejected: ...` (recorded in the registry) instead."""
-    proc = _command("dvc", ["repro", "--single-item", stage], root, env)
+    proc, outcome = _with_outcome("dvc", ["repro", "--single-item", stage], root, env)
     output = (proc.stdout + proc.stderr).strip()
     _log_tail(output)
     if proc.returncode != 0:
-        if stage.startswith("register@") and REJECTED_MARK in output:
-            reason = output.split(REJECTED_MARK, 1)[1].splitlines()[0].strip()
-            return f"rejected: {reason}"
-        message = (
-            f"stage {stage} failed (exit {proc.returncode}): {output.splitlines()[-1] if output else ''}"
-        )
-        if TRANSIENT_MARK in output:
+        code = outcome["exit_code"] if outcome else proc.returncode
+        if code == EXIT_REJECTED and outcome:
+            return f"rejected: {outcome['message'].split(': ', 1)[-1]}"
+        last = outcome["message"] if outcome else (output.splitlines()[-1] if output else "")
+        message = f"stage {stage} failed (exit {code}): {last}"
+        if code == EXIT_TRANSIENT:
             raise TransientStageError(message)
         raise StageFailed(message)
     return output
@@ -134,7 +143,7 @@ def check_drift(
     proc = _command("dlops", ["drift", *_batch_args(task_name, spec, date, root)], root, env)
     if proc.returncode != 0:
         error = proc.stderr.strip().splitlines()[-1:] or [""]
-        if proc.returncode == 75:
+        if proc.returncode == EXIT_TRANSIENT:
             raise TransientStageError(error[0])
         return {"task": task_name, "error": error[0], "drifted": None}
     report = json.loads(proc.stdout)
@@ -148,16 +157,18 @@ def add_batch(
     task_name: str, spec: dict[str, Any], date: str | None, root: str, env: dict[str, str]
 ) -> dict[str, Any]:
     """`dlops batch add`: accepted (appended, a new DVC version) or quarantined (never merged)."""
-    proc = _command("dlops", ["batch", "add", *_batch_args(task_name, spec, date, root)], root, env)
+    proc, outcome = _with_outcome(
+        "dlops", ["batch", "add", *_batch_args(task_name, spec, date, root)], root, env
+    )
     _log_tail(proc.stderr, 10)
     if proc.returncode == 0:
         return dict(json.loads(proc.stdout))
     message = proc.stderr.strip().splitlines()[-1] if proc.stderr.strip() else f"exit {proc.returncode}"
-    if proc.returncode == 65 or QUARANTINED_MARK in message:
+    if proc.returncode == EXIT_QUARANTINED and outcome:
         return {
             "task": task_name,
             "outcome": "quarantined",
-            "reason": message.split(QUARANTINED_MARK, 1)[-1].strip(),
+            "reason": outcome["message"].split(": ", 1)[-1].strip(),
         }
     raise StageFailed(f"dlops batch add {task_name}: {message}")
 
@@ -202,7 +213,9 @@ def publish_leaderboard(root: str, env: dict[str, str]) -> str:
     """The leaderboard (metrics, gaps, registry standing) as an MLflow run; its Markdown table back."""
     proc = _command("dlops", ["leaderboard", "--log", "--json", "--root", root], root, env)
     if proc.returncode != 0:
-        raise (TransientStageError if proc.returncode == 75 else StageFailed)(proc.stderr.strip()[-2000:])
+        raise (TransientStageError if proc.returncode == EXIT_TRANSIENT else StageFailed)(
+            proc.stderr.strip()[-2000:]
+        )
     from dlops.leaderboard import markdown
 
     return str(markdown(json.loads(proc.stdout)))

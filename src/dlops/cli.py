@@ -16,6 +16,8 @@ from typing import Annotated, Any
 
 import typer
 
+from dlops.errors import EXIT_FAILED, EXIT_TRANSIENT, DlopsError, Transient, record_outcome
+
 app = typer.Typer(
     help="Train, check and register deep-learning models: the stages of dvc.yaml.",
     no_args_is_help=True,
@@ -27,10 +29,6 @@ app.add_typer(expectations_app, name="expectations")
 batch_app = typer.Typer(help="New data for a task: check, then append or quarantine.", no_args_is_help=True)
 app.add_typer(batch_app, name="batch")
 
-EXIT_FAILED = 1  # bad input, failed validation, failed gate: do not retry
-EXIT_REJECTED = 3  # a candidate failed a gate: a recorded outcome, not a crash; do not retry
-EXIT_QUARANTINED = 65  # EX_DATAERR: a new batch failed its checks and was quarantined
-EXIT_TRANSIENT = 75  # EX_TEMPFAIL: the tracking server or network went away; a retry may succeed
 
 Task = Annotated[str, typer.Argument(help="Task name from params.yaml `tasks` (e.g. tabular).")]
 Pair = Annotated[str, typer.Argument(help="Model name from params.yaml `models` (e.g. tabular-mlp).")]
@@ -51,17 +49,24 @@ def _setup_logging() -> None:
 
 def _is_transient(exc: BaseException) -> bool:
     """Connection trouble with a tracking server is worth a retry; everything else is not."""
-    names = {type(e).__name__ for e in _chain(exc)}
-    transient = {
-        "ConnectionError",
-        "ConnectionRefusedError",
-        "TimeoutError",
-        "MaxRetryError",
-        "NewConnectionError",
-        "ReadTimeout",
-        "ConnectTimeout",
-    }
-    return bool(names & transient) or "API request to" in str(exc) and "failed with exception" in str(exc)
+    import requests
+    import urllib3
+
+    transient = (
+        ConnectionError,
+        TimeoutError,
+        requests.exceptions.ConnectionError,
+        requests.exceptions.Timeout,
+        urllib3.exceptions.MaxRetryError,
+        urllib3.exceptions.NewConnectionError,
+    )
+    for error in _chain(exc):
+        if isinstance(error, (Transient, *transient)):
+            return True
+        # MLflow's REST client wraps a failed request in a plain MlflowException: only its text says so
+        if "API request to" in str(error) and "failed with exception" in str(error):
+            return True
+    return False
 
 
 def _chain(exc: BaseException) -> list[BaseException]:
@@ -74,8 +79,16 @@ def _chain(exc: BaseException) -> list[BaseException]:
 
 
 def _run(stage: str, fn: Callable[[], Any]) -> Any:
-    """Call a stage; turn known failures into one clear line and an exit code the flow understands."""
+    """Call a stage; turn known failures into one clear line and the exit code of their DlopsError class
+    (recorded in $DLOPS_OUTCOME_FILE too, for a flow that runs the stage through DVC)."""
     _setup_logging()
+    try:
+        return _reported(stage, fn)
+    finally:
+        _record_imports()
+
+
+def _reported(stage: str, fn: Callable[[], Any]) -> Any:
     try:
         return fn()
     except KeyboardInterrupt:
@@ -83,25 +96,39 @@ def _run(stage: str, fn: Callable[[], Any]) -> Any:
     except Exception as exc:
         if os.environ.get("DLOPS_DEBUG"):
             raise
-        kind = type(exc).__name__
-        if kind == "GateFailure":
-            typer.echo(f"dlops {stage}: rejected by the gates: {exc}", err=True)
-            raise typer.Exit(EXIT_REJECTED) from None
-        if kind == "BatchRejected":
-            typer.echo(f"dlops {stage}: quarantined: {exc}", err=True)
-            raise typer.Exit(EXIT_QUARANTINED) from None
-        if _is_transient(exc):
+        from dlops.redact import redact_text
+
+        if isinstance(exc, DlopsError) and not isinstance(exc, Transient):
+            code, line = exc.exit_code, f"{exc.label}: {exc}"
+        elif _is_transient(exc):
             from dlops.tracking import server_uri
 
             server = server_uri()  # None unless this stage was talking to a tracking server
             where = f"tracking server {server} did not answer after retries: " if server else ""
             reason = " ".join(str(exc).split())  # one line, whatever MLflow or urllib3 put in it
-            typer.echo(f"dlops {stage}: transient error (retry may succeed): {where}{reason}", err=True)
-            raise typer.Exit(EXIT_TRANSIENT) from None
-        from dlops.redact import redact_text
+            code, line = EXIT_TRANSIENT, f"{Transient.label}: {where}{reason}"
+        else:
+            code, line = EXIT_FAILED, f"error: {exc}"
+        line = redact_text(line)  # a URL may hold a password
+        record_outcome(stage, code, line)
+        typer.echo(f"dlops {stage}: {line}", err=True)
+        raise typer.Exit(code) from None
 
-        typer.echo(f"dlops {stage}: error: {redact_text(str(exc))}", err=True)  # a URL may hold a password
-        raise typer.Exit(EXIT_FAILED) from None
+
+def _record_imports() -> None:
+    """With $DLOPS_RECORD_IMPORTS set (a folder), list the dlops modules this command imported in
+    <folder>/<command>@<name>.json: a test checks them against the stage's deps in dvc.lock."""
+    folder = os.environ.get("DLOPS_RECORD_IMPORTS")
+    if not folder:
+        return
+    package = Path(__file__).resolve().parent  # src/dlops
+    loaded = [
+        getattr(m, "__file__", None) for n, m in list(sys.modules.items()) if n.split(".")[0] == "dlops"
+    ]
+    files = sorted("src/dlops/" + Path(f).resolve().relative_to(package).as_posix() for f in loaded if f)
+    stage = "@".join(arg for arg in sys.argv[1:3] if not arg.startswith("-"))
+    Path(folder).mkdir(parents=True, exist_ok=True)
+    (Path(folder) / f"{stage}.json").write_text(json.dumps(files, indent=1) + "\n", encoding="utf-8")
 
 
 def _echo_json(data: Any) -> None:

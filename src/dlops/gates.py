@@ -19,6 +19,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
 from dlops.config import GatesConfig
+from dlops.errors import Rejected
 
 Op = Literal["<=", ">="]
 
@@ -75,7 +76,7 @@ class Decision:
         return [check for check in self.checks if not check.passed]
 
 
-class GateFailure(RuntimeError):
+class GateFailure(Rejected, RuntimeError):
     """A candidate failed at least one gate; `.decision` holds every check and reason."""
 
     def __init__(self, decision: Decision) -> None:

@@ -29,12 +29,13 @@ import pandas as pd
 
 from dlops.config import ConfigError, Paths, TaskConfig, batch_source
 from dlops.data.sources import file_sha256, write_parquet_atomic
+from dlops.errors import Quarantined
 from dlops.evaluation.report import write_json
 
 BASE = "base"
 
 
-class BatchRejected(ValueError):
+class BatchRejected(Quarantined, ValueError):
     """A batch failed its checks; it was quarantined and the dataset is unchanged."""
 
     def __init__(self, message: str, quarantine: Path) -> None:

@@ -1,0 +1,65 @@
+"""The errors dlops raises on purpose, each carrying the exit code the CLI returns for it.
+
+The CLI maps `DlopsError.exit_code` (no matching of class names or message text); a Prefect flow that
+runs a stage through `dvc repro` reads the code from the outcome file the CLI writes (`outcome_file`),
+since DVC does not pass a stage's exit code through.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+EXIT_FAILED = 1  # bad input, failed validation, failed stage: do not retry
+EXIT_REJECTED = 3  # a candidate failed a gate: a recorded outcome, not a crash; do not retry
+EXIT_QUARANTINED = 65  # EX_DATAERR: a new batch failed its checks and was quarantined
+EXIT_TRANSIENT = 75  # EX_TEMPFAIL: the tracking server or network went away; a retry may succeed
+
+OUTCOME_ENV = "DLOPS_OUTCOME_FILE"  # where the CLI records a failed command's exit code and message
+
+
+class DlopsError(Exception):
+    """A failure dlops reports as one clear line; `exit_code` says what the caller should do."""
+
+    exit_code = EXIT_FAILED
+    label = "error"  # how the CLI introduces the message
+
+
+class Rejected(DlopsError):
+    """A candidate was judged and rejected (recorded in the registry): the system working, not a crash."""
+
+    exit_code = EXIT_REJECTED
+    label = "rejected by the gates"
+
+
+class Quarantined(DlopsError):
+    """New data failed its checks and was set aside; the dataset is unchanged."""
+
+    exit_code = EXIT_QUARANTINED
+    label = "quarantined"
+
+
+class Transient(DlopsError):
+    """A service (tracking server, network) did not answer; the same command may succeed later."""
+
+    exit_code = EXIT_TRANSIENT
+    label = "transient error (retry may succeed)"
+
+
+def record_outcome(command: str, exit_code: int, message: str) -> None:
+    """Write {command, exit_code, message} to $DLOPS_OUTCOME_FILE when the caller asked for it."""
+    target = os.environ.get(OUTCOME_ENV)
+    if target:
+        body = {"command": command, "exit_code": exit_code, "message": message}
+        Path(target).write_text(json.dumps(body) + "\n", encoding="utf-8")
+
+
+def read_outcome(path: Path) -> dict[str, Any] | None:
+    """The outcome a failed dlops command recorded at `path`, or None when it wrote none."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
