@@ -293,6 +293,11 @@ def retrain(
 
 
 def _run_dag(root: str, env: dict[str, str], stages: list[str] | None) -> dict[str, str]:
+    from dlops import dag
+    from dlops.config import load_params, paths
+
+    p = paths(Path(root))
+    dag.write(load_params(p.params), p)  # what dvc.yaml reads of params.yaml, as `dlops run` does
     order = stage_order(Path(root))
     if stages:
         unknown = sorted(set(stages) - set(order))

@@ -23,6 +23,7 @@ def make_project(dest: Path, params: dict[str, Any], *, dvc: bool = True, remote
     (dest / "data" / "batches").mkdir(parents=True)
     shutil.copy(REPO / "data" / "batches" / "README.md", dest / "data" / "batches" / "README.md")
     (dest / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    write_dag(dest)
     subprocess.run(["git", "init", "-q"], cwd=dest, check=True)
     if dvc:
         subprocess.run([bin_path("dvc"), "init", "-q"], cwd=dest, check=True)
@@ -36,6 +37,15 @@ def make_project(dest: Path, params: dict[str, Any], *, dvc: bool = True, remote
         )
     git_commit(dest, "project")
     return dest
+
+
+def write_dag(root: Path) -> None:
+    """dag.yaml for the project's params.yaml (what `dlops dag` writes; dvc.yaml reads it)."""
+    from dlops import dag
+    from dlops.config import load_params, paths
+
+    p = paths(root)
+    dag.write(load_params(p.params), p)
 
 
 def git_commit(root: Path, message: str) -> None:
@@ -60,3 +70,20 @@ def git_commit(root: Path, message: str) -> None:
 def bin_path(name: str) -> str:
     """A command of the interpreter's virtualenv."""
     return str(Path(sys.executable).with_name(name))
+
+
+def uncovered_imports(root: Path, records: Path) -> dict[str, list[str]]:
+    """For each stage a `dvc repro` ran with DLOPS_RECORD_IMPORTS=records, the dlops modules it imported
+    that none of its deps in dvc.lock covers (a file, or a folder above it): code DVC does not watch."""
+    lock = yaml.safe_load((root / "dvc.lock").read_text())["stages"]
+    missing: dict[str, list[str]] = {}
+    for record in sorted(records.glob("*.json")):
+        stage = record.stem
+        if stage not in lock:
+            continue  # a command no stage runs (e.g. `dlops dag`)
+        deps = [d["path"].rstrip("/") for d in lock[stage].get("deps", [])]
+        modules = yaml.safe_load(record.read_text())
+        gaps = [m for m in modules if not any(m == d or m.startswith(d + "/") for d in deps)]
+        if gaps:
+            missing[stage] = gaps
+    return missing

@@ -485,11 +485,32 @@ def schedule(
 
 @app.command("check-params")
 def check_params(root: Root = None) -> None:
-    """Parse params.yaml and report every invalid key (no stage runs)."""
+    """Parse params.yaml and report every invalid key, and a dag.yaml that no longer matches it."""
+    from dlops import dag
     from dlops.config import load_params, paths
 
-    params = _run("check-params", lambda: load_params(paths(root).params))
+    def checked() -> Any:
+        p = paths(root)
+        params = load_params(p.params)
+        dag.check(params, p)
+        return params
+
+    params = _run("check-params", checked)
     typer.echo(f"params.yaml ok: tasks {sorted(params.tasks)}, models {sorted(params.models)}")
+
+
+@app.command("dag")
+def write_dag(root: Root = None) -> None:
+    """Write dag.yaml from params.yaml: each task's kind and input files, each model's kind, for dvc.yaml."""
+    from dlops import dag
+    from dlops.config import load_params, paths
+
+    def written() -> bool:
+        p = paths(root)
+        return dag.write(load_params(p.params), p)
+
+    changed = _run("dag", written)
+    typer.echo("dag.yaml written" if changed else "dag.yaml up to date")
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -1047,6 +1047,7 @@ class Paths:
         self.params = root / "params.yaml"
         self.dvc_yaml = root / "dvc.yaml"
         self.dvc_lock = root / "dvc.lock"
+        self.dag = root / "dag.yaml"  # what dvc.yaml reads of params.yaml (dlops dag)
         self.state = root / ".dlops"  # resume checkpoints, locks: never DVC outputs
 
     def raw(self, task: str) -> Path:

@@ -25,7 +25,12 @@ SPLITS = ("train", "val", "test")
 
 def _context(root: Path | None = None) -> tuple[Params, Paths]:
     p = paths(root)
-    return load_params(p.params), p
+    params = load_params(p.params)
+    if os.environ.get("DVC_STAGE"):  # run by `dvc repro`: its DAG must say what params.yaml says
+        from dlops import dag
+
+        dag.check(params, p)
+    return params, p
 
 
 class OutputError(OSError):

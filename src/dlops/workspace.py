@@ -66,11 +66,14 @@ def repro(root: Path | None = None, wait_s: float | None = None) -> int:
     `wait_s` (default retrain.lock_timeout_s), then stops with WorkspaceBusy. Returns dvc's exit code."""
     import subprocess
 
+    from dlops import dag
     from dlops.config import load_params, paths
 
     p = paths(root)
-    timeout = load_params(p.params).retrain.lock_timeout_s if wait_s is None else wait_s
+    params = load_params(p.params)
+    timeout = params.retrain.lock_timeout_s if wait_s is None else wait_s
     with workspace_lock(p.root, timeout, holder="dlops run"):
+        dag.write(params, p)  # what dvc.yaml reads of params.yaml, current before DVC parses it
         return subprocess.run([dvc_executable(), "repro"], cwd=p.root, check=False).returncode
 
 

@@ -1,0 +1,85 @@
+"""dag.yaml: what dvc.yaml needs to know about params.yaml but cannot look up itself.
+
+DVC's templating cannot index one mapping by another's value (`${tasks.${item.task}.kind}`) nor splice
+a list into `deps`. So `dlops dag` writes, from params.yaml, each task's kind and input files (fixed
+slots; an unused slot repeats the kind's package, which the stage reads anyway) and each model's task,
+kind and family. dvc.yaml loads it as `vars` and walks it with `foreach`: every stage lists the code of
+its own kind only, and `ingest` the user's files, so editing, replacing or appending to them reruns that
+task's stages and nothing else. `dlops run` rewrites it before `dvc repro`; every stage and
+`dlops check-params` stop, naming the command, when it no longer matches params.yaml.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from dlops.config import ConfigError, Params, Paths
+
+INPUT_SLOTS = 3  # input files a task's source may read: IDX images + labels + metadata CSV
+HEADER = (
+    "# Written by `dlops dag` from params.yaml (`dlops run` does it first); dvc.yaml reads it as vars.\n"
+    "# Do not edit: change params.yaml, then run `dlops dag`.\n"
+)
+
+
+def render(params: Params, root: Path) -> dict[str, Any]:
+    """The `dag` mapping for params: tasks with kind and input slots, models and studies with kind."""
+    from dlops.kinds import kind_of
+
+    tasks: dict[str, Any] = {}
+    for name, task_cfg in params.tasks.items():
+        package = f"src/dlops/kinds/{task_cfg.kind}"
+        inputs = [_relative(path, root) for path in kind_of(task_cfg).input_files(task_cfg, root)]
+        if len(inputs) > INPUT_SLOTS:
+            raise ConfigError(
+                f"tasks.{name}.ingest reads {len(inputs)} inputs; dvc.yaml has {INPUT_SLOTS} slots"
+            )
+        slots = inputs + [package] * (INPUT_SLOTS - len(inputs))
+        tasks[name] = {"kind": task_cfg.kind, **{f"input_{i + 1}": s for i, s in enumerate(slots)}}
+    models = {
+        name: {"task": entry.task, "kind": params.tasks[entry.task].kind, "family": entry.family}
+        for name, entry in params.models.items()
+    }
+    studies = {
+        name: {
+            "task": study.task,
+            "kind": params.tasks[study.task].kind,
+            "classifier": study.classifier,
+            "encoder": study.encoder,
+        }
+        for name, study in params.pretraining.items()
+    }
+    return {"dag": {"tasks": tasks, "models": models, "pretraining": studies}}
+
+
+def text(params: Params, root: Path) -> str:
+    import yaml
+
+    return HEADER + yaml.safe_dump(render(params, root), sort_keys=True, default_flow_style=False)
+
+
+def write(params: Params, p: Paths) -> bool:
+    """Write dag.yaml for params; True when it changed."""
+    from dlops.evaluation.report import write_text
+
+    new = text(params, p.root)
+    if p.dag.is_file() and p.dag.read_text(encoding="utf-8") == new:
+        return False
+    write_text(p.dag, new)
+    return True
+
+
+def check(params: Params, p: Paths) -> None:
+    """Stop when dag.yaml does not say what params.yaml says (a stale DAG would miss or mistrack work)."""
+    if p.dag.is_file() and p.dag.read_text(encoding="utf-8") == text(params, p.root):
+        return
+    why = "is missing" if not p.dag.is_file() else "does not match params.yaml"
+    raise ConfigError(f"{p.dag.name} {why}: run `dlops dag` (`dlops run` does it), then `dvc repro`")
+
+
+def _relative(path: Path, root: Path) -> str:
+    """A path as dvc.yaml names it: relative to the project when inside it, else absolute."""
+    full = Path(os.path.abspath(path))
+    return full.relative_to(root).as_posix() if full.is_relative_to(root) else full.as_posix()

@@ -1,0 +1,65 @@
+"""dag.yaml: what dvc.yaml reads of params.yaml (kinds, input files), and the stop when it is stale."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+from tests.conftest import tiny_params
+
+from dlops import dag
+from dlops.config import ConfigError, load_params, paths
+
+
+def _project(root: Path, raw: dict) -> tuple:  # type: ignore[type-arg]
+    (root / "params.yaml").write_text(yaml.safe_dump(raw, sort_keys=False))
+    p = paths(root)
+    return load_params(p.params), p
+
+
+def test_each_task_names_its_kind_and_input_files_and_each_model_its_kind(tmp_path: Path) -> None:
+    raw = tiny_params(images=True)
+    raw["tasks"]["tabular"]["ingest"] = {"source": "table", "path": "data/input/census.csv"}
+    raw["tasks"]["images"]["ingest"] = {
+        "source": "idx",
+        "images": "data/input/train-images-idx3-ubyte",
+        "labels": "data/input/train-labels-idx1-ubyte",
+        "size": 8,
+    }
+    params, p = _project(tmp_path, raw)
+    tasks = dag.render(params, p.root)["dag"]["tasks"]
+    assert tasks["tabular"] == {
+        "kind": "tabular",
+        "input_1": "data/input/census.csv",
+        "input_2": "src/dlops/kinds/tabular",  # unused slots repeat the kind's own code
+        "input_3": "src/dlops/kinds/tabular",
+    }
+    assert [tasks["images"][f"input_{i}"] for i in (1, 2, 3)] == [
+        "data/input/train-images-idx3-ubyte",
+        "data/input/train-labels-idx1-ubyte",
+        "src/dlops/kinds/images",
+    ]
+    assert tasks["text"]["input_1"] == "src/dlops/kinds/text"  # the built-in grammar reads no file
+    models = dag.render(params, p.root)["dag"]["models"]
+    assert models["text-rnn"] == {"task": "text", "kind": "text", "family": "rnn"}
+
+
+def test_a_stale_dag_is_an_error_naming_the_command(tmp_path: Path) -> None:
+    params, p = _project(tmp_path, tiny_params())
+    with pytest.raises(ConfigError, match=r"dag.yaml is missing: run `dlops dag`"):
+        dag.check(params, p)
+    assert dag.write(params, p) and not dag.write(params, p)  # written once, then up to date
+    dag.check(params, p)
+    raw = tiny_params()
+    raw["tasks"]["tabular"]["ingest"] = {"source": "table", "path": "data/input/census.csv"}
+    params, p = _project(tmp_path, raw)
+    with pytest.raises(ConfigError, match=r"dag.yaml does not match params.yaml: run `dlops dag`"):
+        dag.check(params, p)
+
+
+def test_the_committed_dag_matches_the_committed_params() -> None:
+    from tests.conftest import REPO
+
+    p = paths(REPO)
+    dag.check(load_params(p.params), p)
