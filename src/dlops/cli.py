@@ -360,14 +360,14 @@ def _batch_spec(task: str, spec: str | None, path: str | None, root: Path | None
         if not isinstance(parsed, dict):
             raise typer.BadParameter("--spec must be a JSON object")
         return parsed
-    from dlops.config import load_params, paths
     from dlops.intake import scheduled_spec
+    from dlops.params import load_params, paths
 
     return _run("batch", lambda: scheduled_spec(load_params(paths(root).params), task))  # type: ignore[no-any-return]
 
 
 def _task_kind(task: str, root: Path | None) -> str:
-    from dlops.config import load_params, paths
+    from dlops.params import load_params, paths
 
     return str(_run("batch", lambda: load_params(paths(root).params).task(task).kind))
 
@@ -456,7 +456,7 @@ def schedule(
 @app.command("check-params")
 def check_params(root: Root = None) -> None:
     """Parse params.yaml and report every invalid key (no stage runs)."""
-    from dlops.config import load_params, paths
+    from dlops.params import load_params, paths
 
     params = _run("check-params", lambda: load_params(paths(root).params))
     typer.echo(f"params.yaml ok: tasks {sorted(params.tasks)}, models {sorted(params.models)}")

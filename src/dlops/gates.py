@@ -18,7 +18,7 @@ import math
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
-from dlops.config import GatesConfig
+from dlops.params import GatesConfig
 
 Op = Literal["<=", ">="]
 

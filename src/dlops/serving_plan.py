@@ -10,8 +10,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from dlops.config import Paths
 from dlops.evaluation.report import write_json
+from dlops.params import Paths
 from dlops.stages import load_split
 
 

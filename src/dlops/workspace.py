@@ -66,7 +66,7 @@ def repro(root: Path | None = None, wait_s: float | None = None) -> int:
     `wait_s` (default retrain.lock_timeout_s), then stops with WorkspaceBusy. Returns dvc's exit code."""
     import subprocess
 
-    from dlops.config import load_params, paths
+    from dlops.params import load_params, paths
 
     p = paths(root)
     timeout = load_params(p.params).retrain.lock_timeout_s if wait_s is None else wait_s

@@ -9,7 +9,7 @@ import pytest
 import yaml
 from tests.conftest import REPO, tiny_params
 
-from dlops.config import ConfigError, load_params, params_hash
+from dlops.params import ConfigError, load_params, params_hash
 
 
 def _load(tmp_path: Path, raw: dict[str, Any]) -> Any:

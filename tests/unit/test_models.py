@@ -7,8 +7,8 @@ from typing import Any
 import pytest
 import torch
 
-from dlops.config import TrainConfig
 from dlops.models.registry import build_model, family_kinds, family_tasks, known_families
+from dlops.params import TrainConfig
 
 # Tiny widths and no dropout: the tests are about shapes and plumbing, and must stay well under 10 s.
 SMALL: dict[str, dict[str, Any]] = {
