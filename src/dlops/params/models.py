@@ -1,8 +1,12 @@
 """Schema of a model entry (one task x family pair) and of a pretraining study, and the checks that
-an entry fits its task and family: the kinds it reads, its gates, mitigation, transfer and search."""
+an entry fits its task and family: the kinds it reads, its gates, mitigation, transfer, search and its
+family's `model:` keys."""
 
 from __future__ import annotations
 
+import difflib
+import types
+import typing
 from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import Field
@@ -62,6 +66,9 @@ def check_entry_fits(name: str, entry: ModelEntry, task: TaskConfig) -> None:
             f"{where}.family: {entry.family!r} does not run on {task.kind} tasks "
             f"(it runs on {sorted(family_tasks(entry.family))})"
         )
+    check_model_section(f"{where}.model", entry.family, entry.model)
+    if entry.evaluate.judge is not None:  # the judge is the project's CNN
+        check_model_section(f"{where}.evaluate.judge.model", "cnn", entry.evaluate.judge.model)
     kinds = family_kinds(entry.family)
     allowed = set().union(*(PRIMARY_BY_KIND[k] for k in kinds))
     if entry.gates.primary_metric not in allowed:
@@ -130,3 +137,61 @@ def _check_mitigation(where: str, entry: ModelEntry, task: TaskConfig, kinds: fr
             )
     if post is not None and post.tol is not None and post.constraint == "equalized_odds":
         raise ValueError(f"{where}.evaluate.postprocess.tol: fairlearn relaxes demographic parity only")
+
+
+# ------------------------------------------------------------------------------------- model sections
+def check_model_section(where: str, family: str, model: dict[str, Any]) -> None:
+    """Each key of a `model:` mapping is a setting of the family's config, of its type. The registry
+    describes the config, so neither the family's module nor torch is imported; ranges and relations
+    between keys stay with the family's dataclass, checked when the model is built."""
+    from dlops.models.registry import BUILDER_ARGS, get_family
+
+    described = get_family(family)
+    keys = described.model_keys
+    for key, value in model.items():
+        if key in BUILDER_ARGS or key in described.filled:
+            raise ValueError(
+                f"{where}.{key}: the pipeline sets it from the task's data (it sets "
+                f"{', '.join(sorted(BUILDER_ARGS | described.filled))}); remove it from params.yaml"
+            )
+        if key not in keys:
+            close = difflib.get_close_matches(key, list(keys), n=1)
+            hint = f"; did you mean {where + '.' + close[0]!r}?" if close else ""
+            valid = ", ".join(sorted(keys))
+            raise ValueError(f"{where}.{key}: unknown key; valid keys of family {family!r}: {valid}{hint}")
+        if not _holds(value, keys[key]):
+            raise ValueError(f"{where}.{key}: must be {_spelled(keys[key])}, got {value!r}")
+
+
+def _holds(value: object, annotation: object) -> bool:
+    """`value`, as YAML gives it, is of the type `annotation` (int, float, bool, str, list[...], X | None);
+    a bool is not a number and an integer is a float."""
+    if typing.get_origin(annotation) is types.UnionType:
+        return any(_holds(value, member) for member in typing.get_args(annotation))
+    if typing.get_origin(annotation) is list:
+        (item,) = typing.get_args(annotation)
+        return isinstance(value, list) and all(_holds(v, item) for v in value)
+    if annotation is float:
+        return isinstance(value, int | float) and not isinstance(value, bool)
+    if annotation is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    return isinstance(annotation, type) and isinstance(value, annotation)
+
+
+_WORDS: dict[object, str] = {
+    int: "an integer",
+    float: "a number",
+    bool: "true or false",
+    str: "a string",
+    type(None): "null",
+}
+_PLURALS: dict[object, str] = {int: "integers", float: "numbers", str: "strings"}
+
+
+def _spelled(annotation: object) -> str:
+    """The type as a params.yaml reader says it: `a list of integers or null`."""
+    if typing.get_origin(annotation) is types.UnionType:
+        return " or ".join(_spelled(member) for member in typing.get_args(annotation))
+    if typing.get_origin(annotation) is list:
+        return f"a list of {_PLURALS[typing.get_args(annotation)[0]]}"
+    return _WORDS[annotation]
