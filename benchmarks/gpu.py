@@ -72,8 +72,8 @@ def graphs_compiled() -> int:
 
 def run(family: str, n: int, epochs: int, device: str, variant: str, **settings: Any) -> dict[str, Any]:
     """One loop.train of `family` on `n` synthetic rows; steady = median of the epochs after the first."""
-    from dlops.config import TrainConfig
     from dlops.models.registry import build_model
+    from dlops.params import TrainConfig
     from dlops.training import loop
 
     data, model_cfg, train = wl.family_workload(family, n)
@@ -102,8 +102,8 @@ def run(family: str, n: int, epochs: int, device: str, variant: str, **settings:
 
 def time_to_accuracy(n: int, epochs: int, device: str, target: float) -> dict[str, Any]:
     """The CNN on n + n/6 synthetic 28x28 images (blobs in heavy noise) until val accuracy >= target."""
-    from dlops.config import TrainConfig
     from dlops.models.registry import build_model
+    from dlops.params import TrainConfig
     from dlops.training import loop
 
     x, y = wl.images(n + n // 6, noise=150.0, seed=3)
@@ -149,7 +149,7 @@ def main(args: argparse.Namespace) -> None:
     if not torch.cuda.is_available() and not args.cpu_smoke:
         skipped(args)
         return
-    from dlops.config import TrainConfig
+    from dlops.params import TrainConfig
 
     device = "cpu" if args.cpu_smoke else "cuda"
     scale = 100 if args.cpu_smoke else (10 if args.quick else 1)

@@ -44,7 +44,7 @@ def measure(root: Path) -> dict[str, Any]:
     import optuna
 
     from dlops import search, stages
-    from dlops.config import load_params, paths
+    from dlops.params import load_params, paths
 
     started = time.perf_counter()
     stages.search(PAIR, root)

@@ -23,8 +23,8 @@ import workloads as wl
 from results import append_results, parser, print_table
 from torch import nn
 
-from dlops.config import TrainConfig
 from dlops.models.registry import build_model
+from dlops.params import TrainConfig
 from dlops.training import loop
 
 REL_TOL = 1e-5  # history values are rounded to 6 decimals; the arithmetic itself is the same

@@ -32,7 +32,7 @@ def drift_monitor(
     """Drift reports for the given batches (default: params `retrain.batches`); retrain on drift."""
     from prefect.runtime import flow_run
 
-    from dlops.config import load_params
+    from dlops.params import load_params
     from dlops.redact import install
 
     install(*PREFECT_LOGGERS)

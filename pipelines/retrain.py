@@ -223,7 +223,7 @@ def publish_leaderboard(root: str, env: dict[str, str]) -> str:
 
 def _notify_failure(flow: Any, flow_run: Any, state: Any) -> None:  # noqa: F811 (Prefect's hook signature)
     """Flow hook: a failed or crashed run goes to the log and to `retrain.webhook_url`."""
-    from dlops.config import load_params
+    from dlops.params import load_params
     from dlops.workspace import notify
 
     root = Path(str((flow_run.parameters or {}).get("root") or PROJECT_ROOT))
@@ -258,7 +258,7 @@ def retrain(
     behind the gates, push, and report. Returns the summary the markdown artifact shows."""
     from prefect.runtime import flow_run
 
-    from dlops.config import load_params
+    from dlops.params import load_params
     from dlops.redact import install
     from dlops.workspace import workspace_lock
 
@@ -294,7 +294,7 @@ def retrain(
 
 def _run_dag(root: str, env: dict[str, str], stages: list[str] | None) -> dict[str, str]:
     from dlops import dag
-    from dlops.config import load_params, paths
+    from dlops.params import load_params, paths
 
     p = paths(Path(root))
     dag.write(load_params(p.params), p)  # what dvc.yaml reads of params.yaml, as `dlops run` does

@@ -33,7 +33,7 @@ def _definitions(root: Path | None = None, *, root_parameter: str | None = None)
     from prefect.client.schemas.objects import ConcurrencyLimitConfig
     from prefect.schedules import Cron
 
-    from dlops.config import load_params, paths
+    from dlops.params import load_params, paths
 
     p = paths(root)
     params = load_params(p.params).retrain
@@ -71,7 +71,7 @@ def deployments(root: Path | None = None) -> list[Any]:
 
 
 def describe(root: Path | None = None) -> dict[str, Any]:
-    from dlops.config import load_params, paths
+    from dlops.params import load_params, paths
 
     params = load_params(paths(root).params).retrain
     drift = params.drift.schedule
@@ -153,7 +153,7 @@ def deploy_to_pool(pool: str, root: Path | None = None, source: str | None = Non
     from prefect.deployments.runner import RunnerDeployment
     from prefect.runner.storage import LocalStorage, create_storage_from_source
 
-    from dlops.config import paths
+    from dlops.params import paths
 
     _require_api_url()
     project = paths(root).root

@@ -42,7 +42,7 @@ def make_project(dest: Path, params: dict[str, Any], *, dvc: bool = True, remote
 def write_dag(root: Path) -> None:
     """dag.yaml for the project's params.yaml (what `dlops dag` writes; dvc.yaml reads it)."""
     from dlops import dag
-    from dlops.config import load_params, paths
+    from dlops.params import load_params, paths
 
     p = paths(root)
     dag.write(load_params(p.params), p)

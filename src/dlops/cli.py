@@ -387,16 +387,16 @@ def _batch_spec(task: str, spec: str | None, path: str | None, root: Path | None
         if not isinstance(parsed, dict):
             raise typer.BadParameter("--spec must be a JSON object")
         return parsed
-    from dlops.config import load_params, paths
     from dlops.intake import scheduled_spec
+    from dlops.params import load_params, paths
 
     return _run("batch", lambda: scheduled_spec(load_params(paths(root).params), task))  # type: ignore[no-any-return]
 
 
 def _path_spec(task: str, path: str, root: Path | None) -> dict[str, Any]:
     """`--path PATH` as the task kind's source spec."""
-    from dlops.config import load_params, paths
     from dlops.kinds import kind_of
+    from dlops.params import load_params, paths
 
     task_cfg = _run("batch", lambda: load_params(paths(root).params).task(task))
     return kind_of(task_cfg).batch_spec_for_path(path)
@@ -487,7 +487,7 @@ def schedule(
 def check_params(root: Root = None) -> None:
     """Parse params.yaml and report every invalid key, and a dag.yaml that no longer matches it."""
     from dlops import dag
-    from dlops.config import load_params, paths
+    from dlops.params import load_params, paths
 
     def checked() -> Any:
         p = paths(root)
@@ -503,7 +503,7 @@ def check_params(root: Root = None) -> None:
 def write_dag(root: Root = None) -> None:
     """Write dag.yaml from params.yaml: each task's kind and input files, each model's kind, for dvc.yaml."""
     from dlops import dag
-    from dlops.config import load_params, paths
+    from dlops.params import load_params, paths
 
     def written() -> bool:
         p = paths(root)

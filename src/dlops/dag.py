@@ -15,7 +15,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from dlops.config import ConfigError, Params, Paths
+from dlops.params import ConfigError, Params, Paths
 
 INPUT_SLOTS = 3  # input files a task's source may read: IDX images + labels + metadata CSV
 HEADER = (

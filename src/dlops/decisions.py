@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 from typing import TYPE_CHECKING, Any
 
-from dlops.config import MlflowConfig
+from dlops.params import MlflowConfig
 from dlops.tracking import MAX_DESCRIPTION, TAG_MAX_CHARS, _client, _version_by_alias, model_name
 
 if TYPE_CHECKING:

@@ -18,8 +18,8 @@ import math
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
-from dlops.config import GatesConfig
 from dlops.errors import Rejected
+from dlops.params import GatesConfig
 
 Op = Literal["<=", ">="]
 

@@ -10,9 +10,9 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from dlops.config import Params, Paths, TaskConfig, load_params, paths
 from dlops.data.batches import Batch, BatchRejected, append, batch_date, check_batch, load_batch, quarantine
 from dlops.evaluation.report import write_json, write_text
+from dlops.params import Params, Paths, TaskConfig, load_params, paths
 
 log = logging.getLogger(__name__)
 

@@ -9,7 +9,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from dlops.config import MlflowConfig
+from dlops.params import MlflowConfig
 from dlops.tracking import (
     TAG_MAX_CHARS,
     _client,

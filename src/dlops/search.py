@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from dlops.config import ModelEntry, SearchConfig, SearchParam, TrainConfig, params_hash
+from dlops.params import ModelEntry, SearchConfig, SearchParam, TrainConfig, params_hash
 
 if TYPE_CHECKING:
     import optuna

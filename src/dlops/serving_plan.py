@@ -10,9 +10,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from dlops.config import Paths
 from dlops.evaluation.report import write_json
 from dlops.kinds import kind_of
+from dlops.params import Paths
 
 
 @dataclass

@@ -13,10 +13,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from dlops.config import ConfigError, Params, Paths, TaskConfig, load_params, params_hash, paths
 from dlops.evaluation.report import write_json
 from dlops.kinds import kind_of
 from dlops.kinds.base import Kind
+from dlops.params import ConfigError, Params, Paths, TaskConfig, load_params, params_hash, paths
 
 log = logging.getLogger(__name__)
 

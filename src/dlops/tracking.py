@@ -24,8 +24,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlparse
 
-from dlops.config import GatesConfig, MlflowConfig
 from dlops.gates import Decision, decide
+from dlops.params import GatesConfig, MlflowConfig
 from dlops.redact import MASK, is_secret_key, redact_mapping, redact_text
 
 if TYPE_CHECKING:

@@ -67,7 +67,7 @@ def repro(root: Path | None = None, wait_s: float | None = None) -> int:
     import subprocess
 
     from dlops import dag
-    from dlops.config import load_params, paths
+    from dlops.params import load_params, paths
 
     p = paths(root)
     params = load_params(p.params)

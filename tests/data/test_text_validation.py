@@ -8,10 +8,10 @@ from typing import Any
 import pandas as pd
 import pytest
 
-from dlops.config import SyntheticReviewsSource, TextColumns, TextValidateConfig
 from dlops.data.text import generate_reviews
 from dlops.data.validation import DataValidationError, raise_on_failure, validate_table
 from dlops.data.validation_text import draft_text_suite
+from dlops.params import SyntheticReviewsSource, TextColumns, TextValidateConfig
 
 COLUMNS = TextColumns(sensitive=["group"])
 # The grammar repeats short reviews (about 6% of 600 rows), so duplicates are allowed up to 10% here.

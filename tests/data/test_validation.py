@@ -11,7 +11,6 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from dlops.config import ColumnRoles, ValidateConfig
 from dlops.data.validation import (
     DataValidationError,
     draft_suite,
@@ -20,6 +19,7 @@ from dlops.data.validation import (
     save_suite,
     validate_table,
 )
+from dlops.params import ColumnRoles, ValidateConfig
 
 COLUMNS = ColumnRoles(
     target="income",

@@ -17,8 +17,8 @@ import numpy as np
 import torch
 import torch.distributed as dist
 
-from dlops.config import TrainConfig
 from dlops.models.registry import build_model
+from dlops.params import TrainConfig
 from dlops.training import distributed
 from dlops.training.device import Split
 from dlops.training.loop import seed_everything, train

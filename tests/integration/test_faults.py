@@ -43,7 +43,7 @@ from tests.conftest import (
 )
 from tests.integration.prefect_server import free_port, http_ok, log_tail, mlflow_server_command, serving
 
-from dlops.config import Paths
+from dlops.params import Paths
 from dlops.training.checkpoint import CheckpointError, load_safe
 
 pytestmark = pytest.mark.slow

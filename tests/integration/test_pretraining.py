@@ -74,7 +74,7 @@ def test_pretraining_stage_reports_both_arms(
 
 def test_unknown_study_names_the_known_ones(project: Path) -> None:
     from dlops import stages
-    from dlops.config import ConfigError
+    from dlops.params import ConfigError
 
     with pytest.raises(ConfigError, match=r"pretraining: unknown study 'nope'; known: \[\]"):
         stages.pretraining("nope", project)

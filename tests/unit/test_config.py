@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -9,7 +12,7 @@ import pytest
 import yaml
 from tests.conftest import REPO, tiny_params
 
-from dlops.config import ConfigError, load_params, params_hash
+from dlops.params import ConfigError, load_params, params_hash
 
 
 def _load(tmp_path: Path, raw: dict[str, Any]) -> Any:
@@ -185,3 +188,74 @@ def test_mitigation_is_refused_on_images(tmp_path: Path) -> None:
         ConfigError, match=r"images-cnn.train.reweigh: mitigation applies to tabular and text"
     ):
         _load(tmp_path, raw)
+
+
+# -------------------------------------------------------------------------------------- model sections
+@pytest.mark.parametrize(
+    ("path", "value", "fragments"),
+    [
+        (
+            "models.tabular-mlp.model.hiden_sizes",
+            [32],
+            [
+                "models.tabular-mlp.model.hiden_sizes: unknown key",
+                "valid keys of family 'mlp': batch_norm, dropout, hidden_sizes",
+                "did you mean 'models.tabular-mlp.model.hidden_sizes'?",
+            ],
+        ),
+        (
+            "models.images-gan.evaluate.judge.model.chanels",
+            [8],
+            ["images-gan.evaluate.judge.model.chanels: unknown key", "valid keys of family 'cnn'"],
+        ),
+        ("models.text-rnn.model.vocab_size", 100, ["models.text-rnn.model.vocab_size: the pipeline sets it"]),
+        ("models.images-cnn.model.num_classes", 10, ["models.images-cnn.model.num_classes: the pipeline"]),
+    ],
+)
+def test_a_typo_in_a_model_section_names_the_key_and_the_valid_ones(
+    tmp_path: Path, path: str, value: Any, fragments: list[str]
+) -> None:
+    with pytest.raises(ConfigError, match="invalid parameters") as err:
+        _load(tmp_path, tiny_params(images=True, **{path: value}))
+    for fragment in fragments:
+        assert fragment in str(err.value)
+
+
+@pytest.mark.parametrize(
+    ("path", "value", "fragment"),
+    [
+        (
+            "models.tabular-mlp.model.hidden_sizes",
+            "128",
+            "hidden_sizes: must be a list of integers, got '128'",
+        ),
+        ("models.tabular-mlp.model.dropout", "high", "dropout: must be a number, got 'high'"),
+        ("models.tabular-mlp.model.batch_norm", 1, "batch_norm: must be true or false, got 1"),
+        ("models.images-vae.model.latent_dim", 8.5, "latent_dim: must be an integer, got 8.5"),
+        ("models.images-autoencoder.model.normal_classes", 3, "must be a list of integers or null, got 3"),
+        ("models.text-rnn.model.cell", 1, "models.text-rnn.model.cell: must be a string, got 1"),
+    ],
+)
+def test_a_wrong_type_in_a_model_section_names_the_key(
+    tmp_path: Path, path: str, value: Any, fragment: str
+) -> None:
+    with pytest.raises(ConfigError, match="invalid parameters") as err:
+        _load(tmp_path, tiny_params(images=True, **{path: value}))
+    assert fragment in str(err.value) and path.split(".", 1)[1] in str(err.value)
+
+
+def test_model_sections_take_null_and_integers_for_numbers(tmp_path: Path) -> None:
+    raw = tiny_params(images=True, **{"models.images-vae.model.beta": 2})
+    raw["models"]["images-autoencoder"]["model"]["normal_classes"] = None
+    params = _load(tmp_path, raw)
+    assert params.pair("images-vae").model["beta"] == 2
+
+
+def test_the_default_params_load_without_importing_torch() -> None:
+    """Every stage loads params.yaml: checking the model sections must not import a family (and torch)."""
+    code = (
+        "import sys; from dlops.params import load_params; "
+        f"params = load_params(__import__('pathlib').Path({str(REPO / 'params.yaml')!r})); "
+        "assert params.models and 'torch' not in sys.modules, sorted(sys.modules)"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, env={**os.environ, "DLOPS_ROOT": str(REPO)})

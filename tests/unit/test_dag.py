@@ -9,7 +9,7 @@ import yaml
 from tests.conftest import tiny_params
 
 from dlops import dag
-from dlops.config import ConfigError, load_params, paths
+from dlops.params import ConfigError, load_params, paths
 
 
 def _project(root: Path, raw: dict) -> tuple:  # type: ignore[type-arg]

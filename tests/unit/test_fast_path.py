@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 import torch
 
-from dlops.config import TrainConfig
 from dlops.models.registry import build_model
+from dlops.params import TrainConfig
 from dlops.training import device as fast
 from dlops.training.loop import seed_everything, train
 

@@ -6,8 +6,8 @@ import json
 
 import pytest
 
-from dlops.config import GatesConfig
 from dlops.gates import Decision, GateFailure, decide
+from dlops.params import GatesConfig
 
 GATES = GatesConfig(
     primary_metric="balanced_accuracy",

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import dataclasses
+import importlib
+import typing
 from typing import Any
 
 import pytest
 import torch
 
-from dlops.config import TrainConfig
-from dlops.models.registry import build_model, family_kinds, family_tasks, known_families
+from dlops.models.registry import build_model, family_kinds, family_tasks, get_family, known_families
+from dlops.params import TrainConfig
 
 # Tiny widths and no dropout: the tests are about shapes and plumbing, and must stay well under 10 s.
 SMALL: dict[str, dict[str, Any]] = {
@@ -160,6 +163,23 @@ def test_cnn_features_and_is_classifier() -> None:
 def test_unknown_family_suggests_closest() -> None:
     with pytest.raises(ValueError, match="unknown model family 'mpl'.*Did you mean 'mlp'"):
         build_model("mpl", input_shape=(2,), num_classes=2, config={})
+
+
+@pytest.mark.parametrize("family", known_families())
+def test_the_registry_describes_the_family_config_dataclass(family: str) -> None:
+    """params.yaml's `model:` keys are checked at load against the registry's torch-free description, so
+    it must name every field of the family's config dataclass, with the same type."""
+    described = get_family(family)
+    module = importlib.import_module(described.module)
+    (config_cls,) = [
+        value
+        for value in vars(module).values()
+        if isinstance(value, type) and dataclasses.is_dataclass(value) and value.__module__ == module.__name__
+    ]
+    fields = {f.name for f in dataclasses.fields(config_cls)}
+    assert fields == set(described.model_keys) | described.filled
+    hints = typing.get_type_hints(config_cls)
+    assert {key: hints[key] for key in described.model_keys} == described.model_keys
 
 
 @pytest.mark.parametrize(

@@ -9,13 +9,6 @@ import pandas as pd
 import pytest
 import torch
 
-from dlops.config import (
-    ColumnRoles,
-    PreprocessConfig,
-    SplitConfig,
-    SyntheticIncomeSource,
-    TabularAugmentConfig,
-)
 from dlops.data.preprocess import (
     GROUP_PREFIX,
     LABEL,
@@ -25,6 +18,13 @@ from dlops.data.preprocess import (
     split_frame,
 )
 from dlops.data.synthetic import generate_income
+from dlops.params import (
+    ColumnRoles,
+    PreprocessConfig,
+    SplitConfig,
+    SyntheticIncomeSource,
+    TabularAugmentConfig,
+)
 
 COLUMNS = ColumnRoles(
     target="income",

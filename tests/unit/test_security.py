@@ -20,8 +20,8 @@ from tests.unit.test_tracking import register as register_version
 from typer.testing import CliRunner
 
 from dlops import redact, tracking
-from dlops.config import ConfigError, load_params
 from dlops.data.sources import DataSourceError, download
+from dlops.params import ConfigError, load_params
 from dlops.training.checkpoint import FORMAT, CheckpointError, load_model, load_safe
 
 SECRET = "hunter2-s3cr3t"

@@ -13,8 +13,8 @@ from fairlearn.metrics import demographic_parity_difference
 from pydantic import ValidationError
 from sklearn.linear_model import LogisticRegression
 
-from dlops.config import SyntheticIncomeSource
 from dlops.data.synthetic import COLUMNS, MISSING_COLUMNS, generate_income
+from dlops.params import SyntheticIncomeSource
 
 NUMERIC = ["age", "education_years", "hours_per_week", "capital_gain", "neighborhood_income"]
 CATEGORICAL = ["workclass", "occupation", "marital_status"]

@@ -13,7 +13,6 @@ from pydantic import ValidationError
 from sklearn.feature_extraction.text import CountVectorizer
 from sklearn.linear_model import LogisticRegression
 
-from dlops.config import SyntheticReviewsSource, TextAugmentConfig, TextTask, TokenizerConfig
 from dlops.data.text import (
     NOVEL_WORDS,
     TextDataError,
@@ -23,6 +22,7 @@ from dlops.data.text import (
     load_texts,
     make_text_augment,
 )
+from dlops.params import SyntheticReviewsSource, TextAugmentConfig, TextTask, TokenizerConfig
 
 
 def reviews(rows: int = 2000, seed: int = 3, label_noise: float = 0.0) -> Any:

@@ -9,12 +9,12 @@ import numpy as np
 import pytest
 import torch
 
-from dlops.config import TokenizerConfig
 from dlops.data.text import STYLES, WordTokenizer, challenge_set
 from dlops.evaluation.text import challenge_report, predict_texts, token_attributions
 from dlops.models.mlp import build_mlp
 from dlops.models.rnn import build_rnn
 from dlops.models.transformer import build_transformer
+from dlops.params import TokenizerConfig
 
 CLASSES = ["neg", "pos"]
 POSITIVE_WORDS = {w for s in STYLES.values() for w in s["adjectives"][1]} | {

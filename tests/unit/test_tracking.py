@@ -21,9 +21,9 @@ import pytest
 import torch
 
 from dlops import decisions, leaderboard, tracking
-from dlops.config import ColumnRoles, GatesConfig, MlflowConfig, PreprocessConfig
 from dlops.data.preprocess import TabularTransform
 from dlops.models.registry import build_model
+from dlops.params import ColumnRoles, GatesConfig, MlflowConfig, PreprocessConfig
 from dlops.training.checkpoint import file_sha256, model_checkpoint, save_atomic
 
 CFG = MlflowConfig(experiment="dlops-test", model_prefix="t")
@@ -395,7 +395,7 @@ def test_registered_model_loads_where_dlops_is_not_installed(
 def test_two_processes_racing_on_a_fresh_store(tmp_path: Path) -> None:
     code = (
         "import sys; from pathlib import Path; from dlops import tracking\n"
-        "from dlops.config import MlflowConfig\n"
+        "from dlops.params import MlflowConfig\n"
         "print(tracking.configure(Path(sys.argv[1]), MlflowConfig(experiment='race')))"
     )
     env = {**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path}/mlflow.db"}

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 import torch
 
-from dlops.config import TrainConfig
 from dlops.models.registry import build_model
+from dlops.params import TrainConfig
 from dlops.training.checkpoint import CheckpointError, load_model, load_safe, model_checkpoint, save_atomic
 from dlops.training.loop import lr_factor, predict_proba, train
 

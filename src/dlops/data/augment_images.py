@@ -14,7 +14,7 @@ from contextlib import contextmanager
 import torch
 from torch import Tensor, nn
 
-from dlops.config import ImageAugmentConfig
+from dlops.params import ImageAugmentConfig
 
 ImageAugment = Callable[[Tensor, Tensor, torch.Generator], tuple[Tensor, Tensor]]
 

@@ -27,10 +27,10 @@ from typing import Any
 
 import pandas as pd
 
-from dlops.config import ConfigError, Paths, TaskConfig, batch_source
 from dlops.data.sources import file_sha256, write_parquet_atomic
 from dlops.errors import Quarantined
 from dlops.evaluation.report import write_json
+from dlops.params import ConfigError, Paths, TaskConfig, batch_source
 
 BASE = "base"
 

@@ -19,8 +19,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from dlops.config import ColumnRoles, ImageColumns, PreprocessConfig, SplitConfig, TabularAugmentConfig
 from dlops.data.sources import temp_sibling
+from dlops.params import ColumnRoles, ImageColumns, PreprocessConfig, SplitConfig, TabularAugmentConfig
 
 if TYPE_CHECKING:
     import torch

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from dlops.config import ImageColumns, SplitConfig
+from dlops.params import ImageColumns, SplitConfig
 
 GROUP_PREFIX = "group__"
 

@@ -19,7 +19,7 @@ from urllib.parse import urlparse
 
 import pandas as pd
 
-from dlops.config import ColumnRoles, SyntheticIncomeSource, TableSource, TabularTask
+from dlops.params import ColumnRoles, SyntheticIncomeSource, TableSource, TabularTask
 
 log = logging.getLogger(__name__)
 

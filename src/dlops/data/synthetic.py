@@ -36,7 +36,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from dlops.config import SyntheticIncomeSource
+from dlops.params import SyntheticIncomeSource
 
 SEXES = ("Female", "Male")
 SEX_P = (0.45, 0.55)

@@ -47,7 +47,8 @@ import pandas as pd
 import torch
 from torch import Tensor
 
-from dlops.config import (
+from dlops.data.sources import project_path
+from dlops.params import (
     SyntheticReviewsSource,
     TextAugmentConfig,
     TextFolderSource,
@@ -55,7 +56,6 @@ from dlops.config import (
     TextTask,
     TokenizerConfig,
 )
-from dlops.data.sources import project_path
 
 PAD_ID = 0
 UNK_ID = 1

@@ -25,7 +25,7 @@ from typing import Any
 
 import pandas as pd
 
-from dlops.config import (
+from dlops.params import (
     ColumnRoles,
     ImageColumns,
     ImageValidateConfig,

@@ -14,8 +14,8 @@ from typing import Any
 
 import pandas as pd
 
-from dlops.config import ImageColumns, ImageValidateConfig
 from dlops.data.validation import CRITICAL, WARNING, _expect, _fraction, _without_ids
+from dlops.params import ImageColumns, ImageValidateConfig
 
 # The per-image table's columns that the suite covers (pixels and sha1 are checked indirectly).
 IMAGE_COLUMNS = ["readable", "height", "width", "channels", "dtype", "pixel_min", "pixel_max", "label"]

@@ -12,8 +12,8 @@ from typing import Any
 
 import pandas as pd
 
-from dlops.config import TextColumns, TextValidateConfig
 from dlops.data.validation import _expect, _fraction, _without_ids
+from dlops.params import TextColumns, TextValidateConfig
 
 
 def declared_text_columns(columns: TextColumns) -> list[str]:

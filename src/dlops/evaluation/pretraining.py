@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from dlops.config import PretrainingConfig, TrainConfig
+from dlops.params import PretrainingConfig, TrainConfig
 
 ARMS = ("scratch", "pretrained")
 Split = tuple[np.ndarray, np.ndarray]

@@ -24,7 +24,7 @@ from dlops.models.cnn import image_shape, in_range
 from dlops.models.registry import make_config, register_family
 
 if TYPE_CHECKING:
-    from dlops.config import TrainConfig
+    from dlops.params import TrainConfig
 
 
 @dataclass(frozen=True)

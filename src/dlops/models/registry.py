@@ -1,6 +1,7 @@
 """A tiny registry: `@register_family("mlp")` on a builder, `build_model("mlp", ...)` to make one.
 
-Family modules are imported lazily (torch is heavy), so listing names, kinds and tasks costs nothing.
+Family modules are imported lazily (torch is heavy), so listing names, kinds, tasks and the keys of
+each family's `model:` mapping (checked when params.yaml loads) costs nothing.
 
 Every model's `forward(x, targets=None, weights=None)` returns `(output, loss)`; loss is None without
 targets. What `output` is depends on the family's kind:
@@ -24,19 +25,49 @@ from typing import Any
 class Family:
     module: str
     kinds: frozenset[str]  # classifier | anomaly | generator
-    tasks: frozenset[str]  # task kinds it reads: tabular | images
+    tasks: frozenset[str]  # task kinds it reads: tabular | images | text
+    # The keys params' `model:` may set, with their types: the fields of the family's config dataclass,
+    # written out here so params.yaml is checked at load without importing the family (and torch).
+    # tests/unit/test_models.py holds them equal to the dataclass.
+    model_keys: dict[str, object]
+    filled: frozenset[str] = frozenset()  # fields the pipeline fills from the task's data, never params
 
 
-# name -> where it lives and what it is; adding a family = one file + one line here + params entry.
+# The builder's own arguments: the pipeline passes them, so no `model:` mapping may hold them.
+BUILDER_ARGS = frozenset({"input_shape", "num_classes"})
+_CONV: dict[str, object] = {"channels": list[int], "latent_dim": int}
+_ANOMALY: dict[str, object] = {**_CONV, "normal_classes": list[int] | None}  # the classes it trains on
+_TOKENS = frozenset({"vocab_size"})  # from the fitted tokenizer (stages._model_config)
+_CLASSIFIER, _IMAGES, _TEXT = frozenset({"classifier"}), frozenset({"images"}), frozenset({"text"})
+
+# name -> where it lives and what it is; adding a family = one file + one entry here + params entry.
 FAMILIES: dict[str, Family] = {
-    "mlp": Family("dlops.models.mlp", frozenset({"classifier"}), frozenset({"tabular", "images", "text"})),
-    "cnn": Family("dlops.models.cnn", frozenset({"classifier"}), frozenset({"images"})),
-    "autoencoder": Family("dlops.models.autoencoder", frozenset({"anomaly"}), frozenset({"images"})),
-    "vae": Family("dlops.models.vae", frozenset({"anomaly", "generator"}), frozenset({"images"})),
-    "gan": Family("dlops.models.gan", frozenset({"generator"}), frozenset({"images"})),
-    "rnn": Family("dlops.models.rnn", frozenset({"classifier"}), frozenset({"text"})),
-    "transformer": Family("dlops.models.transformer", frozenset({"classifier"}), frozenset({"text"})),
-}
+    "mlp": Family(
+        "dlops.models.mlp", _CLASSIFIER, frozenset({"tabular", "images", "text"}),
+        {"hidden_sizes": list[int], "dropout": float, "batch_norm": bool}, _TOKENS,
+    ),
+    "cnn": Family("dlops.models.cnn", _CLASSIFIER, _IMAGES, {"channels": list[int], "dropout": float}),
+    "autoencoder": Family("dlops.models.autoencoder", frozenset({"anomaly"}), _IMAGES, _ANOMALY),
+    "vae": Family(
+        "dlops.models.vae", frozenset({"anomaly", "generator"}), _IMAGES, {**_ANOMALY, "beta": float}
+    ),
+    "gan": Family(
+        "dlops.models.gan", frozenset({"generator"}), _IMAGES,
+        {**_CONV, "label_smoothing": float, "diversity_weight": float, "ema_decay": float},
+    ),
+    "rnn": Family(
+        "dlops.models.rnn", _CLASSIFIER, _TEXT,
+        {"embedding_dim": int, "hidden_size": int, "num_layers": int, "cell": str, "bidirectional": bool,
+         "dropout": float, "pooling": str},
+        _TOKENS,
+    ),
+    "transformer": Family(
+        "dlops.models.transformer", _CLASSIFIER, _TEXT,
+        {"d_model": int, "num_heads": int, "num_layers": int, "dim_feedforward": int, "dropout": float,
+         "max_length": int, "pooling": str},
+        _TOKENS,
+    ),
+}  # fmt: skip
 
 _BUILDERS: dict[str, Callable[..., Any]] = {}
 
@@ -79,14 +110,15 @@ def known_families() -> list[str]:
 
 
 def family_kinds(family: str) -> frozenset[str]:
-    return _family(family).kinds
+    return get_family(family).kinds
 
 
 def family_tasks(family: str) -> frozenset[str]:
-    return _family(family).tasks
+    return get_family(family).tasks
 
 
-def _family(family: str) -> Family:
+def get_family(family: str) -> Family:
+    """What the registry knows of `family` without importing it; an unknown name fails with the known ones."""
     if family not in FAMILIES:
         close = difflib.get_close_matches(family, known_families(), n=1)
         hint = f" Did you mean {close[0]!r}?" if close else ""
@@ -98,5 +130,5 @@ def build_model(
     family: str, *, input_shape: tuple[int, ...], num_classes: int, config: dict[str, Any]
 ) -> Any:
     """Build an `nn.Module` of `family` for inputs of `input_shape` (one sample, e.g. (F,) or (C, H, W))."""
-    importlib.import_module(_family(family).module)
+    importlib.import_module(get_family(family).module)
     return _BUILDERS[family](input_shape=tuple(input_shape), num_classes=num_classes, **config)

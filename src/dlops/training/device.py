@@ -17,7 +17,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from dlops.config import TrainConfig
+from dlops.params import TrainConfig
 
 log = logging.getLogger(__name__)
 DEVICE_MEMORY_SHARE = 0.5  # keep the data on the GPU while it takes at most half of its free memory

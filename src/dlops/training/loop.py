@@ -23,7 +23,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from dlops.config import TrainConfig
+from dlops.params import TrainConfig
 from dlops.training import distributed, transfer
 from dlops.training.checkpoint import FORMAT, CheckpointError, load_safe, save_atomic
 from dlops.training.device import (

@@ -19,7 +19,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from dlops.config import MlflowConfig, TrainConfig
+from dlops.params import MlflowConfig, TrainConfig
 from dlops.training.checkpoint import WarmStart, load_matching
 
 log = logging.getLogger(__name__)

@@ -1,0 +1,132 @@
+"""The building blocks of every params schema: `Strict`, `ConfigError`, the path, URL and name rules,
+the split every task kind shares, and `params_hash`."""
+
+from __future__ import annotations
+
+import difflib
+import hashlib
+import json
+import os
+import re
+from collections.abc import Collection
+from typing import Annotated, Any
+from urllib.parse import urlsplit
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+
+
+class ConfigError(ValueError):
+    """params.yaml is invalid; the message names each offending key path."""
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+# ------------------------------------------------------------------------------------ path and URL rules
+_PLAIN_NAME = re.compile(r"^[A-Za-z0-9_-][A-Za-z0-9_.-]*$")
+_SHA256 = re.compile(r"^[0-9a-f]{64}$")
+
+
+def plain_name(name: str) -> str | None:
+    """Why `name` (a task or model name: it becomes a path component and part of a registered model
+    name) is not a plain name, or None when it is."""
+    if not _PLAIN_NAME.fullmatch(name) or ".." in name:
+        return (
+            f"{name!r} is not a plain name: use letters, digits, '-', '_' and '.', not starting with '.' "
+            "(it becomes a path component such as data/raw/<task>.parquet or models/<model>/)"
+        )
+    return None
+
+
+def _local_path(value: str) -> str:
+    """An input path of a source that reads local files only: a URL here is refused, not taken for a
+    relative path."""
+    if "://" in value:
+        raise ValueError(
+            f"{value!r} is a URL, but this key takes a local path; download the file and give its path "
+            "(only `source: table` reads a `url`, pinned by `sha256`)"
+        )
+    return value
+
+
+def _inside_project(value: str) -> str:
+    """An output path under the project root: relative, no URL, no `..` that leaves the project."""
+    _local_path(value)
+    normal = os.path.normpath(value.replace("\\", "/"))
+    if os.path.isabs(value) or normal == ".." or normal.startswith("../"):
+        raise ValueError(f"{value!r} must be a relative path inside the project (it is written there)")
+    return value
+
+
+def _http_url(value: str) -> str:
+    """An http(s) URL with a host; file://, ftp://, s3:// and the like are refused."""
+    parts = urlsplit(value)
+    if parts.scheme.lower() not in ("http", "https") or not parts.netloc:
+        raise ValueError(f"must be an http(s) URL, got {value!r}")
+    return value
+
+
+def _sha256_hex(value: str) -> str:
+    """A sha256 as 64 hex digits, lowercased (PowerShell's Get-FileHash prints upper case)."""
+    lowered = value.strip().lower()
+    if not _SHA256.fullmatch(lowered):
+        raise ValueError(f"must be 64 hex characters (a sha256 digest), got {value!r}")
+    return lowered
+
+
+_REGISTERED = re.compile(r"^models:/[A-Za-z0-9_.-]+(@[A-Za-z0-9_-]+|/[0-9]+)$")
+
+
+def _init_from(value: str) -> str:
+    """`champion`, a registered model URI, or a checkpoint file inside the project."""
+    if value == "champion" or _REGISTERED.fullmatch(value):
+        return value
+    if value.startswith("models:"):
+        raise ValueError(
+            f"{value!r} is not a registered model URI; use models:/<name>@<alias> or models:/<name>/<version>"
+        )
+    normal = os.path.normpath(value.replace("\\", "/"))
+    escapes = normal == ".." or normal.startswith("../")
+    if not value.strip() or "://" in value or os.path.isabs(value) or escapes:
+        raise ValueError(
+            f"{value!r}: use champion, models:/<name>@<alias>, models:/<name>/<version> or a checkpoint "
+            "path relative to the project root, inside it (no URL, absolute path or '..')"
+        )
+    return value
+
+
+LocalPath = Annotated[str, AfterValidator(_local_path)]
+InitFrom = Annotated[str, AfterValidator(_init_from)]
+ProjectPath = Annotated[str, AfterValidator(_inside_project)]
+HttpUrl = Annotated[str, AfterValidator(_http_url)]
+Sha256 = Annotated[str, AfterValidator(_sha256_hex)]
+
+
+# ---------------------------------------------------------------------------------- shared by every kind
+class SplitConfig(Strict):
+    train: float = Field(0.7, gt=0.0, lt=1.0)
+    val: float = Field(0.15, gt=0.0, lt=1.0)
+    test: float = Field(0.15, gt=0.0, lt=1.0)
+    seed: int = 0
+
+    @model_validator(mode="after")
+    def _sums_to_one(self) -> SplitConfig:
+        total = self.train + self.val + self.test
+        if abs(total - 1.0) > 1e-6:
+            raise ValueError(f"train + val + test must be 1.0, got {total:.4f}")
+        return self
+
+
+# ------------------------------------------------------------------------------------------------ helpers
+def unknown_name(what: str, name: str, known: Collection[str], where: str) -> str:
+    """`where: unknown <what> <name>; known: [...]`, with the closest known name as a hint."""
+    close = difflib.get_close_matches(name, list(known), n=1)
+    hint = f" Did you mean {close[0]!r}?" if close else ""
+    return f"{where}: unknown {what} {name!r}; known: {sorted(known)}.{hint}"
+
+
+def params_hash(section: BaseModel | dict[str, Any]) -> str:
+    """A stable short hash of a params section, for tags and checkpoint fingerprints."""
+    data = section.model_dump(mode="json", by_alias=True) if isinstance(section, BaseModel) else section
+    return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:16]

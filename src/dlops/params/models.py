@@ -1,0 +1,197 @@
+"""Schema of a model entry (one task x family pair) and of a pretraining study, and the checks that
+an entry fits its task and family: the kinds it reads, its gates, mitigation, transfer, search and its
+family's `model:` keys."""
+
+from __future__ import annotations
+
+import difflib
+import types
+import typing
+from typing import TYPE_CHECKING, Any, Literal
+
+from pydantic import Field
+
+from dlops.params.fields import Strict, unknown_name
+from dlops.params.gates import PRIMARY_BY_KIND, EvaluateConfig, GatesConfig
+from dlops.params.search import SearchConfig, check_search
+from dlops.params.tasks import TaskConfig
+from dlops.params.train import TrainConfig
+
+if TYPE_CHECKING:
+    from dlops.params.root import Params
+
+
+class ModelEntry(Strict):
+    """One (task, family) pair: what to build, how to train, evaluate and gate it. dvc.yaml reads
+    every section, so each must be written out in params.yaml (an empty mapping is fine)."""
+
+    task: str
+    family: str
+    model: dict[str, Any]
+    train: TrainConfig
+    evaluate: EvaluateConfig
+    gates: GatesConfig
+    search: SearchConfig | None = None  # stage `search`; null = train on the values above
+
+
+# ------------------------------------------------------------------------------------------ pretraining
+class PretrainingConfig(Strict):
+    """Stage `pretraining`: does an encoder trained without labels help a CNN trained on few labels?
+    The CNN of `classifier`'s settings, with the encoder's channels, trains from scratch and from the
+    encoder of `encoder` (an autoencoder or VAE on the same task) on `label_fraction` of the labels."""
+
+    task: str
+    classifier: str  # a model entry of family cnn: its model (dropout) and train settings
+    encoder: str  # a model entry of family autoencoder or vae: models/<encoder>/model.pt
+    label_fraction: float = Field(0.1, gt=0.0, le=1.0)  # of train and val, stratified, >= 1 per class
+    seeds: list[int] = Field(default_factory=lambda: [0, 1, 2], min_length=1)
+    freeze: list[str] = Field(default_factory=list)  # the pretrained arm: prefixes kept as loaded
+    head_lr: float | None = Field(None, gt=0.0, le=10.0)  # the pretrained arm: the head's rate; null = lr
+    # false: both arms train the classifier's full `epochs` (best val epoch kept): a fraction of the val
+    # split is too few rows to stop on, and stopping early cut the scratch arm off at chance level
+    early_stopping: bool = False
+    # `all`: the study trains the encoder entry's architecture with its train settings on every training
+    # image, labels unused (self-supervised); `model`: models/<encoder>/model.pt as its stage trained it
+    # (an anomaly detector saw only its normal classes)
+    encoder_data: Literal["all", "model"] = "all"
+
+
+def check_entry_fits(name: str, entry: ModelEntry, task: TaskConfig) -> None:
+    """A family runs on the kinds of task it can read; its gates read metrics its kind produces."""
+    from dlops.models.registry import family_kinds, family_tasks
+
+    where = f"models.{name}"
+    if task.kind not in family_tasks(entry.family):
+        raise ValueError(
+            f"{where}.family: {entry.family!r} does not run on {task.kind} tasks "
+            f"(it runs on {sorted(family_tasks(entry.family))})"
+        )
+    check_model_section(f"{where}.model", entry.family, entry.model)
+    if entry.evaluate.judge is not None:  # the judge is the project's CNN
+        check_model_section(f"{where}.evaluate.judge.model", "cnn", entry.evaluate.judge.model)
+    kinds = family_kinds(entry.family)
+    allowed = set().union(*(PRIMARY_BY_KIND[k] for k in kinds))
+    if entry.gates.primary_metric not in allowed:
+        raise ValueError(
+            f"{where}.gates.primary_metric: {entry.gates.primary_metric!r} is not measured for family "
+            f"{entry.family!r}; choose one of {sorted(allowed)}"
+        )
+    if "classifier" in kinds and task.columns.sensitive:
+        for gate in ("max_demographic_parity_difference", "max_equalized_odds_difference"):
+            if getattr(entry.gates, gate) is None:
+                raise ValueError(
+                    f"{where}.gates.{gate}: must be set, task {entry.task!r} has sensitive columns "
+                    f"{task.columns.sensitive} (a classifier on it is never promoted unchecked)"
+                )
+    _check_mitigation(where, entry, task, kinds)
+    _check_transfer(where, entry, kinds)
+    if entry.search is not None:
+        check_search(where, entry, kinds)
+    if "generator" in kinds and entry.evaluate.judge is None:
+        raise ValueError(f"{where}.evaluate.judge: a {entry.family} needs a judge CNN to be evaluated")
+
+
+def check_pretraining(where: str, study: PretrainingConfig, params: Params) -> None:
+    """The study names a task, a CNN entry and an autoencoder or VAE entry, both on that task."""
+    if study.task not in params.tasks:
+        raise ValueError(unknown_name("task", study.task, params.tasks, f"{where}.task"))
+    for key, name, families in (
+        ("classifier", study.classifier, ("cnn",)),
+        ("encoder", study.encoder, ("autoencoder", "vae")),
+    ):
+        if name not in params.models:
+            raise ValueError(unknown_name("model", name, params.models, f"{where}.{key}"))
+        entry = params.models[name]
+        if entry.family not in families:
+            wanted = " or ".join(families)
+            raise ValueError(f"{where}.{key}: {name!r} is a {entry.family}; it must be a {wanted}")
+        if entry.task != study.task:
+            raise ValueError(f"{where}.{key}: {name!r} is on task {entry.task!r}, not {study.task!r}")
+
+
+def _check_transfer(where: str, entry: ModelEntry, kinds: frozenset[str]) -> None:
+    """Freezing keeps loaded weights, so it needs a parent; a separate head rate needs a classifier head."""
+    if entry.train.freeze and entry.train.init_from is None:
+        raise ValueError(
+            f"{where}.train.freeze: {entry.train.freeze} freezes weights as loaded, so it needs "
+            f"{where}.train.init_from (without a parent they would stay at their random initialisation)"
+        )
+    if entry.train.head_lr is not None and "classifier" not in kinds:
+        raise ValueError(f"{where}.train.head_lr: a {entry.family} has no classifier `head`; set null")
+
+
+def _check_mitigation(where: str, entry: ModelEntry, task: TaskConfig, kinds: frozenset[str]) -> None:
+    """Reweighing and fair thresholds name sensitive columns of the task and need a classifier."""
+    post = entry.evaluate.postprocess
+    for key, attributes in (("train.reweigh", entry.train.reweigh), ("evaluate.postprocess", post)):
+        if not attributes:
+            continue
+        if "classifier" not in kinds or task.kind == "images":
+            raise ValueError(f"{where}.{key}: mitigation applies to tabular and text classifiers")
+        names = attributes if isinstance(attributes, list) else attributes.attributes
+        unknown = [a for a in names if a not in task.columns.sensitive]
+        if unknown:
+            raise ValueError(
+                f"{where}.{key}: {unknown} not among the sensitive columns {task.columns.sensitive} "
+                f"of task {entry.task!r}"
+            )
+    if post is not None and post.tol is not None and post.constraint == "equalized_odds":
+        raise ValueError(f"{where}.evaluate.postprocess.tol: fairlearn relaxes demographic parity only")
+
+
+# ------------------------------------------------------------------------------------- model sections
+def check_model_section(where: str, family: str, model: dict[str, Any]) -> None:
+    """Each key of a `model:` mapping is a setting of the family's config, of its type. The registry
+    describes the config, so neither the family's module nor torch is imported; ranges and relations
+    between keys stay with the family's dataclass, checked when the model is built."""
+    from dlops.models.registry import BUILDER_ARGS, get_family
+
+    described = get_family(family)
+    keys = described.model_keys
+    for key, value in model.items():
+        if key in BUILDER_ARGS or key in described.filled:
+            raise ValueError(
+                f"{where}.{key}: the pipeline sets it from the task's data (it sets "
+                f"{', '.join(sorted(BUILDER_ARGS | described.filled))}); remove it from params.yaml"
+            )
+        if key not in keys:
+            close = difflib.get_close_matches(key, list(keys), n=1)
+            hint = f"; did you mean {where + '.' + close[0]!r}?" if close else ""
+            valid = ", ".join(sorted(keys))
+            raise ValueError(f"{where}.{key}: unknown key; valid keys of family {family!r}: {valid}{hint}")
+        if not _holds(value, keys[key]):
+            raise ValueError(f"{where}.{key}: must be {_spelled(keys[key])}, got {value!r}")
+
+
+def _holds(value: object, annotation: object) -> bool:
+    """`value`, as YAML gives it, is of the type `annotation` (int, float, bool, str, list[...], X | None);
+    a bool is not a number and an integer is a float."""
+    if typing.get_origin(annotation) is types.UnionType:
+        return any(_holds(value, member) for member in typing.get_args(annotation))
+    if typing.get_origin(annotation) is list:
+        (item,) = typing.get_args(annotation)
+        return isinstance(value, list) and all(_holds(v, item) for v in value)
+    if annotation is float:
+        return isinstance(value, int | float) and not isinstance(value, bool)
+    if annotation is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    return isinstance(annotation, type) and isinstance(value, annotation)
+
+
+_WORDS: dict[object, str] = {
+    int: "an integer",
+    float: "a number",
+    bool: "true or false",
+    str: "a string",
+    type(None): "null",
+}
+_PLURALS: dict[object, str] = {int: "integers", float: "numbers", str: "strings"}
+
+
+def _spelled(annotation: object) -> str:
+    """The type as a params.yaml reader says it: `a list of integers or null`."""
+    if typing.get_origin(annotation) is types.UnionType:
+        return " or ".join(_spelled(member) for member in typing.get_args(annotation))
+    if typing.get_origin(annotation) is list:
+        return f"a list of {_PLURALS[typing.get_args(annotation)[0]]}"
+    return _WORDS[annotation]

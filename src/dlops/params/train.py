@@ -1,0 +1,39 @@
+"""Schema of a model entry's `train:` section: the family-agnostic training loop's settings."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field
+
+from dlops.params.fields import InitFrom, Strict
+
+
+class TrainConfig(Strict):
+    epochs: int = Field(30, ge=1, le=10_000)
+    batch_size: int = Field(256, ge=1, le=1_000_000)
+    lr: float = Field(3e-3, gt=0.0, le=10.0)
+    weight_decay: float = Field(1e-2, ge=0.0, le=10.0)
+    scheduler: Literal["cosine", "onecycle", "none"] = "cosine"
+    warmup_epochs: int = Field(0, ge=0)
+    patience: int = Field(5, ge=1)
+    min_delta: float = Field(1e-4, ge=0.0)
+    grad_clip: float = Field(1.0, ge=0.0)
+    seed: int = 42
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    amp: bool = True  # bf16 autocast on CUDA (ignored on the CPU)
+    # CUDA only: TF32 matmuls/convolutions and cuDNN autotuning. Faster, not bit-reproducible run to run;
+    # false keeps a GPU run deterministic. The CPU path is always deterministic.
+    fast_math: bool = True
+    # torch.compile the model's forward (the batch dimension is dynamic: a short last batch reuses the graph)
+    compile: bool = False
+    augment: bool = True  # apply the task's `augment` section to this model's training batches
+    # bias mitigation in training: reweigh the loss so the label is independent of the intersection of
+    # these sensitive attributes (Kamiran-Calders); [] = off
+    reweigh: list[str] = Field(default_factory=list)
+    # warm start (training/transfer.py): `champion` fine-tunes from the model's own @champion (none yet:
+    # scratch, with a warning); `models:/<name>@<alias>` or `models:/<name>/<version>` from that registered
+    # version; a project-relative path from that checkpoint file. Lineage records the parent.
+    init_from: InitFrom | None = None
+    freeze: list[str] = Field(default_factory=list)  # parameter-name prefixes kept as loaded; needs init_from
+    head_lr: float | None = Field(None, gt=0.0, le=10.0)  # the `head` module's learning rate; null = lr
