@@ -11,10 +11,10 @@ export DO_NOT_TRACK := 1
 export MLFLOW_DISABLE_TELEMETRY := true
 export GIT_PYTHON_REFRESH := quiet
 
-.PHONY: run test lint typecheck unit ui prefect-server tracking-server retrain push pull clean-state help
+.PHONY: run test lint typecheck unit docs ui prefect-server tracking-server retrain push pull clean-state help
 
 help:
-	@echo "make run | test | ui | prefect-server | tracking-server | retrain | push | pull"
+	@echo "make run | test | docs | ui | prefect-server | tracking-server | retrain | push | pull"
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -29,8 +29,8 @@ run: $(STAMP)
 	export DLOPS_PIPELINE_RUN_ID=$${DLOPS_PIPELINE_RUN_ID:-make-$$(date -u +%Y%m%dT%H%M%SZ)}; \
 	$(BIN)/dlops run
 
-## ruff, mypy and pytest (the integration tier included).
-test: $(STAMP) lint typecheck
+## ruff, mypy, the docs site (--strict: a broken link fails) and pytest (the integration tier included).
+test: $(STAMP) lint typecheck docs
 	$(BIN)/pytest -q
 
 lint: $(STAMP)
@@ -42,6 +42,11 @@ typecheck: $(STAMP)
 
 unit: $(STAMP)
 	$(BIN)/pytest -q tests/unit
+
+## The documentation site (mkdocs-material, mkdocs.yml) into site/; strict, so a broken link or a page
+## missing from the nav fails.
+docs: $(STAMP)
+	$(BIN)/mkdocs build --strict --site-dir site
 
 ## MLflow UI over the project's store, loopback only.
 ui: $(STAMP)

@@ -29,9 +29,9 @@ def serving_plan(p: Paths, entry: Any, task_cfg: Any, pair: str, scores: dict[st
     champion on today's test rows (paired decisions for classifiers)."""
     import pandas as pd
 
-    from dlops.models.registry import family_kinds
+    from dlops.models.registry import family_objectives
 
-    objectives = family_kinds(entry.family)
+    objectives = family_objectives(entry.family)
     served = kind_of(task_cfg).serving_inputs(p, entry, task_cfg, pair)
     artifacts: dict[str, Path] = {"checkpoint": p.checkpoint(pair)}
     primary = entry.gates.primary_metric

@@ -576,7 +576,7 @@ def evaluate(pair: str, root: Path | None = None) -> dict[str, Any]:
     """Metrics on every split, fairness/bias on test, overfitting diagnosis, plots, by the family's kind
     (classifier, anomaly detector, generator); JSON for DVC, everything to MLflow."""
     from dlops import tracking
-    from dlops.models.registry import family_kinds
+    from dlops.models.registry import family_objectives
     from dlops.training.checkpoint import file_sha256, load_model
 
     params, p = _context(root)
@@ -587,7 +587,7 @@ def evaluate(pair: str, root: Path | None = None) -> dict[str, Any]:
     out = p.eval_dir(pair)
     (out / "figures").mkdir(parents=True, exist_ok=True)
     history = json.loads(p.history(pair).read_text())
-    kinds = family_kinds(entry.family)
+    kinds = family_objectives(entry.family)
     kind = kind_of(params.task(entry.task))
     splits = {split: kind.load_split(p, entry.task, split) for split in SPLITS}
 

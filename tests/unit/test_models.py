@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 import torch
 
-from dlops.models.registry import build_model, family_kinds, family_tasks, get_family, known_families
+from dlops.models.registry import build_model, family_kinds, family_objectives, get_family, known_families
 from dlops.params import TrainConfig
 
 # Tiny widths and no dropout: the tests are about shapes and plumbing, and must stay well under 10 s.
@@ -34,10 +34,10 @@ def build(family: str, shape: tuple[int, ...], **overrides: Any) -> Any:
 def cases() -> list[tuple[str, tuple[int, ...]]]:
     out = []
     for family in known_families():
-        shapes: list[tuple[int, ...]] = [(1, 16, 16), (3, 8, 8)] if "images" in family_tasks(family) else []
-        shapes += [(12,)] if "tabular" in family_tasks(family) else []
+        shapes: list[tuple[int, ...]] = [(1, 16, 16), (3, 8, 8)] if "images" in family_kinds(family) else []
+        shapes += [(12,)] if "tabular" in family_kinds(family) else []
         out += [(family, shape) for shape in shapes]
-        if "text" in family_tasks(family) and family != "mlp":  # mlp on text: tests/unit/test_text_models.py
+        if "text" in family_kinds(family) and family != "mlp":  # mlp on text: tests/unit/test_text_models.py
             out.append((family, (TEXT_LENGTH,)))
     return out
 
@@ -58,7 +58,7 @@ def test_forward_shapes_finite_loss_and_one_step_learns(family: str, shape: tupl
     x, y = batch(shape)
     out, loss = model(x, y)
     assert loss is not None and torch.isfinite(loss) and not torch.isnan(out).any()
-    kinds = family_kinds(family)
+    kinds = family_objectives(family)
     if "classifier" in kinds:
         assert out.shape == (6, K)
     elif "anomaly" in kinds:
@@ -89,7 +89,7 @@ def test_forward_shapes_finite_loss_and_one_step_learns(family: str, shape: tupl
         assert images.shape == (4, *shape) and images.min() >= 0.0 and images.max() <= 1.0
 
 
-@pytest.mark.parametrize("family", [f for f in known_families() if "generator" in family_kinds(f)])
+@pytest.mark.parametrize("family", [f for f in known_families() if "generator" in family_objectives(f)])
 def test_sample_is_deterministic_with_a_seeded_generator(family: str) -> None:
     torch.manual_seed(0)
     model = build(family, (1, 8, 8))
@@ -204,7 +204,7 @@ def test_bad_model_config_names_the_key(family: str, config: dict[str, Any], key
         build_model(family, input_shape=shape, num_classes=K, config=config)
 
 
-@pytest.mark.parametrize("family", [f for f in known_families() if family_tasks(f) == {"images"}])
+@pytest.mark.parametrize("family", [f for f in known_families() if family_kinds(f) == {"images"}])
 def test_image_families_reject_flat_inputs(family: str) -> None:
     with pytest.raises(ValueError, match=r"\(C, H, W\)"):
         build_model(family, input_shape=(12,), num_classes=K, config={})

@@ -1,10 +1,10 @@
 """A tiny registry: `@register_family("mlp")` on a builder, `build_model("mlp", ...)` to make one.
 
-Family modules are imported lazily (torch is heavy), so listing names, kinds, tasks and the keys of
+Family modules are imported lazily (torch is heavy), so listing names, objectives, task kinds and the keys of
 each family's `model:` mapping (checked when params.yaml loads) costs nothing.
 
 Every model's `forward(x, targets=None, weights=None)` returns `(output, loss)`; loss is None without
-targets. What `output` is depends on the family's kind:
+targets. What `output` is depends on the family's objective:
 - classifier (mlp, cnn): logits (B, K);
 - anomaly (autoencoder, vae): reconstructions shaped like x; `anomaly_score(x)` gives (B,) scores;
 - generator (gan, vae): `sample(labels, generator)` gives images in [0, 1] for class labels.
@@ -24,8 +24,8 @@ from typing import Any
 @dataclass(frozen=True)
 class Family:
     module: str
-    kinds: frozenset[str]  # classifier | anomaly | generator
-    tasks: frozenset[str]  # task kinds it reads: tabular | images | text
+    objectives: frozenset[str]  # what it is trained for: classifier | anomaly | generator (dlops.objectives)
+    kinds: frozenset[str]  # the task kinds it reads: tabular | images | text (dlops.kinds)
     # The keys params' `model:` may set, with their types: the fields of the family's config dataclass,
     # written out here so params.yaml is checked at load without importing the family (and torch).
     # tests/unit/test_models.py holds them equal to the dataclass.
@@ -109,12 +109,14 @@ def known_families() -> list[str]:
     return sorted(FAMILIES)
 
 
+def family_objectives(family: str) -> frozenset[str]:
+    """What the family is trained for (classifier, anomaly, generator): its evaluation and serving."""
+    return get_family(family).objectives
+
+
 def family_kinds(family: str) -> frozenset[str]:
+    """The task kinds the family reads."""
     return get_family(family).kinds
-
-
-def family_tasks(family: str) -> frozenset[str]:
-    return get_family(family).tasks
 
 
 def get_family(family: str) -> Family:

@@ -58,18 +58,18 @@ class PretrainingConfig(Strict):
 
 def check_entry_fits(name: str, entry: ModelEntry, task: TaskConfig) -> None:
     """A family runs on the kinds of task it can read; its gates read metrics its kind produces."""
-    from dlops.models.registry import family_kinds, family_tasks
+    from dlops.models.registry import family_kinds, family_objectives
 
     where = f"models.{name}"
-    if task.kind not in family_tasks(entry.family):
+    if task.kind not in family_kinds(entry.family):
         raise ValueError(
             f"{where}.family: {entry.family!r} does not run on {task.kind} tasks "
-            f"(it runs on {sorted(family_tasks(entry.family))})"
+            f"(it runs on {sorted(family_kinds(entry.family))})"
         )
     check_model_section(f"{where}.model", entry.family, entry.model)
     if entry.evaluate.judge is not None:  # the judge is the project's CNN
         check_model_section(f"{where}.evaluate.judge.model", "cnn", entry.evaluate.judge.model)
-    kinds = family_kinds(entry.family)
+    kinds = family_objectives(entry.family)
     allowed = set().union(*(PRIMARY_BY_KIND[k] for k in kinds))
     if entry.gates.primary_metric not in allowed:
         raise ValueError(
