@@ -254,7 +254,8 @@ class TabularTransform:
 
 
 def make_split_frame(transform: TabularTransform, raw_df: pd.DataFrame) -> pd.DataFrame:
-    """The processed split (docs/pipeline.md, "File formats"): float32 features, `__label__` int64, `__group__.<attr>` str."""
+    """The processed split (docs/pipeline.md, "File formats"): float32 features, `__label__` int64,
+    `__group__.<attr>` str."""
     features = pd.DataFrame(transform.transform(raw_df), columns=transform.feature_names)
     extra: dict[str, Any] = {LABEL: transform.encode_labels(raw_df[transform.target])}
     _require(raw_df, list(transform.sensitive), "input")

@@ -65,9 +65,9 @@ def model_checkpoint(
     best_epoch: int,
     init_from: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """The final, self-describing model file (docs/pipeline.md, "File formats"). `init_from` (a warm start's parent: its
-    registered URI, run, sha256 and what was loaded) is written only when given, so a cold start's file
-    stays byte-identical."""
+    """The final, self-describing model file (docs/pipeline.md, "File formats"). `init_from` (a warm
+    start's parent: its registered URI, run, sha256 and what was loaded) is written only when given, so a
+    cold start's file stays byte-identical."""
     ckpt = {
         "format": FORMAT,
         "pair": pair,
