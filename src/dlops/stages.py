@@ -575,8 +575,7 @@ def searched_entry(pair: str, params: Params, p: Paths) -> Any:
 def evaluate(pair: str, root: Path | None = None) -> dict[str, Any]:
     """Metrics on every split, fairness/bias on test, overfitting diagnosis, plots, by the family's kind
     (classifier, anomaly detector, generator); JSON for DVC, everything to MLflow."""
-    from dlops import tracking
-    from dlops.models.registry import family_objectives
+    from dlops import objectives, tracking
     from dlops.training.checkpoint import file_sha256, load_model
 
     params, p = _context(root)
@@ -587,16 +586,9 @@ def evaluate(pair: str, root: Path | None = None) -> dict[str, Any]:
     out = p.eval_dir(pair)
     (out / "figures").mkdir(parents=True, exist_ok=True)
     history = json.loads(p.history(pair).read_text())
-    kinds = family_objectives(entry.family)
     kind = kind_of(params.task(entry.task))
     splits = {split: kind.load_split(p, entry.task, split) for split in SPLITS}
-
-    if "classifier" in kinds:
-        scores = _evaluate_classifier(model, p, kind, entry, splits, classes, history, out)
-    else:
-        from dlops.evaluation import families
-
-        scores = families.evaluate_non_classifier(model, kinds, entry, splits, classes, history, out)
+    scores = objectives.evaluate(model, p, kind, entry, splits, classes, history, out)
     write_json(p.eval_metrics(pair), scores)
 
     tracking.configure(p.root, params.mlflow)
@@ -605,26 +597,6 @@ def evaluate(pair: str, root: Path | None = None) -> dict[str, Any]:
         log.warning("evaluate %s: no MLflow training run carries this model; metrics stay in %s", pair, out)
     else:
         tracking.log_evaluation(run_id, scores, out)
-    return scores
-
-
-def _evaluate_classifier(
-    model: Any,
-    p: Paths,
-    kind: Kind,
-    entry: Any,
-    splits: dict[str, Any],
-    classes: list[str],
-    history: dict[str, Any],
-    out: Path,
-) -> dict[str, Any]:
-    from dlops.evaluation.classifiers import evaluate_classifier
-    from dlops.training.loop import predict_proba
-
-    scores, test = evaluate_classifier(
-        lambda x: predict_proba(model, x), entry, splits, classes, history, out
-    )
-    scores.update(kind.evaluate_classifier(model, p, entry, classes, test, out))
     return scores
 
 

@@ -89,7 +89,7 @@ class Tabular(Kind):
         import pandas as pd
 
         from dlops.data.preprocess import TabularTransform
-        from dlops.evaluation.classifiers import interpret_tabular
+        from dlops.objectives.classifier import interpret_tabular
         from dlops.training.loop import predict_proba
 
         transform = TabularTransform.from_json(p.transform(entry.task))

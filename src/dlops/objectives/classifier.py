@@ -26,6 +26,26 @@ COMPARED = ("accuracy", "balanced_accuracy")  # before/after columns of the miti
 FAIR_GAPS = ("demographic_parity_difference", "equalized_odds_difference")
 
 
+def evaluate(
+    model: Any,
+    p: Any,
+    kind: Any,
+    entry: Any,
+    splits: dict[str, Split],
+    classes: list[str],
+    history: dict[str, Any],
+    out: Path,
+) -> dict[str, Any]:
+    """Every score of a classifier, with what its task kind adds (interpretation, attributions, tests)."""
+    from dlops.training.loop import predict_proba
+
+    scores, test = evaluate_classifier(
+        lambda x: predict_proba(model, x), entry, splits, classes, history, out
+    )
+    scores.update(kind.evaluate_classifier(model, p, entry, classes, test, out))
+    return scores
+
+
 def evaluate_classifier(
     predict: Callable[[Any], np.ndarray],
     entry: Any,

@@ -1,0 +1,35 @@
+"""The second axis beside the task kind: what a family is trained for, as its registry entry declares.
+
+- classifier (mlp, cnn, rnn, transformer): objectives/classifier.py;
+- anomaly (autoencoder, vae) and generator (gan, vae): objectives/anomaly.py, objectives/generator.py,
+  written out together by objectives/detectors.py (a VAE is both).
+Each objective's evaluation and serving live in its module; nothing else asks which objective it is.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+
+def evaluate(
+    model: Any,
+    p: Any,
+    kind: Any,
+    entry: Any,
+    splits: dict[str, Any],
+    classes: list[str],
+    history: dict[str, Any],
+    out: Path,
+) -> dict[str, Any]:
+    """Every score of the model by its family's objectives; writes the evaluate stage's files."""
+    from dlops.models.registry import family_objectives
+
+    objectives = family_objectives(entry.family)
+    if "classifier" in objectives:
+        from dlops.objectives import classifier
+
+        return classifier.evaluate(model, p, kind, entry, splits, classes, history, out)
+    from dlops.objectives import detectors
+
+    return detectors.evaluate_non_classifier(model, objectives, entry, splits, classes, history, out)
