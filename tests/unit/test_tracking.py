@@ -141,7 +141,7 @@ def register(
 
 
 def client() -> Any:
-    return tracking._client()
+    return tracking.client()
 
 
 # --------------------------------------------------------------------------------------------- tests
