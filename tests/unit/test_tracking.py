@@ -24,6 +24,7 @@ from dlops import decisions, leaderboard, tracking
 from dlops.config import ColumnRoles, GatesConfig, MlflowConfig, PreprocessConfig
 from dlops.data.preprocess import TabularTransform
 from dlops.models.registry import build_model
+from dlops.serving import DlopsTabularModel
 from dlops.training.checkpoint import file_sha256, model_checkpoint, save_atomic
 
 CFG = MlflowConfig(experiment="dlops-test", model_prefix="t")
@@ -128,6 +129,8 @@ def register(
         cfg=CFG,
         artifacts={"checkpoint": ckpt, "transform": transform},
         raw_example=example,
+        python_model=DlopsTabularModel,
+        tabular_signature=True,
         extra_tags={"data.test_split": split},
         score_champion=score_champion,
         paired=paired,

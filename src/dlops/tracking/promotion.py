@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     import pandas as pd
     from mlflow import MlflowClient
     from mlflow.entities.model_registry import ModelVersion
+    from mlflow.pyfunc import PythonModel
 
 log = logging.getLogger(__name__)
 
@@ -48,15 +49,19 @@ def register(
     cfg: MlflowConfig,
     artifacts: dict[str, Path],
     raw_example: Any,
+    python_model: type[PythonModel],
+    tabular_signature: bool,
     extra_tags: dict[str, str],
     score_champion: Callable[[str], float] | None = None,
-    serving: str = "tabular",
     paired: PairedRows | None = None,
     card: Callable[[dict[str, Any], dict[str, str]], dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
     """Register the checkpoint as a version of `<prefix>-<pair>` (once per sha256), record every gate and
     the decision as version tags, a verdict artifact and the model card, and move @champion (old one to
     @previous) only if promoted.
+
+    The version serves `python_model` (a dlops.serving class, chosen by the caller); with
+    `tabular_signature` its input schema is taken from `raw_example` with integer columns as float64.
 
     The champion is compared on today's test rows: a paired test when `paired` is given and the gates
     ask for one (dlops.gates), else its primary metric within `promotion_tolerance`, re-scored by
@@ -97,7 +102,9 @@ def register(
     tags = {metric_key(k): str(v)[:TAG_MAX_CHARS] for k, v in tags.items()}
 
     if existing is None:
-        version = _log_and_register(name, run_id, artifacts, raw_example, tags, serving)
+        version = _log_and_register(
+            name, run_id, artifacts, raw_example, tags, python_model, tabular_signature
+        )
     else:
         version = str(existing.version)
         for key, value in tags.items():
@@ -230,18 +237,16 @@ def _log_and_register(
     artifacts: dict[str, Path],
     raw_example: Any,
     tags: dict[str, str],
-    serving: str = "tabular",
+    python_model: type[PythonModel],
+    tabular_signature: bool,
 ) -> str:
     """Log the pyfunc (checkpoint + transform + dlops code) into `run_id` and register it, READY."""
     import mlflow
     from mlflow.models import Model, infer_signature
     from mlflow.pyfunc import PythonModelContext
 
-    from dlops.serving import SERVING_CLASSES
-
     files = {key: str(Path(path).resolve()) for key, path in artifacts.items()}
-    python_model = SERVING_CLASSES[serving]
-    example = _signature_frame(raw_example) if serving == "tabular" else raw_example
+    example = _signature_frame(raw_example) if tabular_signature else raw_example
     local = python_model()
     local.load_context(PythonModelContext(files, None))
     signature = infer_signature(example, local.predict(None, example))
