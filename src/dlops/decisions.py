@@ -8,8 +8,9 @@ from __future__ import annotations
 import json
 from typing import TYPE_CHECKING, Any
 
+from dlops import tracking
 from dlops.params import MlflowConfig
-from dlops.tracking import MAX_DESCRIPTION, TAG_MAX_CHARS, _client, _version_by_alias, model_name
+from dlops.tracking import MAX_DESCRIPTION, TAG_MAX_CHARS, model_name, version_by_alias
 
 if TYPE_CHECKING:
     from mlflow import MlflowClient
@@ -20,7 +21,7 @@ def promote(pair: str, version: str, cfg: MlflowConfig, *, user: str, override: 
     """A person makes `version` @champion (the old champion becomes @previous). A version that failed a
     gate is refused unless `override` with a `reason`; who, why and when are recorded as tags, a verdict
     artifact and a line in the description."""
-    client = _client()
+    client = tracking.client()
     name = model_name(pair, cfg)
     target = _model_version(client, name, version)
     failed = sorted(
@@ -35,7 +36,7 @@ def promote(pair: str, version: str, cfg: MlflowConfig, *, user: str, override: 
         )
     if override and not reason.strip():
         raise ValueError("--override needs --reason: the registry records why a gate was overridden")
-    champion = _version_by_alias(client, name, "champion")
+    champion = version_by_alias(client, name, "champion")
     if champion is not None and str(champion.version) == str(version):
         return {"model_name": name, "version": str(version), "verdict": "already champion", "changed": False}
     if champion is not None:
@@ -53,10 +54,10 @@ def promote(pair: str, version: str, cfg: MlflowConfig, *, user: str, override: 
 def rollback(pair: str, cfg: MlflowConfig, *, user: str, reason: str) -> dict:
     """@champion goes back to @previous in one step; the demoted version becomes @previous (so a second
     rollback undoes the first). Recorded like any decision."""
-    client = _client()
+    client = tracking.client()
     name = model_name(pair, cfg)
-    champion = _version_by_alias(client, name, "champion")
-    previous = _version_by_alias(client, name, "previous")
+    champion = version_by_alias(client, name, "champion")
+    previous = version_by_alias(client, name, "previous")
     if champion is None or previous is None:
         missing = "@champion" if champion is None else "@previous"
         raise LookupError(f"{name} has no {missing} version, so there is nothing to roll back to")

@@ -9,15 +9,9 @@ import json
 from pathlib import Path
 from typing import Any
 
+from dlops import tracking
 from dlops.params import MlflowConfig
-from dlops.tracking import (
-    TAG_MAX_CHARS,
-    _client,
-    _quote,
-    _version_by_alias,
-    log_report_run,
-    model_name,
-)
+from dlops.tracking import TAG_MAX_CHARS, log_report_run, model_name, quote, version_by_alias
 
 COLUMNS = ("model", "task", "family", "primary", "value", "ci", "dp_gap", "eo_gap", "mitigation_cost",
            "champion", "latest", "decision")  # fmt: skip
@@ -80,15 +74,15 @@ def _cell(value: Any) -> str:
 
 def registry_state(pairs: list[str], cfg: MlflowConfig) -> dict[str, dict[str, Any]]:
     """Per pair: the @champion version, the newest version and that version's decision."""
-    client = _client()
+    client = tracking.client()
     state: dict[str, dict[str, Any]] = {}
     for pair in pairs:
         name = model_name(pair, cfg)
-        found = client.search_model_versions(f"name = '{_quote(name)}'")
+        found = client.search_model_versions(f"name = '{quote(name)}'")
         if not found:
             continue
         latest = max(found, key=lambda mv: int(mv.version))
-        champion = _version_by_alias(client, name, "champion")
+        champion = version_by_alias(client, name, "champion")
         state[pair] = {
             "champion": f"v{champion.version}" if champion else None,
             "latest": f"v{latest.version}",

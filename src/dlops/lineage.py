@@ -12,7 +12,8 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
-from dlops.tracking import _client, _version_by_alias
+from dlops import tracking
+from dlops.tracking import version_by_alias
 
 _URI = re.compile(r"^models:/(?P<name>[^/@]+)(?:/(?P<version>\d+)|@(?P<alias>[\w-]+))$")
 LIBRARIES = ("python", "torch", "mlflow", "host.device")
@@ -32,10 +33,10 @@ def lineage(uri: str, root: Path | None = None) -> dict[str, Any]:
     """The chain of one registered version, as a dict (see `render`)."""
     from mlflow.exceptions import MlflowException
 
-    client = _client()
+    client = tracking.client()
     name, version, alias = parse_uri(uri)
     if alias is not None:
-        found = _version_by_alias(client, name, alias)
+        found = version_by_alias(client, name, alias)
         if found is None:
             raise LookupError(f"{name} has no version with alias @{alias}")
         mv = found

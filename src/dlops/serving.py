@@ -1,6 +1,6 @@
 """The MLflow pyfunc that serves a dlops tabular model on raw rows: transform, predict, name the classes.
 
-Kept apart from tracking.py so a loaded model imports only what prediction needs (torch, pandas and
+Kept apart from dlops.tracking so a loaded model imports only what prediction needs (torch, pandas and
 the dlops checkpoint/preprocess code shipped with it), never the pipeline or MLflow's client code.
 """
 

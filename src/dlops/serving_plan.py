@@ -23,6 +23,18 @@ class _Served:
     score_champion: Any = None  # model_uri -> primary metric on today's test split
     paired: Any = None  # tracking.PairedRows for the paired test
 
+    @property
+    def python_model(self) -> Any:
+        """The pyfunc class `register` logs for this kind."""
+        from dlops.serving import SERVING_CLASSES
+
+        return SERVING_CLASSES[self.kind]
+
+    @property
+    def tabular_signature(self) -> bool:
+        """Raw table rows in: the signature reads integer columns as float64 (a later NaN must fit)."""
+        return self.kind == "tabular"
+
 
 def serving_plan(p: Paths, entry: Any, task_cfg: Any, pair: str, scores: dict[str, Any]) -> _Served:
     """What the registered pyfunc serves, its artifacts, an input example, and how to score the current

@@ -742,7 +742,8 @@ def register(pair: str, root: Path | None = None) -> dict[str, Any]:
         raw_example=served.example,
         extra_tags=extra_tags,
         score_champion=served.score_champion,
-        serving=served.kind,
+        python_model=served.python_model,
+        tabular_signature=served.tabular_signature,
         paired=served.paired,
         card=card,
     )

@@ -38,11 +38,11 @@ def test_pretraining_stage_reports_both_arms(
     with mlflow_uris_restored():
         report = run_study(root)
         saved = json.loads((root / f"reports/pretraining/{STUDY}.json").read_text())
-        runs = tracking._client().search_runs(
-            [tracking._STATE["experiment_id"]], filter_string=f"attributes.run_name = 'pretraining:{STUDY}'"
+        runs = tracking.client().search_runs(
+            [tracking.experiment_id()], filter_string=f"attributes.run_name = 'pretraining:{STUDY}'"
         )
         (run,) = runs
-        artifacts = [a.path for a in tracking._client().list_artifacts(run.info.run_id)]
+        artifacts = [a.path for a in tracking.client().list_artifacts(run.info.run_id)]
 
     assert saved == json.loads(json.dumps(report))
     assert saved["label_fraction"] == 0.1 and saved["encoder"]["model"] == "images-autoencoder"

@@ -346,7 +346,7 @@ def test_secrets_in_params_and_tags_never_reach_mlflow(store: Path) -> None:
     tags = {"env.MLFLOW_TRACKING_PASSWORD": SECRET, "store": f"postgresql://u:{SECRET}@db/x", "ok": "1"}
     with tracking.training_run("sec-run", "income", "mlp", params, tags) as run:
         run.set_tags({"later.auth": SECRET, "later.note": f"Bearer {SECRET}"})
-    data = tracking._client().get_run(run.run_id).data
+    data = tracking.client().get_run(run.run_id).data
     logged = {**data.params, **data.tags}
     assert not [k for k, v in logged.items() if SECRET in v]
     assert data.params["train.lr"] == "0.01" and data.params["db.host"] == "db"
@@ -356,7 +356,7 @@ def test_secrets_in_params_and_tags_never_reach_mlflow(store: Path) -> None:
     assert data.tags["env.MLFLOW_TRACKING_PASSWORD"] == data.tags["later.auth"] == "***"
     assert data.tags["ok"] == "1"
     report = tracking.log_report_run("sec report", {"api_key": SECRET}, {}, {})
-    assert tracking._client().get_run(report).data.tags["api_key"] == "***"
+    assert tracking.client().get_run(report).data.tags["api_key"] == "***"
 
 
 def _formatted(logger: logging.Logger, emit: Any) -> str:

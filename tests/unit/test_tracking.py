@@ -24,6 +24,7 @@ from dlops import decisions, leaderboard, tracking
 from dlops.data.preprocess import TabularTransform
 from dlops.models.registry import build_model
 from dlops.params import ColumnRoles, GatesConfig, MlflowConfig, PreprocessConfig
+from dlops.serving import DlopsTabularModel
 from dlops.training.checkpoint import file_sha256, model_checkpoint, save_atomic
 
 CFG = MlflowConfig(experiment="dlops-test", model_prefix="t")
@@ -128,6 +129,8 @@ def register(
         cfg=CFG,
         artifacts={"checkpoint": ckpt, "transform": transform},
         raw_example=example,
+        python_model=DlopsTabularModel,
+        tabular_signature=True,
         extra_tags={"data.test_split": split},
         score_champion=score_champion,
         paired=paired,
@@ -141,7 +144,7 @@ def register(
 
 
 def client() -> Any:
-    return tracking._client()
+    return tracking.client()
 
 
 # --------------------------------------------------------------------------------------------- tests

@@ -117,7 +117,7 @@ def _run_tags(root: Path, sha: str) -> dict[str, str]:
 
     run_id = tracking.find_run(PAIR, sha)
     assert run_id is not None
-    return dict(tracking._client().get_run(run_id).data.tags)
+    return dict(tracking.client().get_run(run_id).data.tags)
 
 
 def test_default_path_writes_no_init_from(registered: dict[str, Any]) -> None:
@@ -275,7 +275,7 @@ def test_file_source_and_the_fine_tuned_version_names_its_parent_in_lineage(
     stages.evaluate(PAIR, root)
     with contextlib.suppress(GateFailure):  # registered all the same; a gate only keeps it from @champion
         stages.register(PAIR, root)
-    found = tracking._version_with_sha(tracking._client(), NAME, warm["model_sha256"])
+    found = tracking.version_with_sha(tracking.client(), NAME, warm["model_sha256"])
     assert found is not None and found.tags["dlops.parent_model"] == f"parents/mlp.pt sha256:{sha}"
     assert f"parents/mlp.pt sha256:{sha}" in found.description  # the model card's lineage names the parent
     version = found.version

@@ -1,0 +1,74 @@
+"""Where a model comes from, as run tags: git commit, DVC versions of the raw and processed data, the
+accepted batches, the params hash, the pipeline and Prefect run ids, and library versions.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import json
+import os
+import platform
+import subprocess
+from pathlib import Path
+
+
+def lineage_tags(root: Path, task: str, params_digest: str) -> dict[str, str]:
+    """Where a model comes from: code commit, data version, params hash, pipeline run, library versions."""
+    commit = _git(root, "rev-parse", "HEAD")
+    status = _git(root, "status", "--porcelain", "--untracked-files=no") if commit else None
+    tags = {
+        "git.commit": commit or "unknown",
+        "git.dirty": "unknown" if status is None else str(bool(status)).lower(),
+        "data.version": _dvc_out_md5(root, f"ingest@{task}", f"data/raw/{task}.parquet"),
+        "data.processed": _dvc_out_md5(root, f"preprocess@{task}", f"data/processed/{task}"),
+        "data.batches": _accepted_batches(root, task),
+        "params.hash": params_digest,
+        "pipeline.run_id": os.environ.get("DLOPS_PIPELINE_RUN_ID", "manual"),
+        "python": platform.python_version(),
+        "torch": package_version("torch"),
+        "mlflow": package_version("mlflow"),
+    }
+    if flow_run := os.environ.get("PREFECT__FLOW_RUN_ID"):
+        tags["prefect.flow_run_id"] = flow_run
+    return tags
+
+
+def _accepted_batches(root: Path, task: str) -> str:
+    """The ids of the batches appended to the task's data (data/batches/<task>.json), oldest first."""
+    try:
+        manifest = json.loads((root / "data" / "batches" / f"{task}.json").read_text(encoding="utf-8"))
+        ids = [str(entry["id"]) for entry in manifest["batches"]]
+    except (OSError, ValueError, KeyError, TypeError):
+        return "none"
+    text = ",".join(ids) or "none"
+    return text if len(text) <= 4000 else f"{len(ids)} batches, last {ids[-1]}"
+
+
+def _git(root: Path, *args: str) -> str | None:
+    try:
+        done = subprocess.run(["git", *args], cwd=root, capture_output=True, text=True, timeout=20)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return done.stdout.strip() if done.returncode == 0 else None
+
+
+def _dvc_out_md5(root: Path, stage: str, out_path: str) -> str:
+    import yaml
+
+    try:
+        lock = yaml.safe_load((root / "dvc.lock").read_text(encoding="utf-8")) or {}
+        outs = lock["stages"][stage]["outs"]
+    except (OSError, yaml.YAMLError, KeyError, TypeError):
+        return "untracked"
+    for out in outs or []:
+        if isinstance(out, dict) and out.get("path") == out_path and out.get("md5"):
+            return str(out["md5"])
+    return "untracked"
+
+
+def package_version(dist: str) -> str:
+    """The installed version of a distribution, or "absent"."""
+    try:
+        return importlib.metadata.version(dist)
+    except importlib.metadata.PackageNotFoundError:
+        return "absent"
