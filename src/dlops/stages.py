@@ -686,10 +686,9 @@ def pretraining(name: str, root: Path | None = None) -> dict[str, Any]:
 def register(pair: str, root: Path | None = None) -> dict[str, Any]:
     """Register the candidate with its gates, compare it with the champion on the same test rows, and
     promote it to @champion only as the policy in params allows. Raises GateFailure when a gate fails."""
-    from dlops import tracking
+    from dlops import objectives, tracking
     from dlops.gates import GateFailure
     from dlops.model_card import build_card
-    from dlops.serving_plan import serving_plan
     from dlops.training.checkpoint import file_sha256, load_safe
 
     params, p = _context(root)
@@ -706,7 +705,7 @@ def register(pair: str, root: Path | None = None) -> dict[str, Any]:
             f"register {pair}: no MLflow run carries model {sha[:12]} (was the tracking store reset?); "
             f"rerun training with `dvc repro -f -s train@{pair}`"
         )
-    served = serving_plan(p, entry, task_cfg, pair, scores)
+    served = objectives.serving_plan(p, kind_of(task_cfg), entry, task_cfg, pair, scores)
     extra_tags = {
         "data.test_split": file_sha256(kind_of(task_cfg).split_file(p, entry.task, "test")),
         "params.hash": params_hash(entry),

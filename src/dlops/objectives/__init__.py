@@ -9,7 +9,10 @@ Each objective's evaluation and serving live in its module; nothing else asks wh
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from dlops.objectives.base import Served
 
 
 def evaluate(
@@ -33,3 +36,22 @@ def evaluate(
     from dlops.objectives import detectors
 
     return detectors.evaluate_non_classifier(model, objectives, entry, splits, classes, history, out)
+
+
+def serving_plan(p: Any, kind: Any, entry: Any, task_cfg: Any, pair: str, scores: dict[str, Any]) -> Served:
+    """What `register` logs for the model: a classifier serves decisions, a model whose primary metric is
+    an anomaly score serves anomaly flags, a generator serves samples."""
+    from dlops.models.registry import family_objectives
+
+    objectives = family_objectives(entry.family)
+    if "classifier" in objectives:
+        from dlops.objectives import classifier
+
+        return classifier.serving(p, kind, entry, task_cfg, pair)
+    if "anomaly" in objectives and entry.gates.primary_metric.startswith("anomaly"):
+        from dlops.objectives import anomaly
+
+        return anomaly.serving(p, kind, entry, task_cfg, pair, scores)
+    from dlops.objectives import generator
+
+    return generator.serving(p, pair)

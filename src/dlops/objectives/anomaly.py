@@ -12,6 +12,7 @@ import numpy as np
 import torch
 
 from dlops.evaluation import images
+from dlops.objectives.base import Served
 
 Split = tuple[np.ndarray, np.ndarray, dict[str, Any]]  # (x (N, C, H, W) in [0, 1], y (N,), groups)
 
@@ -76,3 +77,13 @@ def _roc_points(is_anomaly: np.ndarray, scores: np.ndarray) -> list[dict[str, An
         return []
     fpr, tpr, _ = roc_curve(is_anomaly, scores)
     return [{"fpr": round(float(f), 6), "tpr": round(float(t), 6)} for f, t in zip(fpr, tpr, strict=True)]
+
+
+def serving(p: Any, kind: Any, entry: Any, task_cfg: Any, pair: str, scores: dict[str, Any]) -> Served:
+    """Anomaly scores and flags at the threshold chosen on validation, for inputs as the kind serves them."""
+    from dlops.evaluation.report import write_json
+
+    threshold_file = p.state / "serving" / pair / "threshold.json"  # copied into the logged model
+    write_json(threshold_file, {"threshold": scores.get("anomaly/threshold")})
+    example = kind.serving_inputs(p, entry, task_cfg, pair).example
+    return Served("anomaly", {"checkpoint": p.checkpoint(pair), "threshold": threshold_file}, example)

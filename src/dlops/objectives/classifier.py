@@ -9,6 +9,7 @@ network's probabilities either way.
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Callable
 from pathlib import Path
@@ -18,6 +19,7 @@ import numpy as np
 
 from dlops.evaluation import fairness, metrics, overfitting, plots
 from dlops.evaluation.report import write_json
+from dlops.objectives.base import Served
 
 log = logging.getLogger(__name__)
 
@@ -188,3 +190,70 @@ def interpret_tabular(
     flat, details = interpretation_report(predict_raw, raw_test, y, groups, out / "figures", seed=seed)
     write_json(out / "interpretation.json", details)
     return flat
+
+
+# ------------------------------------------------------------------------------------------------ serving
+def serving(p: Any, kind: Any, entry: Any, task_cfg: Any, pair: str) -> Served:
+    """The kind's classifier pyfunc with its artifacts (and the fair thresholds when fitted), and how to
+    score a champion on today's test inputs: its primary metric and its per-row decisions."""
+    served = kind.serving_inputs(p, entry, task_cfg, pair)
+    artifacts: dict[str, Path] = {"checkpoint": p.checkpoint(pair), **served.artifacts}
+    example = served.example
+    mitigation = json.loads((p.eval_dir(pair) / "mitigation.json").read_text())
+    if mitigation.get("thresholds"):
+        artifacts["fair_thresholds"] = p.eval_dir(pair) / "mitigation.json"
+        example = served.inputs.head(20)  # the sensitive columns choose each row's thresholds
+    primary = entry.gates.primary_metric
+
+    def predict(model_uri: str) -> Any:
+        return _load_pyfunc(model_uri).predict(served.inputs)
+
+    def score(model_uri: str) -> float:
+        return _score_frame(predict(model_uri), served.truth, primary, by_index=served.by_index)
+
+    paired = _paired_rows(p, entry.task, pair, lambda uri: predict(uri)["prediction"])
+    return Served(served.pyfunc, artifacts, example, score, paired, served.tabular_signature)
+
+
+def _paired_rows(p: Any, task: str, pair: str, predict_names: Any) -> Any:
+    """The candidate's test decisions (predictions.csv) and a champion's on the same rows, as indices."""
+    import numpy as np
+    import pandas as pd
+
+    from dlops.tracking import PairedRows
+
+    table = pd.read_csv(p.eval_dir(pair) / "predictions.csv", dtype=str, keep_default_na=False)
+    classes = json.loads(p.transform(task).read_text())["classes"]
+    index = {str(c): i for i, c in enumerate(classes)}
+
+    def as_index(names: Any) -> Any:
+        return np.array([index.get(str(n), -1) for n in names])
+
+    return PairedRows(
+        y_true=as_index(table["actual"]),
+        candidate=as_index(table["predicted"]),
+        predict=lambda uri: as_index(predict_names(uri)),
+    )
+
+
+def _load_pyfunc(model_uri: str) -> Any:
+    """The champion being compared, from the project's registry, after its checkpoint's sha256 check."""
+    from dlops.tracking import load_registered
+
+    return load_registered(model_uri)
+
+
+def _score_frame(out: Any, truth: Any, primary: str, by_index: bool = False) -> float:
+    """The primary metric of a pyfunc's output frame against the true classes (names, or indices)."""
+    import numpy as np
+
+    from dlops.evaluation.metrics import classification_metrics
+
+    classes = [c[len("proba_") :] for c in out.columns if c.startswith("proba_")]
+    index = {name: i for i, name in enumerate(classes)}
+    y = np.asarray(truth) if by_index else np.array([index.get(str(v), -1) for v in truth])
+    keep = y >= 0
+    proba = out[[f"proba_{c}" for c in classes]].to_numpy()[keep]
+    decided = np.array([index[str(v)] for v in out["prediction"]])[keep]
+    scores = classification_metrics(y[keep], proba, classes, prefix="test", y_pred=decided)
+    return float(scores[f"test/{primary}"])

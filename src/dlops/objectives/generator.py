@@ -15,6 +15,7 @@ import numpy as np
 import torch
 
 from dlops.evaluation import images
+from dlops.objectives.base import Served
 
 log = logging.getLogger(__name__)
 
@@ -114,3 +115,10 @@ def judge_features(judge: Any, x: np.ndarray, batch_size: int = 1024) -> np.ndar
 
 def _accuracy(pred: np.ndarray, y: np.ndarray) -> float:
     return round(float((pred == y).mean()), 6)
+
+
+def serving(p: Any, pair: str) -> Served:
+    """Conditional samples for the class labels a caller sends."""
+    import pandas as pd
+
+    return Served("generator", {"checkpoint": p.checkpoint(pair)}, pd.DataFrame({"label": [0, 1]}))
