@@ -43,8 +43,10 @@ def measure(root: Path) -> dict[str, Any]:
     repeated by loop.train without logger (same values, same seed, same data)."""
     import optuna
 
-    from dlops import search, stages
+    from dlops import stages
     from dlops.params import load_params, paths
+    from dlops.search import study as search
+    from dlops.search.run import trial_fit
 
     started = time.perf_counter()
     stages.search(PAIR, root)
@@ -52,7 +54,7 @@ def measure(root: Path) -> dict[str, Any]:
 
     params, p = load_params(root / "params.yaml"), paths(root)
     started = time.perf_counter()
-    fit = stages._trial_fit(PAIR, params, p)
+    fit = trial_fit(PAIR, params, p)
     setup_s = time.perf_counter() - started
     entry = params.pair(PAIR)
     result = json.loads(p.search_result(PAIR).read_text())

@@ -37,7 +37,7 @@ class Family:
 BUILDER_ARGS = frozenset({"input_shape", "num_classes"})
 _CONV: dict[str, object] = {"channels": list[int], "latent_dim": int}
 _ANOMALY: dict[str, object] = {**_CONV, "normal_classes": list[int] | None}  # the classes it trains on
-_TOKENS = frozenset({"vocab_size"})  # from the fitted tokenizer (stages._model_config)
+_TOKENS = frozenset({"vocab_size"})  # from the fitted tokenizer (Kind.model_config)
 _CLASSIFIER, _IMAGES, _TEXT = frozenset({"classifier"}), frozenset({"images"}), frozenset({"text"})
 
 # name -> where it lives and what it is; adding a family = one file + one entry here + params entry.
