@@ -43,10 +43,9 @@ def measure(root: Path) -> dict[str, Any]:
     repeated by loop.train without logger (same values, same seed, same data)."""
     import optuna
 
-    from dlops import stages
+    from dlops import search, stages
+    from dlops.pairs.search import trial_fit
     from dlops.params import load_params, paths
-    from dlops.search import study as search
-    from dlops.search.run import trial_fit
 
     started = time.perf_counter()
     stages.search(PAIR, root)

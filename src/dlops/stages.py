@@ -176,7 +176,8 @@ def train(pair: str, root: Path | None = None, max_epochs: int | None = None) ->
     """Train one (task, family) pair; write models/<pair>/model.pt and its history; log to MLflow.
 
     Under `torchrun` every process trains its shard; only rank 0 logs, warm-starts and writes files."""
-    from dlops.training import distributed, run
+    from dlops.pairs import training as pair_training
+    from dlops.training import distributed
     from dlops.training.device import select_device
 
     params, p = _context(root)
@@ -185,8 +186,8 @@ def train(pair: str, root: Path | None = None, max_epochs: int | None = None) ->
     device = select_device(entry.train.device)
     with distributed.session(device) as world:
         if world.is_main:
-            return run.train_and_record(pair, params, p, device, world.size, max_epochs)
-        run.train_replica(pair, params, p, max_epochs)
+            return pair_training.train_and_record(pair, params, p, device, world.size, max_epochs)
+        pair_training.train_replica(pair, params, p, max_epochs)
         return {"rank": world.rank}
 
 
@@ -196,7 +197,7 @@ def search(pair: str, root: Path | None = None, join: bool = False, worker: int 
     best values to reports/search/<pair>.json, which `train` reads. A pair whose search is null gets
     `{"search": null}` (train keeps params.yaml's values). `join`: only run trials of the study another
     `dlops search` started (another process or machine on the same storage); writes nothing."""
-    from dlops.search import run
+    from dlops.pairs import search as pair_search
 
     params, p = _context(root)
     entry = params.pair(pair)
@@ -209,7 +210,7 @@ def search(pair: str, root: Path | None = None, join: bool = False, worker: int 
         return {"search": None}
     if not join:
         _writable(p, out.parent)
-    result = run.run(pair, params, p, join, worker)
+    result = pair_search.run(pair, params, p, join, worker)
     if join:
         return result
     write_json(out, result)
@@ -263,7 +264,7 @@ def pretraining(name: str, root: Path | None = None) -> dict[str, Any]:
     out = p.pretraining_report(name)
     _writable(p, out.parent)
     classifier, encoder_entry = params.pair(study.classifier), params.pair(study.encoder)
-    from dlops.training.pair import task_classes_and_shape
+    from dlops.pairs.setup import task_classes_and_shape
 
     kind = kind_of(params.task(study.task))
     classes, input_shape = task_classes_and_shape(p, kind, study.task)

@@ -13,7 +13,7 @@ import yaml
 from tests.conftest import tiny_params
 
 from dlops.params import ConfigError, load_params
-from dlops.search.study import apply, current_values, suggest, summary
+from dlops.search import apply, current_values, suggest, summary
 
 SPACE = {"train.lr": {"low": 0.0003, "high": 0.03, "log": True}, "model.dropout": {"low": 0.0, "high": 0.5}}
 

@@ -1,5 +1,5 @@
-"""reports/search/<pair>.json as `train` reads it: the best values of the pair's study, which must come
-from a study of these very params and data (its name says so)."""
+"""A model entry as `train` uses it: params.yaml's, with the best values of its search from
+reports/search/<pair>.json, which must come from a study of these very params and data (its name says so)."""
 
 from __future__ import annotations
 
@@ -33,7 +33,7 @@ def searched_entry(pair: str, params: Params, p: Paths) -> Any:
     """The pair's entry as `train` uses it: params.yaml's, with the best values of its search when the
     search is on. The result must come from a study of these very params and data (its study name says
     so); a stale or missing one stops training, naming the command that refreshes it."""
-    from dlops.search import study as study_lib
+    from dlops import search as study_lib
 
     entry = params.pair(pair)
     if entry.search is None:

@@ -13,8 +13,8 @@ from typing import Any
 
 from dlops.kinds import kind_of
 from dlops.kinds.base import Kind
+from dlops.pairs.entry import searched_entry
 from dlops.params import Params, Paths, params_hash
-from dlops.search.result import searched_entry
 
 log = logging.getLogger(__name__)
 

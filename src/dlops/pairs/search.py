@@ -10,9 +10,9 @@ from typing import Any
 
 from dlops.evaluation.report import write_json
 from dlops.kinds import kind_of
+from dlops.pairs.entry import augment_section, search_inputs
+from dlops.pairs.setup import reweigh, seeded_model, task_classes_and_shape, training_data
 from dlops.params import ConfigError, Params, Paths
-from dlops.search.result import augment_section, search_inputs
-from dlops.training.pair import reweigh, seeded_model, task_classes_and_shape, training_data
 
 
 def run(pair: str, params: Params, p: Paths, join: bool, worker: int) -> dict[str, Any]:
@@ -21,8 +21,8 @@ def run(pair: str, params: Params, p: Paths, join: bool, worker: int) -> dict[st
     import subprocess
     import sys
 
+    from dlops import search as study_lib
     from dlops import tracking
-    from dlops.search import study as study_lib
 
     entry = params.pair(pair)
     search_cfg = entry.search
@@ -65,8 +65,8 @@ def record_search(study: Any, result: dict[str, Any], parent_run_id: str) -> Non
     """The study's summary, plots and trials table on the parent MLflow run."""
     import tempfile
 
+    from dlops import search as study_lib
     from dlops import tracking
-    from dlops.search import study as study_lib
 
     metrics = {"search/best_value": result["best"]["value"], "search/trials": result["trials"]["total"]}
     if result["default"]["value"] is not None:

@@ -11,8 +11,8 @@ from pathlib import Path
 from typing import Any
 
 from dlops.evaluation.report import write_json
+from dlops.pairs.setup import resumable, train_setup, warm_start_record
 from dlops.params import Params, Paths
-from dlops.training.pair import resumable, train_setup, warm_start_record
 
 log = logging.getLogger(__name__)
 
