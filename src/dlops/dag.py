@@ -62,7 +62,7 @@ def text(params: Params, root: Path) -> str:
 
 def write(params: Params, p: Paths) -> bool:
     """Write dag.yaml for params; True when it changed."""
-    from dlops.evaluation.report import write_text
+    from dlops.files import write_text
 
     new = text(params, p.root)
     if p.dag.is_file() and p.dag.read_text(encoding="utf-8") == new:

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from dlops.data.batches import Batch, BatchRejected, append, batch_date, check_batch, load_batch, quarantine
-from dlops.evaluation.report import write_json, write_text
+from dlops.files import write_json, write_text
 from dlops.params import Params, Paths, TaskConfig, load_params, paths
 
 log = logging.getLogger(__name__)

@@ -107,7 +107,7 @@ class FairThresholds:
         return (row_draws(scores) < probability).astype(np.int64)
 
     def to_json(self, path: Path) -> None:
-        from dlops.evaluation.report import write_json
+        from dlops.files import write_json
 
         write_json(path, self.__dict__)
 

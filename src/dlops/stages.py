@@ -12,7 +12,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from dlops.evaluation.report import write_json
+from dlops.files import write_json
 from dlops.kinds import kind_of
 from dlops.params import ConfigError, Params, Paths, TaskConfig, load_params, params_hash, paths
 
@@ -222,7 +222,8 @@ def evaluate(pair: str, root: Path | None = None) -> dict[str, Any]:
     """Metrics on every split, fairness/bias on test, overfitting diagnosis, plots, by the family's kind
     (classifier, anomaly detector, generator); JSON for DVC, everything to MLflow."""
     from dlops import objectives, tracking
-    from dlops.training.checkpoint import file_sha256, load_model
+    from dlops.files import file_sha256
+    from dlops.training.checkpoint import load_model
 
     params, p = _context(root)
     entry = params.pair(pair)
@@ -255,7 +256,8 @@ def pretraining(name: str, root: Path | None = None) -> dict[str, Any]:
 
     from dlops import tracking
     from dlops.evaluation import pretraining as study_lib
-    from dlops.training.checkpoint import file_sha256, load_safe
+    from dlops.files import file_sha256
+    from dlops.training.checkpoint import load_safe
 
     params, p = _context(root)
     if name not in params.pretraining:
@@ -335,9 +337,10 @@ def register(pair: str, root: Path | None = None) -> dict[str, Any]:
     """Register the candidate with its gates, compare it with the champion on the same test rows, and
     promote it to @champion only as the policy in params allows. Raises GateFailure when a gate fails."""
     from dlops import objectives, tracking
+    from dlops.files import file_sha256
     from dlops.gates import GateFailure
     from dlops.model_card import build_card
-    from dlops.training.checkpoint import file_sha256, load_safe
+    from dlops.training.checkpoint import load_safe
 
     params, p = _context(root)
     entry = params.pair(pair)

@@ -177,7 +177,7 @@ def _assert_registered_once(uri: str, root: Path, aliases: dict[str, str]) -> st
 
 
 def _sha(root: Path) -> str:
-    from dlops.training.checkpoint import file_sha256
+    from dlops.files import file_sha256
 
     return file_sha256(Paths(root).checkpoint(PAIR))
 

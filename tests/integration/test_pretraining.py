@@ -28,7 +28,7 @@ def test_pretraining_stage_reports_both_arms(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, encoder_data: str
 ) -> None:
     from dlops import tracking
-    from dlops.training.checkpoint import file_sha256
+    from dlops.files import file_sha256
 
     raw = tiny_params(images=True)
     raw["pretraining"][STUDY].update(seeds=[0, 1], encoder_data=encoder_data)

@@ -22,10 +22,11 @@ import torch
 
 from dlops import decisions, leaderboard, tracking
 from dlops.data.preprocess import TabularTransform
+from dlops.files import file_sha256
 from dlops.models.registry import build_model
 from dlops.params import ColumnRoles, GatesConfig, MlflowConfig, PreprocessConfig
 from dlops.serving import DlopsTabularModel
-from dlops.training.checkpoint import file_sha256, model_checkpoint, save_atomic
+from dlops.training.checkpoint import model_checkpoint, save_atomic
 
 CFG = MlflowConfig(experiment="dlops-test", model_prefix="t")
 GATES = GatesConfig(

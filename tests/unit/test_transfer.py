@@ -14,10 +14,11 @@ import torch
 import yaml
 from tests.conftest import tiny_params
 
+from dlops.files import file_sha256
 from dlops.models.registry import build_model
 from dlops.params import ConfigError, MlflowConfig, TrainConfig, load_params
 from dlops.training import transfer
-from dlops.training.checkpoint import file_sha256, model_checkpoint, save_atomic
+from dlops.training.checkpoint import model_checkpoint, save_atomic
 from dlops.training.loop import _optimizers
 from dlops.training.loop import train as fit
 

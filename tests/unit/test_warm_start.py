@@ -250,9 +250,9 @@ def test_file_source_and_the_fine_tuned_version_names_its_parent_in_lineage(
     import shutil
 
     from dlops import stages, tracking
+    from dlops.files import file_sha256
     from dlops.gates import GateFailure
     from dlops.lineage import render
-    from dlops.training.checkpoint import file_sha256
 
     root = registered["root"]
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)

@@ -27,9 +27,9 @@ from typing import Any
 
 import pandas as pd
 
-from dlops.data.sources import file_sha256, write_parquet_atomic
+from dlops.data.sources import write_parquet_atomic
 from dlops.errors import Quarantined
-from dlops.evaluation.report import write_json
+from dlops.files import file_sha256, write_json
 from dlops.params import ConfigError, Paths, TaskConfig, batch_source
 
 BASE = "base"

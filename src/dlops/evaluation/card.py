@@ -28,7 +28,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from dlops.evaluation.report import write_text
+from dlops.files import write_text
 
 DEFAULT_MAX_CHARS = 4800
 FULL_CARD_LINE = "full card: model_card.html (artifact)"

@@ -20,7 +20,8 @@ from dlops.evaluation.metrics import (
     expected_calibration_error,
     predictions_table,
 )
-from dlops.evaluation.report import clean, write_json
+from dlops.evaluation.report import clean
+from dlops.files import write_json
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import json
 import math
 import re
 from collections.abc import Mapping
-from pathlib import Path
 from typing import Any
 
 DECIMALS = 6
@@ -54,27 +52,3 @@ def flatten(prefix: str, d: Mapping[str, Any]) -> dict[str, Any]:
         else:
             out[name] = clean(value)
     return out
-
-
-def write_json(path: Path, obj: Any) -> Path:
-    """Deterministic, atomic JSON (sorted keys), so DVC outputs are byte-identical across runs and never
-    half-written; raises ValueError on NaN/inf instead of writing invalid JSON."""
-    return write_text(path, json.dumps(obj, indent=2, sort_keys=True, allow_nan=False) + "\n")
-
-
-def write_text(path: Path, text: str) -> Path:
-    """Write to a temp file in the same folder, fsync, then os.replace: readers never see half a file."""
-    import os
-    import tempfile
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    finally:
-        Path(tmp).unlink(missing_ok=True)
-    return path

@@ -93,7 +93,7 @@ class Kind:
     ) -> dict[str, Any]:
         """Kind-specific evaluation of a classifier on the test split (interpretation, attributions,
         behavioural tests); writes out/interpretation.json and figures, returns extra metrics."""
-        from dlops.evaluation.report import write_json
+        from dlops.files import write_json
 
         write_json(out / "interpretation.json", {})
         return {}

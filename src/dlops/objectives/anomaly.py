@@ -81,7 +81,7 @@ def _roc_points(is_anomaly: np.ndarray, scores: np.ndarray) -> list[dict[str, An
 
 def serving(p: Any, kind: Any, entry: Any, task_cfg: Any, pair: str, scores: dict[str, Any]) -> Served:
     """Anomaly scores and flags at the threshold chosen on validation, for inputs as the kind serves them."""
-    from dlops.evaluation.report import write_json
+    from dlops.files import write_json
 
     threshold_file = p.state / "serving" / pair / "threshold.json"  # copied into the logged model
     write_json(threshold_file, {"threshold": scores.get("anomaly/threshold")})

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from dlops.evaluation import fairness, metrics, overfitting, plots
-from dlops.evaluation.report import write_json
+from dlops.files import write_json
 from dlops.objectives.base import Served
 
 log = logging.getLogger(__name__)

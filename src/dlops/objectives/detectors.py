@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from dlops.evaluation import plots
-from dlops.evaluation.report import write_json
+from dlops.files import write_json
 from dlops.objectives import anomaly, generator
 
 DEFAULT_RECONSTRUCTION_GAP = 0.25  # diagnosis threshold when the gate is not set

@@ -19,7 +19,7 @@ def augment_section(params: Params, entry: Any) -> dict[str, Any]:
 
 def search_inputs(p: Paths, params: Params, entry: Any) -> str:
     """The files a study's trials read: the train/val splits, and a checkpoint file they start from."""
-    from dlops.training.checkpoint import file_sha256
+    from dlops.files import file_sha256
 
     kind = kind_of(params.task(entry.task))
     files = [kind.split_file(p, entry.task, split) for split in ("train", "val")]

@@ -8,7 +8,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from dlops.evaluation.report import write_json
+from dlops.files import write_json
 from dlops.kinds import kind_of
 from dlops.pairs.entry import augment_section, search_inputs
 from dlops.pairs.setup import reweigh, seeded_model, task_classes_and_shape, training_data

@@ -33,7 +33,7 @@ class PairSetup:
 
 
 def train_setup(pair: str, params: Params, p: Paths) -> PairSetup:
-    from dlops.training.checkpoint import file_sha256
+    from dlops.files import file_sha256
 
     entry = searched_entry(pair, params, p)
     task_cfg = params.task(entry.task)

@@ -10,7 +10,7 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from dlops.evaluation.report import write_json
+from dlops.files import write_json
 from dlops.pairs.setup import resumable, train_setup, warm_start_record
 from dlops.params import Params, Paths
 
@@ -29,7 +29,8 @@ def train_and_record(
     pair: str, params: Params, p: Paths, device: Any, world_size: int, max_epochs: int | None
 ) -> dict[str, Any]:
     from dlops import tracking
-    from dlops.training.checkpoint import file_sha256, model_checkpoint, save_atomic
+    from dlops.files import file_sha256
+    from dlops.training.checkpoint import model_checkpoint, save_atomic
     from dlops.training.loop import train as fit
 
     setup = train_setup(pair, params, p)

@@ -95,7 +95,7 @@ def load_registered(model_uri: str) -> Any:
 
 def verify_checkpoint(uri: str, version: ModelVersion, checkpoint: Path) -> None:
     """Raise ModelIntegrityError naming the version unless `checkpoint` hashes to its registered sha256."""
-    from dlops.training.checkpoint import file_sha256
+    from dlops.files import file_sha256
 
     expected = version.tags.get("dlops.model_sha256")
     if not expected:

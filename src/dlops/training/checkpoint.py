@@ -7,15 +7,14 @@ half-loaded.
 
 from __future__ import annotations
 
-import hashlib
-import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
+
+from dlops.files import atomic_write
 
 FORMAT = "dlops.checkpoint/1"
 
@@ -25,18 +24,8 @@ class CheckpointError(RuntimeError):
 
 
 def save_atomic(obj: dict[str, Any], path: Path) -> None:
-    """torch.save to `path` atomically (temp file + fsync + rename)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            torch.save(obj, handle)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    """torch.save to `path` atomically (dlops.files.atomic_write)."""
+    atomic_write(path, lambda handle: torch.save(obj, handle))
 
 
 def load_safe(path: Path) -> dict[str, Any]:
@@ -130,11 +119,3 @@ def load_model(path: Path) -> tuple[nn.Module, dict[str, Any]]:
     model.eval()
     meta = {k: v for k, v in ckpt.items() if k != "state_dict"}
     return model, meta
-
-
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()

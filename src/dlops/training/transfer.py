@@ -56,7 +56,8 @@ def fetch_parent(
     """The parent `init_from` names, downloaded into `dst` and sha256-checked when registered; None
     only for `champion` when the pair has none yet. A named source that does not exist is an error."""
     from dlops import tracking
-    from dlops.training.checkpoint import CheckpointError, file_sha256, load_safe
+    from dlops.files import file_sha256
+    from dlops.training.checkpoint import CheckpointError, load_safe
 
     where = f"models.{pair}.train.init_from"
     if init_from == "champion" or init_from.startswith("models:/"):

@@ -83,7 +83,7 @@ class Images(Kind):
         self, model: Any, p: Any, entry: Any, classes: list[str], test: dict[str, Any], out: Path
     ) -> dict[str, Any]:
         """Integrated-gradient attributions of the first `evaluate.attribution_images` test images."""
-        from dlops.evaluation.report import write_json
+        from dlops.files import write_json
 
         write_json(out / "interpretation.json", {})
         if n := entry.evaluate.attribution_images:

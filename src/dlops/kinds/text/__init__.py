@@ -51,7 +51,7 @@ class Text(Kind):
         from dlops.data import preprocess_images as pi
         from dlops.data.sources import write_parquet_atomic
         from dlops.data.text import WordTokenizer
-        from dlops.evaluation.report import write_json
+        from dlops.files import write_json
 
         raw = raw.assign(sha1=[hashlib.sha1(t.encode()).hexdigest() for t in raw["text"].astype(str)])
         classes = sorted(str(v) for v in raw["label"].unique())
@@ -101,7 +101,7 @@ class Text(Kind):
 
         from dlops.data.text import WordTokenizer
         from dlops.evaluation import text
-        from dlops.evaluation.report import write_json
+        from dlops.files import write_json
 
         write_json(out / "interpretation.json", {})
         tokenizer = WordTokenizer.from_json(p.processed(entry.task) / "tokenizer.json")
