@@ -26,12 +26,12 @@ HEADER = (
 
 def render(params: Params, root: Path) -> dict[str, Any]:
     """The `dag` mapping for params: tasks with kind and input slots, models and studies with kind."""
-    from dlops.kinds import kind_of
+    from dlops.params.fields import input_paths
 
     tasks: dict[str, Any] = {}
     for name, task_cfg in params.tasks.items():
         package = f"src/dlops/kinds/{task_cfg.kind}"
-        inputs = [_relative(path, root) for path in kind_of(task_cfg).input_files(task_cfg, root)]
+        inputs = [_relative(root / path, root) for path in input_paths(task_cfg.ingest)]
         if len(inputs) > INPUT_SLOTS:
             raise ConfigError(
                 f"tasks.{name}.ingest reads {len(inputs)} inputs; dvc.yaml has {INPUT_SLOTS} slots"

@@ -113,8 +113,3 @@ class Kind:
     def batch_spec_for_path(self, path: str) -> dict[str, Any]:
         """`dlops batch add --path PATH` as a source spec of this kind."""
         return {"path": path}
-
-    # ------------------------------------------------------------------------------------------ DVC
-    def input_files(self, task_cfg: Any, root: Path) -> list[Path]:
-        """The local files and folders the task's source reads (DVC deps of its ingest stage)."""
-        return []

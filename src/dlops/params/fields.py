@@ -130,3 +130,28 @@ def params_hash(section: BaseModel | dict[str, Any]) -> str:
     """A stable short hash of a params section, for tags and checkpoint fingerprints."""
     data = section.model_dump(mode="json", by_alias=True) if isinstance(section, BaseModel) else section
     return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def input_paths(source: BaseModel) -> list[str]:
+    """The local files and folders a source reads: the values of its `LocalPath` fields, in field order
+    (what DVC must watch for the task's ingest stage)."""
+    found = []
+    for name, info in type(source).model_fields.items():
+        value = getattr(source, name)
+        if value is not None and (_local(info.metadata) or _is_local_path(info.annotation)):
+            found.append(str(value))
+    return found
+
+
+def _local(metadata: Any) -> bool:
+    return any(getattr(m, "func", None) is _local_path for m in metadata)
+
+
+def _is_local_path(annotation: Any) -> bool:
+    """`LocalPath`, or a union holding it (`LocalPath | None`)."""
+    from typing import get_args
+
+    args = get_args(annotation)
+    if getattr(annotation, "__metadata__", None) is not None:  # Annotated[str, AfterValidator(...)]
+        return _local(annotation.__metadata__)
+    return any(_is_local_path(arg) for arg in args if arg is not type(None))

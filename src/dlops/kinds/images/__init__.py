@@ -108,10 +108,5 @@ class Images(Kind):
         report = drift.image_drift(images_array(reference), images_array(current), threshold)
         return drift.with_label_drift(report, reference, current, threshold)
 
-    def input_files(self, task_cfg: Any, root: Path) -> list[Path]:
-        src = task_cfg.ingest
-        names = [getattr(src, key, None) for key in ("images", "labels", "path", "metadata")]
-        return [root / name for name in names if name]
-
 
 KIND = Images()

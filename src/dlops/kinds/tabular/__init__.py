@@ -131,9 +131,5 @@ class Tabular(Kind):
     def batch_spec_for_path(self, path: str) -> dict[str, Any]:
         return {"source": "table", "path": path}
 
-    def input_files(self, task_cfg: Any, root: Path) -> list[Path]:
-        path = getattr(task_cfg.ingest, "path", None)
-        return [root / path] if path else []
-
 
 KIND = Tabular()

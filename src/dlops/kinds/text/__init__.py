@@ -151,9 +151,5 @@ class Text(Kind):
         )
         return drift.with_label_drift(report, reference, current, threshold)
 
-    def input_files(self, task_cfg: Any, root: Path) -> list[Path]:
-        path = getattr(task_cfg.ingest, "path", None)
-        return [root / path] if path else []
-
 
 KIND = Text()
