@@ -1,7 +1,7 @@
 """dag.yaml: what dvc.yaml needs to know about params.yaml but cannot look up itself.
 
 DVC's templating cannot index one mapping by another's value (`${tasks.${item.task}.kind}`) nor splice
-a list into `deps`. So `dlops dag` writes, from params.yaml, each task's kind and input files (fixed
+a list into `deps`. So `dlops dag` writes, from params.yaml, each task's kind, suite and input files (fixed
 slots; an unused slot repeats the kind's package, which the stage reads anyway) and each model's task,
 kind and family. dvc.yaml loads it as `vars` and walks it with `foreach`: every stage lists the code of
 its own kind only, and `ingest` the user's files, so editing, replacing or appending to them reruns that
@@ -38,6 +38,7 @@ def render(params: Params, root: Path) -> dict[str, Any]:
             )
         slots = inputs + [package] * (INPUT_SLOTS - len(inputs))
         tasks[name] = {"kind": task_cfg.kind, **{f"input_{i + 1}": s for i, s in enumerate(slots)}}
+        tasks[name]["suite"] = task_cfg.validate_.suite
     models = {
         name: {"task": entry.task, "kind": params.tasks[entry.task].kind, "family": entry.family}
         for name, entry in params.models.items()

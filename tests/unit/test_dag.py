@@ -34,6 +34,7 @@ def test_each_task_names_its_kind_and_input_files_and_each_model_its_kind(tmp_pa
         "input_1": "data/input/census.csv",
         "input_2": "src/dlops/kinds/tabular",  # unused slots repeat the kind's own code
         "input_3": "src/dlops/kinds/tabular",
+        "suite": "expectations/tabular.json",
     }
     assert [tasks["images"][f"input_{i}"] for i in (1, 2, 3)] == [
         "data/input/train-images-idx3-ubyte",
