@@ -12,6 +12,7 @@ import pandas as pd
 import pytest
 import yaml
 from tests.conftest import bin_path, git_commit, make_project, project_env, tiny_params
+from tests.projects import write_dag
 
 pytestmark = pytest.mark.slow
 MODEL = "dlops-tabular-mlp"
@@ -135,6 +136,7 @@ def test_bad_values_stop_at_validate_and_strong_bias_fails_the_gate(
     params = yaml.safe_load((root / "params.yaml").read_text())
     params["tasks"]["tabular"]["ingest"] = {"source": "table", "path": "incoming.csv"}
     (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    write_dag(root)  # what `dlops run` does before `dvc repro`: the task now reads a file
     proc = dvc(root, "repro", check=False)
     assert proc.returncode != 0
     assert (
@@ -146,6 +148,7 @@ def test_bad_values_stop_at_validate_and_strong_bias_fails_the_gate(
     # a strongly biased world: the candidate is registered, rejected by the fairness gate, champion stays
     params["tasks"]["tabular"]["ingest"] = tiny_params()["tasks"]["tabular"]["ingest"] | {"bias": 2.5}
     (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    write_dag(root)  # what `dlops run` does before `dvc repro`: the task now reads a file
     proc = dvc(root, "repro", check=False)
     assert proc.returncode != 0, proc.stdout
     assert "demographic_parity_difference" in proc.stderr + proc.stdout
