@@ -467,7 +467,6 @@ def schedule(
     deployments into a work pool for Prefect workers on any machine instead, and exit."""
     if source and not work_pool:
         raise typer.BadParameter("--source is where workers find the code: it needs --work-pool")
-    sys.path.insert(0, str((root or Path.cwd()).resolve()))
     from pipelines.schedule import deploy_to_pool, describe, serve_all
 
     if once:

@@ -378,7 +378,7 @@ def test_registered_model_loads_where_dlops_is_not_installed(
     code = (
         "import sys, importlib.util\n"
         "sys.path[:] = [p for p in sys.path if not p.startswith(sys.argv[2])]\n"
-        "sys.meta_path[:] = [f for f in sys.meta_path if 'editable' not in type(f).__name__.lower()]\n"
+        "sys.meta_path[:] = [f for f in sys.meta_path if 'editable' not in repr(f).lower()]\n"
         "assert importlib.util.find_spec('dlops') is None\n"
         "import mlflow, pandas as pd\n"
         "model = mlflow.pyfunc.load_model(sys.argv[1])\n"
