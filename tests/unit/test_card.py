@@ -14,11 +14,11 @@ import pytest
 
 from dlops.evaluation.card import (
     FULL_CARD_LINE,
-    format_value,
     render_html,
     render_markdown,
     write_card,
 )
+from dlops.evaluation.card_sections import format_value
 
 HEADINGS = [
     "Summary",

@@ -20,63 +20,32 @@ from __future__ import annotations
 
 import base64
 import html
-import math
-import numbers
 import re
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, replace
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from dlops.evaluation.card_sections import (
+    Block,
+    Bullets,
+    Compaction,
+    Figures,
+    Section,
+    Subheading,
+    Table,
+    build_sections,
+    compactions,
+    require_title_and_decision,
+    verdict_and_first_reason,
+)
 from dlops.files import write_text
 
 DEFAULT_MAX_CHARS = 4800
 FULL_CARD_LINE = "full card: model_card.html (artifact)"
 HTML_NAME = "model_card.html"
 MARKDOWN_NAME = "model_card.md"
-NONE_SHOWN = "—"
-CI_HEADER = "95% CI"
-FAIRNESS_ROWS_KEPT = 8
-TOP_FEATURES = 10
-TOO_SMALL = "too small to measure"
 RAW_HTML_TAG = re.compile(r"<(?=[A-Za-z/!?])")
 
-HEADINGS = {  # section key -> heading, in the order both forms show them
-    "summary": "Summary",
-    "lineage": "Lineage",
-    "metrics": "Metrics",
-    "gates": "Gates",
-    "comparison": "Champion comparison",
-    "mitigation": "Mitigation",
-    "fairness_gaps": "Fairness gaps",
-    "fairness": "Fairness by group",
-    "overfitting": "Overfitting",
-    "importance": "Feature importance",
-    "validation": "Validation",
-    "params": "Params",
-    "decision": "Decision",
-    "figures": "Figures",
-}
-# dropped one at a time, after figures / fairness rows / params / passing validation rows, when still over
-LAST_RESORT_DROPS = (
-    "importance",
-    "validation",
-    "overfitting",
-    "fairness",
-    "lineage",
-    "summary",
-    "mitigation",
-    "fairness_gaps",
-    "comparison",
-    "metrics",
-)
-COLUMN_LABELS = {
-    "tpr": "TPR",
-    "fpr": "FPR",
-    "ci_low": CI_HEADER,
-    "success": "result",
-    "name": "metric",
-}
 IMAGE_TYPES = {
     ".png": "image/png",
     ".jpg": "image/jpeg",
@@ -88,8 +57,6 @@ IMAGE_TYPES = {
 HTML_SUFFIXES = (".html", ".htm")
 VERDICT_COLOURS = {"promoted": "#1a7f37", "kept": "#0969da", "rejected": "#cf222e", "rolled back": "#bc4c00"}
 NEUTRAL_COLOUR = "#57606a"
-# no fetches, except the data: images this file carries; srcdoc frames inherit the policy (frame-src is
-# left unset so that the srcdoc frames themselves are never blocked)
 CONTENT_SECURITY_POLICY = (
     "img-src data:; style-src 'unsafe-inline'; script-src 'none'; connect-src 'none'; font-src 'none'; "
     "media-src 'none'; object-src 'none'; base-uri 'none'; form-action 'none'"
@@ -113,63 +80,15 @@ figcaption { color: #57606a; font-size: 0.9rem; }
 """
 
 
-@dataclass(frozen=True)
-class Table:
-    header: tuple[str, ...]
-    rows: tuple[tuple[str, ...], ...]
-
-
-@dataclass(frozen=True)
-class Text:
-    text: str
-
-
-@dataclass(frozen=True)
-class Bullets:
-    items: tuple[str, ...]
-
-
-@dataclass(frozen=True)
-class Subheading:
-    text: str
-
-
-@dataclass(frozen=True)
-class Figures:
-    paths: tuple[Path, ...]
-
-
-Block = Table | Text | Bullets | Subheading | Figures
-
-
-@dataclass(frozen=True)
-class Section:
-    key: str
-    heading: str
-    blocks: tuple[Block, ...]
-
-
-@dataclass(frozen=True)
-class Compaction:
-    """What the Markdown leaves out to fit; the default leaves out nothing (the HTML always uses it)."""
-
-    dropped: frozenset[str] = frozenset()
-    fairness_rows: int | None = None
-    validation_failures_only: bool = False
-
-
-SectionBuilder = Callable[[Any, Compaction], list[Block]]
-
-
 # ---------------------------------------------------------------- public API
 
 
 def render_markdown(card: Mapping[str, Any], max_chars: int = DEFAULT_MAX_CHARS) -> str:
     """The compact Markdown card, at most `max_chars` characters long."""
-    _require_title_and_decision(card)
+    require_title_and_decision(card)
     text = ""
-    for step, compaction in enumerate(_compactions()):
-        text = _markdown_document(card, _build_sections(card, compaction), compacted=step > 0)
+    for step, compaction in enumerate(compactions()):
+        text = _markdown_document(card, build_sections(card, compaction), compacted=step > 0)
         if len(text) <= max_chars:
             return text
     return _truncate_markdown(text, max_chars)
@@ -177,9 +96,9 @@ def render_markdown(card: Mapping[str, Any], max_chars: int = DEFAULT_MAX_CHARS)
 
 def render_html(card: Mapping[str, Any]) -> str:
     """The full card as one self-contained HTML page."""
-    _require_title_and_decision(card)
+    require_title_and_decision(card)
     title = html.escape(str(card["title"]))
-    body = "\n".join(_html_section(section) for section in _build_sections(card, Compaction()))
+    body = "\n".join(_html_section(section) for section in build_sections(card, Compaction()))
     return (
         '<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n'
         f'<meta http-equiv="Content-Security-Policy" content="{CONTENT_SECURITY_POLICY}">\n'
@@ -202,264 +121,6 @@ def write_card(
     return html_path, markdown
 
 
-# ---------------------------------------------------------------- formatting
-
-
-def format_value(value: Any) -> str:
-    """None -> "—"; numbers with at most 4 decimals (4 significant digits when tiny); anything else str."""
-    if value is None:
-        return NONE_SHOWN
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, numbers.Integral):
-        return str(int(value))
-    if isinstance(value, numbers.Real):
-        return _format_float(float(value))
-    return str(value)
-
-
-def _format_float(value: float) -> str:
-    if not math.isfinite(value):
-        return str(value)
-    if value == 0:
-        return "0"
-    if 1e-4 <= abs(value) < 1e15:
-        text = f"{value:.4f}".rstrip("0").rstrip(".")
-        return "0" if text in ("-0", "") else text
-    return f"{value:.4g}"
-
-
-def _format_interval(row: Mapping[str, Any]) -> str:
-    low, high = row.get("ci_low"), row.get("ci_high")
-    if low is None and high is None:
-        return NONE_SHOWN
-    return f"[{format_value(low)}, {format_value(high)}]"
-
-
-def _pass_mark(passed: Any) -> str:
-    if passed is None:
-        return NONE_SHOWN
-    return "✅ pass" if passed else "❌ fail"
-
-
-def _column_label(key: str) -> str:
-    return COLUMN_LABELS.get(key, key.replace("_", " "))
-
-
-def _cell(key: str, row: Mapping[str, Any]) -> str:
-    if key == "ci_low":
-        return _format_interval(row)
-    if key in ("success", "passed"):
-        return _pass_mark(row.get(key))
-    if key == "proxy":
-        return "⚠ proxy" if row.get(key) else ""
-    return format_value(row.get(key))
-
-
-# ---------------------------------------------------------------- sections (shared by both forms)
-
-
-def _require_title_and_decision(card: Mapping[str, Any]) -> None:
-    missing = [key for key in ("title", "decision") if not card.get(key)]
-    if missing:
-        raise ValueError(f"model card needs {' and '.join(missing)}")
-    if not isinstance(card["decision"], Mapping):
-        raise ValueError("model card decision must be a mapping with a verdict and reasons")
-
-
-def _compactions() -> Iterator[Compaction]:
-    """The Markdown's ever smaller variants: full, then dropping parts least important first."""
-    step = Compaction()
-    yield step
-    step = replace(step, dropped=frozenset({"figures"}))
-    yield step
-    step = replace(step, fairness_rows=FAIRNESS_ROWS_KEPT)
-    yield step
-    step = replace(step, dropped=step.dropped | {"params"})
-    yield step
-    step = replace(step, validation_failures_only=True)
-    yield step
-    for key in LAST_RESORT_DROPS:
-        step = replace(step, dropped=step.dropped | {key})
-        yield step
-
-
-def _build_sections(card: Mapping[str, Any], compaction: Compaction) -> list[Section]:
-    builders: dict[str, SectionBuilder] = {
-        "summary": _key_value_blocks,
-        "lineage": _key_value_blocks,
-        "metrics": _metric_blocks,
-        "gates": _gate_blocks,
-        "comparison": _key_value_blocks,
-        "mitigation": _mitigation_blocks,
-        "fairness_gaps": _fairness_gap_blocks,
-        "fairness": _fairness_group_blocks,
-        "overfitting": _key_value_blocks,
-        "importance": _importance_blocks,
-        "validation": _validation_blocks,
-        "params": _key_value_blocks,
-        "decision": _decision_blocks,
-        "figures": _figure_blocks,
-    }
-    sections = []
-    for key, heading in HEADINGS.items():
-        value = card.get(key)
-        if not value or key in compaction.dropped:
-            continue
-        sections.append(Section(key, heading, tuple(builders[key](value, compaction))))
-    return sections
-
-
-def _key_value_blocks(pairs: Mapping[str, Any], compaction: Compaction) -> list[Block]:
-    return [_key_value_table(pairs)] if pairs else []
-
-
-def _key_value_table(pairs: Mapping[str, Any]) -> Table:
-    """Two columns; a ci_low/ci_high pair becomes one "95% CI" row."""
-    rows: list[tuple[str, str]] = []
-    for key, value in pairs.items():
-        if key == "ci_high" and "ci_low" in pairs:
-            continue
-        if key in ("ci_low", "ci_high"):
-            rows.append((CI_HEADER, _format_interval(pairs)))
-        else:
-            rows.append((str(key), format_value(value)))
-    return Table(("field", "value"), tuple(rows))
-
-
-def _records_table(records: Sequence[Mapping[str, Any]], leading: Sequence[str]) -> Table:
-    """One row per record; the `leading` columns first, then every other key in order of appearance."""
-    columns = [key for key in leading if any(key in record for record in records)]
-    for record in records:
-        columns.extend(str(key) for key in record if key not in columns)
-    columns = [key for key in columns if not (key == "ci_high" and "ci_low" in columns)]
-    rows = tuple(tuple(_cell(key, record) for key in columns) for record in records)
-    return Table(tuple(_column_label(key) for key in columns), rows)
-
-
-def _metric_blocks(metrics: Sequence[Mapping[str, Any]], compaction: Compaction) -> list[Block]:
-    return [_records_table(metrics, ("name", "value", "ci_low"))] if metrics else []
-
-
-def _gate_blocks(gates: Sequence[Mapping[str, Any]], compaction: Compaction) -> list[Block]:
-    rows = tuple(
-        (
-            str(gate.get("name", NONE_SHOWN)),
-            format_value(gate.get("value")),
-            _gate_limit(gate),
-            _pass_mark(gate.get("passed")),
-        )
-        for gate in gates
-    )
-    return [Table(("gate", "value", "limit", "verdict"), rows)] if rows else []
-
-
-def _gate_limit(gate: Mapping[str, Any]) -> str:
-    limit = format_value(gate.get("limit"))
-    return f"{gate['op']} {limit}" if gate.get("op") else limit
-
-
-def _mitigation_blocks(mitigation: Mapping[str, Any], compaction: Compaction) -> list[Block]:
-    setup = {key: value for key, value in mitigation.items() if key not in ("rows", "accuracy_cost")}
-    blocks: list[Block] = []
-    if setup:
-        blocks.append(Text("; ".join(f"{key}: {format_value(value)}" for key, value in setup.items())))
-    if mitigation.get("rows"):
-        blocks.append(_records_table(mitigation["rows"], ("variant",)))
-    if "accuracy_cost" in mitigation:
-        blocks.append(Text(f"accuracy cost: {format_value(mitigation['accuracy_cost'])}"))
-    return blocks
-
-
-def _fairness_gap_blocks(gaps: Sequence[Mapping[str, Any]], compaction: Compaction) -> list[Block]:
-    return [_records_table(gaps, ("attribute", "metric", "value", "ci_low"))] if gaps else []
-
-
-def _fairness_group_blocks(
-    fairness: Mapping[str, Sequence[Mapping[str, Any]]], compaction: Compaction
-) -> list[Block]:
-    blocks: list[Block] = []
-    for attribute, groups in fairness.items():
-        shown = list(groups) if compaction.fairness_rows is None else list(groups)[: compaction.fairness_rows]
-        blocks += [Subheading(str(attribute)), _group_table(shown)]
-        hidden = len(groups) - len(shown)
-        if hidden:
-            blocks.append(Text(f"… {hidden} more groups in the full card"))
-    return blocks
-
-
-def _group_table(groups: Sequence[Mapping[str, Any]]) -> Table:
-    """Per-group rates; a group flagged measurable=false shows "too small to measure" for its rates."""
-    columns = ["group", "count"]
-    for group in groups:
-        columns.extend(str(key) for key in group if key not in columns and key != "measurable")
-    rows = []
-    for group in groups:
-        cells = [_cell(key, group) for key in columns]
-        if group.get("measurable") is False and len(cells) > 2:
-            cells[2:] = [TOO_SMALL] + [NONE_SHOWN] * (len(cells) - 3)
-        rows.append(tuple(cells))
-    return Table(tuple(_column_label(key) for key in columns), tuple(rows))
-
-
-def _importance_blocks(importance: Sequence[Mapping[str, Any]], compaction: Compaction) -> list[Block]:
-    ranked = sorted(importance, key=_importance_rank)
-    top = ranked[:TOP_FEATURES]
-    rows = tuple(
-        (
-            str(row.get("feature", NONE_SHOWN)),
-            format_value(row.get("importance_mean")),
-            format_value(row.get("importance_std")),
-            _cell("proxy", row),
-        )
-        for row in top
-    )
-    blocks: list[Block] = [Table(("feature", "importance", "std", "proxy"), rows)] if rows else []
-    if len(ranked) > len(top):
-        blocks.append(Text(f"top {len(top)} of {len(ranked)} features"))
-    return blocks
-
-
-def _importance_rank(row: Mapping[str, Any]) -> float:
-    mean = row.get("importance_mean")
-    if isinstance(mean, numbers.Real) and math.isfinite(float(mean)):
-        return -float(mean)
-    return math.inf
-
-
-def _validation_blocks(validation: Mapping[str, Any], compaction: Compaction) -> list[Block]:
-    overview = {key: value for key, value in validation.items() if key != "rows"}
-    blocks: list[Block] = [_key_value_table(overview)] if overview else []
-    rows = list(validation.get("rows") or [])
-    if compaction.validation_failures_only:
-        failures = [row for row in rows if not row.get("success")]
-        if len(failures) < len(rows):
-            blocks.append(Text(f"{len(rows) - len(failures)} passing expectations in the full card"))
-        rows = failures
-    if rows:
-        blocks.append(_records_table(rows, ("expectation", "column", "severity", "success")))
-    return blocks
-
-
-def _decision_blocks(decision: Mapping[str, Any], compaction: Compaction) -> list[Block]:
-    facts = {key: value for key, value in decision.items() if key != "reasons"}
-    blocks: list[Block] = [_key_value_table(facts)] if facts else []
-    reasons = tuple(str(reason) for reason in decision.get("reasons") or ())
-    if reasons:
-        blocks.append(Bullets(reasons))
-    return blocks
-
-
-def _figure_blocks(figures: Iterable[Path | str], compaction: Compaction) -> list[Block]:
-    paths = tuple(Path(figure) for figure in figures)
-    return [Figures(paths)] if paths else []
-
-
-def _verdict_and_first_reason(decision: Mapping[str, Any]) -> tuple[str, str | None]:
-    reasons = list(decision.get("reasons") or ())
-    return format_value(decision.get("verdict")), (str(reasons[0]) if reasons else None)
-
-
 # ---------------------------------------------------------------- Markdown
 
 
@@ -474,7 +135,7 @@ def _markdown_document(card: Mapping[str, Any], sections: Sequence[Section], com
 
 
 def _markdown_verdict_line(decision: Mapping[str, Any]) -> str:
-    verdict, first_reason = _verdict_and_first_reason(decision)
+    verdict, first_reason = verdict_and_first_reason(decision)
     line = f"**Decision: {_markdown_text(verdict)}**"
     return f"{line} — {_markdown_text(first_reason)}" if first_reason else line
 
@@ -525,7 +186,7 @@ def _truncate_markdown(text: str, max_chars: int) -> str:
 
 
 def _html_verdict_line(decision: Mapping[str, Any]) -> str:
-    verdict, first_reason = _verdict_and_first_reason(decision)
+    verdict, first_reason = verdict_and_first_reason(decision)
     colour = VERDICT_COLOURS.get(verdict.lower(), NEUTRAL_COLOUR)
     badge = f'<span class="badge" style="background: {colour}">Decision: {html.escape(verdict)}</span>'
     reason = f" — {html.escape(first_reason)}" if first_reason else ""
