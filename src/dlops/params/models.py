@@ -7,18 +7,15 @@ from __future__ import annotations
 import difflib
 import types
 import typing
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 
 from pydantic import Field
 
-from dlops.params.fields import Strict, unknown_name
+from dlops.params.fields import Strict
 from dlops.params.gates import PRIMARY_BY_KIND, EvaluateConfig, GatesConfig
-from dlops.params.search import SearchConfig, check_search
+from dlops.params.search import SEARCHABLE_TRAIN_KEYS, SearchConfig, SearchParam
 from dlops.params.tasks import TaskConfig
 from dlops.params.train import TrainConfig
-
-if TYPE_CHECKING:
-    from dlops.params.root import Params
 
 
 class ModelEntry(Strict):
@@ -89,24 +86,6 @@ def check_entry_fits(name: str, entry: ModelEntry, task: TaskConfig) -> None:
         check_search(where, entry, kinds)
     if "generator" in kinds and entry.evaluate.judge is None:
         raise ValueError(f"{where}.evaluate.judge: a {entry.family} needs a judge CNN to be evaluated")
-
-
-def check_pretraining(where: str, study: PretrainingConfig, params: Params) -> None:
-    """The study names a task, a CNN entry and an autoencoder or VAE entry, both on that task."""
-    if study.task not in params.tasks:
-        raise ValueError(unknown_name("task", study.task, params.tasks, f"{where}.task"))
-    for key, name, families in (
-        ("classifier", study.classifier, ("cnn",)),
-        ("encoder", study.encoder, ("autoencoder", "vae")),
-    ):
-        if name not in params.models:
-            raise ValueError(unknown_name("model", name, params.models, f"{where}.{key}"))
-        entry = params.models[name]
-        if entry.family not in families:
-            wanted = " or ".join(families)
-            raise ValueError(f"{where}.{key}: {name!r} is a {entry.family}; it must be a {wanted}")
-        if entry.task != study.task:
-            raise ValueError(f"{where}.{key}: {name!r} is on task {entry.task!r}, not {study.task!r}")
 
 
 def _check_transfer(where: str, entry: ModelEntry, kinds: frozenset[str]) -> None:
@@ -195,3 +174,54 @@ def _spelled(annotation: object) -> str:
     if typing.get_origin(annotation) is list:
         return f"a list of {_PLURALS[typing.get_args(annotation)[0]]}"
     return _WORDS[annotation]
+
+
+def check_search(where: str, entry: ModelEntry, kinds: frozenset[str]) -> None:
+    """Searched keys name a train field or a key of the model's own `model:` mapping; the objective is
+    measured for the family; a GAN has no validation score to search on."""
+    search = entry.search
+    assert search is not None
+    if "generator" in kinds and "anomaly" not in kinds:
+        raise ValueError(f"{where}.search: a {entry.family} has no validation score to search on; set null")
+    if search.objective == "val/accuracy" and "classifier" not in kinds:
+        raise ValueError(f"{where}.search.objective: val/accuracy is measured for classifiers; use val/loss")
+    init_from = entry.train.init_from
+    if init_from is not None and (init_from == "champion" or "@" in init_from):
+        raise ValueError(
+            f"{where}.search: train.init_from {init_from!r} moves (a new champion, an alias moved), so the "
+            "study's trials and the retrained model could start from different parents; pin the parent "
+            "with models:/<name>/<version> or a checkpoint file"
+        )
+    for key, spec in search.space.items():
+        section, _, name = key.partition(".")
+        if section == "train" and name in SEARCHABLE_TRAIN_KEYS:
+            current = getattr(entry.train, name)
+            whole = TrainConfig.model_fields[name].annotation is int
+        elif section == "model" and name in entry.model:
+            current, whole = entry.model[name], False
+        else:
+            raise ValueError(
+                f"{where}.search.space.{key}: not searchable; use train.<{'|'.join(SEARCHABLE_TRAIN_KEYS)}> "
+                f"or model.<a key of {where}.model: {sorted(entry.model)}>"
+            )
+        _check_space_holds(f"{where}.search.space.{key}", spec, current, whole)
+
+
+def _check_space_holds(where: str, spec: SearchParam, current: Any, whole: bool) -> None:
+    """The space holds the value params.yaml gives (the study's first trial, what the best is compared
+    with); an integer setting is searched over integers."""
+    if spec.choices is not None:
+        if current not in spec.choices:
+            raise ValueError(
+                f"{where}: the current value {current!r} must be one of the choices {spec.choices}"
+            )
+        return
+    if whole and not spec.is_int:
+        raise ValueError(f"{where}: an integer setting; write low and high (and step) as integers")
+    assert spec.low is not None and spec.high is not None
+    if (
+        isinstance(current, bool)
+        or not isinstance(current, int | float)
+        or not spec.low <= current <= spec.high
+    ):
+        raise ValueError(f"{where}: the current value {current!r} must lie in [{spec.low}, {spec.high}]")

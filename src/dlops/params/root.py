@@ -11,7 +11,7 @@ from typing import Any
 from pydantic import BaseModel, Field, ValidationError, field_validator, model_validator
 
 from dlops.params.fields import ConfigError, Strict, plain_name, unknown_name
-from dlops.params.models import ModelEntry, PretrainingConfig, check_entry_fits, check_pretraining
+from dlops.params.models import ModelEntry, PretrainingConfig, check_entry_fits
 from dlops.params.paths import paths
 from dlops.params.retrain import RetrainConfig
 from dlops.params.tasks import TaskConfig, batch_source, without_union_tags
@@ -177,3 +177,21 @@ class _Union:
                     if field is not None and node.get(tag) in typing.get_args(field.annotation):
                         return member
         return self
+
+
+def check_pretraining(where: str, study: PretrainingConfig, params: Params) -> None:
+    """The study names a task, a CNN entry and an autoencoder or VAE entry, both on that task."""
+    if study.task not in params.tasks:
+        raise ValueError(unknown_name("task", study.task, params.tasks, f"{where}.task"))
+    for key, name, families in (
+        ("classifier", study.classifier, ("cnn",)),
+        ("encoder", study.encoder, ("autoencoder", "vae")),
+    ):
+        if name not in params.models:
+            raise ValueError(unknown_name("model", name, params.models, f"{where}.{key}"))
+        entry = params.models[name]
+        if entry.family not in families:
+            wanted = " or ".join(families)
+            raise ValueError(f"{where}.{key}: {name!r} is a {entry.family}; it must be a {wanted}")
+        if entry.task != study.task:
+            raise ValueError(f"{where}.{key}: {name!r} is on task {entry.task!r}, not {study.task!r}")

@@ -3,15 +3,11 @@ checks that the searched keys exist and the space holds params.yaml's own values
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 
 from pydantic import Field, model_validator
 
 from dlops.params.fields import Strict
-from dlops.params.train import TrainConfig
-
-if TYPE_CHECKING:
-    from dlops.params.models import ModelEntry
 
 
 class SearchParam(Strict):
@@ -79,54 +75,3 @@ SEARCHABLE_TRAIN_KEYS = (
     "lr", "weight_decay", "batch_size", "epochs", "warmup_epochs", "patience", "grad_clip", "scheduler",
     "head_lr",
 )  # fmt: skip
-
-
-def check_search(where: str, entry: ModelEntry, kinds: frozenset[str]) -> None:
-    """Searched keys name a train field or a key of the model's own `model:` mapping; the objective is
-    measured for the family; a GAN has no validation score to search on."""
-    search = entry.search
-    assert search is not None
-    if "generator" in kinds and "anomaly" not in kinds:
-        raise ValueError(f"{where}.search: a {entry.family} has no validation score to search on; set null")
-    if search.objective == "val/accuracy" and "classifier" not in kinds:
-        raise ValueError(f"{where}.search.objective: val/accuracy is measured for classifiers; use val/loss")
-    init_from = entry.train.init_from
-    if init_from is not None and (init_from == "champion" or "@" in init_from):
-        raise ValueError(
-            f"{where}.search: train.init_from {init_from!r} moves (a new champion, an alias moved), so the "
-            "study's trials and the retrained model could start from different parents; pin the parent "
-            "with models:/<name>/<version> or a checkpoint file"
-        )
-    for key, spec in search.space.items():
-        section, _, name = key.partition(".")
-        if section == "train" and name in SEARCHABLE_TRAIN_KEYS:
-            current = getattr(entry.train, name)
-            whole = TrainConfig.model_fields[name].annotation is int
-        elif section == "model" and name in entry.model:
-            current, whole = entry.model[name], False
-        else:
-            raise ValueError(
-                f"{where}.search.space.{key}: not searchable; use train.<{'|'.join(SEARCHABLE_TRAIN_KEYS)}> "
-                f"or model.<a key of {where}.model: {sorted(entry.model)}>"
-            )
-        _check_space_holds(f"{where}.search.space.{key}", spec, current, whole)
-
-
-def _check_space_holds(where: str, spec: SearchParam, current: Any, whole: bool) -> None:
-    """The space holds the value params.yaml gives (the study's first trial, what the best is compared
-    with); an integer setting is searched over integers."""
-    if spec.choices is not None:
-        if current not in spec.choices:
-            raise ValueError(
-                f"{where}: the current value {current!r} must be one of the choices {spec.choices}"
-            )
-        return
-    if whole and not spec.is_int:
-        raise ValueError(f"{where}: an integer setting; write low and high (and step) as integers")
-    assert spec.low is not None and spec.high is not None
-    if (
-        isinstance(current, bool)
-        or not isinstance(current, int | float)
-        or not spec.low <= current <= spec.high
-    ):
-        raise ValueError(f"{where}: the current value {current!r} must lie in [{spec.low}, {spec.high}]")
