@@ -8,7 +8,10 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from dlops.params import ModelEntry
 
 LINEAGE_TAGS = (
     "git.commit",
@@ -43,7 +46,7 @@ GAPS = ("demographic_parity_difference", "equalized_odds_difference")
 def build_card(
     *,
     pair: str,
-    entry: Any,
+    entry: ModelEntry,
     report: dict[str, Any],
     tags: dict[str, str],
     scores: dict[str, Any],

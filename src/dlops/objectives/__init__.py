@@ -12,14 +12,16 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from dlops.kinds.base import Kind
     from dlops.objectives.base import Served
+    from dlops.params import ModelEntry, Paths, TaskConfig
 
 
 def evaluate(
     model: Any,
-    p: Any,
-    kind: Any,
-    entry: Any,
+    p: Paths,
+    kind: Kind,
+    entry: ModelEntry,
     splits: dict[str, Any],
     classes: list[str],
     history: dict[str, Any],
@@ -38,7 +40,9 @@ def evaluate(
     return detectors.evaluate_non_classifier(model, objectives, entry, splits, classes, history, out)
 
 
-def serving_plan(p: Any, kind: Any, entry: Any, task_cfg: Any, pair: str, scores: dict[str, Any]) -> Served:
+def serving_plan(
+    p: Paths, kind: Kind, entry: ModelEntry, task_cfg: TaskConfig, pair: str, scores: dict[str, Any]
+) -> Served:
     """What `register` logs for the model: a classifier serves decisions, a model whose primary metric is
     an anomaly score serves anomaly flags, a generator serves samples."""
     from dlops.models.registry import family_objectives

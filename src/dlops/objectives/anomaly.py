@@ -6,13 +6,17 @@ grid, and the train-vs-validation reconstruction gap as the overfitting measure.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
 
 from dlops.evaluation import images
 from dlops.objectives.base import Served
+
+if TYPE_CHECKING:
+    from dlops.kinds.base import Kind
+    from dlops.params import ModelEntry, Paths, TaskConfig
 
 Split = tuple[np.ndarray, np.ndarray, dict[str, Any]]  # (x (N, C, H, W) in [0, 1], y (N,), groups)
 
@@ -30,7 +34,7 @@ def anomaly_scores(model: Any, x: np.ndarray, batch_size: int = 1024) -> np.ndar
 
 
 def evaluate(
-    model: Any, entry: Any, splits: dict[str, Split], figures: Path
+    model: Any, entry: ModelEntry, splits: dict[str, Split], figures: Path
 ) -> tuple[dict[str, Any], list[dict[str, Any]], dict[str, list[Any]]]:
     normal = entry.model.get("normal_classes")
     if normal is None:
@@ -79,7 +83,9 @@ def _roc_points(is_anomaly: np.ndarray, scores: np.ndarray) -> list[dict[str, An
     return [{"fpr": round(float(f), 6), "tpr": round(float(t), 6)} for f, t in zip(fpr, tpr, strict=True)]
 
 
-def serving(p: Any, kind: Any, entry: Any, task_cfg: Any, pair: str, scores: dict[str, Any]) -> Served:
+def serving(
+    p: Paths, kind: Kind, entry: ModelEntry, task_cfg: TaskConfig, pair: str, scores: dict[str, Any]
+) -> Served:
     """Anomaly scores and flags at the threshold chosen on validation, for inputs as the kind serves them."""
     from dlops.files import write_json
 

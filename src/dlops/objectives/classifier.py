@@ -13,13 +13,17 @@ import json
 import logging
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from dlops.evaluation import fairness, metrics, overfitting, plots
 from dlops.files import write_json
 from dlops.objectives.base import Served
+
+if TYPE_CHECKING:
+    from dlops.kinds.base import Kind
+    from dlops.params import ModelEntry, Paths, TaskConfig
 
 log = logging.getLogger(__name__)
 
@@ -30,9 +34,9 @@ FAIR_GAPS = ("demographic_parity_difference", "equalized_odds_difference")
 
 def evaluate(
     model: Any,
-    p: Any,
-    kind: Any,
-    entry: Any,
+    p: Paths,
+    kind: Kind,
+    entry: ModelEntry,
     splits: dict[str, Split],
     classes: list[str],
     history: dict[str, Any],
@@ -50,7 +54,7 @@ def evaluate(
 
 def evaluate_classifier(
     predict: Callable[[Any], np.ndarray],
-    entry: Any,
+    entry: ModelEntry,
     splits: dict[str, Split],
     classes: list[str],
     history: dict[str, Any],
@@ -81,7 +85,7 @@ def evaluate_classifier(
 
 
 def _decisions(
-    entry: Any, splits: dict[str, Split], proba: dict[str, np.ndarray], classes: list[str], out: Path
+    entry: ModelEntry, splits: dict[str, Split], proba: dict[str, np.ndarray], classes: list[str], out: Path
 ) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
     """Per-split decisions, and the mitigation report (before/after on test; `flat` for metrics.json)."""
     argmax = {name: p.argmax(axis=1) for name, p in proba.items()}
@@ -139,7 +143,7 @@ def _summary(y: np.ndarray, y_pred: np.ndarray, groups: dict[str, np.ndarray]) -
 
 
 def _fairness(
-    scores: dict[str, Any], entry: Any, test: dict[str, Any], num_classes: int
+    scores: dict[str, Any], entry: ModelEntry, test: dict[str, Any], num_classes: int
 ) -> dict[str, list[dict[str, Any]]]:
     """Fairness per attribute and per intersection of all attributes (reported, not in `fairness/max`),
     with bootstrap intervals on every gap and on accuracy / balanced accuracy / ROC AUC."""
@@ -193,7 +197,7 @@ def interpret_tabular(
 
 
 # ------------------------------------------------------------------------------------------------ serving
-def serving(p: Any, kind: Any, entry: Any, task_cfg: Any, pair: str) -> Served:
+def serving(p: Paths, kind: Kind, entry: ModelEntry, task_cfg: TaskConfig, pair: str) -> Served:
     """The kind's classifier pyfunc with its artifacts (and the fair thresholds when fitted), and how to
     score a champion on today's test inputs: its primary metric and its per-row decisions."""
     served = kind.serving_inputs(p, entry, task_cfg, pair)
@@ -215,7 +219,7 @@ def serving(p: Any, kind: Any, entry: Any, task_cfg: Any, pair: str) -> Served:
     return Served(served.pyfunc, artifacts, example, score, paired, served.tabular_signature)
 
 
-def _paired_rows(p: Any, task: str, pair: str, predict_names: Any) -> Any:
+def _paired_rows(p: Paths, task: str, pair: str, predict_names: Any) -> Any:
     """The candidate's test decisions (predictions.csv) and a champion's on the same rows, as indices."""
     import numpy as np
     import pandas as pd

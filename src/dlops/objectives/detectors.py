@@ -6,11 +6,14 @@ every evaluate stage writes, with empty tables where a plot does not apply, and 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from dlops.evaluation import plots
 from dlops.files import write_json
 from dlops.objectives import anomaly, generator
+
+if TYPE_CHECKING:
+    from dlops.params import ModelEntry
 
 DEFAULT_RECONSTRUCTION_GAP = 0.25  # diagnosis threshold when the gate is not set
 DEFAULT_MEMORIZATION_RATIO = 0.8
@@ -19,7 +22,7 @@ DEFAULT_MEMORIZATION_RATIO = 0.8
 def evaluate_non_classifier(
     model: Any,
     objectives: frozenset[str],
-    entry: Any,
+    entry: ModelEntry,
     splits: dict[str, Any],
     classes: list[str],
     history: dict[str, Any],

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -17,13 +17,16 @@ import torch
 from dlops.evaluation import images
 from dlops.objectives.base import Served
 
+if TYPE_CHECKING:
+    from dlops.params import ModelEntry, Paths
+
 log = logging.getLogger(__name__)
 
 Split = tuple[np.ndarray, np.ndarray, dict[str, Any]]  # (x (N, C, H, W) in [0, 1], y (N,), groups)
 
 
 def evaluate(
-    model: Any, entry: Any, splits: dict[str, Split], classes: list[str], figures: Path
+    model: Any, entry: ModelEntry, splits: dict[str, Split], classes: list[str], figures: Path
 ) -> tuple[dict[str, Any], dict[str, list[Any]]]:
     cfg = entry.evaluate
     x_train, y_train, _ = splits["train"]
@@ -56,13 +59,15 @@ def evaluate(
     return metrics, {"actual": names[labels].tolist(), "predicted": names[judged].tolist()}
 
 
-def train_judge(entry: Any, splits: dict[str, Split], num_classes: int, feeder: Any = None) -> Any:
+def train_judge(entry: ModelEntry, splits: dict[str, Split], num_classes: int, feeder: Any = None) -> Any:
     """The judge CNN, trained (seeded) on the training split; with `feeder`, a share of each training
     batch is replaced by the feeder's conditional samples for random labels."""
     from dlops.models.registry import build_model
     from dlops.training.loop import seed_everything, train
 
     judge_cfg = entry.evaluate.judge
+    if judge_cfg is None:  # params.yaml refuses a generator without one; this keeps the type honest
+        raise ValueError(f"models: a {entry.family} on task {entry.task!r} needs evaluate.judge")
     seed_everything(judge_cfg.train.seed)
     x_train, y_train, _ = splits["train"]
     judge = build_model("cnn", input_shape=x_train.shape[1:], num_classes=num_classes, config=judge_cfg.model)
@@ -117,7 +122,7 @@ def _accuracy(pred: np.ndarray, y: np.ndarray) -> float:
     return round(float((pred == y).mean()), 6)
 
 
-def serving(p: Any, pair: str) -> Served:
+def serving(p: Paths, pair: str) -> Served:
     """Conditional samples for the class labels a caller sends."""
     import pandas as pd
 

@@ -5,19 +5,22 @@ from __future__ import annotations
 
 import json
 import logging
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from dlops.kinds import kind_of
 from dlops.params import ConfigError, Params, Paths
 
+if TYPE_CHECKING:
+    from dlops.params import ModelEntry
+
 log = logging.getLogger(__name__)
 
 
-def augment_section(params: Params, entry: Any) -> dict[str, Any]:
+def augment_section(params: Params, entry: ModelEntry) -> dict[str, Any]:
     return dict(params.task(entry.task).augment.model_dump(mode="json"))
 
 
-def search_inputs(p: Paths, params: Params, entry: Any) -> str:
+def search_inputs(p: Paths, params: Params, entry: ModelEntry) -> str:
     """The files a study's trials read: the train/val splits, and a checkpoint file they start from."""
     from dlops.files import file_sha256
 

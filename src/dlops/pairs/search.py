@@ -6,13 +6,16 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from dlops.files import write_json
 from dlops.kinds import kind_of
 from dlops.pairs.entry import augment_section, search_inputs
 from dlops.pairs.setup import reweigh, seeded_model, task_classes_and_shape, training_data
 from dlops.params import ConfigError, Params, Paths
+
+if TYPE_CHECKING:
+    from dlops.params import ModelEntry
 
 
 def run(pair: str, params: Params, p: Paths, join: bool, worker: int) -> dict[str, Any]:
@@ -95,7 +98,7 @@ def trial_fit(pair: str, params: Params, p: Paths) -> Any:
     weights = reweigh(p, kind, base)
     parent = search_parent(pair, base, params, p)
 
-    def fit(entry: Any, logger: Any) -> Any:
+    def fit(entry: ModelEntry, logger: Any) -> Any:
         from dlops.training import transfer
 
         model, _ = seeded_model(p, kind, entry, classes, input_shape)
@@ -107,7 +110,7 @@ def trial_fit(pair: str, params: Params, p: Paths) -> Any:
     return fit
 
 
-def search_parent(pair: str, entry: Any, params: Params, p: Paths) -> Any:
+def search_parent(pair: str, entry: ModelEntry, params: Params, p: Paths) -> Any:
     """The parent of a fine-tuning search (`train.init_from`: a pinned version or a file), loaded once."""
     import tempfile
 

@@ -9,12 +9,15 @@ import json
 import logging
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from dlops.kinds import kind_of
 from dlops.kinds.base import Kind
 from dlops.pairs.entry import searched_entry
 from dlops.params import Params, Paths, params_hash
+
+if TYPE_CHECKING:
+    from dlops.params import ModelEntry
 
 log = logging.getLogger(__name__)
 
@@ -23,7 +26,7 @@ log = logging.getLogger(__name__)
 class PairSetup:
     """The model, data and settings of one pair, the same on every rank."""
 
-    entry: Any
+    entry: ModelEntry
     classes: list[str]
     input_shape: tuple[int, ...]
     model_config: dict[str, Any]
@@ -59,7 +62,7 @@ def train_setup(pair: str, params: Params, p: Paths) -> PairSetup:
 
 
 def seeded_model(
-    p: Paths, kind: Kind, entry: Any, classes: list[str], input_shape: tuple[int, ...]
+    p: Paths, kind: Kind, entry: ModelEntry, classes: list[str], input_shape: tuple[int, ...]
 ) -> tuple[Any, Any]:
     """(the entry's model, its config): built after seeding with `train.seed`, so a training run and a
     search trial of the same settings start from the same weights."""
@@ -77,7 +80,7 @@ def task_classes_and_shape(p: Paths, kind: Kind, task: str) -> tuple[list[str], 
     return kind.classes_and_shape(json.loads(p.transform(task).read_text()))
 
 
-def training_data(p: Paths, kind: Kind, entry: Any, split: str) -> tuple[Any, Any]:
+def training_data(p: Paths, kind: Kind, entry: ModelEntry, split: str) -> tuple[Any, Any]:
     """(x, y) of a split as a family trains on it: anomaly models see only their `normal_classes`."""
     x, y, _ = kind.load_split(p, entry.task, split)
     normal = entry.model.get("normal_classes")
@@ -89,7 +92,7 @@ def training_data(p: Paths, kind: Kind, entry: Any, split: str) -> tuple[Any, An
     return x, y
 
 
-def reweigh(p: Paths, kind: Kind, entry: Any) -> Any:
+def reweigh(p: Paths, kind: Kind, entry: ModelEntry) -> Any:
     """Kamiran-Calders weights of the training rows when `train.reweigh` names attributes, else None."""
     if not entry.train.reweigh:
         return None

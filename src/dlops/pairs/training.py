@@ -8,11 +8,14 @@ from __future__ import annotations
 import json
 import logging
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from dlops.files import write_json
 from dlops.pairs.setup import resumable, train_setup, warm_start_record
 from dlops.params import Params, Paths
+
+if TYPE_CHECKING:
+    from dlops.params import ModelEntry
 
 log = logging.getLogger(__name__)
 
@@ -92,7 +95,7 @@ def train_and_record(
 
 
 def warm_start(
-    model: Any, pair: str, entry: Any, params: Params, p: Paths, fingerprint: str
+    model: Any, pair: str, entry: ModelEntry, params: Params, p: Paths, fingerprint: str
 ) -> tuple[dict[str, str], dict[str, Any]]:
     """`train.init_from`: initialise the freshly built `model` from its parent (training/transfer.py);
     returns the training run's lineage tags and the checkpoint's `init_from`.
