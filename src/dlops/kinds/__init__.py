@@ -10,7 +10,7 @@ import difflib
 import importlib
 import pkgutil
 from functools import cache
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from dlops.kinds.base import Kind
@@ -33,6 +33,6 @@ def get_kind(name: str) -> Kind:
     return kind
 
 
-def kind_of(task_cfg: object) -> Kind:
+def kind_of(task_cfg: Any) -> Kind:
     """The kind of a task's params section (its `kind:` key)."""
     return get_kind(str(task_cfg.kind))
