@@ -23,7 +23,7 @@ N, SENTENCES = 50_000, 10
 
 def write_corpus(root: Path) -> None:
     from dlops.config import SyntheticReviewsSource
-    from dlops.data.text import generate_reviews
+    from dlops.kinds.text.reviews import generate_reviews
 
     pool = generate_reviews(SyntheticReviewsSource(source="synthetic-reviews", rows=N, seed=5))
     extra = generate_reviews(

@@ -12,10 +12,10 @@ import pytest
 from PIL import Image
 
 from dlops.config import ImageTask, SplitConfig
-from dlops.data.images import load_images
-from dlops.data.preprocess_images import duplicates_across_splits, split_images
+from dlops.data.arrays import duplicates_across_splits, split_images
 from dlops.data.validation import DataValidationError, raise_on_failure, validate_table
-from dlops.data.validation_images import draft_image_suite, name_files, table_for_validation
+from dlops.kinds.images.sources import load_images
+from dlops.kinds.images.suite import draft_image_suite, name_files, table_for_validation
 
 
 def folder_task(metadata: str | None = None) -> ImageTask:

@@ -38,8 +38,8 @@ class Case:
 def write_inputs(folder: Path) -> None:
     """The baseline's real files: income.csv (the generator's table), digits.npz, reviews.jsonl."""
     from dlops.config import SyntheticIncomeSource, SyntheticReviewsSource
-    from dlops.data.synthetic import generate_income
-    from dlops.data.text import generate_reviews
+    from dlops.kinds.tabular.synthetic import generate_income
+    from dlops.kinds.text.reviews import generate_reviews
 
     folder.mkdir(parents=True)
     income = generate_income(SyntheticIncomeSource(source="synthetic-income", rows=3000, seed=7))

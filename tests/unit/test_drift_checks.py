@@ -11,9 +11,9 @@ from sklearn.datasets import load_digits
 
 from dlops.config import TokenizerConfig, load_params, paths
 from dlops.data.batches import load_batch
-from dlops.data.text import WordTokenizer, generate_reviews
 from dlops.intake import drift_report
 from dlops.kinds import kind_of
+from dlops.kinds.text.reviews import WordTokenizer, generate_reviews
 
 REPO = Path(__file__).resolve().parents[2]
 

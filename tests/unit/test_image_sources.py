@@ -14,7 +14,7 @@ import torch
 from PIL import Image
 
 from dlops.config import ImageTask
-from dlops.data.images import TABLE_COLUMNS, ImageDataError, class_names, images_array, load_images
+from dlops.kinds.images.sources import TABLE_COLUMNS, ImageDataError, class_names, images_array, load_images
 
 RNG = np.random.default_rng(0)
 

@@ -16,7 +16,8 @@ from dlops.config import (
     SyntheticIncomeSource,
     TabularAugmentConfig,
 )
-from dlops.data.preprocess import (
+from dlops.kinds.tabular.synthetic import generate_income
+from dlops.kinds.tabular.transform import (
     GROUP_PREFIX,
     LABEL,
     TabularTransform,
@@ -24,7 +25,6 @@ from dlops.data.preprocess import (
     make_split_frame,
     split_frame,
 )
-from dlops.data.synthetic import generate_income
 
 COLUMNS = ColumnRoles(
     target="income",

@@ -14,8 +14,14 @@ import pandas as pd
 import pytest
 
 from dlops.config import ColumnRoles, SyntheticIncomeSource, TableSource, TabularTask
-from dlops.data import sources
-from dlops.data.sources import DataSourceError, check_columns, load_raw, load_table, write_parquet_atomic
+from dlops.kinds.tabular import sources
+from dlops.kinds.tabular.sources import (
+    DataSourceError,
+    check_columns,
+    load_raw,
+    load_table,
+    write_parquet_atomic,
+)
 
 COLUMNS = ColumnRoles(target="income", sensitive=["sex"], numeric=["age"], categorical=["job"])
 CSV = "age, job, sex, income, note\n39, Clerk, Male, <=50K, x\n50, ?, Female, >50K, y\n"

@@ -14,7 +14,7 @@ from pydantic import ValidationError
 from sklearn.linear_model import LogisticRegression
 
 from dlops.config import SyntheticIncomeSource
-from dlops.data.synthetic import COLUMNS, MISSING_COLUMNS, generate_income
+from dlops.kinds.tabular.synthetic import COLUMNS, MISSING_COLUMNS, generate_income
 
 NUMERIC = ["age", "education_years", "hours_per_week", "capital_gain", "neighborhood_income"]
 CATEGORICAL = ["workclass", "occupation", "marital_status"]

@@ -14,7 +14,7 @@ from sklearn.feature_extraction.text import CountVectorizer
 from sklearn.linear_model import LogisticRegression
 
 from dlops.config import SyntheticReviewsSource, TextAugmentConfig, TextTask, TokenizerConfig
-from dlops.data.text import (
+from dlops.kinds.text.reviews import (
     NOVEL_WORDS,
     TextDataError,
     WordTokenizer,

@@ -10,8 +10,8 @@ import pytest
 import torch
 
 from dlops.config import TokenizerConfig
-from dlops.data.text import STYLES, WordTokenizer, challenge_set
-from dlops.evaluation.text import challenge_report, predict_texts, token_attributions
+from dlops.kinds.text.evaluate import challenge_report, predict_texts, token_attributions
+from dlops.kinds.text.reviews import STYLES, WordTokenizer, challenge_set
 from dlops.models.mlp import build_mlp
 from dlops.models.rnn import build_rnn
 from dlops.models.transformer import build_transformer

@@ -22,7 +22,7 @@ import torch
 
 from dlops import decisions, leaderboard, tracking
 from dlops.config import ColumnRoles, GatesConfig, MlflowConfig, PreprocessConfig
-from dlops.data.preprocess import TabularTransform
+from dlops.kinds.tabular.transform import TabularTransform
 from dlops.models.registry import build_model
 from dlops.training.checkpoint import file_sha256, model_checkpoint, save_atomic
 

@@ -65,11 +65,11 @@ class DataValidationError(ValueError):
 def declared_columns(columns: Columns) -> list[str]:
     """Every column the suite covers, in a stable order: numeric, categorical, sensitive, target."""
     if isinstance(columns, ImageColumns):
-        from dlops.data.validation_images import declared_image_columns
+        from dlops.kinds.images.suite import declared_image_columns
 
         return declared_image_columns(columns)
     if isinstance(columns, TextColumns):
-        from dlops.data.validation_text import declared_text_columns
+        from dlops.kinds.text.suite import declared_text_columns
 
         return declared_text_columns(columns)
     names = [*columns.numeric, *columns.categorical, *columns.sensitive, columns.target]

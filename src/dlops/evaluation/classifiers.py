@@ -163,7 +163,7 @@ def interpret_tabular(
     seed: int,
 ) -> dict[str, Any]:
     """Permutation importance, proxies of the sensitive attributes and partial dependence on raw rows."""
-    from dlops.evaluation.interpret import interpretation_report
+    from dlops.kinds.tabular.interpret import interpretation_report
 
     flat, details = interpretation_report(predict_raw, raw_test, y, groups, out / "figures", seed=seed)
     write_json(out / "interpretation.json", details)

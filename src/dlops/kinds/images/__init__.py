@@ -17,7 +17,7 @@ class Images(Kind):
     name = "images"
 
     def load(self, task_cfg: Any, root: Path) -> Any:
-        from dlops.data.images import load_images
+        from dlops.kinds.images.sources import load_images
 
         return load_images(task_cfg, root)
 
@@ -27,7 +27,7 @@ class Images(Kind):
         return frame.assign(source=[f"{batch_id}:{s}" for s in frame["source"].astype(str)])
 
     def draft_suite(self, task: str, task_cfg: Any, frame: Any) -> dict[str, Any]:
-        from dlops.data.validation_images import draft_image_suite, table_for_validation
+        from dlops.kinds.images.suite import draft_image_suite, table_for_validation
 
         return draft_image_suite(table_for_validation(frame), task_cfg.columns, task_cfg.validate_, task)
 
@@ -36,7 +36,7 @@ class Images(Kind):
     ) -> dict[str, Any]:
         """The suite on the per-image table; failures name the offending files."""
         from dlops.data.validation import validate_table
-        from dlops.data.validation_images import name_files, table_for_validation
+        from dlops.kinds.images.suite import name_files, table_for_validation
 
         frame = table_for_validation(raw)
         return name_files(validate_table(frame, suite, task_cfg.columns, task_cfg.validate_, docs_dir), frame)
@@ -47,8 +47,8 @@ class Images(Kind):
         """Split distinct images (copies stay together), write <split>.npz and transform.json."""
         import shutil
 
-        from dlops.data import preprocess_images as pi
-        from dlops.data.images import class_names, images_array
+        from dlops.data import arrays as pi
+        from dlops.kinds.images.sources import class_names, images_array
 
         splits = pi.split_images(raw, task_cfg.columns, task_cfg.preprocess.split, blocks)
         if crossing := pi.duplicates_across_splits(splits):
@@ -70,12 +70,12 @@ class Images(Kind):
         return Path(p.image_split(task, split))
 
     def load_split(self, p: Any, task: str, split: str) -> tuple[Any, Any, dict[str, Any]]:
-        from dlops.data.preprocess_images import load_image_split
+        from dlops.data.arrays import load_image_split
 
         return load_image_split(p.image_split(task, split))
 
     def batch_augment(self, task_cfg: Any, num_classes: int) -> Any:
-        from dlops.data.augment_images import make_image_augment
+        from dlops.kinds.images.augment import make_image_augment
 
         return make_image_augment(task_cfg.augment)
 
@@ -102,7 +102,7 @@ class Images(Kind):
     def drift(
         self, task_cfg: Any, reference: Any, current: Any, p: Any, task: str, threshold: float
     ) -> dict[str, Any]:
-        from dlops.data.images import images_array
+        from dlops.kinds.images.sources import images_array
         from dlops.monitoring import drift
 
         report = drift.image_drift(images_array(reference), images_array(current), threshold)

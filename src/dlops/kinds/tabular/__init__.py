@@ -20,7 +20,7 @@ class Tabular(Kind):
     name = "tabular"
 
     def load(self, task_cfg: Any, root: Path) -> Any:
-        from dlops.data.sources import load_raw
+        from dlops.kinds.tabular.sources import load_raw
 
         return load_raw(task_cfg, root)
 
@@ -40,8 +40,8 @@ class Tabular(Kind):
         self, task: str, task_cfg: Any, raw: Any, p: Any, blocks: list[tuple[str, int]]
     ) -> dict[str, int]:
         """Split (seeded, stratified), fit the transform on train only; write splits and transform.json."""
-        from dlops.data.preprocess import TabularTransform, make_split_frame, split_in_blocks
-        from dlops.data.sources import write_parquet_atomic
+        from dlops.kinds.tabular.sources import write_parquet_atomic
+        from dlops.kinds.tabular.transform import TabularTransform, make_split_frame, split_in_blocks
 
         splits = split_in_blocks(raw, task_cfg.columns, task_cfg.preprocess.split, blocks)
         transform = TabularTransform.fit(splits["train"], task_cfg.columns, task_cfg.preprocess)
@@ -78,7 +78,7 @@ class Tabular(Kind):
         cfg = task_cfg.augment
         if cfg.noise_std == 0 and cfg.mixup_alpha == 0:
             return None
-        from dlops.data.preprocess import augment_batch
+        from dlops.kinds.tabular.transform import augment_batch
 
         return lambda x, y, gen: augment_batch(x, y, num_classes, cfg, gen)
 
@@ -88,8 +88,8 @@ class Tabular(Kind):
         """Permutation importance, proxies and partial dependence on the raw test rows."""
         import pandas as pd
 
-        from dlops.data.preprocess import TabularTransform
         from dlops.evaluation.classifiers import interpret_tabular
+        from dlops.kinds.tabular.transform import TabularTransform
         from dlops.training.loop import predict_proba
 
         transform = TabularTransform.from_json(p.transform(entry.task))

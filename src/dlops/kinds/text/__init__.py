@@ -20,7 +20,7 @@ class Text(Kind):
     name = "text"
 
     def load(self, task_cfg: Any, root: Path) -> Any:
-        from dlops.data.text import load_texts
+        from dlops.kinds.text.reviews import load_texts
 
         return load_texts(task_cfg, root)
 
@@ -30,7 +30,7 @@ class Text(Kind):
         return frame.assign(source=[f"{batch_id}:{s}" for s in frame["source"].astype(str)])
 
     def draft_suite(self, task: str, task_cfg: Any, frame: Any) -> dict[str, Any]:
-        from dlops.data.validation_text import draft_text_suite
+        from dlops.kinds.text.suite import draft_text_suite
 
         return draft_text_suite(frame, task_cfg.columns, task_cfg.validate_, task)
 
@@ -39,7 +39,7 @@ class Text(Kind):
     ) -> dict[str, Any]:
         """The suite on the text table; failures name the source lines (file:line)."""
         from dlops.data.validation import validate_table
-        from dlops.data.validation_images import name_files
+        from dlops.kinds.images.suite import name_files
 
         summary = validate_table(raw, suite, task_cfg.columns, task_cfg.validate_, docs_dir)
         return name_files(summary, raw, noun="lines") if "source" in raw.columns else summary
@@ -48,10 +48,10 @@ class Text(Kind):
         self, task: str, task_cfg: Any, raw: Any, p: Any, blocks: list[tuple[str, int]]
     ) -> dict[str, int]:
         """Split distinct texts (copies stay together), fit the tokenizer on train only, write token ids."""
-        from dlops.data import preprocess_images as pi
-        from dlops.data.sources import write_parquet_atomic
-        from dlops.data.text import WordTokenizer
+        from dlops.data import arrays as pi
         from dlops.evaluation.report import write_json
+        from dlops.kinds.tabular.sources import write_parquet_atomic
+        from dlops.kinds.text.reviews import WordTokenizer
 
         raw = raw.assign(sha1=[hashlib.sha1(t.encode()).hexdigest() for t in raw["text"].astype(str)])
         classes = sorted(str(v) for v in raw["label"].unique())
@@ -81,7 +81,7 @@ class Text(Kind):
         return Path(p.image_split(task, split))
 
     def load_split(self, p: Any, task: str, split: str) -> tuple[Any, Any, dict[str, Any]]:
-        from dlops.data.preprocess_images import load_image_split
+        from dlops.data.arrays import load_image_split
 
         return load_image_split(p.image_split(task, split))
 
@@ -89,7 +89,7 @@ class Text(Kind):
         return {**model, "vocab_size": int(transform["vocab_size"])}
 
     def batch_augment(self, task_cfg: Any, num_classes: int) -> Any:
-        from dlops.data.text import make_text_augment
+        from dlops.kinds.text.reviews import make_text_augment
 
         return make_text_augment(task_cfg.augment)
 
@@ -99,9 +99,9 @@ class Text(Kind):
         """Behavioural challenge set (negation, contrast, filler) and token attributions for a few texts."""
         import pandas as pd
 
-        from dlops.data.text import WordTokenizer
-        from dlops.evaluation import text
         from dlops.evaluation.report import write_json
+        from dlops.kinds.text import evaluate as text
+        from dlops.kinds.text.reviews import WordTokenizer
 
         write_json(out / "interpretation.json", {})
         tokenizer = WordTokenizer.from_json(p.processed(entry.task) / "tokenizer.json")

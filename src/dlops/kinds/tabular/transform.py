@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 
 from dlops.config import ColumnRoles, ImageColumns, PreprocessConfig, SplitConfig, TabularAugmentConfig
-from dlops.data.sources import temp_sibling
+from dlops.kinds.tabular.sources import temp_sibling
 
 if TYPE_CHECKING:
     import torch

@@ -1,7 +1,7 @@
 """Images: a seeded split that keeps identical images together, and the processed split files.
 
-The raw per-image table (dlops.data.images) is split stratified by label x group like a table, but
-over distinct images (by sha1): copies of one image always land in the same split, so no test image
+The raw per-image table (dlops.kinds.images.sources) is split stratified by label x group like a table,
+but over distinct images (by sha1): copies of one image always land in the same split, so no test image
 is also a training image. Each split is an .npz of uint8 pixels (N, C, H, W), labels and group
 columns; models read pixels scaled to [0, 1]. `transform.json` records classes and the input shape.
 """
@@ -32,7 +32,7 @@ def split_images(
 
     `blocks` (consecutive rows: the source's, then each accepted batch) are split one after another,
     each with its own seed; an image already placed by an earlier block keeps its split."""
-    from dlops.data.preprocess import SPLITS, block_split, iter_blocks, split_frame
+    from dlops.kinds.tabular.transform import SPLITS, block_split, iter_blocks, split_frame
 
     where: dict[str, str] = {}
     for block_id, block in iter_blocks(raw, blocks or [("base", len(raw))]):

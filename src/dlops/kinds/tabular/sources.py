@@ -35,7 +35,7 @@ def load_raw(task_cfg: TabularTask, root: Path) -> pd.DataFrame:
     """The task's raw table with exactly its declared, non-ignored columns."""
     src = task_cfg.ingest
     if isinstance(src, SyntheticIncomeSource):
-        from dlops.data.synthetic import generate_income
+        from dlops.kinds.tabular.synthetic import generate_income
 
         # the generator's own columns: a task may use a subset of them
         return check_columns(generate_income(src), task_cfg.columns, "synthetic-income", undeclared_ok=True)
