@@ -70,7 +70,7 @@ def _write_raw(task: str, task_cfg: TaskConfig, p: Paths) -> Any:
     import pandas as pd
 
     from dlops.data.batches import accepted_frames
-    from dlops.kinds.tabular.sources import write_parquet_atomic
+    from dlops.data.files import write_parquet_atomic
 
     frame = kind_of(task_cfg).load(task_cfg, p.root)
     if batches := accepted_frames(p, task):

@@ -12,7 +12,7 @@ import pytest
 from PIL import Image
 
 from dlops.config import ImageTask, SplitConfig
-from dlops.data.arrays import duplicates_across_splits, split_images
+from dlops.data.splitting import duplicates_across_splits, split_images
 from dlops.data.validation import DataValidationError, raise_on_failure, validate_table
 from dlops.kinds.images.sources import load_images
 from dlops.kinds.images.suite import draft_image_suite, name_files, table_for_validation

@@ -17,9 +17,8 @@ import pandas as pd
 import pytest
 
 from dlops.config import ConfigError, SplitConfig, load_params
-from dlops.data.arrays import split_images
 from dlops.data.batches import batch_source
-from dlops.kinds.tabular.transform import split_frame, split_in_blocks
+from dlops.data.splitting import split_frame, split_images, split_in_blocks
 from dlops.workspace import WorkspaceBusy, notify, workspace_lock
 
 REPO = Path(__file__).resolve().parents[2]

@@ -16,6 +16,7 @@ from dlops.config import (
     SyntheticIncomeSource,
     TabularAugmentConfig,
 )
+from dlops.data.splitting import split_frame
 from dlops.kinds.tabular.synthetic import generate_income
 from dlops.kinds.tabular.transform import (
     GROUP_PREFIX,
@@ -23,7 +24,6 @@ from dlops.kinds.tabular.transform import (
     TabularTransform,
     augment_batch,
     make_split_frame,
-    split_frame,
 )
 
 COLUMNS = ColumnRoles(

@@ -21,7 +21,7 @@ from typer.testing import CliRunner
 
 from dlops import redact, tracking
 from dlops.config import ConfigError, load_params
-from dlops.kinds.tabular.sources import DataSourceError, download
+from dlops.data.files import DataSourceError, download
 from dlops.training.checkpoint import FORMAT, CheckpointError, load_model, load_safe
 
 SECRET = "hunter2-s3cr3t"

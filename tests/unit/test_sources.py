@@ -14,14 +14,9 @@ import pandas as pd
 import pytest
 
 from dlops.config import ColumnRoles, SyntheticIncomeSource, TableSource, TabularTask
-from dlops.kinds.tabular import sources
-from dlops.kinds.tabular.sources import (
-    DataSourceError,
-    check_columns,
-    load_raw,
-    load_table,
-    write_parquet_atomic,
-)
+from dlops.data import files
+from dlops.data.files import DataSourceError, write_parquet_atomic
+from dlops.kinds.tabular.sources import check_columns, load_raw, load_table
 
 COLUMNS = ColumnRoles(target="income", sensitive=["sex"], numeric=["age"], categorical=["job"])
 CSV = "age, job, sex, income, note\n39, Clerk, Male, <=50K, x\n50, ?, Female, >50K, y\n"
@@ -189,7 +184,7 @@ def test_interrupted_download_leaves_no_partial_file(tmp_path: Path, monkeypatch
         out.write(b"half a file")
         raise OSError("connection reset")
 
-    monkeypatch.setattr(sources, "_fetch", broken)
+    monkeypatch.setattr(files, "_fetch", broken)
     with pytest.raises(DataSourceError, match="connection reset"):
         load_table(table(url="https://example.org/t.csv", sha256="a" * 64), tmp_path)
     assert list((tmp_path / ".dlops" / "downloads").iterdir()) == []

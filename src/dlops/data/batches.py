@@ -28,8 +28,8 @@ from typing import Any
 import pandas as pd
 
 from dlops.config import ConfigError, Paths, TaskConfig, batch_source
+from dlops.data.files import file_sha256, write_parquet_atomic
 from dlops.evaluation.report import write_json
-from dlops.kinds.tabular.sources import file_sha256, write_parquet_atomic
 
 BASE = "base"
 

@@ -47,11 +47,13 @@ class Images(Kind):
         """Split distinct images (copies stay together), write <split>.npz and transform.json."""
         import shutil
 
-        from dlops.data import arrays as pi
+        from dlops.data.arrays import save_split
+        from dlops.data.splitting import duplicates_across_splits, split_images
         from dlops.kinds.images.sources import class_names, images_array
+        from dlops.kinds.images.transform import write_transform
 
-        splits = pi.split_images(raw, task_cfg.columns, task_cfg.preprocess.split, blocks)
-        if crossing := pi.duplicates_across_splits(splits):
+        splits = split_images(raw, task_cfg.columns, task_cfg.preprocess.split, blocks)
+        if crossing := duplicates_across_splits(splits):
             raise AssertionError(f"preprocess {task}: {crossing} images fall in two splits")
         out = p.processed(task)
         if out.exists():
@@ -60,8 +62,8 @@ class Images(Kind):
         for name, frame in splits.items():
             pixels = images_array(frame)  # (N, C, H, W) uint8
             shape = tuple(pixels.shape[1:])
-            pi.save_split(p.image_split(task, name), frame, pixels, task_cfg.columns.sensitive)
-        pi.write_transform(p.transform(task), class_names(raw), shape, task_cfg.columns.sensitive)
+            save_split(p.image_split(task, name), frame, pixels, task_cfg.columns.sensitive)
+        write_transform(p.transform(task), class_names(raw), shape, task_cfg.columns.sensitive)
         sizes = {name: len(frame) for name, frame in splits.items()}
         log.info("preprocess %s: %s images of shape %s", task, sizes, shape)
         return sizes
@@ -70,9 +72,9 @@ class Images(Kind):
         return Path(p.image_split(task, split))
 
     def load_split(self, p: Any, task: str, split: str) -> tuple[Any, Any, dict[str, Any]]:
-        from dlops.data.arrays import load_image_split
+        from dlops.data.arrays import load_array_split
 
-        return load_image_split(p.image_split(task, split))
+        return load_array_split(p.image_split(task, split))
 
     def batch_augment(self, task_cfg: Any, num_classes: int) -> Any:
         from dlops.kinds.images.augment import make_image_augment

@@ -22,7 +22,7 @@ import numpy as np
 import pandas as pd
 
 from dlops.config import DigitsSource, IdxSource, ImageFolderSource, ImageTask, NpzSource
-from dlops.kinds.tabular.sources import project_path
+from dlops.data.files import project_path
 
 IDX_IMAGES_MAGIC = 0x00000803  # uint8, 3 dimensions (N, H, W)
 IDX_LABELS_MAGIC = 0x00000801  # uint8, 1 dimension (N,)

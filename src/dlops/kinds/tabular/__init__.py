@@ -40,8 +40,9 @@ class Tabular(Kind):
         self, task: str, task_cfg: Any, raw: Any, p: Any, blocks: list[tuple[str, int]]
     ) -> dict[str, int]:
         """Split (seeded, stratified), fit the transform on train only; write splits and transform.json."""
-        from dlops.kinds.tabular.sources import write_parquet_atomic
-        from dlops.kinds.tabular.transform import TabularTransform, make_split_frame, split_in_blocks
+        from dlops.data.files import write_parquet_atomic
+        from dlops.data.splitting import split_in_blocks
+        from dlops.kinds.tabular.transform import TabularTransform, make_split_frame
 
         splits = split_in_blocks(raw, task_cfg.columns, task_cfg.preprocess.split, blocks)
         transform = TabularTransform.fit(splits["train"], task_cfg.columns, task_cfg.preprocess)

@@ -48,23 +48,24 @@ class Text(Kind):
         self, task: str, task_cfg: Any, raw: Any, p: Any, blocks: list[tuple[str, int]]
     ) -> dict[str, int]:
         """Split distinct texts (copies stay together), fit the tokenizer on train only, write token ids."""
-        from dlops.data import arrays as pi
+        from dlops.data.arrays import save_split
+        from dlops.data.files import write_parquet_atomic
+        from dlops.data.splitting import split_images
         from dlops.evaluation.report import write_json
-        from dlops.kinds.tabular.sources import write_parquet_atomic
         from dlops.kinds.text.reviews import WordTokenizer
 
         raw = raw.assign(sha1=[hashlib.sha1(t.encode()).hexdigest() for t in raw["text"].astype(str)])
         classes = sorted(str(v) for v in raw["label"].unique())
         raw = raw.assign(label_name=raw["label"].astype(str))
         raw["label"] = raw["label_name"].map({c: i for i, c in enumerate(classes)})
-        splits = pi.split_images(raw, task_cfg.columns, task_cfg.preprocess.split, blocks)
+        splits = split_images(raw, task_cfg.columns, task_cfg.preprocess.split, blocks)
         out = p.processed(task)
         if out.exists():
             shutil.rmtree(out)
         tokenizer = WordTokenizer.fit(splits["train"]["text"].tolist(), task_cfg.preprocess.tokenizer)
         for name, frame in splits.items():
             ids, _ = tokenizer.encode(frame["text"].tolist())  # (N, L) int64, 0 = padding
-            pi.save_split(p.image_split(task, name), frame, ids, task_cfg.columns.sensitive)
+            save_split(p.image_split(task, name), frame, ids, task_cfg.columns.sensitive)
         tokenizer.to_json(out / "tokenizer.json")
         test_rows = splits["test"][["text", "label_name", *task_cfg.columns.sensitive]]
         write_parquet_atomic(
@@ -81,9 +82,9 @@ class Text(Kind):
         return Path(p.image_split(task, split))
 
     def load_split(self, p: Any, task: str, split: str) -> tuple[Any, Any, dict[str, Any]]:
-        from dlops.data.arrays import load_image_split
+        from dlops.data.arrays import load_array_split
 
-        return load_image_split(p.image_split(task, split))
+        return load_array_split(p.image_split(task, split))
 
     def model_config(self, transform: dict[str, Any], model: dict[str, Any]) -> dict[str, Any]:
         return {**model, "vocab_size": int(transform["vocab_size"])}

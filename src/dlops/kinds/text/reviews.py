@@ -55,7 +55,7 @@ from dlops.config import (
     TextTask,
     TokenizerConfig,
 )
-from dlops.kinds.tabular.sources import project_path
+from dlops.data.files import project_path
 
 PAD_ID = 0
 UNK_ID = 1
