@@ -13,9 +13,9 @@ from PIL import Image
 
 from dlops.config import ImageTask, SplitConfig
 from dlops.data.splitting import duplicates_across_splits, split_images
-from dlops.data.validation import DataValidationError, raise_on_failure, validate_table
+from dlops.data.validation import DataValidationError, name_files, raise_on_failure
 from dlops.kinds.images.sources import load_images
-from dlops.kinds.images.suite import draft_image_suite, name_files, table_for_validation
+from dlops.kinds.images.suite import draft_image_suite, table_for_validation, validate_table
 
 
 def folder_task(metadata: str | None = None) -> ImageTask:

@@ -9,9 +9,9 @@ import pandas as pd
 import pytest
 
 from dlops.config import SyntheticReviewsSource, TextColumns, TextValidateConfig
-from dlops.data.validation import DataValidationError, raise_on_failure, validate_table
+from dlops.data.validation import DataValidationError, raise_on_failure
 from dlops.kinds.text.reviews import generate_reviews
-from dlops.kinds.text.suite import draft_text_suite
+from dlops.kinds.text.suite import draft_text_suite, validate_table
 
 COLUMNS = TextColumns(sensitive=["group"])
 # The grammar repeats short reviews (about 6% of 600 rows), so duplicates are allowed up to 10% here.

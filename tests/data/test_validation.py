@@ -12,14 +12,8 @@ import pandas as pd
 import pytest
 
 from dlops.config import ColumnRoles, ValidateConfig
-from dlops.data.validation import (
-    DataValidationError,
-    draft_suite,
-    load_suite,
-    raise_on_failure,
-    save_suite,
-    validate_table,
-)
+from dlops.data.validation import DataValidationError, load_suite, raise_on_failure, save_suite
+from dlops.kinds.tabular.suite import draft_suite, validate_table
 
 COLUMNS = ColumnRoles(
     target="income",

@@ -35,8 +35,8 @@ class Images(Kind):
         self, raw: Any, suite: dict[str, Any], task_cfg: Any, docs_dir: Path | None
     ) -> dict[str, Any]:
         """The suite on the per-image table; failures name the offending files."""
-        from dlops.data.validation import validate_table
-        from dlops.kinds.images.suite import name_files, table_for_validation
+        from dlops.data.validation import name_files
+        from dlops.kinds.images.suite import table_for_validation, validate_table
 
         frame = table_for_validation(raw)
         return name_files(validate_table(frame, suite, task_cfg.columns, task_cfg.validate_, docs_dir), frame)

@@ -25,14 +25,14 @@ class Tabular(Kind):
         return load_raw(task_cfg, root)
 
     def draft_suite(self, task: str, task_cfg: Any, frame: Any) -> dict[str, Any]:
-        from dlops.data.validation import draft_suite
+        from dlops.kinds.tabular.suite import draft_suite
 
         return draft_suite(frame, task_cfg.columns, task_cfg.validate_, name=task)
 
     def validate(
         self, raw: Any, suite: dict[str, Any], task_cfg: Any, docs_dir: Path | None
     ) -> dict[str, Any]:
-        from dlops.data.validation import validate_table
+        from dlops.kinds.tabular.suite import validate_table
 
         return validate_table(raw, suite, task_cfg.columns, task_cfg.validate_, docs_dir)
 

@@ -38,8 +38,8 @@ class Text(Kind):
         self, raw: Any, suite: dict[str, Any], task_cfg: Any, docs_dir: Path | None
     ) -> dict[str, Any]:
         """The suite on the text table; failures name the source lines (file:line)."""
-        from dlops.data.validation import validate_table
-        from dlops.kinds.images.suite import name_files
+        from dlops.data.validation import name_files
+        from dlops.kinds.text.suite import validate_table
 
         summary = validate_table(raw, suite, task_cfg.columns, task_cfg.validate_, docs_dir)
         return name_files(summary, raw, noun="lines") if "source" in raw.columns else summary
