@@ -133,7 +133,7 @@ class DlopsTextClassifier(PythonModel):
     `prediction` and `proba_<class>` out (tokenizer shipped along)."""
 
     def load_context(self, context: Any) -> None:
-        from dlops.kinds.text.reviews import WordTokenizer
+        from dlops.kinds.text.tokenizer import WordTokenizer
         from dlops.training.checkpoint import load_model
 
         self._model, meta = load_model(Path(context.artifacts["checkpoint"]))

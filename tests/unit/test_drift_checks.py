@@ -13,7 +13,8 @@ from dlops.config import TokenizerConfig, load_params, paths
 from dlops.data.batches import load_batch
 from dlops.intake import drift_report
 from dlops.kinds import kind_of
-from dlops.kinds.text.reviews import WordTokenizer, generate_reviews
+from dlops.kinds.text.reviews import generate_reviews
+from dlops.kinds.text.tokenizer import WordTokenizer
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -14,15 +14,10 @@ from sklearn.feature_extraction.text import CountVectorizer
 from sklearn.linear_model import LogisticRegression
 
 from dlops.config import SyntheticReviewsSource, TextAugmentConfig, TextTask, TokenizerConfig
-from dlops.kinds.text.reviews import (
-    NOVEL_WORDS,
-    TextDataError,
-    WordTokenizer,
-    challenge_set,
-    generate_reviews,
-    load_texts,
-    make_text_augment,
-)
+from dlops.kinds.text.augment import make_text_augment
+from dlops.kinds.text.reviews import NOVEL_WORDS, challenge_set, generate_reviews
+from dlops.kinds.text.sources import TextDataError, load_texts
+from dlops.kinds.text.tokenizer import WordTokenizer
 
 
 def reviews(rows: int = 2000, seed: int = 3, label_noise: float = 0.0) -> Any:

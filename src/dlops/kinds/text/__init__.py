@@ -20,7 +20,7 @@ class Text(Kind):
     name = "text"
 
     def load(self, task_cfg: Any, root: Path) -> Any:
-        from dlops.kinds.text.reviews import load_texts
+        from dlops.kinds.text.sources import load_texts
 
         return load_texts(task_cfg, root)
 
@@ -52,7 +52,7 @@ class Text(Kind):
         from dlops.data.files import write_parquet_atomic
         from dlops.data.splitting import split_images
         from dlops.evaluation.report import write_json
-        from dlops.kinds.text.reviews import WordTokenizer
+        from dlops.kinds.text.tokenizer import WordTokenizer
 
         raw = raw.assign(sha1=[hashlib.sha1(t.encode()).hexdigest() for t in raw["text"].astype(str)])
         classes = sorted(str(v) for v in raw["label"].unique())
@@ -90,7 +90,7 @@ class Text(Kind):
         return {**model, "vocab_size": int(transform["vocab_size"])}
 
     def batch_augment(self, task_cfg: Any, num_classes: int) -> Any:
-        from dlops.kinds.text.reviews import make_text_augment
+        from dlops.kinds.text.augment import make_text_augment
 
         return make_text_augment(task_cfg.augment)
 
@@ -102,7 +102,7 @@ class Text(Kind):
 
         from dlops.evaluation.report import write_json
         from dlops.kinds.text import evaluate as text
-        from dlops.kinds.text.reviews import WordTokenizer
+        from dlops.kinds.text.tokenizer import WordTokenizer
 
         write_json(out / "interpretation.json", {})
         tokenizer = WordTokenizer.from_json(p.processed(entry.task) / "tokenizer.json")

@@ -18,7 +18,8 @@ import numpy as np
 import pandas as pd
 
 from dlops.evaluation.report import clean
-from dlops.kinds.text.reviews import CHALLENGE_TESTS, PAD_ID, UNK_ID, UNK_TOKEN, WordTokenizer, challenge_set
+from dlops.kinds.text.reviews import CHALLENGE_TESTS, challenge_set
+from dlops.kinds.text.tokenizer import PAD_ID, UNK_ID, UNK_TOKEN, WordTokenizer
 
 if TYPE_CHECKING:
     import torch
