@@ -104,11 +104,12 @@ class Images(Kind):
     def drift(
         self, task_cfg: Any, reference: Any, current: Any, p: Any, task: str, threshold: float
     ) -> dict[str, Any]:
+        from dlops.kinds.images.drift import image_drift
         from dlops.kinds.images.sources import images_array
-        from dlops.monitoring import drift
+        from dlops.monitoring.drift import with_label_drift
 
-        report = drift.image_drift(images_array(reference), images_array(current), threshold)
-        return drift.with_label_drift(report, reference, current, threshold)
+        report = image_drift(images_array(reference), images_array(current), threshold)
+        return with_label_drift(report, reference, current, threshold)
 
     def input_files(self, task_cfg: Any, root: Path) -> list[Path]:
         src = task_cfg.ingest

@@ -123,11 +123,11 @@ class Tabular(Kind):
     def drift(
         self, task_cfg: Any, reference: Any, current: Any, p: Any, task: str, threshold: float
     ) -> dict[str, Any]:
-        from dlops.monitoring import drift
+        from dlops.kinds.tabular.drift import table_drift
 
         cols = task_cfg.columns
         categorical = [*cols.categorical, *[s for s in cols.sensitive if s not in cols.categorical]]
-        return drift.table_drift(reference, current, cols.numeric, categorical, cols.target, threshold)
+        return table_drift(reference, current, cols.numeric, categorical, cols.target, threshold)
 
     def batch_spec_for_path(self, path: str) -> dict[str, Any]:
         return {"source": "table", "path": path}

@@ -141,16 +141,15 @@ class Text(Kind):
     def drift(
         self, task_cfg: Any, reference: Any, current: Any, p: Any, task: str, threshold: float
     ) -> dict[str, Any]:
-        from dlops.monitoring import drift
+        from dlops.kinds.text.drift import text_drift
+        from dlops.monitoring.drift import with_label_drift
 
         path = p.processed(task) / "tokenizer.json"
         if not path.is_file():
             raise FileNotFoundError(f"{path}: no training vocabulary for the OOV rate; run `dvc repro` first")
         vocabulary = set(json.loads(path.read_text(encoding="utf-8"))["vocab"][2:])
-        report = drift.text_drift(
-            reference["text"].astype(str), current["text"].astype(str), vocabulary, threshold
-        )
-        return drift.with_label_drift(report, reference, current, threshold)
+        report = text_drift(reference["text"].astype(str), current["text"].astype(str), vocabulary, threshold)
+        return with_label_drift(report, reference, current, threshold)
 
     def input_files(self, task_cfg: Any, root: Path) -> list[Path]:
         path = getattr(task_cfg.ingest, "path", None)
