@@ -89,7 +89,7 @@ class Images(Kind):
 
         write_json(out / "interpretation.json", {})
         if n := entry.evaluate.attribution_images:
-            from dlops.evaluation.images import attribution_grid
+            from dlops.kinds.images.evaluate import attribution_grid
 
             attribution_grid(model, test["x"][:n], test["y"][:n], out / "figures" / "attributions.png")
         return {}

@@ -89,7 +89,7 @@ class Tabular(Kind):
         """Permutation importance, proxies and partial dependence on the raw test rows."""
         import pandas as pd
 
-        from dlops.evaluation.classifiers import interpret_tabular
+        from dlops.kinds.tabular.interpret import interpret_tabular
         from dlops.kinds.tabular.transform import TabularTransform
         from dlops.training.loop import predict_proba
 
