@@ -1,6 +1,9 @@
 """Image tasks: labelled images (sklearn's bundled digits, IDX, NPZ or a folder per class), a split
 that keeps copies of an image together, kornia augmentation on the training device, integrated-
-gradient attributions, brightness/contrast drift, and uint8 pixels as the served input."""
+gradient attributions, brightness/contrast drift, and uint8 pixels as the served input.
+
+Modules: sources (ingest), suite (validate), transform (transform.json), augment, evaluate
+(attributions), drift."""
 
 from __future__ import annotations
 

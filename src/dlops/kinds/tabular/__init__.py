@@ -1,6 +1,9 @@
 """Tabular tasks: a table of numeric and categorical columns with a target (CSV/Parquet or the
 built-in `synthetic-income` generator), a fitted scaler/one-hot transform, Gaussian noise and mixup
-on training batches, permutation importance and partial dependence, PSI/KS drift per column."""
+on training batches, permutation importance and partial dependence, PSI/KS drift per column.
+
+Modules: sources and synthetic (ingest), suite (validate), transform (split files, transform.json and
+batch augmentation), interpret (evaluate), drift."""
 
 from __future__ import annotations
 
@@ -11,9 +14,6 @@ from typing import Any
 from dlops.kinds.base import Kind, ServingInputs
 
 log = logging.getLogger(__name__)
-
-LABEL = "__label__"
-GROUP_PREFIX = "__group__."
 
 
 class Tabular(Kind):
@@ -62,6 +62,8 @@ class Tabular(Kind):
     def load_split(self, p: Any, task: str, split: str) -> tuple[Any, Any, dict[str, Any]]:
         import numpy as np
         import pandas as pd
+
+        from dlops.kinds.tabular.transform import GROUP_PREFIX, LABEL
 
         frame = pd.read_parquet(p.split(task, split))
         groups = {

@@ -1,6 +1,9 @@
 """Text tasks: labelled texts (CSV/TSV/JSONL, a folder per class, or the built-in review grammar), a
 word tokenizer fitted on the training split, token dropout and local swaps on training batches, a
-behavioural challenge set and token attributions, length and out-of-vocabulary drift."""
+behavioural challenge set and token attributions, length and out-of-vocabulary drift.
+
+Modules: sources and reviews (ingest; reviews also gives the challenge set), suite (validate),
+tokenizer, augment, evaluate (challenge set, token attributions), drift."""
 
 from __future__ import annotations
 
