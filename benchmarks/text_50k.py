@@ -22,7 +22,7 @@ N, SENTENCES = 50_000, 10
 
 
 def write_corpus(root: Path) -> None:
-    from dlops.data.text import generate_reviews
+    from dlops.kinds.text.reviews import generate_reviews
     from dlops.params import SyntheticReviewsSource
 
     pool = generate_reviews(SyntheticReviewsSource(source="synthetic-reviews", rows=N, seed=5))

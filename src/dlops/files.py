@@ -53,6 +53,11 @@ def write_json(path: Path, obj: Any) -> Path:
     return write_text(path, json.dumps(obj, indent=2, sort_keys=True, allow_nan=False) + "\n")
 
 
+def write_parquet(frame: Any, path: Path) -> Path:
+    """A pandas DataFrame as Parquet, without its index."""
+    return atomic_write(path, lambda handle: frame.to_parquet(handle, index=False))
+
+
 def file_sha256(path: Path) -> str:
     digest = hashlib.sha256()
     with path.open("rb") as handle:

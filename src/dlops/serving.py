@@ -16,7 +16,7 @@ class DlopsTabularModel(PythonModel):
     """Artifacts: `checkpoint` (models/<pair>/model.pt) and `transform` (the fitted transform.json)."""
 
     def load_context(self, context: Any) -> None:
-        from dlops.data.preprocess import TabularTransform
+        from dlops.kinds.tabular.transform import TabularTransform
         from dlops.training.checkpoint import load_model
 
         self._model, meta = load_model(Path(context.artifacts["checkpoint"]))
@@ -133,7 +133,7 @@ class DlopsTextClassifier(PythonModel):
     `prediction` and `proba_<class>` out (tokenizer shipped along)."""
 
     def load_context(self, context: Any) -> None:
-        from dlops.data.text import WordTokenizer
+        from dlops.kinds.text.tokenizer import WordTokenizer
         from dlops.training.checkpoint import load_model
 
         self._model, meta = load_model(Path(context.artifacts["checkpoint"]))

@@ -73,12 +73,12 @@ def _write_raw(task: str, task_cfg: TaskConfig, p: Paths) -> Any:
     import pandas as pd
 
     from dlops.data.batches import accepted_frames
-    from dlops.data.sources import write_parquet_atomic
+    from dlops.files import write_parquet
 
     frame = kind_of(task_cfg).load(task_cfg, p.root)
     if batches := accepted_frames(p, task):
         frame = pd.concat([frame, *batches], ignore_index=True)
-    write_parquet_atomic(frame, p.raw(task))
+    write_parquet(frame, p.raw(task))
     log.info(
         "ingest %s: %d rows x %d columns (%d accepted batches) -> %s",
         task,

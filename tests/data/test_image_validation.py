@@ -11,10 +11,10 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from dlops.data.images import load_images
-from dlops.data.preprocess_images import duplicates_across_splits, split_images
-from dlops.data.validation import DataValidationError, raise_on_failure, validate_table
-from dlops.data.validation_images import draft_image_suite, name_files, table_for_validation
+from dlops.data.splitting import duplicates_across_splits, split_images
+from dlops.data.validation import DataValidationError, name_files, raise_on_failure
+from dlops.kinds.images.sources import load_images
+from dlops.kinds.images.suite import draft_image_suite, table_for_validation, validate_table
 from dlops.params import ImageTask, SplitConfig
 
 

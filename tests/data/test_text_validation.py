@@ -8,9 +8,9 @@ from typing import Any
 import pandas as pd
 import pytest
 
-from dlops.data.text import generate_reviews
-from dlops.data.validation import DataValidationError, raise_on_failure, validate_table
-from dlops.data.validation_text import draft_text_suite
+from dlops.data.validation import DataValidationError, raise_on_failure
+from dlops.kinds.text.reviews import generate_reviews
+from dlops.kinds.text.suite import draft_text_suite, validate_table
 from dlops.params import SyntheticReviewsSource, TextColumns, TextValidateConfig
 
 COLUMNS = TextColumns(sensitive=["group"])

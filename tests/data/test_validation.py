@@ -11,14 +11,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from dlops.data.validation import (
-    DataValidationError,
-    draft_suite,
-    load_suite,
-    raise_on_failure,
-    save_suite,
-    validate_table,
-)
+from dlops.data.validation import DataValidationError, load_suite, raise_on_failure, save_suite
+from dlops.kinds.tabular.suite import draft_suite, validate_table
 from dlops.params import ColumnRoles, ValidateConfig
 
 COLUMNS = ColumnRoles(

@@ -37,8 +37,8 @@ class Case:
 
 def write_inputs(folder: Path) -> None:
     """The baseline's real files: income.csv (the generator's table), digits.npz, reviews.jsonl."""
-    from dlops.data.synthetic import generate_income
-    from dlops.data.text import generate_reviews
+    from dlops.kinds.tabular.synthetic import generate_income
+    from dlops.kinds.text.reviews import generate_reviews
     from dlops.params import SyntheticIncomeSource, SyntheticReviewsSource
 
     folder.mkdir(parents=True)

@@ -37,7 +37,7 @@ RENAME = {
 
 def write_adult_file(path: Path, rows: int = 5000, seed: int = 3) -> None:
     """An Adult-layout file (as adult.data is published) whose labels follow the synthetic model."""
-    from dlops.data.synthetic import generate_income
+    from dlops.kinds.tabular.synthetic import generate_income
     from dlops.params import SyntheticIncomeSource
 
     src = generate_income(SyntheticIncomeSource(source="synthetic-income", rows=rows, seed=seed))

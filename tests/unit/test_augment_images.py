@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from dlops.data.augment_images import make_image_augment
+from dlops.kinds.images.augment import make_image_augment
 from dlops.params import ImageAugmentConfig
 
 ALL_ON = ImageAugmentConfig(degrees=15.0, translate=0.1, scale=0.1, erasing_p=0.5, noise_std=0.05)

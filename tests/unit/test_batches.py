@@ -17,8 +17,7 @@ import pandas as pd
 import pytest
 
 from dlops.data.batches import batch_source
-from dlops.data.preprocess import split_frame, split_in_blocks
-from dlops.data.preprocess_images import split_images
+from dlops.data.splitting import split_frame, split_images, split_in_blocks
 from dlops.params import ConfigError, SplitConfig, load_params
 from dlops.workspace import WorkspaceBusy, notify, workspace_lock
 

@@ -10,15 +10,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from dlops.monitoring.drift import (
-    categorical_psi,
-    image_drift,
-    ks,
-    psi,
-    summary_markdown,
-    table_drift,
-    text_drift,
-)
+from dlops.kinds.images.drift import image_drift
+from dlops.kinds.tabular.drift import table_drift
+from dlops.kinds.text.drift import text_drift
+from dlops.monitoring.drift import categorical_psi, ks, psi, summary_markdown
 
 
 def _json(report: dict[str, Any]) -> str:

@@ -10,9 +10,10 @@ import pytest
 from sklearn.datasets import load_digits
 
 from dlops.data.batches import load_batch
-from dlops.data.text import WordTokenizer, generate_reviews
 from dlops.intake import drift_report
 from dlops.kinds import kind_of
+from dlops.kinds.text.reviews import generate_reviews
+from dlops.kinds.text.tokenizer import WordTokenizer
 from dlops.params import TokenizerConfig, load_params, paths
 
 REPO = Path(__file__).resolve().parents[2]

@@ -12,7 +12,6 @@ from torch import nn
 
 from dlops.evaluation.images import (
     anomaly_report,
-    attribution_grid,
     best_f1_threshold,
     class_coverage,
     class_recall_report,
@@ -24,6 +23,7 @@ from dlops.evaluation.images import (
     save_image_grid,
     save_reconstruction_grid,
 )
+from dlops.kinds.images.evaluate import attribution_grid
 
 
 # ------------------------------------------------------------------------------------------ classes

@@ -13,7 +13,7 @@ import pytest
 import torch
 from PIL import Image
 
-from dlops.data.images import TABLE_COLUMNS, ImageDataError, class_names, images_array, load_images
+from dlops.kinds.images.sources import TABLE_COLUMNS, ImageDataError, class_names, images_array, load_images
 from dlops.params import ImageTask
 
 RNG = np.random.default_rng(0)

@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from dlops.evaluation.interpret import (
+from dlops.kinds.tabular.interpret import (
     PROXY_THRESHOLD,
     correlation_ratio,
     cramers_v,

@@ -9,15 +9,15 @@ import pandas as pd
 import pytest
 import torch
 
-from dlops.data.preprocess import (
+from dlops.data.splitting import split_frame
+from dlops.kinds.tabular.synthetic import generate_income
+from dlops.kinds.tabular.transform import (
     GROUP_PREFIX,
     LABEL,
     TabularTransform,
     augment_batch,
     make_split_frame,
-    split_frame,
 )
-from dlops.data.synthetic import generate_income
 from dlops.params import (
     ColumnRoles,
     PreprocessConfig,

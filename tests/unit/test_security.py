@@ -20,7 +20,7 @@ from tests.unit.test_tracking import register as register_version
 from typer.testing import CliRunner
 
 from dlops import redact, tracking
-from dlops.data.sources import DataSourceError, download
+from dlops.data.inputs import DataSourceError, download
 from dlops.params import ConfigError, load_params
 from dlops.training.checkpoint import FORMAT, CheckpointError, load_model, load_safe
 

@@ -13,8 +13,10 @@ from typing import Any
 import pandas as pd
 import pytest
 
-from dlops.data import sources
-from dlops.data.sources import DataSourceError, check_columns, load_raw, load_table, write_parquet_atomic
+from dlops.data import inputs
+from dlops.data.inputs import DataSourceError
+from dlops.files import write_parquet
+from dlops.kinds.tabular.sources import check_columns, load_raw, load_table
 from dlops.params import ColumnRoles, SyntheticIncomeSource, TableSource, TabularTask
 
 COLUMNS = ColumnRoles(target="income", sensitive=["sex"], numeric=["age"], categorical=["job"])
@@ -183,7 +185,7 @@ def test_interrupted_download_leaves_no_partial_file(tmp_path: Path, monkeypatch
         out.write(b"half a file")
         raise OSError("connection reset")
 
-    monkeypatch.setattr(sources, "_fetch", broken)
+    monkeypatch.setattr(inputs, "_fetch", broken)
     with pytest.raises(DataSourceError, match="connection reset"):
         load_table(table(url="https://example.org/t.csv", sha256="a" * 64), tmp_path)
     assert list((tmp_path / ".dlops" / "downloads").iterdir()) == []
@@ -191,9 +193,9 @@ def test_interrupted_download_leaves_no_partial_file(tmp_path: Path, monkeypatch
 
 def test_write_parquet_atomic_keeps_the_old_file_on_failure(tmp_path: Path) -> None:
     out = tmp_path / "raw" / "t.parquet"
-    write_parquet_atomic(frame(), out)
+    write_parquet(frame(), out)
     bad = frame().assign(age=[object(), object(), object()])  # pyarrow cannot write arbitrary objects
     with pytest.raises(Exception):  # noqa: B017 (whatever pyarrow raises, the old file must survive)
-        write_parquet_atomic(bad, out)
+        write_parquet(bad, out)
     pd.testing.assert_frame_equal(pd.read_parquet(out), frame())
     assert [p.name for p in out.parent.iterdir()] == ["t.parquet"]

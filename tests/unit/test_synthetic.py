@@ -13,7 +13,7 @@ from fairlearn.metrics import demographic_parity_difference
 from pydantic import ValidationError
 from sklearn.linear_model import LogisticRegression
 
-from dlops.data.synthetic import COLUMNS, MISSING_COLUMNS, generate_income
+from dlops.kinds.tabular.synthetic import COLUMNS, MISSING_COLUMNS, generate_income
 from dlops.params import SyntheticIncomeSource
 
 NUMERIC = ["age", "education_years", "hours_per_week", "capital_gain", "neighborhood_income"]

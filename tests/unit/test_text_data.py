@@ -13,15 +13,10 @@ from pydantic import ValidationError
 from sklearn.feature_extraction.text import CountVectorizer
 from sklearn.linear_model import LogisticRegression
 
-from dlops.data.text import (
-    NOVEL_WORDS,
-    TextDataError,
-    WordTokenizer,
-    challenge_set,
-    generate_reviews,
-    load_texts,
-    make_text_augment,
-)
+from dlops.kinds.text.augment import make_text_augment
+from dlops.kinds.text.reviews import NOVEL_WORDS, challenge_set, generate_reviews
+from dlops.kinds.text.sources import TextDataError, load_texts
+from dlops.kinds.text.tokenizer import WordTokenizer
 from dlops.params import SyntheticReviewsSource, TextAugmentConfig, TextTask, TokenizerConfig
 
 

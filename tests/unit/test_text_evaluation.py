@@ -9,8 +9,9 @@ import numpy as np
 import pytest
 import torch
 
-from dlops.data.text import STYLES, WordTokenizer, challenge_set
-from dlops.evaluation.text import challenge_report, predict_texts, token_attributions
+from dlops.kinds.text.evaluate import challenge_report, predict_texts, token_attributions
+from dlops.kinds.text.reviews import STYLES, challenge_set
+from dlops.kinds.text.tokenizer import WordTokenizer
 from dlops.models.mlp import build_mlp
 from dlops.models.rnn import build_rnn
 from dlops.models.transformer import build_transformer

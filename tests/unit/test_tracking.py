@@ -21,8 +21,8 @@ import pytest
 import torch
 
 from dlops import decisions, leaderboard, tracking
-from dlops.data.preprocess import TabularTransform
 from dlops.files import file_sha256
+from dlops.kinds.tabular.transform import TabularTransform
 from dlops.models.registry import build_model
 from dlops.params import ColumnRoles, GatesConfig, MlflowConfig, PreprocessConfig
 from dlops.serving import DlopsTabularModel

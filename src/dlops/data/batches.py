@@ -27,9 +27,8 @@ from typing import Any
 
 import pandas as pd
 
-from dlops.data.sources import write_parquet_atomic
 from dlops.errors import Quarantined
-from dlops.files import file_sha256, write_json
+from dlops.files import file_sha256, write_json, write_parquet
 from dlops.params import ConfigError, Paths, TaskConfig, batch_source
 
 BASE = "base"
@@ -178,7 +177,7 @@ def append(batch: Batch, p: Paths) -> dict[str, Any]:
         raise ValueError(f"batch {batch.id} is already in {manifest_path(p, batch.task).relative_to(p.root)}")
     file = batch_dir(p, batch.task) / f"{batch.id}.parquet"
     file.parent.mkdir(parents=True, exist_ok=True)
-    write_parquet_atomic(batch.frame, file)
+    write_parquet(batch.frame, file)
     entry = {
         "id": batch.id,
         "date": batch.date,
@@ -210,7 +209,7 @@ def quarantine(
     out = quarantine_dir(p, task, batch_id)
     out.mkdir(parents=True, exist_ok=True)
     if batch is not None:
-        write_parquet_atomic(batch.frame, out / "batch.parquet")
+        write_parquet(batch.frame, out / "batch.parquet")
     (out / "report.json").write_text(
         json.dumps({"task": task, "batch": batch_id, "spec": spec, **reason}, indent=2, default=str) + "\n",
         encoding="utf-8",

@@ -1,13 +1,11 @@
-"""Great Expectations suites for raw tables: infer a suite from a reference table, then validate against it.
+"""Great Expectations suites of every kind: run a committed suite on a raw table, then gate on it.
 
-As in TFDV, `draft_suite` profiles a reference table into a suite that is committed under expectations/
-and reviewed like code; `validate_table` runs it and returns a deterministic summary (a DVC metric);
-`raise_on_failure` is the gate. Every check is a stock GE 1.x expectation, so the JSON loads with
-`gx.ExpectationSuite(**suite)` and renders in Data Docs. Two checks are phrased indirectly:
-- class balance: for each label c, `expect_column_values_to_be_in_set(target, [c])` with
-  `mostly = min_class_fraction`, i.e. at least that fraction of the non-null labels is c;
-- duplicates: `expect_compound_columns_to_be_unique` over every declared column with
-  `mostly = 1 - max_duplicate_fraction`; GE counts each row of a duplicated group, the first one included.
+As in TFDV, each kind drafts a suite from a reference table (`dlops.kinds.<kind>.suite`, with the
+helpers `expect`, `fraction` and `without_ids` from here); it is committed under expectations/ and
+reviewed like code. `run_suite` runs it and returns a deterministic summary (a DVC metric),
+`name_files` adds the files or lines that broke each failed expectation, and `raise_on_failure` is
+the gate. Every check is a stock GE 1.x expectation, so the JSON loads with
+`gx.ExpectationSuite(**suite)` and renders in Data Docs.
 Severity is GE's own `severity` field ("critical" fails the stage, "warning"/"info" are logged);
 a hand-written `meta.severity` is honoured when that field is absent.
 """
@@ -21,29 +19,17 @@ import os
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import pandas as pd
 
-from dlops.params import (
-    ColumnRoles,
-    ImageColumns,
-    ImageValidateConfig,
-    TextColumns,
-    TextValidateConfig,
-    ValidateConfig,
-)
-
-Columns = ColumnRoles | ImageColumns | TextColumns
-AnyValidateConfig = ValidateConfig | ImageValidateConfig | TextValidateConfig
+from dlops.files import write_json
 
 log = logging.getLogger(__name__)
 
 CRITICAL, WARNING = "critical", "warning"
-RANGE_MARGIN = 0.1  # numeric bounds = observed [min, max] widened by 10 % of the range
-RANGE_MOSTLY = 0.995  # a few out-of-range values (0.5 %) pass; more is a broken feed
-MAX_SET_SIZE = 1000  # more distinct values than this is an id or free text, not a category
 EXAMPLES = 5
+SHOWN_FILES = 5
 # Numeric dtypes as GE's pandas type check names them (numpy names, then pandas nullable dtypes).
 NUMERIC_TYPES = [
     *(f"{kind}{bits}" for kind in ("int", "uint") for bits in (8, 16, 32, 64)),
@@ -54,6 +40,13 @@ NUMERIC_TYPES = [
 RESULT_FORMAT = {"result_format": "SUMMARY", "partial_unexpected_count": 20}
 
 
+class ValidateParams(Protocol):
+    """What the runner reads of a task's `validate` params (any kind's)."""
+
+    @property
+    def min_rows(self) -> int: ...
+
+
 class DataValidationError(ValueError):
     """A table failed critical expectations; `failures` holds their summary rows."""
 
@@ -62,155 +55,28 @@ class DataValidationError(ValueError):
         self.failures = failures or []
 
 
-def declared_columns(columns: Columns) -> list[str]:
-    """Every column the suite covers, in a stable order: numeric, categorical, sensitive, target."""
-    if isinstance(columns, ImageColumns):
-        from dlops.data.validation_images import declared_image_columns
-
-        return declared_image_columns(columns)
-    if isinstance(columns, TextColumns):
-        from dlops.data.validation_text import declared_text_columns
-
-        return declared_text_columns(columns)
-    names = [*columns.numeric, *columns.categorical, *columns.sensitive, columns.target]
-    return list(dict.fromkeys(names))
-
-
-# ------------------------------------------------------------------------------------------------ draft
-def draft_suite(df: pd.DataFrame, columns: ColumnRoles, cfg: ValidateConfig, name: str) -> dict[str, Any]:
-    """Profile a reference table into a suite (GE's suite JSON layout as a plain dict) to review, commit."""
-    import great_expectations as gx
-
-    gxe = gx.expectations
-    declared = declared_columns(columns)
-    missing = [c for c in declared if c not in df.columns]
-    if missing:
-        raise ValueError(f"reference table lacks declared columns {missing}; it has {list(df.columns)}")
-    for col in columns.numeric:
-        if not pd.api.types.is_numeric_dtype(df[col]) or pd.api.types.is_bool_dtype(df[col]):
-            raise ValueError(f"column {col!r} is declared numeric but has dtype {df[col].dtype}")
-
-    exps = [
-        _expect(gxe.ExpectTableRowCountToBeBetween, "validate.min_rows", min_value=cfg.min_rows),
-        _expect(
-            gxe.ExpectCompoundColumnsToBeUnique,
-            "validate.max_duplicate_fraction: rows repeated across all declared columns",
-            column_list=declared,
-            mostly=_fraction(1 - cfg.max_duplicate_fraction),
-            ignore_row_if="never",
-        ),
-    ]
-    for col in declared:
-        exps.append(_expect(gxe.ExpectColumnToExist, "declared in params columns", column=col))
-        exps.append(_null_check(gxe, col, df[col], columns, cfg))
-        if col in columns.numeric:
-            exps += _numeric_checks(gxe, col, df[col])
-        if col in (*columns.categorical, *columns.sensitive, columns.target):
-            exps += _category_check(gxe, col, df[col], columns, name)
-    exps += _balance_checks(gxe, columns.target, df[columns.target], cfg, name)
-
-    meta = {"dlops": {"reference_rows": len(df), "drafted_by": "dlops expectations init", "task": name}}
-    suite = gx.ExpectationSuite(name=name, expectations=exps, meta=meta)
-    return _without_ids(suite.to_json_dict())
-
-
-def _expect(cls: Any, why: str, severity: str = CRITICAL, **kwargs: Any) -> Any:
+def expect(cls: Any, why: str, severity: str = CRITICAL, **kwargs: Any) -> Any:
     """A GE expectation carrying its severity and, in meta, the reason a reviewer should keep it."""
     return cls(**kwargs, severity=severity, meta={"why": why})
 
 
-def _null_check(gxe: Any, col: str, series: pd.Series, columns: ColumnRoles, cfg: ValidateConfig) -> Any:
-    null_rate = float(series.isna().mean())
-    if col == columns.target or (col in columns.sensitive and null_rate == 0.0):
-        mostly, why = 1.0, "labels and sensitive attributes may not be missing"
-    else:  # a sensitive column that is already incomplete in the reference is treated like a feature
-        mostly = _fraction(1 - max(cfg.max_null_fraction, 2 * null_rate))
-        why = f"validate.max_null_fraction, or twice the reference rate ({null_rate:.2%})"
-    return _expect(gxe.ExpectColumnValuesToNotBeNull, why, column=col, mostly=mostly)
-
-
-def _numeric_checks(gxe: Any, col: str, series: pd.Series) -> list[Any]:
-    checks = [
-        _expect(
-            gxe.ExpectColumnValuesToBeInTypeList, "numeric stays numeric", column=col, type_list=NUMERIC_TYPES
-        )
-    ]
-    observed = series.dropna()
-    if observed.empty:
-        return checks
-    low, high = float(observed.min()), float(observed.max())
-    margin = RANGE_MARGIN * (high - low) or max(1.0, RANGE_MARGIN * abs(high))
-    lower = max(0.0, low - margin) if low >= 0 else low - margin
-    upper = high + margin
-    if pd.api.types.is_integer_dtype(series) or (observed == observed.round()).all():
-        bounds: tuple[float, float] = (math.floor(lower), math.ceil(upper))
-    else:
-        bounds = (float(f"{lower:.6g}"), float(f"{upper:.6g}"))
-    why = f"reference range [{low:g}, {high:g}] widened by {RANGE_MARGIN:.0%}; a few outliers pass"
-    between = gxe.ExpectColumnValuesToBeBetween
-    checks.append(
-        _expect(between, why, column=col, min_value=bounds[0], max_value=bounds[1], mostly=RANGE_MOSTLY)
-    )
-    return checks
-
-
-def _category_check(gxe: Any, col: str, series: pd.Series, columns: ColumnRoles, name: str) -> list[Any]:
-    values = _distinct(series)
-    if len(values) > MAX_SET_SIZE:
-        log.warning("draft %s: %r has %d distinct values; no category set drafted", name, col, len(values))
-        return []
-    if col in columns.sensitive or col == columns.target:
-        why, severity = "a new group or label breaks fairness reports and label encoding", CRITICAL
-        return [_expect(gxe.ExpectColumnValuesToBeInSet, why, severity, column=col, value_set=values)]
-    why = "a few rows of an unseen category map to 'unknown' downstream; more is a changed or broken feed"
-    in_set = gxe.ExpectColumnValuesToBeInSet
-    return [_expect(in_set, why, CRITICAL, column=col, value_set=values, mostly=RANGE_MOSTLY)]
-
-
-def _balance_checks(gxe: Any, target: str, labels: pd.Series, cfg: ValidateConfig, name: str) -> list[Any]:
-    """Each label at least `min_class_fraction` of the non-null labels: in_set([label]) with that `mostly`."""
-    if cfg.min_class_fraction <= 0:
-        return []
-    shares = labels.value_counts(normalize=True)
-    checks = []
-    for value in _distinct(labels):
-        share = float(shares.get(value, 0.0))
-        if share < cfg.min_class_fraction:
-            log.warning("draft %s: label %r is only %.1f%% of the reference", name, value, 100 * share)
-        why = f"class balance: label {value!r} is at least validate.min_class_fraction of labels"
-        in_set = gxe.ExpectColumnValuesToBeInSet
-        checks.append(_expect(in_set, why, column=target, value_set=[value], mostly=cfg.min_class_fraction))
-    return checks
-
-
-def _fraction(value: float) -> float:
+def fraction(value: float) -> float:
     return round(min(1.0, max(0.0, value)), 4)
 
 
-def _distinct(series: pd.Series) -> list[Any]:
-    values = {_plain(v) for v in series.dropna().unique()}
-    return sorted(values, key=lambda v: (type(v).__name__, v))
-
-
-def _without_ids(data: Any) -> Any:
+def without_ids(data: Any) -> Any:
     """Drop the random ids GE assigns, so a suite is a pure function of its content."""
     if isinstance(data, dict):
-        return {k: _without_ids(v) for k, v in data.items() if k != "id"}
+        return {k: without_ids(v) for k, v in data.items() if k != "id"}
     if isinstance(data, list):
-        return [_without_ids(v) for v in data]
+        return [without_ids(v) for v in data]
     return data
 
 
 # ------------------------------------------------------------------------------------------------- files
 def save_suite(suite: dict[str, Any], path: Path | str) -> None:
     """Write the suite as sorted, indented JSON so a review diff shows exactly what changed."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    text = json.dumps(_without_ids(suite), indent=2, sort_keys=True, allow_nan=False) + "\n"
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    with os.fdopen(fd, "w", encoding="utf-8") as handle:
-        handle.write(text)
-    os.replace(tmp, path)
+    write_json(Path(path), without_ids(suite))
 
 
 def load_suite(path: Path | str) -> dict[str, Any]:
@@ -225,14 +91,17 @@ def load_suite(path: Path | str) -> dict[str, Any]:
 
 
 # -------------------------------------------------------------------------------------------- validate
-def validate_table(
+def run_suite(
     df: pd.DataFrame,
     suite: dict[str, Any],
-    columns: Columns,
-    cfg: AnyValidateConfig,
+    declared: list[str],
+    cfg: ValidateParams,
     docs_dir: Path | None,
 ) -> dict[str, Any]:
     """Run the suite on df; return a JSON-able summary, identical across identical runs.
+
+    `declared` are the columns params declare (the kind's `declared_columns`); one the suite never
+    mentions gets an existence check, so a stale suite cannot skip it.
 
     `success` means no critical failure; "warning" and "info" failures count as `failed_warning`.
     Bad data never raises here (that is `raise_on_failure`'s job); a suite GE cannot read does.
@@ -240,7 +109,7 @@ def validate_table(
     """
     import great_expectations as gx
 
-    suite = _covering(_normalized(suite), columns)
+    suite = _covering(_normalized(suite), declared)
     _warn_on_drift(suite, cfg)
     staging = _staging_dir(docs_dir) if docs_dir is not None else None
     try:
@@ -282,13 +151,13 @@ def _normalized(suite: dict[str, Any]) -> dict[str, Any]:
         meta_severity = (exp.get("meta") or {}).get("severity")
         if "severity" not in exp and meta_severity:
             exp["severity"] = meta_severity
-    return _without_ids(suite)
+    return without_ids(suite)
 
 
-def _covering(suite: dict[str, Any], columns: Columns) -> dict[str, Any]:
+def _covering(suite: dict[str, Any], declared: list[str]) -> dict[str, Any]:
     """Add an existence check for each column params declare but the suite never mentions (a stale suite)."""
     mentioned = {(e.get("kwargs") or {}).get("column") for e in suite["expectations"]}
-    for col in declared_columns(columns):
+    for col in declared:
         if col not in mentioned:
             log.warning("suite %s has no expectations for declared column %r; redraft it", suite["name"], col)
             why = "declared in params columns but missing from the suite: redraft or extend it"
@@ -297,7 +166,7 @@ def _covering(suite: dict[str, Any], columns: Columns) -> dict[str, Any]:
     return suite
 
 
-def _warn_on_drift(suite: dict[str, Any], cfg: AnyValidateConfig) -> None:
+def _warn_on_drift(suite: dict[str, Any], cfg: ValidateParams) -> None:
     for exp in suite["expectations"]:
         if exp.get("type") == "expect_table_row_count_to_be_between":
             drafted = (exp.get("kwargs") or {}).get("min_value")
@@ -380,7 +249,7 @@ def _summarize(result: dict[str, Any], df: pd.DataFrame) -> tuple[str, dict[str,
     elif error:
         observed = f"error: {error}"
     elif "observed_value" in res:
-        observed = _plain(res["observed_value"])
+        observed = json_safe(res["observed_value"])
     elif "unexpected_count" in res:
         observed = {k: res[k] for k in ("element_count", "missing_count", "unexpected_count") if k in res}
     else:
@@ -394,13 +263,13 @@ def _summarize(result: dict[str, Any], df: pd.DataFrame) -> tuple[str, dict[str,
         "unexpected_examples": examples,
         "unexpected_percent": percent,
         "why": (config.get("meta") or {}).get("why"),
-        "kwargs": _plain({k: v for k, v in kwargs.items() if k not in ("column", "result_format")}),
+        "kwargs": json_safe({k: v for k, v in kwargs.items() if k not in ("column", "result_format")}),
     }
     unevaluated = bool(absent or error)
     row["detail"] = (
         "ok" if row["success"] else _detail(kind, kwargs, observed, percent, examples, unevaluated)
     )
-    return json.dumps(_plain(kwargs), sort_keys=True), row
+    return json.dumps(json_safe(kwargs), sort_keys=True), row
 
 
 def _not_numeric(series: pd.Series) -> list[Any]:
@@ -420,9 +289,9 @@ def _exception_message(info: dict[str, Any]) -> str | None:
 def _examples(values: list[Any]) -> list[Any]:
     seen: dict[str, Any] = {}
     for value in values:
-        # infinity is JSON-safe as text; _plain would turn it into None, which reads as "missing"
+        # infinity is JSON-safe as text; json_safe would turn it into None, which reads as "missing"
         infinite = isinstance(value, float) and math.isinf(value)
-        plain = str(value) if infinite else _plain(value)
+        plain = str(value) if infinite else json_safe(value)
         seen.setdefault(json.dumps(plain, sort_keys=True), plain)
         if len(seen) == EXAMPLES:
             break
@@ -490,12 +359,12 @@ def _fmt(value: Any, limit: int = 120) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
-def _plain(value: Any) -> Any:
+def json_safe(value: Any) -> Any:
     """JSON-safe plain Python: numpy scalars unwrapped, NaN/inf as None, unknown objects as str."""
     if isinstance(value, dict):
-        return {str(k): _plain(v) for k, v in value.items()}
+        return {str(k): json_safe(v) for k, v in value.items()}
     if isinstance(value, list | tuple | set):
-        return [_plain(v) for v in value]
+        return [json_safe(v) for v in value]
     if value is pd.NA or value is pd.NaT:
         return None
     if hasattr(value, "item") and not isinstance(value, str | bytes):
@@ -508,6 +377,50 @@ def _plain(value: Any) -> Any:
     if isinstance(value, float):
         return value if math.isfinite(value) else None
     return str(value)
+
+
+# ---------------------------------------------------------------------------------------- offending rows
+def name_files(summary: dict[str, Any], frame: pd.DataFrame, noun: str = "files") -> dict[str, Any]:
+    """Append `files: a.png, b.png` (or `lines: reviews.jsonl:7, ...` for texts) to the detail of each
+    failed row-level expectation, from the table's `source` column."""
+    for row in summary["results"]:
+        if row["success"] or row["column"] is None or row["column"] not in frame.columns:
+            continue
+        bad = _offending(frame, row)
+        if bad is not None and bad.any():
+            files = frame.loc[bad, "source"].astype(str).tolist()
+            more = f" (+{len(files) - SHOWN_FILES} more)" if len(files) > SHOWN_FILES else ""
+            row[noun] = files[:SHOWN_FILES]
+            row["detail"] += f"; {noun}: {', '.join(files[:SHOWN_FILES])}{more}"
+    return summary
+
+
+def _offending(frame: pd.DataFrame, row: dict[str, Any]) -> pd.Series | None:
+    """Rows that break a value-level expectation (None for table-level ones such as class shares)."""
+    col, kw, kind = frame[row["column"]], row.get("kwargs") or {}, row["expectation"]
+    if kind == "expect_column_values_to_be_in_set" and (kw.get("mostly") or 1.0) >= 1.0:
+        return ~col.isin(kw.get("value_set") or [])
+    if kind == "expect_column_values_to_be_between":
+        low, high = kw.get("min_value"), kw.get("max_value")
+        out = pd.Series(False, index=frame.index)
+        if low is not None:
+            out |= col < low
+        if high is not None:
+            out |= col > high
+        return out
+    if kind == "expect_column_values_to_be_unique":
+        return col.duplicated(keep=False)
+    if kind == "expect_column_values_to_not_be_null":
+        return col.isna()
+    if kind == "expect_column_value_lengths_to_be_between":
+        lengths = col.astype(str).str.len()
+        low, high = kw.get("min_value"), kw.get("max_value")
+        return (lengths < (low if low is not None else 0)) | (
+            lengths > (high if high is not None else math.inf)
+        )
+    if kind == "expect_column_values_to_not_match_regex" and kw.get("regex"):
+        return col.astype(str).str.contains(kw["regex"], regex=True)
+    return None
 
 
 # ------------------------------------------------------------------------------------------------ gate

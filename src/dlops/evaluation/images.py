@@ -1,9 +1,8 @@
 """Evaluation of the image families: per-class recall, anomaly scores, generated samples, figures.
 
 Pure functions over numpy arrays returning flat JSON-safe metric dicts (floats rounded to 6 decimals,
-None where undefined, never NaN); torch only where a model is involved (`attribution_grid`). Figures
-are drawn like every other project figure (`dlops.evaluation.plots.png_figure`): byte-identical PNGs for
-identical input.
+None where undefined, never NaN). Figures are drawn like every other project figure
+(`dlops.evaluation.plots.png_figure`): byte-identical PNGs for identical input.
 """
 
 from __future__ import annotations
@@ -21,7 +20,6 @@ from dlops.evaluation.report import clean, unique_key_parts
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
-    from torch import nn
 
 log = logging.getLogger(__name__)
 
@@ -313,7 +311,7 @@ def save_image_grid(
         for i, ax in enumerate(axes.ravel()):
             ax.set_axis_off()
             if i < len(x):
-                _show(ax, x[i])
+                show_image(ax, x[i])
                 if titles is not None:
                     ax.set_title(titles[i], fontsize="small")
     return path
@@ -341,57 +339,10 @@ def save_reconstruction_grid(
                     ax.set_yticks([])
                     i = g * ncol + j
                     if i < len(images):
-                        _show(ax, images[i])
+                        show_image(ax, images[i])
                     else:
                         ax.set_axis_off()
                 axes[2 * g + row, 0].set_ylabel(label, fontsize="small")
-    return path
-
-
-def attribution_grid(model: nn.Module, x: Any, y: Any, path: Path, steps: int = 32) -> Path:
-    """Integrated-gradients attributions (captum; all-zero baseline, `steps` steps) of the target class
-    `y` (N,) for images `x` (N, C, H, W): one row per image, the image beside its attribution heat map
-    (summed over channels; red = evidence for the class, blue = against; colour scale per image).
-
-    `model.forward(x)` returns `(logits, loss)`; it runs in eval mode (its mode is restored afterwards)
-    on the device of its parameters.
-    """
-    import torch
-    from captum.attr import IntegratedGradients
-
-    device = next(model.parameters()).device
-    inputs = torch.as_tensor(x, dtype=torch.float32).to(device)  # (N, C, H, W)
-    targets = torch.as_tensor(y, dtype=torch.int64).to(device)  # (N,)
-    was_training = model.training
-    model.eval()
-    try:
-        ig = IntegratedGradients(lambda batch: model(batch)[0])
-        attributions = ig.attribute(
-            inputs,
-            baselines=torch.zeros_like(inputs),
-            target=targets,
-            n_steps=steps,
-            internal_batch_size=max(1, len(inputs)) * 8,
-        )
-    finally:
-        model.train(was_training)
-    heat = attributions.detach().sum(dim=1).cpu().double().numpy()  # (N, H, W)
-    images = inputs.detach().cpu().double().numpy().clip(0.0, 1.0)
-    labels = targets.cpu().numpy()
-    path = Path(path)
-    with png_figure(path, (5.0, 2.2 * len(images))) as fig:
-        axes = fig.subplots(len(images), 2, squeeze=False)
-        for i in range(len(images)):
-            image_ax, heat_ax = axes[i]
-            _show(image_ax, images[i])
-            image_ax.set_title(f"class {labels[i]}", fontsize="small")
-            limit = float(np.abs(heat[i]).max()) or 1.0
-            shown = heat_ax.imshow(heat[i], cmap="RdBu_r", vmin=-limit, vmax=limit)
-            heat_ax.set_title("integrated gradients", fontsize="small")
-            fig.colorbar(shown, ax=heat_ax, shrink=0.8)
-            for ax in (image_ax, heat_ax):
-                ax.set_xticks([])
-                ax.set_yticks([])
     return path
 
 
@@ -402,7 +353,7 @@ def _as_images(images: Any) -> np.ndarray:
     return x.clip(0.0, 1.0)
 
 
-def _show(ax: Axes, image: np.ndarray) -> None:
+def show_image(ax: Axes, image: np.ndarray) -> None:
     """One image (C, H, W) in [0, 1]: grey for one channel, RGB for three."""
     if image.shape[0] == 1:
         ax.imshow(image[0], cmap="gray", vmin=0.0, vmax=1.0, interpolation="nearest")

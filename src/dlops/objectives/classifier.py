@@ -1,6 +1,6 @@
 """Evaluation of a classifier (tabular, image or text): metrics on every split with bootstrap intervals
 on the test split, fairness per attribute and per intersection of attributes, the mitigation report,
-the overfitting diagnosis, plots, and (tabular) permutation importance and partial dependence.
+the overfitting diagnosis and plots (what only one kind adds is its Kind's `evaluate_classifier`).
 
 Decisions are what the registered model serves: the argmax of the network, or the fair thresholds of
 `evaluate.postprocess` fitted on the validation split. Score metrics (ROC AUC, log loss, ECE) read the
@@ -178,22 +178,6 @@ def _fairness(
                 if not key.startswith("fairness/max/"):
                     scores[key] = value
     return tables
-
-
-def interpret_tabular(
-    predict_raw: Callable[[Any], np.ndarray],
-    raw_test: Any,
-    y: np.ndarray,
-    groups: dict[str, np.ndarray],
-    out: Path,
-    seed: int,
-) -> dict[str, Any]:
-    """Permutation importance, proxies of the sensitive attributes and partial dependence on raw rows."""
-    from dlops.evaluation.interpret import interpretation_report
-
-    flat, details = interpretation_report(predict_raw, raw_test, y, groups, out / "figures", seed=seed)
-    write_json(out / "interpretation.json", details)
-    return flat
 
 
 # ------------------------------------------------------------------------------------------------ serving

@@ -25,7 +25,7 @@ class IncomeShift(Strict):
 
 
 class SyntheticIncomeSource(Strict):
-    """Built-in, seeded census-like table with a tunable bias (see dlops.data.synthetic)."""
+    """Built-in, seeded census-like table with a tunable bias (see dlops.kinds.tabular.synthetic)."""
 
     source: Literal["synthetic-income"]
     rows: int = Field(20_000, ge=100, le=5_000_000)

@@ -1,6 +1,9 @@
 """Image tasks: labelled images (sklearn's bundled digits, IDX, NPZ or a folder per class), a split
 that keeps copies of an image together, kornia augmentation on the training device, integrated-
-gradient attributions, brightness/contrast drift, and uint8 pixels as the served input."""
+gradient attributions, brightness/contrast drift, and uint8 pixels as the served input.
+
+Modules: sources (ingest), suite (validate), transform (transform.json), augment, evaluate
+(attributions), drift."""
 
 from __future__ import annotations
 
@@ -17,7 +20,7 @@ class Images(Kind):
     name = "images"
 
     def load(self, task_cfg: Any, root: Path) -> Any:
-        from dlops.data.images import load_images
+        from dlops.kinds.images.sources import load_images
 
         return load_images(task_cfg, root)
 
@@ -27,7 +30,7 @@ class Images(Kind):
         return frame.assign(source=[f"{batch_id}:{s}" for s in frame["source"].astype(str)])
 
     def draft_suite(self, task: str, task_cfg: Any, frame: Any) -> dict[str, Any]:
-        from dlops.data.validation_images import draft_image_suite, table_for_validation
+        from dlops.kinds.images.suite import draft_image_suite, table_for_validation
 
         return draft_image_suite(table_for_validation(frame), task_cfg.columns, task_cfg.validate_, task)
 
@@ -35,8 +38,8 @@ class Images(Kind):
         self, raw: Any, suite: dict[str, Any], task_cfg: Any, docs_dir: Path | None
     ) -> dict[str, Any]:
         """The suite on the per-image table; failures name the offending files."""
-        from dlops.data.validation import validate_table
-        from dlops.data.validation_images import name_files, table_for_validation
+        from dlops.data.validation import name_files
+        from dlops.kinds.images.suite import table_for_validation, validate_table
 
         frame = table_for_validation(raw)
         return name_files(validate_table(frame, suite, task_cfg.columns, task_cfg.validate_, docs_dir), frame)
@@ -47,11 +50,13 @@ class Images(Kind):
         """Split distinct images (copies stay together), write <split>.npz and transform.json."""
         import shutil
 
-        from dlops.data import preprocess_images as pi
-        from dlops.data.images import class_names, images_array
+        from dlops.data.arrays import save_split
+        from dlops.data.splitting import duplicates_across_splits, split_images
+        from dlops.kinds.images.sources import class_names, images_array
+        from dlops.kinds.images.transform import write_transform
 
-        splits = pi.split_images(raw, task_cfg.columns, task_cfg.preprocess.split, blocks)
-        if crossing := pi.duplicates_across_splits(splits):
+        splits = split_images(raw, task_cfg.columns, task_cfg.preprocess.split, blocks)
+        if crossing := duplicates_across_splits(splits):
             raise AssertionError(f"preprocess {task}: {crossing} images fall in two splits")
         out = p.processed(task)
         if out.exists():
@@ -60,8 +65,8 @@ class Images(Kind):
         for name, frame in splits.items():
             pixels = images_array(frame)  # (N, C, H, W) uint8
             shape = tuple(pixels.shape[1:])
-            pi.save_split(p.image_split(task, name), frame, pixels, task_cfg.columns.sensitive)
-        pi.write_transform(p.transform(task), class_names(raw), shape, task_cfg.columns.sensitive)
+            save_split(p.image_split(task, name), frame, pixels, task_cfg.columns.sensitive)
+        write_transform(p.transform(task), class_names(raw), shape, task_cfg.columns.sensitive)
         sizes = {name: len(frame) for name, frame in splits.items()}
         log.info("preprocess %s: %s images of shape %s", task, sizes, shape)
         return sizes
@@ -70,12 +75,12 @@ class Images(Kind):
         return Path(p.image_split(task, split))
 
     def load_split(self, p: Any, task: str, split: str) -> tuple[Any, Any, dict[str, Any]]:
-        from dlops.data.preprocess_images import load_image_split
+        from dlops.data.arrays import load_array_split
 
-        return load_image_split(p.image_split(task, split))
+        return load_array_split(p.image_split(task, split))
 
     def batch_augment(self, task_cfg: Any, num_classes: int) -> Any:
-        from dlops.data.augment_images import make_image_augment
+        from dlops.kinds.images.augment import make_image_augment
 
         return make_image_augment(task_cfg.augment)
 
@@ -87,7 +92,7 @@ class Images(Kind):
 
         write_json(out / "interpretation.json", {})
         if n := entry.evaluate.attribution_images:
-            from dlops.evaluation.images import attribution_grid
+            from dlops.kinds.images.evaluate import attribution_grid
 
             attribution_grid(model, test["x"][:n], test["y"][:n], out / "figures" / "attributions.png")
         return {}
@@ -102,11 +107,12 @@ class Images(Kind):
     def drift(
         self, task_cfg: Any, reference: Any, current: Any, p: Any, task: str, threshold: float
     ) -> dict[str, Any]:
-        from dlops.data.images import images_array
-        from dlops.monitoring import drift
+        from dlops.kinds.images.drift import image_drift
+        from dlops.kinds.images.sources import images_array
+        from dlops.monitoring.drift import with_label_drift
 
-        report = drift.image_drift(images_array(reference), images_array(current), threshold)
-        return drift.with_label_drift(report, reference, current, threshold)
+        report = image_drift(images_array(reference), images_array(current), threshold)
+        return with_label_drift(report, reference, current, threshold)
 
 
 KIND = Images()

@@ -1,6 +1,9 @@
 """Tabular tasks: a table of numeric and categorical columns with a target (CSV/Parquet or the
 built-in `synthetic-income` generator), a fitted scaler/one-hot transform, Gaussian noise and mixup
-on training batches, permutation importance and partial dependence, PSI/KS drift per column."""
+on training batches, permutation importance and partial dependence, PSI/KS drift per column.
+
+Modules: sources and synthetic (ingest), suite (validate), transform (split files, transform.json and
+batch augmentation), interpret (evaluate), drift."""
 
 from __future__ import annotations
 
@@ -12,27 +15,24 @@ from dlops.kinds.base import Kind, ServingInputs
 
 log = logging.getLogger(__name__)
 
-LABEL = "__label__"
-GROUP_PREFIX = "__group__."
-
 
 class Tabular(Kind):
     name = "tabular"
 
     def load(self, task_cfg: Any, root: Path) -> Any:
-        from dlops.data.sources import load_raw
+        from dlops.kinds.tabular.sources import load_raw
 
         return load_raw(task_cfg, root)
 
     def draft_suite(self, task: str, task_cfg: Any, frame: Any) -> dict[str, Any]:
-        from dlops.data.validation import draft_suite
+        from dlops.kinds.tabular.suite import draft_suite
 
         return draft_suite(frame, task_cfg.columns, task_cfg.validate_, name=task)
 
     def validate(
         self, raw: Any, suite: dict[str, Any], task_cfg: Any, docs_dir: Path | None
     ) -> dict[str, Any]:
-        from dlops.data.validation import validate_table
+        from dlops.kinds.tabular.suite import validate_table
 
         return validate_table(raw, suite, task_cfg.columns, task_cfg.validate_, docs_dir)
 
@@ -40,16 +40,17 @@ class Tabular(Kind):
         self, task: str, task_cfg: Any, raw: Any, p: Any, blocks: list[tuple[str, int]]
     ) -> dict[str, int]:
         """Split (seeded, stratified), fit the transform on train only; write splits and transform.json."""
-        from dlops.data.preprocess import TabularTransform, make_split_frame, split_in_blocks
-        from dlops.data.sources import write_parquet_atomic
+        from dlops.data.splitting import split_in_blocks
+        from dlops.files import write_parquet
+        from dlops.kinds.tabular.transform import TabularTransform, make_split_frame
 
         splits = split_in_blocks(raw, task_cfg.columns, task_cfg.preprocess.split, blocks)
         transform = TabularTransform.fit(splits["train"], task_cfg.columns, task_cfg.preprocess)
         p.processed(task).mkdir(parents=True, exist_ok=True)
         for name, frame in splits.items():
-            write_parquet_atomic(make_split_frame(transform, frame), p.split(task, name))
+            write_parquet(make_split_frame(transform, frame), p.split(task, name))
         # Raw test rows let a champion trained on another transform be re-scored on today's test split.
-        write_parquet_atomic(splits["test"].reset_index(drop=True), p.raw_split(task, "test"))
+        write_parquet(splits["test"].reset_index(drop=True), p.raw_split(task, "test"))
         transform.to_json(p.transform(task))
         sizes = {name: len(frame) for name, frame in splits.items()}
         log.info("preprocess %s: %s, %d features", task, sizes, len(transform.feature_names))
@@ -61,6 +62,8 @@ class Tabular(Kind):
     def load_split(self, p: Any, task: str, split: str) -> tuple[Any, Any, dict[str, Any]]:
         import numpy as np
         import pandas as pd
+
+        from dlops.kinds.tabular.transform import GROUP_PREFIX, LABEL
 
         frame = pd.read_parquet(p.split(task, split))
         groups = {
@@ -78,7 +81,7 @@ class Tabular(Kind):
         cfg = task_cfg.augment
         if cfg.noise_std == 0 and cfg.mixup_alpha == 0:
             return None
-        from dlops.data.preprocess import augment_batch
+        from dlops.kinds.tabular.transform import augment_batch
 
         return lambda x, y, gen: augment_batch(x, y, num_classes, cfg, gen)
 
@@ -88,8 +91,8 @@ class Tabular(Kind):
         """Permutation importance, proxies and partial dependence on the raw test rows."""
         import pandas as pd
 
-        from dlops.data.preprocess import TabularTransform
-        from dlops.objectives.classifier import interpret_tabular
+        from dlops.kinds.tabular.interpret import interpret_tabular
+        from dlops.kinds.tabular.transform import TabularTransform
         from dlops.training.loop import predict_proba
 
         transform = TabularTransform.from_json(p.transform(entry.task))
@@ -122,11 +125,11 @@ class Tabular(Kind):
     def drift(
         self, task_cfg: Any, reference: Any, current: Any, p: Any, task: str, threshold: float
     ) -> dict[str, Any]:
-        from dlops.monitoring import drift
+        from dlops.kinds.tabular.drift import table_drift
 
         cols = task_cfg.columns
         categorical = [*cols.categorical, *[s for s in cols.sensitive if s not in cols.categorical]]
-        return drift.table_drift(reference, current, cols.numeric, categorical, cols.target, threshold)
+        return table_drift(reference, current, cols.numeric, categorical, cols.target, threshold)
 
     def batch_spec_for_path(self, path: str) -> dict[str, Any]:
         return {"source": "table", "path": path}

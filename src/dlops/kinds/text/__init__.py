@@ -1,6 +1,9 @@
 """Text tasks: labelled texts (CSV/TSV/JSONL, a folder per class, or the built-in review grammar), a
 word tokenizer fitted on the training split, token dropout and local swaps on training batches, a
-behavioural challenge set and token attributions, length and out-of-vocabulary drift."""
+behavioural challenge set and token attributions, length and out-of-vocabulary drift.
+
+Modules: sources and reviews (ingest; reviews also gives the challenge set), suite (validate),
+tokenizer, augment, evaluate (challenge set, token attributions), drift."""
 
 from __future__ import annotations
 
@@ -20,7 +23,7 @@ class Text(Kind):
     name = "text"
 
     def load(self, task_cfg: Any, root: Path) -> Any:
-        from dlops.data.text import load_texts
+        from dlops.kinds.text.sources import load_texts
 
         return load_texts(task_cfg, root)
 
@@ -30,7 +33,7 @@ class Text(Kind):
         return frame.assign(source=[f"{batch_id}:{s}" for s in frame["source"].astype(str)])
 
     def draft_suite(self, task: str, task_cfg: Any, frame: Any) -> dict[str, Any]:
-        from dlops.data.validation_text import draft_text_suite
+        from dlops.kinds.text.suite import draft_text_suite
 
         return draft_text_suite(frame, task_cfg.columns, task_cfg.validate_, task)
 
@@ -38,8 +41,8 @@ class Text(Kind):
         self, raw: Any, suite: dict[str, Any], task_cfg: Any, docs_dir: Path | None
     ) -> dict[str, Any]:
         """The suite on the text table; failures name the source lines (file:line)."""
-        from dlops.data.validation import validate_table
-        from dlops.data.validation_images import name_files
+        from dlops.data.validation import name_files
+        from dlops.kinds.text.suite import validate_table
 
         summary = validate_table(raw, suite, task_cfg.columns, task_cfg.validate_, docs_dir)
         return name_files(summary, raw, noun="lines") if "source" in raw.columns else summary
@@ -48,26 +51,26 @@ class Text(Kind):
         self, task: str, task_cfg: Any, raw: Any, p: Any, blocks: list[tuple[str, int]]
     ) -> dict[str, int]:
         """Split distinct texts (copies stay together), fit the tokenizer on train only, write token ids."""
-        from dlops.data import preprocess_images as pi
-        from dlops.data.sources import write_parquet_atomic
-        from dlops.data.text import WordTokenizer
-        from dlops.files import write_json
+        from dlops.data.arrays import save_split
+        from dlops.data.splitting import split_images
+        from dlops.files import write_json, write_parquet
+        from dlops.kinds.text.tokenizer import WordTokenizer
 
         raw = raw.assign(sha1=[hashlib.sha1(t.encode()).hexdigest() for t in raw["text"].astype(str)])
         classes = sorted(str(v) for v in raw["label"].unique())
         raw = raw.assign(label_name=raw["label"].astype(str))
         raw["label"] = raw["label_name"].map({c: i for i, c in enumerate(classes)})
-        splits = pi.split_images(raw, task_cfg.columns, task_cfg.preprocess.split, blocks)
+        splits = split_images(raw, task_cfg.columns, task_cfg.preprocess.split, blocks)
         out = p.processed(task)
         if out.exists():
             shutil.rmtree(out)
         tokenizer = WordTokenizer.fit(splits["train"]["text"].tolist(), task_cfg.preprocess.tokenizer)
         for name, frame in splits.items():
             ids, _ = tokenizer.encode(frame["text"].tolist())  # (N, L) int64, 0 = padding
-            pi.save_split(p.image_split(task, name), frame, ids, task_cfg.columns.sensitive)
+            save_split(p.image_split(task, name), frame, ids, task_cfg.columns.sensitive)
         tokenizer.to_json(out / "tokenizer.json")
         test_rows = splits["test"][["text", "label_name", *task_cfg.columns.sensitive]]
-        write_parquet_atomic(
+        write_parquet(
             test_rows.rename(columns={"label_name": "label"}).reset_index(drop=True),
             p.raw_split(task, "test"),
         )
@@ -81,15 +84,15 @@ class Text(Kind):
         return Path(p.image_split(task, split))
 
     def load_split(self, p: Any, task: str, split: str) -> tuple[Any, Any, dict[str, Any]]:
-        from dlops.data.preprocess_images import load_image_split
+        from dlops.data.arrays import load_array_split
 
-        return load_image_split(p.image_split(task, split))
+        return load_array_split(p.image_split(task, split))
 
     def model_config(self, transform: dict[str, Any], model: dict[str, Any]) -> dict[str, Any]:
         return {**model, "vocab_size": int(transform["vocab_size"])}
 
     def batch_augment(self, task_cfg: Any, num_classes: int) -> Any:
-        from dlops.data.text import make_text_augment
+        from dlops.kinds.text.augment import make_text_augment
 
         return make_text_augment(task_cfg.augment)
 
@@ -99,9 +102,9 @@ class Text(Kind):
         """Behavioural challenge set (negation, contrast, filler) and token attributions for a few texts."""
         import pandas as pd
 
-        from dlops.data.text import WordTokenizer
-        from dlops.evaluation import text
         from dlops.files import write_json
+        from dlops.kinds.text import evaluate as text
+        from dlops.kinds.text.tokenizer import WordTokenizer
 
         write_json(out / "interpretation.json", {})
         tokenizer = WordTokenizer.from_json(p.processed(entry.task) / "tokenizer.json")
@@ -140,16 +143,15 @@ class Text(Kind):
     def drift(
         self, task_cfg: Any, reference: Any, current: Any, p: Any, task: str, threshold: float
     ) -> dict[str, Any]:
-        from dlops.monitoring import drift
+        from dlops.kinds.text.drift import text_drift
+        from dlops.monitoring.drift import with_label_drift
 
         path = p.processed(task) / "tokenizer.json"
         if not path.is_file():
             raise FileNotFoundError(f"{path}: no training vocabulary for the OOV rate; run `dvc repro` first")
         vocabulary = set(json.loads(path.read_text(encoding="utf-8"))["vocab"][2:])
-        report = drift.text_drift(
-            reference["text"].astype(str), current["text"].astype(str), vocabulary, threshold
-        )
-        return drift.with_label_drift(report, reference, current, threshold)
+        report = text_drift(reference["text"].astype(str), current["text"].astype(str), vocabulary, threshold)
+        return with_label_drift(report, reference, current, threshold)
 
 
 KIND = Text()

@@ -7,35 +7,23 @@ that says what to fix; nothing half-written is ever left in data/raw or in the d
 from __future__ import annotations
 
 import difflib
-import hashlib
-import logging
-import os
-import urllib.error
-import urllib.request
-import uuid
 from pathlib import Path, PurePosixPath
-from typing import IO, Any
+from typing import Any
 from urllib.parse import urlparse
 
 import pandas as pd
 
+from dlops.data.inputs import DataSourceError, download, resolve_local
 from dlops.params import ColumnRoles, SyntheticIncomeSource, TableSource, TabularTask
 
-log = logging.getLogger(__name__)
-
 DOWNLOAD_DIR = Path(".dlops") / "downloads"
-_CHUNK = 1 << 20
-
-
-class DataSourceError(ValueError):
-    """A raw table cannot be loaded or lacks a declared column; the message names the file."""
 
 
 def load_raw(task_cfg: TabularTask, root: Path) -> pd.DataFrame:
     """The task's raw table with exactly its declared, non-ignored columns."""
     src = task_cfg.ingest
     if isinstance(src, SyntheticIncomeSource):
-        from dlops.data.synthetic import generate_income
+        from dlops.kinds.tabular.synthetic import generate_income
 
         # the generator's own columns: a task may use a subset of them
         return check_columns(generate_income(src), task_cfg.columns, "synthetic-income", undeclared_ok=True)
@@ -77,75 +65,6 @@ def _check_delimiter(frame: pd.DataFrame, options: dict[str, Any], where: str) -
                 f"{where}: read as one column {header[:80]!r}: the file looks delimited by {sep!r}, "
                 f"not ','; set csv_options: {{sep: {sep!r}}} under tasks.<task>.ingest"
             )
-
-
-def resolve_local(path: str, root: Path) -> Path:
-    """A data file named in params: absolute as given, or relative to `root`."""
-    return project_path(path, root)
-
-
-def project_path(
-    path: str, root: Path, kind: str = "file", error: type[ValueError] = DataSourceError
-) -> Path:
-    """An existing file (or folder, `kind="folder"`) named in params: absolute as given, or relative to
-    `root`, where a `..` that escapes the project is refused. Failures raise `error` naming `path`."""
-    given = Path(path).expanduser()
-    if given.is_absolute():
-        full = given
-    else:
-        # abspath, not resolve(): a symlink inside the project may point at a shared data disk.
-        base = Path(os.path.abspath(root))
-        full = Path(os.path.normpath(base / given))
-        if not full.is_relative_to(base):
-            raise error(f"{path}: escapes the project root {root}; give an absolute path instead")
-    if not (full.is_dir() if kind == "folder" else full.is_file()):
-        raise error(f"{path}: {kind} not found (looked at {full})")
-    return full
-
-
-def download(url: str, sha256: str, cache_dir: Path) -> Path:
-    """The file at `url`, cached as `cache_dir/<sha256>`; its hash is checked before anyone reads it."""
-    # params check both; repeated here because urlopen would also read file:// and ftp:// URLs
-    if urlparse(url).scheme.lower() not in ("http", "https"):
-        raise DataSourceError(f"{url}: only http(s) URLs are downloaded")
-    expected = sha256.lower()
-    if len(expected) != 64 or any(c not in "0123456789abcdef" for c in expected):
-        raise DataSourceError(f"{url}: sha256 {sha256!r} is not 64 hex characters")
-    target = cache_dir / expected
-    if target.is_file() and file_sha256(target) == expected:
-        return target
-    cache_dir.mkdir(parents=True, exist_ok=True)
-    tmp = temp_sibling(target)
-    try:
-        with tmp.open("xb") as out:
-            actual = _fetch(url, out)
-        if actual != expected:
-            raise DataSourceError(f"{url}: sha256 mismatch: expected {expected}, got {actual}")
-        os.replace(tmp, target)
-    except (urllib.error.URLError, OSError) as exc:
-        raise DataSourceError(f"{url}: download failed: {exc}") from exc
-    finally:
-        tmp.unlink(missing_ok=True)  # a no-op after os.replace; removes any partial file
-    log.info("downloaded %s -> %s", url, target)
-    return target
-
-
-def _fetch(url: str, out: IO[bytes]) -> str:
-    """Stream `url` into `out`; return the sha256 of what was written."""
-    digest = hashlib.sha256()
-    with urllib.request.urlopen(url, timeout=60) as response:  # http(s) only: checked in config
-        while chunk := response.read(_CHUNK):
-            digest.update(chunk)
-            out.write(chunk)
-    return digest.hexdigest()
-
-
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        while chunk := handle.read(_CHUNK):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def _format_from_name(name: str, where: str) -> str:
@@ -230,22 +149,3 @@ def check_columns(
         )
     keep = [c for c in df.columns if c in declared and c not in set(columns.ignored)]
     return df.loc[:, keep]
-
-
-def write_parquet_atomic(df: pd.DataFrame, path: Path) -> None:
-    """Write `df` (without its index) so that `path` is either the old file or the complete new one."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = temp_sibling(path)
-    try:
-        df.to_parquet(tmp, index=False)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-
-
-def temp_sibling(path: Path) -> Path:
-    """A unique hidden name beside `path` (same filesystem, so os.replace is atomic).
-
-    Not tempfile.mkstemp: its 0600 mode would survive the rename and hide data files from other users.
-    """
-    return path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")

@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from dlops.data.sources import project_path
+from dlops.data.inputs import project_path
 from dlops.params import DigitsSource, IdxSource, ImageFolderSource, ImageTask, NpzSource
 
 IDX_IMAGES_MAGIC = 0x00000803  # uint8, 3 dimensions (N, H, W)

@@ -1,4 +1,4 @@
-"""Seeded stratified splits, the fitted tabular transform (JSON, never pickle) and batch augmentation.
+"""The fitted tabular transform (JSON, never pickle) and batch augmentation.
 
 Every statistic of the transform (medians, scaling, category levels, classes) comes from the training
 split only, so validation and test rows never leak into what the model sees.
@@ -7,11 +7,6 @@ split only, so validation and test rows never leak into what the model sees.
 from __future__ import annotations
 
 import json
-import logging
-import math
-import os
-import zlib
-from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -19,96 +14,17 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from dlops.data.sources import temp_sibling
-from dlops.params import ColumnRoles, ImageColumns, PreprocessConfig, SplitConfig, TabularAugmentConfig
+from dlops.data.values import MISSING_GROUP, as_str, filled, to_str
+from dlops.files import write_json
+from dlops.params import ColumnRoles, PreprocessConfig, TabularAugmentConfig
 
 if TYPE_CHECKING:
     import torch
 
-log = logging.getLogger(__name__)
-
 FORMAT = "dlops.tabular_transform/1"
-SPLITS = ("train", "val", "test")
 LABEL = "__label__"
 GROUP_PREFIX = "__group__."
-MISSING_GROUP = "<missing>"
 OTHER, MISSING = "__other__", "__missing__"
-
-
-# ------------------------------------------------------------------------------------------------ split
-def split_frame(
-    df: pd.DataFrame, columns: ColumnRoles | ImageColumns, split: SplitConfig
-) -> dict[str, pd.DataFrame]:
-    """Seeded train/val/test split, stratified by label x every sensitive attribute (original index kept).
-
-    Strata with fewer than 2 / min(fraction) rows cannot reach every split, so their rows are pooled
-    by label and split together. Rows without a label are dropped (they can be neither fit nor scored).
-    """
-    labelled = df[df[columns.target].notna()]
-    if dropped := len(df) - len(labelled):
-        log.warning("split: dropping %d rows with a missing %r", dropped, columns.target)
-    if len(labelled) < len(SPLITS):
-        raise ValueError(f"split: {len(labelled)} labelled rows cannot fill train, val and test")
-    label = _filled(labelled[columns.target])
-    parts = {"label": label, **{f"s{i}": _filled(labelled[a]) for i, a in enumerate(columns.sensitive)}}
-    stratum = pd.DataFrame(parts).groupby(list(parts), sort=True).ngroup().to_numpy()
-    min_rows = math.ceil(2 / min(split.train, split.val, split.test))
-
-    rng = np.random.default_rng(split.seed)
-    assignment = np.empty(len(labelled), dtype=np.int8)
-    order = np.argsort(stratum, kind="stable")
-    pooled: dict[str, list[np.ndarray]] = {}
-    for rows in np.split(order, np.flatnonzero(np.diff(stratum[order])) + 1):
-        if len(rows) >= min_rows:
-            _assign(rows, split, rng, assignment)
-        else:
-            pooled.setdefault(label[rows[0]], []).append(rows)
-    if pooled:
-        log.info("split: %d small strata fall back to label-only strata", sum(map(len, pooled.values())))
-    for name in sorted(pooled):
-        _assign(np.sort(np.concatenate(pooled[name])), split, rng, assignment)
-    parts_out = {name: labelled.iloc[np.flatnonzero(assignment == i)] for i, name in enumerate(SPLITS)}
-    if empty := [name for name, frame in parts_out.items() if frame.empty]:
-        raise ValueError(f"split: {len(labelled)} labelled rows leave {empty} empty; use more data")
-    return parts_out
-
-
-def split_in_blocks(
-    df: pd.DataFrame, columns: ColumnRoles | ImageColumns, split: SplitConfig, blocks: list[tuple[str, int]]
-) -> dict[str, pd.DataFrame]:
-    """`split_frame` on each block of consecutive rows (the source's rows, then each accepted batch), each
-    with its own seed: a grown dataset keeps every earlier row in its split, so a model is never tested
-    on rows an earlier version trained on."""
-    if len(blocks) == 1:
-        return split_frame(df, columns, split)
-    parts: dict[str, list[pd.DataFrame]] = {name: [] for name in SPLITS}
-    for block_id, block in iter_blocks(df, blocks):
-        for name, frame in split_frame(block, columns, block_split(split, block_id)).items():
-            parts[name].append(frame)
-    return {name: pd.concat(frames) for name, frames in parts.items()}
-
-
-def iter_blocks(df: pd.DataFrame, blocks: list[tuple[str, int]]) -> Iterator[tuple[str, pd.DataFrame]]:
-    """(block id, its consecutive rows of df) for each (block id, row count), in order."""
-    start = 0
-    for block_id, rows in blocks:
-        yield block_id, df.iloc[start : start + rows]
-        start += rows
-
-
-def block_split(split: SplitConfig, block_id: str) -> SplitConfig:
-    """The split of one block: the configured seed for the source's rows, a seed from the id for a batch."""
-    if block_id == "base":
-        return split
-    return split.model_copy(update={"seed": zlib.crc32(f"{split.seed}:{block_id}".encode())})
-
-
-def _assign(rows: np.ndarray, split: SplitConfig, rng: np.random.Generator, out: np.ndarray) -> None:
-    rows = rng.permutation(rows)
-    n_train, n_val = round(len(rows) * split.train), round(len(rows) * split.val)
-    out[rows[:n_train]] = 0
-    out[rows[n_train : n_train + n_val]] = 1
-    out[rows[n_train + n_val :]] = 2
 
 
 # -------------------------------------------------------------------------------------------- transform
@@ -151,10 +67,10 @@ class TabularTransform:
     def fit(cls, train_df: pd.DataFrame, columns: ColumnRoles, cfg: PreprocessConfig) -> TabularTransform:
         """Learn medians, scaling, category levels and classes from `train_df`."""
         _require(train_df, [columns.target, *columns.features], "training split")
-        positive = None if columns.positive_label is None else _to_str(columns.positive_label)
+        positive = None if columns.positive_label is None else to_str(columns.positive_label)
         return cls(
             target=columns.target,
-            classes=_classes(_as_str(train_df[columns.target]), positive),
+            classes=_classes(as_str(train_df[columns.target]), positive),
             positive_label=positive,
             sensitive=list(columns.sensitive),
             scaling=cfg.scaling,
@@ -193,7 +109,7 @@ class TabularTransform:
                 j += 1
         rows = np.arange(len(df))
         for cat in self.categorical:
-            values = _as_str(df[cat.name])
+            values = as_str(df[cat.name])
             code = pd.Index(cat.levels, dtype=object).get_indexer(values)  # -1: unseen or missing
             missing = pd.isna(values)
             known = code >= 0
@@ -205,7 +121,7 @@ class TabularTransform:
 
     def encode_labels(self, series: pd.Series) -> np.ndarray:
         """Class indices (N,) int64 in `classes` order; a label unseen in training raises ValueError."""
-        values = _as_str(series)
+        values = as_str(series)
         index = pd.Index(self.classes, dtype=object).get_indexer(values)
         if (index < 0).any():
             unseen = sorted({MISSING_GROUP if v is None else v for v in values[index < 0]})
@@ -239,14 +155,7 @@ class TabularTransform:
 
     def to_json(self, path: Path) -> None:
         """Write atomically, keys sorted, so identical fits give identical files."""
-        text = json.dumps(self.to_dict(), indent=2, sort_keys=True, allow_nan=False) + "\n"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = temp_sibling(path)
-        try:
-            tmp.write_text(text, encoding="utf-8")
-            os.replace(tmp, path)
-        finally:
-            tmp.unlink(missing_ok=True)
+        write_json(path, self.to_dict())
 
     @classmethod
     def from_json(cls, path: Path) -> TabularTransform:
@@ -260,7 +169,7 @@ def make_split_frame(transform: TabularTransform, raw_df: pd.DataFrame) -> pd.Da
     extra: dict[str, Any] = {LABEL: transform.encode_labels(raw_df[transform.target])}
     _require(raw_df, list(transform.sensitive), "input")
     for attr in transform.sensitive:
-        extra[GROUP_PREFIX + attr] = _filled(raw_df[attr])
+        extra[GROUP_PREFIX + attr] = filled(raw_df[attr])
     return pd.concat([features, pd.DataFrame(extra)], axis=1)
 
 
@@ -280,7 +189,7 @@ def _fit_numeric(series: pd.Series, name: str, scaling: str) -> NumericSpec:
 
 
 def _fit_categorical(series: pd.Series, name: str, max_categories: int) -> CategoricalSpec:
-    counts = pd.Series(_as_str(series)).value_counts(dropna=True)
+    counts = pd.Series(as_str(series)).value_counts(dropna=True)
     ranked = sorted(((-n, level) for level, n in counts.items() if level not in (OTHER, MISSING)))
     # Top levels by frequency (ties by name), stored sorted so feature names read alphabetically.
     return CategoricalSpec(name, tuple(sorted(level for _, level in ranked[:max_categories])))
@@ -307,30 +216,6 @@ def _numeric(series: pd.Series, name: str) -> np.ndarray:
     except (ValueError, TypeError) as exc:
         raise ValueError(f"numeric column {name!r} holds a value that is not a number: {exc}") from None
     values[~np.isfinite(values)] = np.nan
-    return values
-
-
-def _to_str(value: Any) -> str:
-    """One spelling per value: True -> "True", 1 and 1.0 -> "1", "a" -> "a"."""
-    if isinstance(value, bool | np.bool_):
-        return str(bool(value))
-    if isinstance(value, float | np.floating) and float(value).is_integer():
-        return str(int(value))
-    if isinstance(value, np.integer):
-        return str(int(value))
-    return str(value)
-
-
-def _as_str(series: pd.Series) -> np.ndarray:
-    """Object array of `_to_str` spellings, None where missing (converts each distinct value once)."""
-    codes, uniques = pd.factorize(series, use_na_sentinel=True)
-    spelled = np.array([*(_to_str(u) for u in uniques), None], dtype=object)
-    return spelled[codes]  # code -1 (missing) picks the trailing None
-
-
-def _filled(series: pd.Series) -> np.ndarray:
-    values = _as_str(series)
-    values[pd.isna(values)] = MISSING_GROUP
     return values
 
 

@@ -1,7 +1,7 @@
 """Evaluation of the text families: behavioural challenge tests and token attributions.
 
-`challenge_report` runs the reviews grammar's challenge set (`dlops.data.text.challenge_set`) through a
-`predict(texts) -> class names` function and returns flat JSON-safe metrics (floats rounded to 6
+`challenge_report` runs the reviews grammar's challenge set (`dlops.kinds.text.reviews.challenge_set`)
+through a `predict(texts) -> class names` function and returns flat JSON-safe metrics (floats rounded to 6
 decimals, None where undefined) plus the per-example table. `token_attributions` writes a self-contained
 HTML page colouring each token by its attribution to a target class (integrated gradients on the
 embedding layer, or occlusion for a model without one); identical inputs give identical bytes.
@@ -17,8 +17,9 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from dlops.data.text import CHALLENGE_TESTS, PAD_ID, UNK_ID, UNK_TOKEN, WordTokenizer, challenge_set
 from dlops.evaluation.report import clean
+from dlops.kinds.text.reviews import CHALLENGE_TESTS, challenge_set
+from dlops.kinds.text.tokenizer import PAD_ID, UNK_ID, UNK_TOKEN, WordTokenizer
 
 if TYPE_CHECKING:
     import torch

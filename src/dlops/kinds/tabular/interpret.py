@@ -32,6 +32,7 @@ import pandas as pd
 
 from dlops.evaluation.plots import png_figure
 from dlops.evaluation.report import clean, unique_key_parts
+from dlops.files import write_json
 
 if TYPE_CHECKING:
     pass
@@ -347,3 +348,17 @@ def interpretation_report(
         "proxy_features": proxy_features,
     }
     return metrics, details
+
+
+def interpret_tabular(
+    predict_raw: Callable[[Any], np.ndarray],
+    raw_test: Any,
+    y: np.ndarray,
+    groups: dict[str, np.ndarray],
+    out: Path,
+    seed: int,
+) -> dict[str, Any]:
+    """Permutation importance, proxies of the sensitive attributes and partial dependence on raw rows."""
+    flat, details = interpretation_report(predict_raw, raw_test, y, groups, out / "figures", seed=seed)
+    write_json(out / "interpretation.json", details)
+    return flat

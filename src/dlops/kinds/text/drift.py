@@ -1,0 +1,55 @@
+"""Drift of a batch of texts against the reference: PSI of the token count per text (lowercased
+whitespace tokens) and the out-of-vocabulary rate (share of tokens not in the training vocabulary); a
+rise of more than `OOV_RISE` (0.1 absolute) in OOV rate counts as drift."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+import numpy as np
+
+from dlops.evaluation.report import clean
+from dlops.monitoring.drift import PSI_THRESHOLD, psi
+
+OOV_RISE = 0.1  # absolute rise in out-of-vocabulary rate called drift
+
+
+def _tokens(text: str) -> list[str]:
+    return text.lower().split()
+
+
+def _oov_rate(token_lists: list[list[str]], vocabulary: set[str]) -> float:
+    total = sum(len(tokens) for tokens in token_lists)
+    unknown = sum(token not in vocabulary for tokens in token_lists for token in tokens)
+    return unknown / total if total else float("nan")
+
+
+def text_drift(
+    reference_texts: Iterable[str],
+    current_texts: Iterable[str],
+    vocabulary: set[str],
+    threshold: float = PSI_THRESHOLD,
+) -> dict[str, Any]:
+    """Token-length PSI and out-of-vocabulary rates of two batches of texts."""
+    ref_tokens = [_tokens(t) for t in reference_texts]
+    cur_tokens = [_tokens(t) for t in current_texts]
+    ref_lengths = np.array([len(t) for t in ref_tokens], dtype=float)
+    cur_lengths = np.array([len(t) for t in cur_tokens], dtype=float)
+    length_psi = psi(ref_lengths, cur_lengths)
+    vocab = {word.lower() for word in vocabulary}
+    oov_ref, oov_cur = _oov_rate(ref_tokens, vocab), _oov_rate(cur_tokens, vocab)
+    oov_rise = oov_cur - oov_ref  # NaN when a batch has no tokens: never drift on its own
+    return {
+        "kind": "text",
+        "n_reference": len(ref_tokens),
+        "n_current": len(cur_tokens),
+        "threshold": clean(threshold),
+        "length_psi": clean(length_psi),
+        "mean_length_reference": clean(ref_lengths.mean()),
+        "mean_length_current": clean(cur_lengths.mean()),
+        "oov_rate_reference": clean(oov_ref),
+        "oov_rate_current": clean(oov_cur),
+        "oov_rise": clean(oov_rise),
+        "drifted": bool(length_psi >= threshold or oov_rise > OOV_RISE),
+    }

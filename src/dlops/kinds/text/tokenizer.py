@@ -1,0 +1,92 @@
+"""The word tokenizer of the `text` task: fitted on the training split, saved as JSON with the processed
+data and shipped with a served model. Words and punctuation marks; ids 0 = <pad>, 1 = <unk>."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+
+import numpy as np
+
+from dlops.kinds.text.sources import TextDataError
+from dlops.params import TokenizerConfig
+
+PAD_ID = 0
+UNK_ID = 1
+PAD_TOKEN = "<pad>"
+UNK_TOKEN = "<unk>"
+TOKEN_PATTERN = re.compile(r"\w+|[^\w\s]")
+
+
+class WordTokenizer:
+    """Word-level tokenizer: words and punctuation marks, ids 0 = <pad>, 1 = <unk>."""
+
+    def __init__(self, vocab: Sequence[str], max_length: int, lowercase: bool) -> None:
+        if list(vocab[:2]) != [PAD_TOKEN, UNK_TOKEN]:
+            raise TextDataError(
+                f"vocabulary must start with {PAD_TOKEN!r}, {UNK_TOKEN!r}, got {list(vocab[:2])}"
+            )
+        self.vocab = list(vocab)
+        self.max_length = max_length
+        self.lowercase = lowercase
+        self.ids = {token: i for i, token in enumerate(self.vocab)}
+
+    @classmethod
+    def fit(cls, texts: Iterable[str], cfg: TokenizerConfig) -> WordTokenizer:
+        """Tokens seen at least `min_freq` times, the `max_vocab - 2` most frequent (ties alphabetical)."""
+        counts: Counter[str] = Counter()
+        for text in texts:
+            counts.update(_split(text, cfg.lowercase))
+        kept = sorted((t for t, c in counts.items() if c >= cfg.min_freq), key=lambda t: (-counts[t], t))
+        kept = [t for t in kept if t not in (PAD_TOKEN, UNK_TOKEN)][: cfg.max_vocab - 2]
+        return cls([PAD_TOKEN, UNK_TOKEN, *kept], cfg.max_length, cfg.lowercase)
+
+    @property
+    def vocab_size(self) -> int:
+        return len(self.vocab)
+
+    def tokenize(self, text: str) -> list[str]:
+        return _split(text, self.lowercase)
+
+    def encode(self, texts: Iterable[str]) -> tuple[np.ndarray, np.ndarray]:
+        """Ids (N, max_length) int64, right-padded with 0 and truncated, and lengths (N,) int64 (>= 1)."""
+        rows = []
+        for text in texts:
+            ids = [self.ids.get(token, UNK_ID) for token in self.tokenize(text)[: self.max_length]]
+            rows.append(ids or [UNK_ID])
+        encoded = np.zeros((len(rows), self.max_length), dtype=np.int64)
+        lengths = np.fromiter((len(ids) for ids in rows), dtype=np.int64, count=len(rows))
+        for i, ids in enumerate(rows):
+            encoded[i, : len(ids)] = ids
+        return encoded, lengths
+
+    def decode(self, ids: Iterable[int]) -> list[str]:
+        """Tokens of `ids`, padding dropped; an id outside the vocabulary raises."""
+        tokens = []
+        for i in ids:
+            if not 0 <= int(i) < self.vocab_size:
+                raise TextDataError(f"token id {int(i)} is outside the vocabulary (size {self.vocab_size})")
+            if int(i) != PAD_ID:
+                tokens.append(self.vocab[int(i)])
+        return tokens
+
+    def to_json(self, path: Path) -> None:
+        data = {"vocab": self.vocab, "max_length": self.max_length, "lowercase": self.lowercase}
+        Path(path).write_text(json.dumps(data, ensure_ascii=False), encoding="utf-8")
+
+    @classmethod
+    def from_json(cls, path: Path) -> WordTokenizer:
+        try:
+            data = json.loads(Path(path).read_text(encoding="utf-8"))
+            return cls(data["vocab"], int(data["max_length"]), bool(data["lowercase"]))
+        except (json.JSONDecodeError, UnicodeDecodeError) as error:
+            raise TextDataError(f"{path}: not a tokenizer JSON file ({error})") from None
+        except KeyError as error:
+            raise TextDataError(f"{path}: tokenizer JSON has no key {error.args[0]!r}") from None
+
+
+def _split(text: str, lowercase: bool) -> list[str]:
+    return TOKEN_PATTERN.findall(text.lower() if lowercase else text)
