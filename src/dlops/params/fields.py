@@ -9,7 +9,7 @@ import json
 import os
 import re
 from collections.abc import Collection
-from typing import Annotated, Any
+from typing import Annotated, Any, ClassVar
 from urllib.parse import urlsplit
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
@@ -130,6 +130,16 @@ def params_hash(section: BaseModel | dict[str, Any]) -> str:
     """A stable short hash of a params section, for tags and checkpoint fingerprints."""
     data = section.model_dump(mode="json", by_alias=True) if isinstance(section, BaseModel) else section
     return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:16]
+
+
+class TaskSchema(Strict):
+    """What every kind's task section declares besides its keys (each kind's schema subclasses it)."""
+
+    mitigation: ClassVar[bool] = True  # reweighing and fair thresholds can name its sensitive columns
+
+    def batch_defaults(self) -> dict[str, Any]:
+        """Source keys a batch spec inherits from the task's own source (e.g. the image size)."""
+        return {}
 
 
 def input_paths(source: BaseModel) -> list[str]:

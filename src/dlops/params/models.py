@@ -105,7 +105,7 @@ def _check_mitigation(where: str, entry: ModelEntry, task: TaskConfig, kinds: fr
     for key, attributes in (("train.reweigh", entry.train.reweigh), ("evaluate.postprocess", post)):
         if not attributes:
             continue
-        if "classifier" not in kinds or task.kind == "images":
+        if "classifier" not in kinds or not task.mitigation:
             raise ValueError(f"{where}.{key}: mitigation applies to tabular and text classifiers")
         names = attributes if isinstance(attributes, list) else attributes.attributes
         unknown = [a for a in names if a not in task.columns.sensitive]

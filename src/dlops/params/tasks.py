@@ -14,15 +14,13 @@ from dlops.params.tasks_images import (
     DigitsSource,
     IdxSource,
     ImageFolderSource,
-    ImageIngestConfig,
     ImageTask,
     NpzSource,
 )
-from dlops.params.tasks_tabular import IngestConfig, SyntheticIncomeSource, TableSource, TabularTask
+from dlops.params.tasks_tabular import SyntheticIncomeSource, TableSource, TabularTask
 from dlops.params.tasks_text import (
     SyntheticReviewsSource,
     TextFolderSource,
-    TextIngestConfig,
     TextTableSource,
     TextTask,
 )
@@ -32,10 +30,17 @@ SourceConfig = (
     SyntheticIncomeSource | TableSource | DigitsSource | IdxSource | NpzSource | ImageFolderSource
     | SyntheticReviewsSource | TextTableSource | TextFolderSource
 )  # fmt: skip
-INGEST_BY_KIND: dict[str, Any] = {
-    "tabular": IngestConfig,
-    "images": ImageIngestConfig,
-    "text": TextIngestConfig,
+
+
+def _ingest_schema(member: Any) -> Any:
+    """A task schema's `ingest` type with its field info (the `source` discriminator)."""
+    info = member.model_fields["ingest"]
+    return Annotated[info.annotation, info]
+
+
+INGEST_BY_KIND: dict[str, Any] = {  # each kind's `ingest` schema, read off the union's members
+    typing.get_args(member.model_fields["kind"].annotation)[0]: _ingest_schema(member)
+    for member in typing.get_args(typing.get_args(TaskConfig)[0])
 }
 
 
@@ -75,9 +80,8 @@ def batch_source(task: str, task_cfg: TaskConfig, spec: dict[str, Any], date: st
     for key in ("path", "images", "labels"):
         if isinstance(spec.get(key), str):
             spec[key] = spec[key].replace("{date}", date)
-    if isinstance(task_cfg, ImageTask):
-        spec.setdefault("size", task_cfg.ingest.size)
-        spec.setdefault("channels", task_cfg.ingest.channels)
+    for key, value in task_cfg.batch_defaults().items():
+        spec.setdefault(key, value)
     try:
         parsed: SourceConfig = TypeAdapter(INGEST_BY_KIND[task_cfg.kind]).validate_python(spec)
     except ValidationError as exc:

@@ -3,11 +3,11 @@ columns, validation, preprocessing and batch augmentation."""
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import ConfigDict, Field
 
-from dlops.params.fields import LocalPath, ProjectPath, SplitConfig, Strict
+from dlops.params.fields import LocalPath, ProjectPath, SplitConfig, Strict, TaskSchema
 
 
 # ---------------------------------------------------------------------------------------------- ingest
@@ -96,7 +96,7 @@ class ImageAugmentConfig(Strict):
 
 
 # ---------------------------------------------------------------------------------------------------- task
-class ImageTask(Strict):
+class ImageTask(TaskSchema):
     kind: Literal["images"]
     ingest: ImageIngestConfig
     columns: ImageColumns
@@ -105,3 +105,7 @@ class ImageTask(Strict):
     augment: ImageAugmentConfig
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+    mitigation: ClassVar[bool] = False  # the digits have no group columns to reweigh or threshold by
+
+    def batch_defaults(self) -> dict[str, Any]:
+        return {"size": self.ingest.size, "channels": self.ingest.channels}

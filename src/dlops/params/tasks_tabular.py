@@ -7,7 +7,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import ConfigDict, Field, model_validator
 
-from dlops.params.fields import HttpUrl, LocalPath, ProjectPath, Sha256, SplitConfig, Strict
+from dlops.params.fields import HttpUrl, LocalPath, ProjectPath, Sha256, SplitConfig, Strict, TaskSchema
 
 
 # ---------------------------------------------------------------------------------------------- ingest
@@ -115,7 +115,7 @@ class PreprocessConfig(Strict):
 
 
 # ---------------------------------------------------------------------------------------------------- task
-class TabularTask(Strict):
+class TabularTask(TaskSchema):
     """A table: dvc.yaml reads every section below, so each must be written out in params.yaml."""
 
     kind: Literal["tabular"]

@@ -7,7 +7,7 @@ from typing import Annotated, Literal
 
 from pydantic import ConfigDict, Field
 
-from dlops.params.fields import LocalPath, ProjectPath, SplitConfig, Strict
+from dlops.params.fields import LocalPath, ProjectPath, SplitConfig, Strict, TaskSchema
 
 
 # ---------------------------------------------------------------------------------------------- ingest
@@ -90,7 +90,7 @@ class TextAugmentConfig(Strict):
 
 
 # ---------------------------------------------------------------------------------------------------- task
-class TextTask(Strict):
+class TextTask(TaskSchema):
     kind: Literal["text"]
     ingest: TextIngestConfig
     columns: TextColumns
