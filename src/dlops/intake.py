@@ -106,7 +106,7 @@ def check_drift(
     trained on): write reports/drift/<task>/<batch>.{json,md} and, unless told not to, an MLflow run."""
     import pandas as pd
 
-    from dlops.monitoring.drift import summary_markdown
+    from dlops.kinds import kind_of
 
     params, p = _context(root)
     task_cfg = params.task(task)
@@ -118,7 +118,8 @@ def check_drift(
     reference = pd.read_parquet(p.raw(task))
     report = drift_report(task_cfg, reference, batch, p, params.retrain.drift.psi_threshold)
     report |= {"task": task, "batch": batch.id, "date": batch.date, "spec": batch.spec}
-    markdown = f"## Drift check: task {task}, batch {batch.id}\n\n" + summary_markdown(report)
+    summary = kind_of(task_cfg).drift_summary(report)
+    markdown = f"## Drift check: task {task}, batch {batch.id}\n\n" + summary
     out = p.root / "reports" / "drift" / task
     write_json(out / f"{batch.id}.json", report)
     write_text(out / f"{batch.id}.md", markdown)

@@ -11,7 +11,10 @@ import pandas as pd
 import pytest
 
 from dlops.kinds.images.drift import image_drift
+from dlops.kinds.images.drift import summary as image_summary
+from dlops.kinds.tabular.drift import summary as table_summary
 from dlops.kinds.tabular.drift import table_drift
+from dlops.kinds.text.drift import summary as text_summary
 from dlops.kinds.text.drift import text_drift
 from dlops.monitoring.drift import categorical_psi, ks, psi, summary_markdown
 
@@ -182,11 +185,12 @@ def test_reports_json_safe_deterministic_and_summarised() -> None:
     assert [_json(r) for r in first] == [_json(r) for r in second]
     table = first[0]
     assert {row["column"]: row for row in table["columns"]}["age"]["ks_statistic"] is None
-    for report in first:
-        markdown = summary_markdown(report)
+    summaries = [table_summary, text_summary, image_summary]  # each kind draws its own report
+    for report, summary in zip(first, summaries, strict=True):
+        markdown = summary(report)
         assert markdown.startswith(f"### {report['kind'].capitalize()} drift")
-        assert markdown == summary_markdown(json.loads(_json(report)))
-    assert "| income | numeric |" in summary_markdown(table)
-    assert "| label | label |" in summary_markdown(table)
+        assert markdown == summary(json.loads(_json(report)))
+    assert "| income | numeric |" in table_summary(table)
+    assert "| label | label |" in table_summary(table)
     with pytest.raises(ValueError, match="kind"):
-        summary_markdown({"drifted": False})
+        summary_markdown({"drifted": False}, [])

@@ -32,9 +32,9 @@ def resolve_local(path: str, root: Path) -> Path:
 
 
 def project_path(
-    path: str, root: Path, kind: str = "file", error: type[ValueError] = DataSourceError
+    path: str, root: Path, entry: str = "file", error: type[ValueError] = DataSourceError
 ) -> Path:
-    """An existing file (or folder, `kind="folder"`) named in params: absolute as given, or relative to
+    """An existing file (or folder, `entry="folder"`) named in params: absolute as given, or relative to
     `root`, where a `..` that escapes the project is refused. Failures raise `error` naming `path`."""
     given = Path(path).expanduser()
     if given.is_absolute():
@@ -45,8 +45,8 @@ def project_path(
         full = Path(os.path.normpath(base / given))
         if not full.is_relative_to(base):
             raise error(f"{path}: escapes the project root {root}; give an absolute path instead")
-    if not (full.is_dir() if kind == "folder" else full.is_file()):
-        raise error(f"{path}: {kind} not found (looked at {full})")
+    if not (full.is_dir() if entry == "folder" else full.is_file()):
+        raise error(f"{path}: {entry} not found (looked at {full})")
     return full
 
 

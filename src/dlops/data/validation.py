@@ -32,9 +32,9 @@ EXAMPLES = 5
 SHOWN_FILES = 5
 # Numeric dtypes as GE's pandas type check names them (numpy names, then pandas nullable dtypes).
 NUMERIC_TYPES = [
-    *(f"{kind}{bits}" for kind in ("int", "uint") for bits in (8, 16, 32, 64)),
+    *(f"{sign}{bits}" for sign in ("int", "uint") for bits in (8, 16, 32, 64)),
     "float16", "float32", "float64",
-    *(f"{kind}{bits}Dtype" for kind in ("Int", "UInt") for bits in (8, 16, 32, 64)),
+    *(f"{sign}{bits}Dtype" for sign in ("Int", "UInt") for bits in (8, 16, 32, 64)),
     "Float32Dtype", "Float64Dtype",
 ]  # fmt: skip
 RESULT_FORMAT = {"result_format": "SUMMARY", "partial_unexpected_count": 20}
@@ -234,13 +234,17 @@ def _replace_dir(new: Path, target: Path) -> None:
 def _summarize(result: dict[str, Any], df: pd.DataFrame) -> tuple[str, dict[str, Any]]:
     """(a sort key that tells apart same-type checks on one column, the summary row)."""
     config = result["expectation_config"]
-    kind, kwargs = config["type"], config["kwargs"]
+    expectation_type, kwargs = config["type"], config["kwargs"]
     res = result.get("result") or {}
     column = kwargs.get("column")
     absent = [c for c in (kwargs.get("column_list") or [column]) if c is not None and c not in df.columns]
     error = _exception_message(result.get("exception_info") or {})
     examples = _examples(res.get("partial_unexpected_list") or [])
-    if kind == "expect_column_values_to_be_in_type_list" and not result["success"] and column in df:
+    if (
+        expectation_type == "expect_column_values_to_be_in_type_list"
+        and not result["success"]
+        and column in df
+    ):
         examples = _examples(_not_numeric(df[column]))  # the values that made a numeric column text
     percent = res.get("unexpected_percent")
     percent = None if percent is None else round(float(percent), 4)
@@ -255,7 +259,7 @@ def _summarize(result: dict[str, Any], df: pd.DataFrame) -> tuple[str, dict[str,
     else:
         observed = None
     row = {
-        "expectation": kind,
+        "expectation": expectation_type,
         "column": column,
         "severity": str(config.get("severity") or CRITICAL),
         "success": bool(result["success"]),
@@ -267,7 +271,9 @@ def _summarize(result: dict[str, Any], df: pd.DataFrame) -> tuple[str, dict[str,
     }
     unevaluated = bool(absent or error)
     row["detail"] = (
-        "ok" if row["success"] else _detail(kind, kwargs, observed, percent, examples, unevaluated)
+        "ok"
+        if row["success"]
+        else _detail(expectation_type, kwargs, observed, percent, examples, unevaluated)
     )
     return json.dumps(json_safe(kwargs), sort_keys=True), row
 
@@ -299,7 +305,7 @@ def _examples(values: list[Any]) -> list[Any]:
 
 
 def _detail(
-    kind: str,
+    expectation_type: str,
     kwargs: dict[str, Any],
     observed: Any,
     percent: float | None,
@@ -318,16 +324,16 @@ def _detail(
         "expect_column_values_to_be_between": f"outside [{low}, {high}]",
         "expect_column_values_to_be_in_set": f"not in {_fmt(kwargs.get('value_set'))}",
         "expect_compound_columns_to_be_unique": "of rows duplicated (copies leak across train/val/test)",
-    }.get(kind, "unexpected")
+    }.get(expectation_type, "unexpected")
     text = f"{percent:.1f}% {what}"
     mostly = kwargs.get("mostly")
     # a class share (validate.min_class_fraction is at most 0.5; a category's tolerance is near 1)
-    if kind == "expect_column_values_to_be_in_set" and mostly is not None and mostly <= 0.5:
+    if expectation_type == "expect_column_values_to_be_in_set" and mostly is not None and mostly <= 0.5:
         share = f"only {100 - percent:.1f}% in {_fmt(kwargs.get('value_set'))}"
         return f"{share} (at least {100 * mostly:.1f}% required)"
     if mostly is not None and mostly < 1:
         text += f" (at most {100 * (1 - mostly):.1f}% allowed)"
-    if examples and kind != "expect_column_values_to_not_be_null":
+    if examples and expectation_type != "expect_column_values_to_not_be_null":
         shown = examples[:1] if isinstance(examples[0], dict) else examples  # whole rows are long
         text += ", e.g. " + ", ".join(_fmt(v) for v in shown)
     return text
@@ -397,10 +403,10 @@ def name_files(summary: dict[str, Any], frame: pd.DataFrame, noun: str = "files"
 
 def _offending(frame: pd.DataFrame, row: dict[str, Any]) -> pd.Series | None:
     """Rows that break a value-level expectation (None for table-level ones such as class shares)."""
-    col, kw, kind = frame[row["column"]], row.get("kwargs") or {}, row["expectation"]
-    if kind == "expect_column_values_to_be_in_set" and (kw.get("mostly") or 1.0) >= 1.0:
+    col, kw, expectation_type = frame[row["column"]], row.get("kwargs") or {}, row["expectation"]
+    if expectation_type == "expect_column_values_to_be_in_set" and (kw.get("mostly") or 1.0) >= 1.0:
         return ~col.isin(kw.get("value_set") or [])
-    if kind == "expect_column_values_to_be_between":
+    if expectation_type == "expect_column_values_to_be_between":
         low, high = kw.get("min_value"), kw.get("max_value")
         out = pd.Series(False, index=frame.index)
         if low is not None:
@@ -408,17 +414,17 @@ def _offending(frame: pd.DataFrame, row: dict[str, Any]) -> pd.Series | None:
         if high is not None:
             out |= col > high
         return out
-    if kind == "expect_column_values_to_be_unique":
+    if expectation_type == "expect_column_values_to_be_unique":
         return col.duplicated(keep=False)
-    if kind == "expect_column_values_to_not_be_null":
+    if expectation_type == "expect_column_values_to_not_be_null":
         return col.isna()
-    if kind == "expect_column_value_lengths_to_be_between":
+    if expectation_type == "expect_column_value_lengths_to_be_between":
         lengths = col.astype(str).str.len()
         low, high = kw.get("min_value"), kw.get("max_value")
         return (lengths < (low if low is not None else 0)) | (
             lengths > (high if high is not None else math.inf)
         )
-    if kind == "expect_column_values_to_not_match_regex" and kw.get("regex"):
+    if expectation_type == "expect_column_values_to_not_match_regex" and kw.get("regex"):
         return col.astype(str).str.contains(kw["regex"], regex=True)
     return None
 

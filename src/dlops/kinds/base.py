@@ -110,6 +110,10 @@ class Kind:
         """Drift statistics of a batch against the reference raw table."""
         raise NotImplementedError
 
+    def drift_summary(self, report: dict[str, Any]) -> str:
+        """The drift report as a short Markdown summary."""
+        raise NotImplementedError
+
     def batch_spec_for_path(self, path: str) -> dict[str, Any]:
         """`dlops batch add --path PATH` as a source spec of this kind."""
         return {"path": path}

@@ -129,7 +129,7 @@ def with_label_drift(
     return report
 
 
-def _cell(value: Any) -> str:
+def cell(value: Any) -> str:
     if value is None:
         return "-"
     if isinstance(value, bool):
@@ -139,49 +139,23 @@ def _cell(value: Any) -> str:
     return str(value).replace("|", "\\|")
 
 
-def _table(header: list[str], rows: list[list[Any]]) -> list[str]:
+def table(header: list[str], rows: list[list[Any]]) -> list[str]:
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    return lines + ["| " + " | ".join(_cell(v) for v in row) + " |" for row in rows]
+    return lines + ["| " + " | ".join(cell(v) for v in row) + " |" for row in rows]
 
 
-def summary_markdown(report: dict[str, Any]) -> str:
-    """A short Markdown summary of a `table_drift`, `text_drift` or `image_drift` report."""
+def summary_markdown(report: dict[str, Any], body: list[str]) -> str:
+    """A short Markdown summary of a drift report: its verdict and sizes, then `body` (the statistics
+    table the report's task kind draws: kinds/<kind>/drift.py `summary`)."""
     kind = report.get("kind")
-    if kind not in ("table", "text", "image"):
-        raise ValueError(f"unknown drift report kind {kind!r}")
+    if not isinstance(kind, str):
+        raise ValueError(f"a drift report names its kind; got {kind!r}")
     verdict = "**drift detected**" if report["drifted"] else "no drift"
     lines = [
-        f"### {str(kind).capitalize()} drift: {verdict}",
+        f"### {kind.capitalize()} drift: {verdict}",
         "",
         f"Reference n={report['n_reference']}, current n={report['n_current']}, "
-        f"PSI threshold {_cell(report['threshold'])}.",
+        f"PSI threshold {cell(report['threshold'])}.",
         "",
     ]
-    if kind == "table":
-        header = ["column", "kind", "PSI", "KS stat", "KS p", "missing ref", "missing cur", "drifted"]
-        keys = ["column", "kind", "psi", "ks_statistic", "ks_pvalue", "missing_reference", "missing_current"]
-        rows = [[row.get(k) for k in keys] + [row["drifted"]] for row in report["columns"]]
-        label = report["label"]
-        if label is not None:
-            rows.append([label["column"], "label", label["psi"], None, None, None, None, label["drifted"]])
-        lines += _table(header, rows)
-    elif kind == "text":
-        lines += _table(
-            ["metric", "reference", "current"],
-            [
-                ["mean tokens per text", report["mean_length_reference"], report["mean_length_current"]],
-                ["out-of-vocabulary rate", report["oov_rate_reference"], report["oov_rate_current"]],
-            ],
-        )
-        lines += ["", f"Token-length PSI {_cell(report['length_psi'])}."]
-    else:
-        lines += _table(
-            ["metric", "reference", "current"],
-            [
-                ["mean brightness", report["mean_brightness_reference"], report["mean_brightness_current"]],
-                ["mean contrast (std)", report["mean_contrast_reference"], report["mean_contrast_current"]],
-                ["blank share", report["blank_share_reference"], report["blank_share_current"]],
-            ],
-        )
-        lines += ["", f"Brightness PSI {_cell(report['mean_psi'])}, contrast PSI {_cell(report['std_psi'])}."]
-    return "\n".join(lines) + "\n"
+    return "\n".join(lines + body) + "\n"

@@ -114,5 +114,10 @@ class Images(Kind):
         report = image_drift(images_array(reference), images_array(current), threshold)
         return with_label_drift(report, reference, current, threshold)
 
+    def drift_summary(self, report: dict[str, Any]) -> str:
+        from dlops.kinds.images.drift import summary
+
+        return summary(report)
+
 
 KIND = Images()

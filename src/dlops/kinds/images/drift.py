@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 
 from dlops.evaluation.report import clean
-from dlops.monitoring.drift import PSI_THRESHOLD, psi
+from dlops.monitoring.drift import PSI_THRESHOLD, cell, psi, summary_markdown, table
 
 _CHUNK = 256  # images per chunk when computing per-image statistics
 
@@ -53,3 +53,17 @@ def image_drift(
         "blank_share_current": clean(cur_blank.mean()),
         "drifted": bool(mean_psi >= threshold or std_psi >= threshold),
     }
+
+
+def summary(report: dict[str, Any]) -> str:
+    """The Markdown summary of an `image_drift` report: brightness, contrast and blank images."""
+    body = table(
+        ["metric", "reference", "current"],
+        [
+            ["mean brightness", report["mean_brightness_reference"], report["mean_brightness_current"]],
+            ["mean contrast (std)", report["mean_contrast_reference"], report["mean_contrast_current"]],
+            ["blank share", report["blank_share_reference"], report["blank_share_current"]],
+        ],
+    )
+    psis = f"Brightness PSI {cell(report['mean_psi'])}, contrast PSI {cell(report['std_psi'])}."
+    return summary_markdown(report, [*body, "", psis])

@@ -134,5 +134,10 @@ class Tabular(Kind):
     def batch_spec_for_path(self, path: str) -> dict[str, Any]:
         return {"source": "table", "path": path}
 
+    def drift_summary(self, report: dict[str, Any]) -> str:
+        from dlops.kinds.tabular.drift import summary
+
+        return summary(report)
+
 
 KIND = Tabular()

@@ -8,7 +8,15 @@ from typing import Any
 import pandas as pd
 
 from dlops.evaluation.report import clean
-from dlops.monitoring.drift import PSI_THRESHOLD, categorical_psi, ks, label_drift, psi
+from dlops.monitoring.drift import (
+    PSI_THRESHOLD,
+    categorical_psi,
+    ks,
+    label_drift,
+    psi,
+    summary_markdown,
+    table,
+)
 
 
 def _check_columns(frame: pd.DataFrame, columns: list[str], name: str) -> None:
@@ -60,3 +68,14 @@ def table_drift(
         "drifted_columns": drifted_columns,
         "drifted": bool(drifted_columns) or bool(label_report and label_report["drifted"]),
     }
+
+
+def summary(report: dict[str, Any]) -> str:
+    """The Markdown summary of a `table_drift` report: one row per column, then the label."""
+    header = ["column", "kind", "PSI", "KS stat", "KS p", "missing ref", "missing cur", "drifted"]
+    keys = ["column", "kind", "psi", "ks_statistic", "ks_pvalue", "missing_reference", "missing_current"]
+    rows = [[row.get(k) for k in keys] + [row["drifted"]] for row in report["columns"]]
+    label = report["label"]
+    if label is not None:
+        rows.append([label["column"], "label", label["psi"], None, None, None, None, label["drifted"]])
+    return summary_markdown(report, table(header, rows))

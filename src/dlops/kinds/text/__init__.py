@@ -153,5 +153,10 @@ class Text(Kind):
         report = text_drift(reference["text"].astype(str), current["text"].astype(str), vocabulary, threshold)
         return with_label_drift(report, reference, current, threshold)
 
+    def drift_summary(self, report: dict[str, Any]) -> str:
+        from dlops.kinds.text.drift import summary
+
+        return summary(report)
+
 
 KIND = Text()

@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 
 from dlops.evaluation.report import clean
-from dlops.monitoring.drift import PSI_THRESHOLD, psi
+from dlops.monitoring.drift import PSI_THRESHOLD, cell, psi, summary_markdown, table
 
 OOV_RISE = 0.1  # absolute rise in out-of-vocabulary rate called drift
 
@@ -53,3 +53,15 @@ def text_drift(
         "oov_rise": clean(oov_rise),
         "drifted": bool(length_psi >= threshold or oov_rise > OOV_RISE),
     }
+
+
+def summary(report: dict[str, Any]) -> str:
+    """The Markdown summary of a `text_drift` report: lengths and out-of-vocabulary rates."""
+    body = table(
+        ["metric", "reference", "current"],
+        [
+            ["mean tokens per text", report["mean_length_reference"], report["mean_length_current"]],
+            ["out-of-vocabulary rate", report["oov_rate_reference"], report["oov_rate_current"]],
+        ],
+    )
+    return summary_markdown(report, [*body, "", f"Token-length PSI {cell(report['length_psi'])}."])
