@@ -35,9 +35,9 @@ def two_kinds(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The project after `dvc repro`, each stage recording the dlops modules it imported (in ../imports)."""
     import subprocess
 
-    from dlops.kinds.tabular.synthetic import generate_income
     from tests.projects import bin_path
 
+    from dlops.kinds.tabular.synthetic import generate_income
     from dlops.params import SyntheticIncomeSource
 
     root = tmp_path_factory.mktemp("deps") / "project"
