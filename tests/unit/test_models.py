@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import ast
 import dataclasses
 import importlib
 import typing
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -180,6 +182,28 @@ def test_the_registry_describes_the_family_config_dataclass(family: str) -> None
     assert fields == set(described.model_keys) | described.filled
     hints = typing.get_type_hints(config_cls)
     assert {key: hints[key] for key in described.model_keys} == described.model_keys
+
+
+@pytest.mark.parametrize("family", known_families())
+def test_a_family_imports_no_other_family(family: str) -> None:
+    """dvc.yaml's train and search stages depend on the family's file, registry.py and blocks.py only,
+    so at run time a family file may import from no other dlops module (shared pieces live in
+    dlops.models.blocks); imports under `if TYPE_CHECKING:` never run."""
+    path = Path(importlib.import_module(get_family(family).module).__file__ or "")
+    imported: set[str] = set()
+    pending: list[ast.AST] = [ast.parse(path.read_text())]
+    while pending:
+        node = pending.pop()
+        if isinstance(node, ast.If) and isinstance(node.test, ast.Name) and node.test.id == "TYPE_CHECKING":
+            pending += node.orelse
+            continue
+        if isinstance(node, ast.ImportFrom) and node.module:
+            imported.add(node.module)
+        elif isinstance(node, ast.Import):
+            imported.update(alias.name for alias in node.names)
+        pending += ast.iter_child_nodes(node)
+    own = {name for name in imported if name.split(".")[0] == "dlops"}
+    assert own <= {"dlops.models.registry", "dlops.models.blocks"}, own
 
 
 @pytest.mark.parametrize(

@@ -2,23 +2,28 @@
 
 Trained on normal images only (the trainer filters by `normal_classes`), it reconstructs what it has
 seen well and anything else badly, so the per-image reconstruction error is the anomaly score.
-The encoder/decoder stages here are shared with the VAE and the GAN generator.
+The encoder/decoder stages (dlops.models.blocks) are shared with the VAE and the GAN generator.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from dlops.models.cnn import image_shape, positive_int, positive_ints
+from dlops.models.blocks import (
+    ConvDecoder,
+    ConvEncoder,
+    check_conv_config,
+    check_normal_classes,
+    evaluating,
+    image_shape,
+    stage_sizes,
+    weighted_mean,
+)
 from dlops.models.registry import make_config, register_family
-
-Size = tuple[int, int]
 
 
 @dataclass(frozen=True)
@@ -29,88 +34,6 @@ class AutoencoderConfig:
 
     def __post_init__(self) -> None:
         check_conv_config(self.channels, self.latent_dim, self.normal_classes)
-
-
-def check_conv_config(channels: list[int], latent_dim: int, normal_classes: list[int] | None) -> None:
-    if not positive_ints(channels):
-        raise ValueError(f"model.channels must be a list of positive integers, got {channels}")
-    if not positive_int(latent_dim):
-        raise ValueError(f"model.latent_dim must be a positive integer, got {latent_dim}")
-    if normal_classes is not None and not class_ids(normal_classes):
-        raise ValueError(f"model.normal_classes must be null or class ids >= 0, got {normal_classes}")
-
-
-def class_ids(values: object) -> bool:
-    ids = values if isinstance(values, list | tuple) else []
-    return bool(ids) and all(isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in ids)
-
-
-def check_normal_classes(normal_classes: list[int] | None, num_classes: int) -> None:
-    if normal_classes is not None and any(c >= num_classes for c in normal_classes):
-        raise ValueError(f"model.normal_classes must be < num_classes={num_classes}, got {normal_classes}")
-
-
-def stage_sizes(h: int, w: int, stages: int) -> list[Size]:
-    """Spatial sizes before and after each stride-2 stage: [(H, W), (ceil(H/2), ceil(W/2)), ...]."""
-    sizes = [(h, w)]
-    for _ in range(stages):
-        h, w = (h + 1) // 2, (w + 1) // 2
-        sizes.append((h, w))
-    return sizes
-
-
-class ConvEncoder(nn.Sequential):
-    """(B, C, H, W) -> (B, channels[-1], *sizes[-1]) with stride-2 Conv–BatchNorm–LeakyReLU stages."""
-
-    def __init__(self, c_in: int, channels: list[int]) -> None:
-        layers: list[nn.Module] = []
-        for c_out in channels:
-            layers += [
-                nn.Conv2d(c_in, c_out, 3, stride=2, padding=1, bias=False),
-                nn.BatchNorm2d(c_out),
-                nn.LeakyReLU(0.2, inplace=True),
-            ]
-            c_in = c_out
-        super().__init__(*layers)
-
-
-class ConvDecoder(nn.Sequential):
-    """Mirror of ConvEncoder: (B, channels[-1], *sizes[-1]) -> logits (B, c_out, *sizes[0]).
-
-    Each ConvTranspose stage picks its output_padding to land exactly on the encoder's size, so any
-    H and W work (8x8, 28x28, odd sizes) without cropping.
-    """
-
-    def __init__(self, channels: list[int], sizes: list[Size], c_out: int) -> None:
-        layers: list[nn.Module] = []
-        for i in range(len(channels), 0, -1):  # stage i maps sizes[i] -> sizes[i - 1]
-            c_in, c_next = channels[i - 1], channels[max(i - 2, 0)]
-            (h_out, w_out), (h_in, w_in) = sizes[i - 1], sizes[i]
-            pad = (h_out - (2 * h_in - 1), w_out - (2 * w_in - 1))  # 0 or 1
-            layers += [
-                nn.ConvTranspose2d(c_in, c_next, 3, stride=2, padding=1, output_padding=pad, bias=False),
-                nn.BatchNorm2d(c_next),
-                nn.ReLU(inplace=True),
-            ]
-        layers += [nn.Conv2d(channels[0], c_out, 3, padding=1)]
-        super().__init__(*layers)
-
-
-@contextmanager
-def evaluating(module: nn.Module) -> Iterator[None]:
-    """Eval mode (BatchNorm running stats, no dropout, no spectral-norm updates) for a block, then restore."""
-    was_training = module.training
-    module.eval()
-    try:
-        yield
-    finally:
-        module.train(was_training)
-
-
-def weighted_mean(per_sample: torch.Tensor, weights: torch.Tensor | None) -> torch.Tensor:
-    if weights is None:
-        return per_sample.mean()
-    return (per_sample * weights).sum() / weights.sum()
 
 
 class Autoencoder(nn.Module):

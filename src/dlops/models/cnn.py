@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
+from dlops.models.blocks import image_shape, in_range, positive_ints
 from dlops.models.registry import classification_loss, make_config, register_family
 
 
@@ -20,19 +21,6 @@ class CNNConfig:
             raise ValueError(f"model.channels must be a list of positive integers, got {self.channels}")
         if not in_range(self.dropout, 0.0, 1.0) or self.dropout == 1.0:
             raise ValueError(f"model.dropout must be in [0, 1), got {self.dropout}")
-
-
-def positive_ints(values: object) -> bool:
-    return isinstance(values, list | tuple) and len(values) > 0 and all(positive_int(v) for v in values)
-
-
-def positive_int(value: object) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool) and value >= 1
-
-
-def in_range(value: object, low: float, high: float) -> bool:
-    """A real number in [low, high] (bools and strings are not numbers here)."""
-    return isinstance(value, int | float) and not isinstance(value, bool) and low <= value <= high
 
 
 def conv_bn_relu(c_in: int, c_out: int) -> list[nn.Module]:
@@ -68,13 +56,6 @@ class CNN(nn.Module):
         if targets is None:
             return logits, None
         return logits, classification_loss(logits, targets, weights)
-
-
-def image_shape(input_shape: tuple[int, ...], family: str) -> tuple[int, int, int]:
-    if len(input_shape) != 3 or min(input_shape) < 1:
-        raise ValueError(f"model: {family} needs image inputs shaped (C, H, W), got {tuple(input_shape)}")
-    c, h, w = (int(s) for s in input_shape)
-    return c, h, w
 
 
 @register_family("cnn")

@@ -19,8 +19,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils.parametrizations import spectral_norm
 
-from dlops.models.autoencoder import ConvDecoder, check_conv_config, evaluating, stage_sizes
-from dlops.models.cnn import image_shape, in_range
+from dlops.models.blocks import ConvDecoder, check_conv_config, evaluating, image_shape, in_range, stage_sizes
 from dlops.models.registry import make_config, register_family
 
 if TYPE_CHECKING:

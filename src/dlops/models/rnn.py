@@ -10,7 +10,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from dlops.models.cnn import in_range, positive_int
+from dlops.models.blocks import check_vocab_size, in_range, positive_int, text_length
 from dlops.models.registry import classification_loss, make_config, register_family
 
 
@@ -38,13 +38,6 @@ class RNNConfig:
             raise ValueError(f"model.dropout must be in [0, 1), got {self.dropout!r}")
         if self.pooling not in ("last", "mean"):
             raise ValueError(f"model.pooling must be 'last' or 'mean', got {self.pooling!r}")
-
-
-def check_vocab_size(vocab_size: object) -> None:
-    if vocab_size is None:
-        raise ValueError("model.vocab_size is required (the trainer sets it from the fitted tokenizer)")
-    if not positive_int(vocab_size) or vocab_size < 2:  # type: ignore[operator]
-        raise ValueError(f"model.vocab_size must be an integer >= 2 (padding + unknown), got {vocab_size!r}")
 
 
 class RNNClassifier(nn.Module):
@@ -87,12 +80,6 @@ class RNNClassifier(nn.Module):
         if targets is None:
             return logits, None
         return logits, classification_loss(logits, targets, weights)
-
-
-def text_length(input_shape: tuple[int, ...], family: str) -> int:
-    if len(input_shape) != 1 or input_shape[0] < 1:
-        raise ValueError(f"model: {family} needs token-id inputs shaped (L,), got {tuple(input_shape)}")
-    return int(input_shape[0])
 
 
 @register_family("rnn")

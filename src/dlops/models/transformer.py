@@ -12,9 +12,8 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from dlops.models.cnn import in_range, positive_int
+from dlops.models.blocks import check_vocab_size, in_range, positive_int, text_length
 from dlops.models.registry import classification_loss, make_config, register_family
-from dlops.models.rnn import check_vocab_size, text_length
 
 
 @dataclass(frozen=True)

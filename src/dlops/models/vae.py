@@ -13,16 +13,17 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from dlops.models.autoencoder import (
+from dlops.models.blocks import (
     ConvDecoder,
     ConvEncoder,
     check_conv_config,
     check_normal_classes,
     evaluating,
+    image_shape,
+    in_range,
     stage_sizes,
     weighted_mean,
 )
-from dlops.models.cnn import image_shape, in_range
 from dlops.models.registry import make_config, register_family
 
 
