@@ -16,7 +16,15 @@ from typing import Annotated, Any
 
 import typer
 
-from dlops.errors import EXIT_FAILED, EXIT_TRANSIENT, DlopsError, Transient, record_outcome
+from dlops.errors import (
+    EXIT_FAILED,
+    EXIT_TRANSIENT,
+    DlopsError,
+    Quarantined,
+    Rejected,
+    Transient,
+    record_outcome,
+)
 
 app = typer.Typer(
     help="Train, check and register deep-learning models: the stages of dvc.yaml.",
@@ -98,7 +106,7 @@ def _reported(stage: str, fn: Callable[[], Any]) -> Any:
             raise
         from dlops.redact import redact_text
 
-        if isinstance(exc, DlopsError) and not isinstance(exc, Transient):
+        if isinstance(exc, Rejected | Quarantined):  # recorded outcomes, whatever caused them
             code, line = exc.exit_code, f"{exc.label}: {exc}"
         elif _is_transient(exc):
             from dlops.tracking import server_uri
@@ -107,6 +115,8 @@ def _reported(stage: str, fn: Callable[[], Any]) -> Any:
             where = f"tracking server {server} did not answer after retries: " if server else ""
             reason = " ".join(str(exc).split())  # one line, whatever MLflow or urllib3 put in it
             code, line = EXIT_TRANSIENT, f"{Transient.label}: {where}{reason}"
+        elif isinstance(exc, DlopsError):
+            code, line = exc.exit_code, f"{exc.label}: {exc}"
         else:
             code, line = EXIT_FAILED, f"error: {exc}"
         line = redact_text(line)  # a URL may hold a password

@@ -12,6 +12,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+from dlops.errors import DlopsError
 from dlops.files import write_json
 from dlops.kinds import kind_of
 from dlops.params import ConfigError, Params, Paths, TaskConfig, load_params, params_hash, paths
@@ -31,7 +32,7 @@ def _context(root: Path | None = None) -> tuple[Params, Paths]:
     return params, p
 
 
-class OutputError(OSError):
+class OutputError(DlopsError, OSError):
     """A stage's output folder cannot be written; raised before the stage does any work."""
 
 

@@ -22,11 +22,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from dlops.errors import DlopsError
+
 log = logging.getLogger(__name__)
 HELD = "DLOPS_WORKSPACE_LOCK"
 
 
-class WorkspaceBusy(RuntimeError):
+class WorkspaceBusy(DlopsError, RuntimeError):
     """Another pipeline run holds this workspace."""
 
 

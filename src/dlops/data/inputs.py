@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import IO
 from urllib.parse import urlparse
 
+from dlops.errors import DlopsError
 from dlops.files import file_sha256, temp_sibling
 
 log = logging.getLogger(__name__)
@@ -22,7 +23,7 @@ log = logging.getLogger(__name__)
 _CHUNK = 1 << 20
 
 
-class DataSourceError(ValueError):
+class DataSourceError(DlopsError, ValueError):
     """A raw table cannot be loaded or lacks a declared column; the message names the file."""
 
 

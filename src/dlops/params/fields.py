@@ -14,8 +14,10 @@ from urllib.parse import urlsplit
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
+from dlops.errors import DlopsError
 
-class ConfigError(ValueError):
+
+class ConfigError(DlopsError, ValueError):
     """params.yaml is invalid; the message names each offending key path."""
 
 

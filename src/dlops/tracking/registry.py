@@ -8,6 +8,7 @@ import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from dlops.errors import DlopsError
 from dlops.params import MlflowConfig
 from dlops.tracking import store
 from dlops.tracking.runs import quote
@@ -67,7 +68,7 @@ def load_champion(pair: str, cfg: MlflowConfig) -> Any:
     return load_registered(f"models:/{info['model_name']}/{info['version']}")
 
 
-class ModelIntegrityError(RuntimeError):
+class ModelIntegrityError(DlopsError, RuntimeError):
     """A registered version's checkpoint is not the one registered (its sha256 differs from the version's
     `dlops.model_sha256` tag), or the version has no such tag to check it against."""
 

@@ -14,12 +14,13 @@ from typing import Any
 import torch
 from torch import nn
 
+from dlops.errors import DlopsError
 from dlops.files import atomic_write
 
 FORMAT = "dlops.checkpoint/1"
 
 
-class CheckpointError(RuntimeError):
+class CheckpointError(DlopsError, RuntimeError):
     """A checkpoint is missing, corrupt, unsafe or not in our format."""
 
 

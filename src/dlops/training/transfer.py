@@ -19,6 +19,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from dlops.errors import DlopsError
 from dlops.params import MlflowConfig, TrainConfig
 from dlops.training.checkpoint import WarmStart, load_matching
 
@@ -28,7 +29,7 @@ ENCODER_FAMILIES = ("autoencoder", "vae")
 SKIPPED_TAG_CHARS = 500
 
 
-class TransferError(ValueError):
+class TransferError(DlopsError, ValueError):
     """A warm start cannot be done as configured; the message names the key and the model."""
 
 

@@ -22,6 +22,7 @@ import numpy as np
 import pandas as pd
 
 from dlops.data.inputs import project_path
+from dlops.errors import DlopsError
 from dlops.params import DigitsSource, IdxSource, ImageFolderSource, ImageTask, NpzSource
 
 IDX_IMAGES_MAGIC = 0x00000803  # uint8, 3 dimensions (N, H, W)
@@ -34,7 +35,7 @@ TABLE_COLUMNS = [
 ]  # fmt: skip
 
 
-class ImageDataError(ValueError):
+class ImageDataError(DlopsError, ValueError):
     """An image source cannot be loaded; the message names the file (and the column or key)."""
 
 

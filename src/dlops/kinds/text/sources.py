@@ -16,11 +16,12 @@ from pathlib import Path
 import pandas as pd
 
 from dlops.data.inputs import project_path
+from dlops.errors import DlopsError
 from dlops.kinds.text.reviews import generate_reviews
 from dlops.params import SyntheticReviewsSource, TextFolderSource, TextTableSource, TextTask
 
 
-class TextDataError(ValueError):
+class TextDataError(DlopsError, ValueError):
     """A text source cannot be loaded; the message names the file (and the line, column or key)."""
 
 
