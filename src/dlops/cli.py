@@ -23,6 +23,7 @@ from dlops.errors import (
     Quarantined,
     Rejected,
     Transient,
+    is_transient,
     record_outcome,
 )
 
@@ -55,37 +56,6 @@ def _setup_logging() -> None:
     install()  # passwords, tokens and webhook URLs never reach the log
 
 
-def _is_transient(exc: BaseException) -> bool:
-    """Connection trouble with a tracking server is worth a retry; everything else is not."""
-    import requests
-    import urllib3
-
-    transient = (
-        ConnectionError,
-        TimeoutError,
-        requests.exceptions.ConnectionError,
-        requests.exceptions.Timeout,
-        urllib3.exceptions.MaxRetryError,
-        urllib3.exceptions.NewConnectionError,
-    )
-    for error in _chain(exc):
-        if isinstance(error, (Transient, *transient)):
-            return True
-        # MLflow's REST client wraps a failed request in a plain MlflowException: only its text says so
-        if "API request to" in str(error) and "failed with exception" in str(error):
-            return True
-    return False
-
-
-def _chain(exc: BaseException) -> list[BaseException]:
-    seen: list[BaseException] = []
-    current: BaseException | None = exc
-    while current is not None and current not in seen:
-        seen.append(current)
-        current = current.__cause__ or current.__context__
-    return seen
-
-
 def _run(stage: str, fn: Callable[[], Any]) -> Any:
     """Call a stage; turn known failures into one clear line and the exit code of their DlopsError class
     (recorded in $DLOPS_OUTCOME_FILE too, for a flow that runs the stage through DVC)."""
@@ -108,7 +78,7 @@ def _reported(stage: str, fn: Callable[[], Any]) -> Any:
 
         if isinstance(exc, Rejected | Quarantined):  # recorded outcomes, whatever caused them
             code, line = exc.exit_code, f"{exc.label}: {exc}"
-        elif _is_transient(exc):
+        elif is_transient(exc):
             from dlops.tracking import server_uri
 
             server = server_uri()  # None unless this stage was talking to a tracking server

@@ -48,6 +48,37 @@ class Transient(DlopsError):
     label = "transient error (retry may succeed)"
 
 
+def is_transient(exc: BaseException) -> bool:
+    """Connection trouble with a tracking server is worth a retry; everything else is not."""
+    import requests
+    import urllib3
+
+    transient = (
+        ConnectionError,
+        TimeoutError,
+        requests.exceptions.ConnectionError,
+        requests.exceptions.Timeout,
+        urllib3.exceptions.MaxRetryError,
+        urllib3.exceptions.NewConnectionError,
+    )
+    for error in _chain(exc):
+        if isinstance(error, (Transient, *transient)):
+            return True
+        # MLflow's REST client wraps a failed request in a plain MlflowException: only its text says so
+        if "API request to" in str(error) and "failed with exception" in str(error):
+            return True
+    return False
+
+
+def _chain(exc: BaseException) -> list[BaseException]:
+    seen: list[BaseException] = []
+    current: BaseException | None = exc
+    while current is not None and current not in seen:
+        seen.append(current)
+        current = current.__cause__ or current.__context__
+    return seen
+
+
 def record_outcome(command: str, exit_code: int, message: str) -> None:
     """Write {command, exit_code, message} to $DLOPS_OUTCOME_FILE when the caller asked for it."""
     target = os.environ.get(OUTCOME_ENV)
