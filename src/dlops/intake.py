@@ -10,7 +10,7 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from dlops.data.batches import Batch, BatchRejected, append, batch_date, check_batch, load_batch, quarantine
+from dlops.batches import Batch, BatchRejected, append, batch_date, check_batch, load_batch, quarantine
 from dlops.files import write_json, write_text
 from dlops.params import Params, Paths, TaskConfig, load_params, paths
 
@@ -56,7 +56,7 @@ def _add_batch(
         raise BatchRejected(
             f"batch for {task!r} cannot be read: {exc}; quarantined in {_rel(where, p)}", where
         ) from exc
-    from dlops.data.batches import read_manifest
+    from dlops.batches import read_manifest
 
     if any(e["id"] == batch.id for e in read_manifest(p, task)["batches"]):  # a rerun of the same week
         return {"task": task, "outcome": "already accepted", "id": batch.id, "rows": len(batch.frame)}
@@ -91,7 +91,7 @@ def _rel(path: Path, p: Paths) -> str:
 
 
 def list_batches(task: str, root: Path | None = None) -> list[dict[str, Any]]:
-    from dlops.data.batches import read_manifest
+    from dlops.batches import read_manifest
 
     params, p = _context(root)
     params.task(task)

@@ -73,7 +73,7 @@ def _write_raw(task: str, task_cfg: TaskConfig, p: Paths) -> Any:
     """The source's rows, then every accepted batch of the task (data/batches/<task>.json), in order."""
     import pandas as pd
 
-    from dlops.data.batches import accepted_frames
+    from dlops.batches import accepted_frames
     from dlops.files import write_parquet
 
     frame = kind_of(task_cfg).load(task_cfg, p.root)
@@ -162,7 +162,7 @@ def preprocess(task: str, root: Path | None = None) -> dict[str, int]:
     only; write the splits and transform.json under data/processed/<task>."""
     import pandas as pd
 
-    from dlops.data.batches import blocks
+    from dlops.batches import blocks
 
     params, p = _context(root)
     task_cfg = params.task(task)

@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from dlops.data.batches import batch_source
+from dlops.batches import batch_source
 from dlops.data.splitting import split_frame, split_images, split_in_blocks
 from dlops.params import ConfigError, SplitConfig, load_params
 from dlops.workspace import WorkspaceBusy, notify, workspace_lock

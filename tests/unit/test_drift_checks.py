@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from sklearn.datasets import load_digits
 
-from dlops.data.batches import load_batch
+from dlops.batches import load_batch
 from dlops.intake import drift_report
 from dlops.kinds import kind_of
 from dlops.kinds.text.reviews import generate_reviews

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 import typer
 
+from dlops.batches import BatchRejected
 from dlops.cli import _run
-from dlops.data.batches import BatchRejected
 from dlops.errors import EXIT_FAILED, EXIT_QUARANTINED, EXIT_REJECTED, EXIT_TRANSIENT, read_outcome
 from dlops.gates import Decision, GateCheck, GateFailure
 from dlops.params import ConfigError

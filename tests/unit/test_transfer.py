@@ -16,6 +16,7 @@ from tests.conftest import tiny_params
 
 from dlops.files import file_sha256
 from dlops.models.registry import build_model
+from dlops.pairs import parent as parent_lib
 from dlops.params import ConfigError, MlflowConfig, TrainConfig, load_params
 from dlops.training import transfer
 from dlops.training.checkpoint import model_checkpoint, save_atomic
@@ -261,7 +262,7 @@ def test_explicit_sources_that_do_not_fit_are_errors(tmp_path: Path) -> None:
 
 
 def _cnn_warm_start(model: Any, cfg: TrainConfig, root: Path) -> Any:
-    """transfer.warm_start for the pair images-cnn, parents under `root`, no registry involved."""
-    return transfer.warm_start(
+    """pairs.parent.warm_start for the pair images-cnn, parents under `root`, no registry involved."""
+    return parent_lib.warm_start(
         model, pair="images-cnn", family="cnn", train=cfg, mlflow_cfg=MlflowConfig(), root=root, dst=root
     )

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Protocol
 
 import torch
 from torch import nn
@@ -142,3 +143,10 @@ def weighted_mean(per_sample: torch.Tensor, weights: torch.Tensor | None) -> tor
     if weights is None:
         return per_sample.mean()
     return (per_sample * weights).sum() / weights.sum()
+
+
+class OptimizerSettings(Protocol):
+    """What a family that owns its optimisation reads of `train:` (params' TrainConfig has these)."""
+
+    lr: float
+    grad_clip: float

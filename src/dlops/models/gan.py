@@ -12,18 +12,22 @@ from __future__ import annotations
 
 import copy
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils.parametrizations import spectral_norm
 
-from dlops.models.blocks import ConvDecoder, check_conv_config, evaluating, image_shape, in_range, stage_sizes
+from dlops.models.blocks import (
+    ConvDecoder,
+    OptimizerSettings,
+    check_conv_config,
+    evaluating,
+    image_shape,
+    in_range,
+    stage_sizes,
+)
 from dlops.models.registry import make_config, register_family
-
-if TYPE_CHECKING:
-    from dlops.params import TrainConfig
 
 
 @dataclass(frozen=True)
@@ -129,7 +133,7 @@ class GAN(nn.Module):
             real, d_loss, g_loss = self._losses(x, targets, z)
         return real, d_loss + g_loss
 
-    def configure_optimizers(self, train_cfg: TrainConfig) -> list[torch.optim.Optimizer]:
+    def configure_optimizers(self, train_cfg: OptimizerSettings) -> list[torch.optim.Optimizer]:
         """[discriminator Adam, generator Adam], betas (0.5, 0.999), lr from train_cfg, no weight decay."""
         self.grad_clip = train_cfg.grad_clip
         return [

@@ -114,12 +114,12 @@ def search_parent(pair: str, entry: ModelEntry, params: Params, p: Paths) -> Any
     """The parent of a fine-tuning search (`train.init_from`: a pinned version or a file), loaded once."""
     import tempfile
 
-    from dlops.training import transfer
+    from dlops.pairs import parent as parent_lib
 
     if entry.train.init_from is None:
         return None
     with tempfile.TemporaryDirectory(prefix="dlops-search-parent-") as tmp:
-        return transfer.fetch_parent(
+        return parent_lib.fetch_parent(
             entry.train.init_from, pair=pair, mlflow_cfg=params.mlflow, root=p.root, dst=Path(tmp)
         )
 

@@ -97,7 +97,7 @@ def train_and_record(
 def warm_start(
     model: Any, pair: str, entry: ModelEntry, params: Params, p: Paths, fingerprint: str
 ) -> tuple[dict[str, str], dict[str, Any]]:
-    """`train.init_from`: initialise the freshly built `model` from its parent (training/transfer.py);
+    """`train.init_from`: initialise the freshly built `model` from its parent (pairs/parent.py);
     returns the training run's lineage tags and the checkpoint's `init_from`.
 
     Resuming an interrupted run wins: its last.pt holds weights that already descend from the parent
@@ -106,7 +106,7 @@ def warm_start(
     """
     import tempfile
 
-    from dlops.training import transfer
+    from dlops.pairs import parent as parent_lib
 
     record = warm_start_record(p, pair)
     if resumable(p.resume_checkpoint(pair), fingerprint):
@@ -118,7 +118,7 @@ def warm_start(
         return {"init_from": "unknown (resumed run)"}, {"uri": None, "note": "resumed run, parent unknown"}
 
     with tempfile.TemporaryDirectory(prefix="dlops-init-from-") as tmp:
-        tags, meta = transfer.warm_start(
+        tags, meta = parent_lib.warm_start(
             model,
             pair=pair,
             family=entry.family,
