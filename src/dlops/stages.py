@@ -15,11 +15,9 @@ from typing import Any
 from dlops.errors import DlopsError
 from dlops.files import write_json
 from dlops.kinds import kind_of
-from dlops.params import ConfigError, Params, Paths, TaskConfig, load_params, params_hash, paths
+from dlops.params import SPLITS, ConfigError, Params, Paths, TaskConfig, load_params, params_hash, paths
 
 log = logging.getLogger(__name__)
-
-SPLITS = ("train", "val", "test")
 
 
 def _context(root: Path | None = None) -> tuple[Params, Paths]:

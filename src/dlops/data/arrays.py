@@ -15,7 +15,7 @@ import pandas as pd
 
 from dlops.files import atomic_write
 
-GROUP_PREFIX = "group__"
+GROUP_KEY_PREFIX = "group__"  # npz key of a group column (a table split names it "__group__.<attr>")
 
 
 def save_split(path: Path, frame: pd.DataFrame, pixels: np.ndarray, sensitive: list[str]) -> None:
@@ -26,7 +26,7 @@ def save_split(path: Path, frame: pd.DataFrame, pixels: np.ndarray, sensitive: l
         "sha1": frame["sha1"].to_numpy(dtype=str),
     }
     for attr in sensitive:
-        arrays[GROUP_PREFIX + attr] = frame[attr].astype(str).to_numpy(dtype=str)
+        arrays[GROUP_KEY_PREFIX + attr] = frame[attr].astype(str).to_numpy(dtype=str)
     write_npz(path, arrays)
 
 
@@ -55,5 +55,5 @@ def load_array_split(path: Path) -> tuple[np.ndarray, np.ndarray, dict[str, np.n
             else data["x"].astype(np.int64)
         )
         y = data["y"].astype(np.int64)
-        groups = {k[len(GROUP_PREFIX) :]: data[k] for k in data.files if k.startswith(GROUP_PREFIX)}
+        groups = {k[len(GROUP_KEY_PREFIX) :]: data[k] for k in data.files if k.startswith(GROUP_KEY_PREFIX)}
     return x, y, groups

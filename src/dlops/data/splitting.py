@@ -15,13 +15,12 @@ import numpy as np
 import pandas as pd
 
 from dlops.data.values import filled
+from dlops.params import SPLITS
 
 if TYPE_CHECKING:
     from dlops.params import SplitConfig
 
 log = logging.getLogger(__name__)
-
-SPLITS = ("train", "val", "test")
 
 
 class SplitColumns(Protocol):

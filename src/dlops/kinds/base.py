@@ -14,8 +14,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-SPLITS = ("train", "val", "test")
-
 
 @dataclass
 class ServingInputs:

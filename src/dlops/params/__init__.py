@@ -10,7 +10,7 @@ One module per concern: `fields` (shared rules), `tasks_<kind>` and `tasks` (a t
 from dlops.params.fields import ConfigError, SplitConfig, params_hash
 from dlops.params.gates import GatesConfig
 from dlops.params.models import ModelEntry, PretrainingConfig
-from dlops.params.paths import Paths, paths
+from dlops.params.paths import SPLITS, Paths, paths
 from dlops.params.root import MlflowConfig, Params, load_params
 from dlops.params.search import SearchConfig, SearchParam
 from dlops.params.tasks import TaskConfig, batch_source
@@ -85,4 +85,5 @@ __all__ = [
     "load_params",
     "params_hash",
     "paths",
+    "SPLITS",
 ]

@@ -10,6 +10,7 @@ if TYPE_CHECKING:
     from dlops.params.tasks import TaskConfig
 
 PROJECT_ROOT = Path(os.environ.get("DLOPS_ROOT", Path.cwd())).resolve()
+SPLITS = ("train", "val", "test")  # the processed splits of every task, in this order
 
 
 class Paths:
