@@ -33,6 +33,24 @@ class Family:
     filled: frozenset[str] = frozenset()  # fields the pipeline fills from the task's data, never params
 
 
+@dataclass(frozen=True)
+class Objective:
+    """What a family's objective means for the checks made when params.yaml loads (dlops.objectives
+    evaluates and serves it)."""
+
+    primary_metrics: frozenset[str]  # what gates.primary_metric may name
+    decides_classes: bool  # fairness gates on sensitive columns, mitigation, a `head`, val/accuracy
+    judged: bool  # evaluated by the judge CNN of evaluate.judge
+    validation_score: bool  # a validation loss a search can rank trials by
+
+
+OBJECTIVES: dict[str, Objective] = {
+    "classifier": Objective(frozenset({"accuracy", "balanced_accuracy", "f1", "roc_auc"}), True, False, True),
+    "anomaly": Objective(frozenset({"anomaly_roc_auc", "anomaly_average_precision"}), False, False, True),
+    "generator": Objective(frozenset({"sample_accuracy"}), False, True, False),
+}
+
+
 # The builder's own arguments: the pipeline passes them, so no `model:` mapping may hold them.
 BUILDER_ARGS = frozenset({"input_shape", "num_classes"})
 _CONV: dict[str, object] = {"channels": list[int], "latent_dim": int}
@@ -112,6 +130,11 @@ def known_families() -> list[str]:
 def family_objectives(family: str) -> frozenset[str]:
     """What the family is trained for (classifier, anomaly, generator): its evaluation and serving."""
     return get_family(family).objectives
+
+
+def objectives_of(family: str) -> list[Objective]:
+    """The declarations of the family's objectives."""
+    return [OBJECTIVES[name] for name in sorted(get_family(family).objectives)]
 
 
 def family_kinds(family: str) -> frozenset[str]:

@@ -15,11 +15,6 @@ PrimaryMetric = Literal[
     "anomaly_roc_auc", "anomaly_average_precision",  # autoencoder, vae
     "sample_accuracy",  # generators: the judge CNN recognises the class a sample was drawn for
 ]  # fmt: skip
-PRIMARY_BY_KIND: dict[str, set[str]] = {
-    "classifier": {"accuracy", "balanced_accuracy", "f1", "roc_auc"},
-    "anomaly": {"anomaly_roc_auc", "anomaly_average_precision"},
-    "generator": {"sample_accuracy"},
-}
 
 
 class GatesConfig(Strict):

@@ -7,15 +7,18 @@ from __future__ import annotations
 import difflib
 import types
 import typing
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import Field
 
 from dlops.params.fields import Strict
-from dlops.params.gates import PRIMARY_BY_KIND, EvaluateConfig, GatesConfig
+from dlops.params.gates import EvaluateConfig, GatesConfig
 from dlops.params.search import SEARCHABLE_TRAIN_KEYS, SearchConfig, SearchParam
 from dlops.params.tasks import TaskConfig
 from dlops.params.train import TrainConfig
+
+if TYPE_CHECKING:
+    from dlops.models.registry import Objective
 
 
 class ModelEntry(Strict):
@@ -55,7 +58,7 @@ class PretrainingConfig(Strict):
 
 def check_entry_fits(name: str, entry: ModelEntry, task: TaskConfig) -> None:
     """A family runs on the kinds of task it can read; its gates read metrics its kind produces."""
-    from dlops.models.registry import family_kinds, family_objectives
+    from dlops.models.registry import family_kinds, objectives_of
 
     where = f"models.{name}"
     if task.kind not in family_kinds(entry.family):
@@ -66,46 +69,47 @@ def check_entry_fits(name: str, entry: ModelEntry, task: TaskConfig) -> None:
     check_model_section(f"{where}.model", entry.family, entry.model)
     if entry.evaluate.judge is not None:  # the judge is the project's CNN
         check_model_section(f"{where}.evaluate.judge.model", "cnn", entry.evaluate.judge.model)
-    kinds = family_objectives(entry.family)
-    allowed = set().union(*(PRIMARY_BY_KIND[k] for k in kinds))
+    objectives = objectives_of(entry.family)
+    allowed = set().union(*(o.primary_metrics for o in objectives))
     if entry.gates.primary_metric not in allowed:
         raise ValueError(
             f"{where}.gates.primary_metric: {entry.gates.primary_metric!r} is not measured for family "
             f"{entry.family!r}; choose one of {sorted(allowed)}"
         )
-    if "classifier" in kinds and task.columns.sensitive:
+    classes = any(o.decides_classes for o in objectives)
+    if classes and task.columns.sensitive:
         for gate in ("max_demographic_parity_difference", "max_equalized_odds_difference"):
             if getattr(entry.gates, gate) is None:
                 raise ValueError(
                     f"{where}.gates.{gate}: must be set, task {entry.task!r} has sensitive columns "
                     f"{task.columns.sensitive} (a classifier on it is never promoted unchecked)"
                 )
-    _check_mitigation(where, entry, task, kinds)
-    _check_transfer(where, entry, kinds)
+    _check_mitigation(where, entry, task, classes)
+    _check_transfer(where, entry, classes)
     if entry.search is not None:
-        check_search(where, entry, kinds)
-    if "generator" in kinds and entry.evaluate.judge is None:
+        check_search(where, entry, objectives)
+    if any(o.judged for o in objectives) and entry.evaluate.judge is None:
         raise ValueError(f"{where}.evaluate.judge: a {entry.family} needs a judge CNN to be evaluated")
 
 
-def _check_transfer(where: str, entry: ModelEntry, kinds: frozenset[str]) -> None:
+def _check_transfer(where: str, entry: ModelEntry, classes: bool) -> None:
     """Freezing keeps loaded weights, so it needs a parent; a separate head rate needs a classifier head."""
     if entry.train.freeze and entry.train.init_from is None:
         raise ValueError(
             f"{where}.train.freeze: {entry.train.freeze} freezes weights as loaded, so it needs "
             f"{where}.train.init_from (without a parent they would stay at their random initialisation)"
         )
-    if entry.train.head_lr is not None and "classifier" not in kinds:
+    if entry.train.head_lr is not None and not classes:
         raise ValueError(f"{where}.train.head_lr: a {entry.family} has no classifier `head`; set null")
 
 
-def _check_mitigation(where: str, entry: ModelEntry, task: TaskConfig, kinds: frozenset[str]) -> None:
+def _check_mitigation(where: str, entry: ModelEntry, task: TaskConfig, classes: bool) -> None:
     """Reweighing and fair thresholds name sensitive columns of the task and need a classifier."""
     post = entry.evaluate.postprocess
     for key, attributes in (("train.reweigh", entry.train.reweigh), ("evaluate.postprocess", post)):
         if not attributes:
             continue
-        if "classifier" not in kinds or not task.mitigation:
+        if not classes or not task.mitigation:
             raise ValueError(f"{where}.{key}: mitigation applies to tabular and text classifiers")
         names = attributes if isinstance(attributes, list) else attributes.attributes
         unknown = [a for a in names if a not in task.columns.sensitive]
@@ -176,14 +180,14 @@ def _spelled(annotation: object) -> str:
     return _WORDS[annotation]
 
 
-def check_search(where: str, entry: ModelEntry, kinds: frozenset[str]) -> None:
+def check_search(where: str, entry: ModelEntry, objectives: list[Objective]) -> None:
     """Searched keys name a train field or a key of the model's own `model:` mapping; the objective is
     measured for the family; a GAN has no validation score to search on."""
     search = entry.search
     assert search is not None
-    if "generator" in kinds and "anomaly" not in kinds:
+    if not any(o.validation_score for o in objectives):
         raise ValueError(f"{where}.search: a {entry.family} has no validation score to search on; set null")
-    if search.objective == "val/accuracy" and "classifier" not in kinds:
+    if search.objective == "val/accuracy" and not any(o.decides_classes for o in objectives):
         raise ValueError(f"{where}.search.objective: val/accuracy is measured for classifiers; use val/loss")
     init_from = entry.train.init_from
     if init_from is not None and (init_from == "champion" or "@" in init_from):
