@@ -49,20 +49,23 @@ class Transient(DlopsError):
 
 
 def is_transient(exc: BaseException) -> bool:
-    """Connection trouble with a tracking server is worth a retry; everything else is not."""
+    """Connection trouble with a tracking server is worth a retry; everything else is not. Exact types,
+    not subclasses: a lock's timeout (filelock's Timeout is a TimeoutError) is no network trouble."""
     import requests
     import urllib3
 
-    transient = (
+    transient = {
         ConnectionError,
+        ConnectionRefusedError,
         TimeoutError,
         requests.exceptions.ConnectionError,
-        requests.exceptions.Timeout,
+        requests.exceptions.ReadTimeout,
+        requests.exceptions.ConnectTimeout,
         urllib3.exceptions.MaxRetryError,
         urllib3.exceptions.NewConnectionError,
-    )
+    }
     for error in _chain(exc):
-        if isinstance(error, (Transient, *transient)):
+        if isinstance(error, Transient) or type(error) in transient:
             return True
         # MLflow's REST client wraps a failed request in a plain MlflowException: only its text says so
         if "API request to" in str(error) and "failed with exception" in str(error):

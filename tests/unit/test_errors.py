@@ -68,3 +68,21 @@ def test_no_outcome_file_without_the_variable(tmp_path: Path, monkeypatch: pytes
     with pytest.raises(typer.Exit):
         _run("stage", lambda: _raise(ConfigError("bad")))
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_lock_timeout_is_no_network_trouble(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """filelock's Timeout is a TimeoutError: a busy workspace stops with 1, not the retryable 75."""
+    from filelock import Timeout
+
+    from dlops.workspace import WorkspaceBusy
+
+    def busy() -> None:
+        try:
+            raise Timeout(str(tmp_path / "retrain.lock"))
+        except Timeout as exc:
+            raise WorkspaceBusy("another pipeline run holds .dlops/retrain.lock") from exc
+
+    monkeypatch.setenv("DLOPS_OUTCOME_FILE", str(tmp_path / "o.json"))
+    with pytest.raises(typer.Exit) as stopped:
+        _run("run", busy)
+    assert stopped.value.exit_code == EXIT_FAILED
