@@ -115,3 +115,21 @@ class Kind:
     def batch_spec_for_path(self, path: str) -> dict[str, Any]:
         """`dlops batch add --path PATH` as a source spec of this kind."""
         return {"path": path}
+
+
+class ArrayKind(Kind):
+    """A kind whose splits are arrays in .npz files (data/arrays.py), one row per source file or line:
+    a batch's rows name their batch before the file or line they came from."""
+
+    def tag_batch_rows(self, frame: Any, batch_id: str) -> Any:
+        if "source" not in frame.columns:
+            return frame
+        return frame.assign(source=[f"{batch_id}:{s}" for s in frame["source"].astype(str)])
+
+    def split_file(self, p: Any, task: str, split: str) -> Path:
+        return Path(p.image_split(task, split))
+
+    def load_split(self, p: Any, task: str, split: str) -> tuple[Any, Any, dict[str, Any]]:
+        from dlops.data.arrays import load_array_split
+
+        return load_array_split(p.image_split(task, split))

@@ -11,23 +11,18 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from dlops.kinds.base import Kind, ServingInputs
+from dlops.kinds.base import ArrayKind, ServingInputs
 
 log = logging.getLogger(__name__)
 
 
-class Images(Kind):
+class Images(ArrayKind):
     name = "images"
 
     def load(self, task_cfg: Any, root: Path) -> Any:
         from dlops.kinds.images.sources import load_images
 
         return load_images(task_cfg, root)
-
-    def tag_batch_rows(self, frame: Any, batch_id: str) -> Any:
-        if "source" not in frame.columns:
-            return frame
-        return frame.assign(source=[f"{batch_id}:{s}" for s in frame["source"].astype(str)])
 
     def draft_suite(self, task: str, task_cfg: Any, frame: Any) -> dict[str, Any]:
         from dlops.kinds.images.suite import draft_image_suite, table_for_validation
@@ -70,14 +65,6 @@ class Images(Kind):
         sizes = {name: len(frame) for name, frame in splits.items()}
         log.info("preprocess %s: %s images of shape %s", task, sizes, shape)
         return sizes
-
-    def split_file(self, p: Any, task: str, split: str) -> Path:
-        return Path(p.image_split(task, split))
-
-    def load_split(self, p: Any, task: str, split: str) -> tuple[Any, Any, dict[str, Any]]:
-        from dlops.data.arrays import load_array_split
-
-        return load_array_split(p.image_split(task, split))
 
     def batch_augment(self, task_cfg: Any, num_classes: int) -> Any:
         from dlops.kinds.images.augment import make_image_augment

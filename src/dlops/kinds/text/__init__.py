@@ -14,23 +14,18 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from dlops.kinds.base import Kind, ServingInputs
+from dlops.kinds.base import ArrayKind, ServingInputs
 
 log = logging.getLogger(__name__)
 
 
-class Text(Kind):
+class Text(ArrayKind):
     name = "text"
 
     def load(self, task_cfg: Any, root: Path) -> Any:
         from dlops.kinds.text.sources import load_texts
 
         return load_texts(task_cfg, root)
-
-    def tag_batch_rows(self, frame: Any, batch_id: str) -> Any:
-        if "source" not in frame.columns:
-            return frame
-        return frame.assign(source=[f"{batch_id}:{s}" for s in frame["source"].astype(str)])
 
     def draft_suite(self, task: str, task_cfg: Any, frame: Any) -> dict[str, Any]:
         from dlops.kinds.text.suite import draft_text_suite
@@ -79,14 +74,6 @@ class Text(Kind):
         sizes = {name: len(frame) for name, frame in splits.items()}
         log.info("preprocess %s: %s texts, vocabulary %d", task, sizes, tokenizer.vocab_size)
         return sizes
-
-    def split_file(self, p: Any, task: str, split: str) -> Path:
-        return Path(p.image_split(task, split))
-
-    def load_split(self, p: Any, task: str, split: str) -> tuple[Any, Any, dict[str, Any]]:
-        from dlops.data.arrays import load_array_split
-
-        return load_array_split(p.image_split(task, split))
 
     def model_config(self, transform: dict[str, Any], model: dict[str, Any]) -> dict[str, Any]:
         return {**model, "vocab_size": int(transform["vocab_size"])}
