@@ -25,7 +25,7 @@ Op = Literal["<=", ">="]
 
 # gate name (the GatesConfig field holding its limit) -> (metrics key, comparison, use |value|)
 # A gate whose limit is null in params is not checked (and not listed); `min_primary` is always set.
-FAIRNESS_GATES = ("max_demographic_parity_difference", "max_equalized_odds_difference")
+FAIRNESS_GATES = ("max_demographic_parity_difference", "max_equalized_odds_difference", "max_group_error_gap")
 GATES: dict[str, tuple[str, Op, bool]] = {
     "min_primary": ("test/{primary}", ">=", False),
     "max_demographic_parity_difference": ("fairness/max/demographic_parity_difference", "<=", False),
@@ -35,6 +35,9 @@ GATES: dict[str, tuple[str, Op, bool]] = {
     "max_reconstruction_gap": ("overfit/reconstruction_gap", "<=", False),
     "min_class_coverage": ("generate/class_coverage", ">=", False),
     "min_memorization_ratio": ("generate/memorization_ratio", ">=", False),
+    "max_mase": ("test/mase", "<=", False),
+    "max_coverage_error": ("forecast/coverage_error", "<=", False),
+    "max_group_error_gap": ("fairness/group_mase_gap", "<=", False),
 }
 
 

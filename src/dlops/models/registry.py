@@ -7,7 +7,9 @@ Every model's `forward(x, targets=None, weights=None)` returns `(output, loss)`;
 targets. What `output` is depends on the family's objective:
 - classifier (mlp, cnn): logits (B, K);
 - anomaly (autoencoder, vae): reconstructions shaped like x; `anomaly_score(x)` gives (B,) scores;
-- generator (gan, vae): `sample(labels, generator)` gives images in [0, 1] for class labels.
+- generator (gan, vae): `sample(labels, generator)` gives images in [0, 1] for class labels;
+- forecaster (mlp, rnn, transformer on timeseries windows (B, lookback, F), built when the config's
+  `horizon` is set): the next `horizon` scaled values (B, H); targets may hold NaN (masked steps).
 Adversarial families (gan) own their optimisation: `configure_optimizers(train_cfg)` and
 `training_step(x, y, optimizers) -> {name: loss}`; the loop calls those instead of backward().
 """
@@ -24,8 +26,8 @@ from typing import Any
 @dataclass(frozen=True)
 class Family:
     module: str
-    objectives: frozenset[str]  # what it is trained for: classifier | anomaly | generator (dlops.objectives)
-    kinds: frozenset[str]  # the task kinds it reads: tabular | images | text (dlops.kinds)
+    objectives: frozenset[str]  # classifier | anomaly | generator | forecaster (dlops.objectives)
+    kinds: frozenset[str]  # the task kinds it reads: tabular | images | text | timeseries (dlops.kinds)
     # The keys params' `model:` may set, with their types: the fields of the family's config dataclass,
     # written out here so params.yaml is checked at load without importing the family (and torch).
     # tests/unit/test_models.py holds them equal to the dataclass.
@@ -42,12 +44,20 @@ class Objective:
     decides_classes: bool  # fairness gates on sensitive columns, mitigation, a `head`, val/accuracy
     judged: bool  # evaluated by the judge CNN of evaluate.judge
     validation_score: bool  # a validation loss a search can rank trials by
+    kinds: frozenset[str]  # the task kinds a family is trained for this objective on
 
 
+_CLASSIFIED = frozenset({"tabular", "images", "text"})
 OBJECTIVES: dict[str, Objective] = {
-    "classifier": Objective(frozenset({"accuracy", "balanced_accuracy", "f1", "roc_auc"}), True, False, True),
-    "anomaly": Objective(frozenset({"anomaly_roc_auc", "anomaly_average_precision"}), False, False, True),
-    "generator": Objective(frozenset({"sample_accuracy"}), False, True, False),
+    "classifier": Objective(
+        frozenset({"accuracy", "balanced_accuracy", "f1", "roc_auc"}), True, False, True, _CLASSIFIED
+    ),
+    "anomaly": Objective(
+        frozenset({"anomaly_roc_auc", "anomaly_average_precision"}), False, False, True, frozenset({"images"})
+    ),
+    "generator": Objective(frozenset({"sample_accuracy"}), False, True, False, frozenset({"images"})),
+    # forecast_skill = 1 - MASE: higher is better, 0 is the seasonal-naive forecast's skill
+    "forecaster": Objective(frozenset({"forecast_skill"}), False, False, True, frozenset({"timeseries"})),
 }
 
 
@@ -56,13 +66,16 @@ BUILDER_ARGS = frozenset({"input_shape", "num_classes"})
 _CONV: dict[str, object] = {"channels": list[int], "latent_dim": int}
 _ANOMALY: dict[str, object] = {**_CONV, "normal_classes": list[int] | None}  # the classes it trains on
 _TOKENS = frozenset({"vocab_size"})  # from the fitted tokenizer (Kind.model_config)
+_HORIZON = frozenset({"horizon"})  # forecasters: from the task's windows (Kind.model_config)
 _CLASSIFIER, _IMAGES, _TEXT = frozenset({"classifier"}), frozenset({"images"}), frozenset({"text"})
+_SEQUENCES = frozenset({"classifier", "forecaster"})  # text classifiers, series forecasters
+_TEXT_OR_SERIES = frozenset({"text", "timeseries"})
 
 # name -> where it lives and what it is; adding a family = one file + one entry here + params entry.
 FAMILIES: dict[str, Family] = {
     "mlp": Family(
-        "dlops.models.mlp", _CLASSIFIER, frozenset({"tabular", "images", "text"}),
-        {"hidden_sizes": list[int], "dropout": float, "batch_norm": bool}, _TOKENS,
+        "dlops.models.mlp", _SEQUENCES, frozenset({"tabular", "images", "text", "timeseries"}),
+        {"hidden_sizes": list[int], "dropout": float, "batch_norm": bool}, _TOKENS | _HORIZON,
     ),
     "cnn": Family("dlops.models.cnn", _CLASSIFIER, _IMAGES, {"channels": list[int], "dropout": float}),
     "autoencoder": Family("dlops.models.autoencoder", frozenset({"anomaly"}), _IMAGES, _ANOMALY),
@@ -74,16 +87,16 @@ FAMILIES: dict[str, Family] = {
         {**_CONV, "label_smoothing": float, "diversity_weight": float, "ema_decay": float},
     ),
     "rnn": Family(
-        "dlops.models.rnn", _CLASSIFIER, _TEXT,
+        "dlops.models.rnn", _SEQUENCES, _TEXT_OR_SERIES,
         {"embedding_dim": int, "hidden_size": int, "num_layers": int, "cell": str, "bidirectional": bool,
          "dropout": float, "pooling": str},
-        _TOKENS,
+        _TOKENS | _HORIZON,
     ),
     "transformer": Family(
-        "dlops.models.transformer", _CLASSIFIER, _TEXT,
+        "dlops.models.transformer", _SEQUENCES, _TEXT_OR_SERIES,
         {"d_model": int, "num_heads": int, "num_layers": int, "dim_feedforward": int, "dropout": float,
          "max_length": int, "pooling": str},
-        _TOKENS,
+        _TOKENS | _HORIZON,
     ),
 }  # fmt: skip
 
@@ -128,13 +141,18 @@ def known_families() -> list[str]:
 
 
 def family_objectives(family: str) -> frozenset[str]:
-    """What the family is trained for (classifier, anomaly, generator): its evaluation and serving."""
+    """Everything the family can be trained for, over all the kinds it reads."""
     return get_family(family).objectives
 
 
-def objectives_of(family: str) -> list[Objective]:
-    """The declarations of the family's objectives."""
-    return [OBJECTIVES[name] for name in sorted(get_family(family).objectives)]
+def pair_objectives(family: str, kind: str) -> frozenset[str]:
+    """What the family is trained for on a task of `kind`: an RNN classifies texts and forecasts series."""
+    return frozenset(name for name in get_family(family).objectives if kind in OBJECTIVES[name].kinds)
+
+
+def objectives_of(family: str, kind: str) -> list[Objective]:
+    """The declarations of the family's objectives on a task of `kind`."""
+    return [OBJECTIVES[name] for name in sorted(pair_objectives(family, kind))]
 
 
 def family_kinds(family: str) -> frozenset[str]:

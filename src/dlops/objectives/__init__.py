@@ -1,6 +1,7 @@
 """The second axis beside the task kind: what a family is trained for, as its registry entry declares.
 
-- classifier (mlp, cnn, rnn, transformer): objectives/classifier.py;
+- classifier (mlp, cnn, rnn, transformer on tables, images, texts): objectives/classifier.py;
+- forecaster (mlp, rnn, transformer on series): objectives/forecaster.py;
 - anomaly (autoencoder, vae) and generator (gan, vae): objectives/anomaly.py, objectives/generator.py,
   written out together by objectives/detectors.py (a VAE is both).
 Each objective's evaluation and serving live in its module; nothing else asks which objective it is.
@@ -28,9 +29,13 @@ def evaluate(
     out: Path,
 ) -> dict[str, Any]:
     """Every score of the model by its family's objectives; writes the evaluate stage's files."""
-    from dlops.models.registry import family_objectives
+    from dlops.models.registry import pair_objectives
 
-    objectives = family_objectives(entry.family)
+    objectives = pair_objectives(entry.family, kind.name)
+    if "forecaster" in objectives:
+        from dlops.objectives import forecaster
+
+        return forecaster.evaluate(model, p, kind, entry, splits, history, out)
     if "classifier" in objectives:
         from dlops.objectives import classifier
 
@@ -45,9 +50,13 @@ def serving_plan(
 ) -> Served:
     """What `register` logs for the model: a classifier serves decisions, a model whose primary metric is
     an anomaly score serves anomaly flags, a generator serves samples."""
-    from dlops.models.registry import family_objectives
+    from dlops.models.registry import pair_objectives
 
-    objectives = family_objectives(entry.family)
+    objectives = pair_objectives(entry.family, kind.name)
+    if "forecaster" in objectives:
+        from dlops.objectives import forecaster
+
+        return forecaster.serving(p, kind, entry, task_cfg, pair, scores)
     if "classifier" in objectives:
         from dlops.objectives import classifier
 

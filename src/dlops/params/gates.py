@@ -14,6 +14,7 @@ PrimaryMetric = Literal[
     "accuracy", "balanced_accuracy", "f1", "roc_auc",  # classifiers
     "anomaly_roc_auc", "anomaly_average_precision",  # autoencoder, vae
     "sample_accuracy",  # generators: the judge CNN recognises the class a sample was drawn for
+    "forecast_skill",  # forecasters: 1 - MASE (0 = as good as the seasonal-naive forecast)
 ]  # fmt: skip
 
 
@@ -37,6 +38,12 @@ class GatesConfig(Strict):
     # training images as from held-out ones, well below 1 = copying training images)
     min_class_coverage: float | None = Field(None, ge=0.0, le=1.0)
     min_memorization_ratio: float | None = Field(None, ge=0.0)
+    # forecasters: MASE on test (below 1.0 = better than the seasonal-naive forecast), the distance of the
+    # prediction intervals' test coverage from their nominal level, and the worst series group's MASE
+    # minus the mean over groups (the task's `columns.sensitive` attributes)
+    max_mase: float | None = Field(None, gt=0.0)
+    max_coverage_error: float | None = Field(None, ge=0.0, le=1.0)
+    max_group_error_gap: float | None = Field(None, ge=0.0)
     # `point`: a fairness gap fails when its estimate exceeds the limit; `confident`: only when the lower
     # bound of its bootstrap interval does ("exceeds the limit with 95% confidence")
     fairness_rule: Literal["point", "confident"] = "point"

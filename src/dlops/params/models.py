@@ -69,7 +69,7 @@ def check_entry_fits(name: str, entry: ModelEntry, task: TaskConfig) -> None:
     check_model_section(f"{where}.model", entry.family, entry.model)
     if entry.evaluate.judge is not None:  # the judge is the project's CNN
         check_model_section(f"{where}.evaluate.judge.model", "cnn", entry.evaluate.judge.model)
-    objectives = objectives_of(entry.family)
+    objectives = objectives_of(entry.family, task.kind)
     allowed = set().union(*(o.primary_metrics for o in objectives))
     if entry.gates.primary_metric not in allowed:
         raise ValueError(

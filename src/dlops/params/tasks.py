@@ -1,5 +1,5 @@
-"""A task is an instance of a kind (tabular, images, text): the union of the kinds' schemas, tagged by
-`kind`, and the batches a scheduled run reads, checked like a task's `ingest`."""
+"""A task is an instance of a kind (tabular, images, text, timeseries): the union of the kinds' schemas,
+tagged by `kind`, and the batches a scheduled run reads, checked like a task's `ingest`."""
 
 from __future__ import annotations
 
@@ -24,11 +24,12 @@ from dlops.params.tasks_text import (
     TextTableSource,
     TextTask,
 )
+from dlops.params.tasks_timeseries import SeriesTableSource, SeriesTask, SyntheticSeriesSource
 
-TaskConfig = Annotated[TabularTask | ImageTask | TextTask, Field(discriminator="kind")]
+TaskConfig = Annotated[TabularTask | ImageTask | TextTask | SeriesTask, Field(discriminator="kind")]
 SourceConfig = (
     SyntheticIncomeSource | TableSource | DigitsSource | IdxSource | NpzSource | ImageFolderSource
-    | SyntheticReviewsSource | TextTableSource | TextFolderSource
+    | SyntheticReviewsSource | TextTableSource | TextFolderSource | SyntheticSeriesSource | SeriesTableSource
 )  # fmt: skip
 
 
@@ -67,7 +68,7 @@ def without_union_tags(loc: list[str]) -> list[str]:
 
 
 # ------------------------------------------------------------------------------------------ batches
-GENERATORS = ("synthetic-income", "synthetic-reviews")
+GENERATORS = ("synthetic-income", "synthetic-reviews")  # synthetic-series continues its own draw
 
 
 def batch_source(task: str, task_cfg: TaskConfig, spec: dict[str, Any], date: str) -> SourceConfig:
