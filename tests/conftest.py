@@ -22,19 +22,28 @@ os.environ.setdefault("DO_NOT_TRACK", "1")
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 
 
-def tiny_params(images: bool = False, **overrides: Any) -> dict[str, Any]:
+def tiny_params(images: bool = False, series: bool = False, **overrides: Any) -> dict[str, Any]:
     """The repo's params.yaml shrunk: 6,000 rows, a small MLP, a few epochs. Without `images`, only the
     tabular task and its model; with it, also the digits at 8x8 with every image family and 1,500
     reviews with every text family, tiny and with loose gates (the test is about the plumbing; the
-    default run's numbers are in the README)."""
+    default run's numbers are in the README). `series` keeps the series task (6 short series) and its
+    forecasters, small; without it they are left out."""
     raw = yaml.safe_load((REPO / "params.yaml").read_text())
     raw = copy.deepcopy(raw)
+    if series:
+        _shrink_series(raw)
+    else:
+        raw["tasks"].pop("series", None)
+        raw["models"] = {k: v for k, v in raw["models"].items() if v["task"] != "series"}
     if images:
         _shrink_images(raw)
         _shrink_text(raw)
     else:
-        raw["tasks"] = {"tabular": raw["tasks"]["tabular"]}
-        raw["models"] = {"tabular-mlp": raw["models"]["tabular-mlp"]}
+        kept = ["tabular", *(["series"] if series else [])]
+        raw["tasks"] = {task: raw["tasks"][task] for task in kept}
+        raw["models"] = {
+            k: v for k, v in raw["models"].items() if k == "tabular-mlp" or v["task"] == "series"
+        }
         raw["pretraining"] = {}  # its studies are on the images
     raw["tasks"]["tabular"]["ingest"]["rows"] = 6000
     raw["tasks"]["tabular"]["validate"]["min_rows"] = 500
@@ -77,6 +86,24 @@ def _shrink_images(raw: dict[str, Any]) -> None:
             judge["train"].update(epochs=2)
             entry["evaluate"]["samples_per_class"] = 10
         raw["models"][name] = entry
+
+
+def _shrink_series(raw: dict[str, Any]) -> None:
+    task = raw["tasks"]["series"]
+    task["ingest"].update(series=6, length=24 * 14)
+    task["validate"]["min_rows"] = 100
+    task["preprocess"].update(lookback=24, horizon=6, backtest_folds=2, stride=2)
+    for name, entry in raw["models"].items():
+        if entry["task"] != "series":
+            continue
+        entry = raw["models"][name] = copy.deepcopy(entry)
+        entry["train"].update(epochs=3, batch_size=64)
+        if entry["family"] == "transformer":
+            entry["model"]["max_length"] = 24
+        entry["evaluate"]["bootstrap"] = 50
+        entry["gates"] = {**entry["gates"], "max_mase": 5.0, "min_primary": -4.0, "max_coverage_error": 0.5}
+        entry["gates"].update(max_group_error_gap=5.0, max_overfit_gap=None)
+        entry["gates"].pop("<<", None)
 
 
 def _shrink_text(raw: dict[str, Any]) -> None:

@@ -99,19 +99,27 @@ def check_batch(batch: Batch, task_cfg: TaskConfig, p: Paths, min_rows: int) -> 
         e for e in suite["expectations"] if e.get("type") != "expect_table_row_count_to_be_between"
     ]
     summary = kind_of(task_cfg).validate(batch.frame, suite, task_cfg, None)
+    accepted = lambda: _accepted_data(p, batch.task)  # noqa: E731 - read only by kinds that need it
+    for problem in kind_of(task_cfg).batch_problems(task_cfg, accepted, batch.frame):
+        _fail(summary, "batch_continues_data", problem)
     if len(batch.frame) < min_rows:
-        summary["success"] = False
-        summary["failed_critical"] += 1
-        summary["results"].append(
-            {
-                "expectation": "batch_row_count",
-                "column": None,
-                "success": False,
-                "severity": "critical",
-                "detail": f"{len(batch.frame)} rows, retrain.min_batch_rows is {min_rows}",
-            }
-        )
+        _fail(summary, "batch_row_count", f"{len(batch.frame)} rows, retrain.min_batch_rows is {min_rows}")
     return summary
+
+
+def _fail(summary: dict[str, Any], check: str, detail: str) -> None:
+    """Add one failed critical check of the batch as a whole to a validation summary."""
+    summary["success"] = False
+    summary["failed_critical"] += 1
+    row = {"expectation": check, "column": None, "success": False, "severity": "critical", "detail": detail}
+    summary["results"].append(row)
+
+
+def _accepted_data(p: Paths, task: str) -> pd.DataFrame:
+    """The task's data so far: the raw table of the last ingest and every batch accepted since."""
+    frames = [pd.read_parquet(p.raw(task))] if p.raw(task).is_file() else []
+    frames += accepted_frames(p, task)
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
 
 
 # ------------------------------------------------------------------------------------ manifest and DVC

@@ -151,10 +151,33 @@ class DlopsTextClassifier(PythonModel):
         return _class_frame(proba, self._classes, self._fair, model_input)
 
 
+class DlopsForecaster(PythonModel):
+    """A frame of history (`series`, `timestamp`, `value`, covariates) in; the next `horizon` steps of
+    each series out: `series`, `step`, `timestamp`, `forecast`, `lower`, `upper`. Artifacts: `checkpoint`,
+    `transform` (the task's transform.json) and `intervals` (conformal widths fitted at evaluation)."""
+
+    def load_context(self, context: Any) -> None:
+        import json
+
+        from dlops.training.checkpoint import load_model
+
+        self.model, _ = load_model(Path(context.artifacts["checkpoint"]))
+        self.transform = json.loads(Path(context.artifacts["transform"]).read_text(encoding="utf-8"))
+        self.intervals = json.loads(Path(context.artifacts["intervals"]).read_text(encoding="utf-8"))
+
+    def predict(
+        self, context: Any, model_input: pd.DataFrame, params: dict[str, Any] | None = None
+    ) -> pd.DataFrame:
+        from dlops.kinds.timeseries.forecast import forecast_frame
+
+        return forecast_frame(self.model, self.transform, self.intervals, model_input)
+
+
 SERVING_CLASSES: dict[str, Any] = {
     "tabular": DlopsTabularModel,
     "image-classifier": DlopsImageClassifier,
     "text-classifier": DlopsTextClassifier,
     "anomaly": DlopsAnomalyModel,
     "generator": DlopsGeneratorModel,
+    "forecaster": DlopsForecaster,
 }

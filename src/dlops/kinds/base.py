@@ -96,6 +96,13 @@ class Kind:
         write_json(out / "interpretation.json", {})
         return {}
 
+    def evaluate_forecaster(
+        self, model: Any, p: Any, entry: Any, history: dict[str, Any], out: Path
+    ) -> dict[str, Any]:
+        """A forecaster's evaluation on this kind's windows (errors, references, backtest, intervals,
+        errors by group, plots); writes the evaluate stage's files, returns every score."""
+        raise NotImplementedError(f"{self.name} tasks have no forecasts")
+
     # ------------------------------------------------------------------------------------- serving
     def serving_inputs(self, p: Any, entry: Any, task_cfg: Any, pair: str) -> ServingInputs:
         """Today's test inputs as a caller sends them, with the artifacts a classifier pyfunc needs."""
@@ -107,6 +114,11 @@ class Kind:
     ) -> dict[str, Any]:
         """Drift statistics of a batch against the reference raw table."""
         raise NotImplementedError
+
+    def batch_problems(self, task_cfg: Any, accepted: Any, batch: Any) -> list[str]:
+        """Why a new batch cannot follow the data accepted so far (`accepted()` reads it) beyond what the
+        suite checks, e.g. a series batch that goes back in time; each problem quarantines the batch."""
+        return []
 
     def drift_summary(self, report: dict[str, Any]) -> str:
         """The drift report as a short Markdown summary."""

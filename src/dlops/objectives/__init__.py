@@ -35,7 +35,7 @@ def evaluate(
     if "forecaster" in objectives:
         from dlops.objectives import forecaster
 
-        return forecaster.evaluate(model, p, kind, entry, splits, history, out)
+        return forecaster.evaluate(model, p, kind, entry, history, out)
     if "classifier" in objectives:
         from dlops.objectives import classifier
 
