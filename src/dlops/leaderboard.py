@@ -13,7 +13,7 @@ from dlops import tracking
 from dlops.params import MlflowConfig
 from dlops.tracking import TAG_MAX_CHARS, log_report_run, model_name, quote, version_by_alias
 
-COLUMNS = ("model", "task", "family", "primary", "value", "ci", "dp_gap", "eo_gap", "mitigation_cost",
+COLUMNS = ("model", "task", "family", "primary", "value", "ci", "dp_gap", "eo_gap", "mase", "mitigation_cost",
            "champion", "latest", "decision")  # fmt: skip
 
 
@@ -35,6 +35,7 @@ def rows(params: Any, eval_dir: Any, registry: dict[str, dict[str, Any]]) -> lis
                 "value": scores.get(key),
                 "ci": None if low is None or high is None else [low, high],
                 "dp_gap": scores.get("fairness/max/demographic_parity_difference"),
+                "mase": scores.get("test/mase"),  # forecasters
                 "eo_gap": scores.get("fairness/max/equalized_odds_difference"),
                 "mitigation_cost": scores.get("mitigation/accuracy_cost"),
                 "champion": state.get("champion"),

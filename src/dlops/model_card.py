@@ -39,8 +39,15 @@ METRICS = (
     "anomaly_average_precision",
     "sample_accuracy",
     "worst_class_recall",
+    "forecast_skill",  # forecasters: 1 - MASE, then the errors and the references
+    "mase",
+    "smape",
+    "mae",
+    "rmse",
+    "snaive/mase",
+    "naive/mase",
 )
-GAPS = ("demographic_parity_difference", "equalized_odds_difference")
+GAPS = ("demographic_parity_difference", "equalized_odds_difference", "mase_gap")  # mase: forecasters
 
 
 def build_card(

@@ -33,6 +33,8 @@ class Family:
     # tests/unit/test_models.py holds them equal to the dataclass.
     model_keys: dict[str, object]
     filled: frozenset[str] = frozenset()  # fields the pipeline fills from the task's data, never params
+    # families whose first stages this family's encoder can initialise (training/transfer.py maps them)
+    encoder_for: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True)
@@ -78,9 +80,12 @@ FAMILIES: dict[str, Family] = {
         {"hidden_sizes": list[int], "dropout": float, "batch_norm": bool}, _TOKENS | _HORIZON,
     ),
     "cnn": Family("dlops.models.cnn", _CLASSIFIER, _IMAGES, {"channels": list[int], "dropout": float}),
-    "autoencoder": Family("dlops.models.autoencoder", frozenset({"anomaly"}), _IMAGES, _ANOMALY),
+    "autoencoder": Family(
+        "dlops.models.autoencoder", frozenset({"anomaly"}), _IMAGES, _ANOMALY, encoder_for=frozenset({"cnn"})
+    ),
     "vae": Family(
-        "dlops.models.vae", frozenset({"anomaly", "generator"}), _IMAGES, {**_ANOMALY, "beta": float}
+        "dlops.models.vae", frozenset({"anomaly", "generator"}), _IMAGES, {**_ANOMALY, "beta": float},
+        encoder_for=frozenset({"cnn"}),
     ),
     "gan": Family(
         "dlops.models.gan", frozenset({"generator"}), _IMAGES,
@@ -158,6 +163,11 @@ def objectives_of(family: str, kind: str) -> list[Objective]:
 def family_kinds(family: str) -> frozenset[str]:
     """The task kinds the family reads."""
     return get_family(family).kinds
+
+
+def encoder_families(target: str) -> list[str]:
+    """The families whose encoder can initialise a `target` model (an autoencoder's into a CNN)."""
+    return sorted(name for name, family in FAMILIES.items() if target in family.encoder_for)
 
 
 def get_family(family: str) -> Family:

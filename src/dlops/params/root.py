@@ -183,9 +183,11 @@ def check_pretraining(where: str, study: PretrainingConfig, params: Params) -> N
     """The study names a task, a CNN entry and an autoencoder or VAE entry, both on that task."""
     if study.task not in params.tasks:
         raise ValueError(unknown_name("task", study.task, params.tasks, f"{where}.task"))
-    for key, name, families in (
+    from dlops.models.registry import encoder_families
+
+    for key, name, families in (  # the study is a CNN's (evaluation/pretraining.py)
         ("classifier", study.classifier, ("cnn",)),
-        ("encoder", study.encoder, ("autoencoder", "vae")),
+        ("encoder", study.encoder, tuple(encoder_families("cnn"))),
     ):
         if name not in params.models:
             raise ValueError(unknown_name("model", name, params.models, f"{where}.{key}"))

@@ -20,12 +20,11 @@ import torch
 from torch import nn
 
 from dlops.errors import DlopsError
+from dlops.models.registry import encoder_families
 from dlops.params import TrainConfig
 from dlops.training.checkpoint import WarmStart, load_matching
 
 log = logging.getLogger(__name__)
-
-ENCODER_FAMILIES = ("autoencoder", "vae")
 
 
 class TransferError(DlopsError, ValueError):
@@ -64,13 +63,13 @@ def transfer_weights(model: nn.Module, family: str, parent: Parent, where: str) 
     if parent.family == family:
         done = load_matching(model, state)
         return Transfer(done.loaded, done.skipped, done.unused)
-    if parent.family in ENCODER_FAMILIES and family == "cnn":
+    if parent.family in encoder_families(family):
         renamed, mapped, unmapped = encoder_into_cnn(model, parent.checkpoint)
         done = load_matching(model, renamed)
         return Transfer(done.loaded, done.skipped, unmapped, mapped)
     raise TransferError(
         f"{where}: {parent.uri} is a {parent.family} model and this one a {family}; a warm start needs the "
-        f"same family, or an {' or '.join(ENCODER_FAMILIES)} encoder for a cnn"
+        f"same family, or an {' or '.join(encoder_families('cnn'))} encoder for a cnn"
     )
 
 

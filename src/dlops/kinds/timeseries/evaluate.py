@@ -69,7 +69,7 @@ def evaluate_forecaster(model: Any, p: Any, entry: Any, history: dict[str, Any],
     plots.plot_backtest(figures / "backtest.png", fold_rows)
     plots.plot_group_errors(figures / "group_errors.png", table)
     common_plots.plot_learning_curves(figures, history)
-    write_json(out / "fairness.json", {"groups": table})
+    write_json(out / "fairness.json", _by_attribute(table))
     write_json(out / "backtest.json", {"folds": fold_rows})
     write_json(out / "forecast.json", {"forecast": plots.forecast_rows(windows)})
     write_json(out / "mitigation.json", {"reweigh": [], "postprocess": None})
@@ -80,6 +80,16 @@ def evaluate_forecaster(model: Any, p: Any, entry: Any, history: dict[str, Any],
     write_json(out / "learning_curve.json", {"history": common_plots.history_rows(history)})
     _write_predictions(out / "predictions.csv", test, forecast)
     return scores
+
+
+def _by_attribute(table: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
+    """The group table as the model card reads it: {attribute: [{group, count, mase, ...}]}."""
+    out: dict[str, list[dict[str, Any]]] = {}
+    for row in table:
+        rest = {k: v for k, v in row.items() if k not in ("attribute", "group", "windows")}
+        group = {"group": row["group"], "count": row["windows"], **rest}
+        out.setdefault(str(row["attribute"]), []).append(group)
+    return out
 
 
 def _backtest(
