@@ -13,6 +13,7 @@ import numpy as np
 
 from dlops.evaluation import plots as common_plots
 from dlops.evaluation.overfitting import diagnose
+from dlops.evaluation.report import clean
 from dlops.files import write_json
 from dlops.kinds.timeseries import metrics, plots
 from dlops.kinds.timeseries.forecast import predict_scaled
@@ -53,7 +54,7 @@ def evaluate_forecaster(model: Any, p: Any, entry: Any, history: dict[str, Any],
     scores.update(folds)
     cfg = entry.evaluate
     group_scores, table = metrics.group_errors(
-        test["actual"], forecast, test["mase_scale"], dict(test["groups"]),
+        test["actual"], forecast, test["mase_scale"], dict(test["groups"]), series=test["series"],
         bootstrap=cfg.bootstrap, confidence=cfg.confidence, seed=entry.train.seed,
     )  # fmt: skip
     scores.update(group_scores)
@@ -79,7 +80,7 @@ def evaluate_forecaster(model: Any, p: Any, entry: Any, history: dict[str, Any],
     write_json(out / "calibration.json", {"calibration": []})
     write_json(out / "learning_curve.json", {"history": common_plots.history_rows(history)})
     _write_predictions(out / "predictions.csv", test, forecast)
-    return scores
+    return {key: clean(value) for key, value in scores.items()}
 
 
 def _by_attribute(table: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
@@ -95,11 +96,7 @@ def _by_attribute(table: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]
 def _backtest(
     test: dict[str, Any], forecast: np.ndarray, horizon: int, folds: int
 ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-    result = metrics.backtest(test["actual"], forecast, test["mase_scale"], test["origin"], horizon, folds)
-    if isinstance(result, tuple):
-        return result
-    rows = result.pop("backtest/by_fold", [])
-    return result, rows
+    return metrics.backtest(test["actual"], forecast, test["mase_scale"], test["origin"], horizon, folds)
 
 
 def _plotted_windows(
