@@ -1,0 +1,1 @@
+"""Forecasting task kind (placeholder docstring; the Kind class is written separately)."""
