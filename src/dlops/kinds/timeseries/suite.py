@@ -8,9 +8,11 @@ whose timestamp did not parse are left to the timestamp not-null check: sorted, 
 
 - `__sorted` in {True} (critical): each timestamp is later than the previous one of its series;
 - `__duplicate` in {False} (critical): no (series, timestamp) seen before;
-- `__gap_steps` in [0, 0] (warning, mostly 1.0): grid steps missing before the row, so every gap is
-  named in the log. (Not mostly = 1 - max_gap_fraction: that share of rows after a gap is about the
-  critical limit below, so gaps would never be named while they are still only a warning.)
+- `__gap_steps` in [0, 0] (warning, mostly 1.0): grid steps missing between the row and the series'
+  latest earlier timestamp (in a sorted file: the previous row of its series, round(dt / step) - 1; a
+  shuffled file is not also reported as full of gaps), so every gap is named in the log. (Not mostly =
+  1 - max_gap_fraction: that share of rows after a gap is about the critical limit below, so gaps
+  would never be named while they are still only a warning.)
 - mean of `__gap_steps` <= f / (1 - f), f = validate.max_gap_fraction (critical): the mean is
   missing / rows, and missing / (missing + rows) <= f exactly when missing / rows <= f / (1 - f), so
   this is "at most f of the regular grid's timestamps are missing", independent of the table's size;
@@ -172,7 +174,9 @@ def add_structure_columns(raw: pd.DataFrame, frequency: str) -> pd.DataFrame:
     )[timed]
     previous = rows.groupby("series", sort=False)[["time", "position"]].shift(1)
     is_sorted = previous["time"].isna() | (rows["time"] > previous["time"])
-    gap = ((rows["position"] - previous["position"]).round() - 1).where(is_sorted, 0.0)
+    in_time = rows.sort_values(["series", "time"], kind="stable")
+    earlier = in_time.groupby("series", sort=False)["position"].shift(1)
+    gap = ((in_time["position"] - earlier).round() - 1).reindex(rows.index)
     spans = rows.groupby("series", sort=False)["position"].agg(lambda p: round(p.max() - p.min()) + 1)
     frame["__sorted"] = True
     frame.loc[timed, "__sorted"] = is_sorted
