@@ -56,9 +56,11 @@ class DataValidationError(DlopsError, ValueError):
         self.failures = failures or []
 
 
-def expect(cls: Any, why: str, severity: str = CRITICAL, **kwargs: Any) -> Any:
-    """A GE expectation carrying its severity and, in meta, the reason a reviewer should keep it."""
-    return cls(**kwargs, severity=severity, meta={"why": why})
+def expect(cls: Any, why: str, severity: str = CRITICAL, whole_dataset: bool = False, **kwargs: Any) -> Any:
+    """A GE expectation carrying its severity and, in meta, the reason a reviewer should keep it;
+    `whole_dataset`: it holds for the dataset, not for a new batch alone (batch checks skip it)."""
+    meta = {"why": why, **({"whole_dataset": True} if whole_dataset else {})}
+    return cls(**kwargs, severity=severity, meta=meta)
 
 
 def fraction(value: float) -> float:

@@ -145,6 +145,7 @@ def _structure_checks(gxe: Any, task_cfg: SeriesTask) -> list[Any]:
             f"(one training window, the validation and test periods) = {need}",
             column="__series_length",
             min_value=need,
+            whole_dataset=True,
         ),
     ]
     if share < 1:  # max_gap_fraction 1 allows any share of missing timestamps: no check
