@@ -60,6 +60,11 @@ def check_vocab_size(vocab_size: object) -> None:
         raise ValueError(f"model.vocab_size must be an integer >= 2 (padding + unknown), got {vocab_size!r}")
 
 
+def check_horizon(horizon: object) -> None:
+    if horizon is not None and not positive_int(horizon):
+        raise ValueError(f"model.horizon must be a positive integer or null, got {horizon!r}")
+
+
 # --- input shapes ----------------------------------------------------------------------------------
 
 
@@ -68,6 +73,15 @@ def image_shape(input_shape: tuple[int, ...], family: str) -> tuple[int, int, in
         raise ValueError(f"model: {family} needs image inputs shaped (C, H, W), got {tuple(input_shape)}")
     c, h, w = (int(s) for s in input_shape)
     return c, h, w
+
+
+def window_shape(input_shape: tuple[int, ...], family: str) -> tuple[int, int]:
+    """(lookback, features) of a forecaster's input windows."""
+    if len(input_shape) != 2 or min(input_shape) < 1:
+        raise ValueError(
+            f"model: {family} forecasts from windows shaped (lookback, F), got {tuple(input_shape)}"
+        )
+    return int(input_shape[0]), int(input_shape[1])
 
 
 def text_length(input_shape: tuple[int, ...], family: str) -> int:
@@ -150,3 +164,25 @@ class OptimizerSettings(Protocol):
 
     lr: float
     grad_clip: float
+
+
+# --- forecasting (mlp, rnn, transformer on series windows) -------------------------------------------
+
+
+def forecast_loss(
+    pred: torch.Tensor, targets: torch.Tensor, weights: torch.Tensor | None = None
+) -> torch.Tensor:
+    """Smooth-L1 (Huber, beta 1) of forecasts (B, H) on scaled targets (B, H), averaged over the targets
+    that are not NaN (a masked missing step gives no loss and no gradient); 0 when none is."""
+    seen = torch.isfinite(targets)  # (B, H)
+    error = nn.functional.smooth_l1_loss(pred.float(), torch.nan_to_num(targets.float()), reduction="none")
+    error = torch.where(seen, error, torch.zeros_like(error))  # (B, H)
+    counts = seen.sum(1).float()  # (B,)
+    if weights is None:
+        return error.sum() / counts.sum().clamp(min=1.0)
+    return (error.sum(1) * weights).sum() / (counts * weights).sum().clamp(min=1e-12)
+
+
+def last_value(x: torch.Tensor) -> torch.Tensor:
+    """The last scaled value of each window (B, 1): forecasters learn the change from it."""
+    return x[:, -1, :1]

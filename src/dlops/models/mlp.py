@@ -1,7 +1,8 @@
 """Multi-layer perceptron: Linear–BatchNorm–GELU–Dropout blocks and a linear classifier head.
 
 With `vocab_size` set it is a bag-of-words text baseline: token ids (B, L) become normalized counts (B, V)
-(padding id 0 ignored), so word order is invisible to it.
+(padding id 0 ignored), so word order is invisible to it. With `horizon` set it is the lag-window
+forecasting baseline: a window (B, L, F) flattened, the next `horizon` scaled values out.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
+from dlops.models.blocks import check_horizon, forecast_loss, last_value, window_shape
 from dlops.models.registry import classification_loss, make_config, register_family
 
 
@@ -21,8 +23,10 @@ class MLPConfig:
     dropout: float = 0.1
     batch_norm: bool = True
     vocab_size: int | None = None  # set: inputs are token ids (B, L), read as a bag of words
+    horizon: int | None = None  # set by the pipeline on a series task: a forecaster of that many steps
 
     def __post_init__(self) -> None:
+        check_horizon(self.horizon)
         if self.vocab_size is not None and (
             not isinstance(self.vocab_size, int) or isinstance(self.vocab_size, bool) or self.vocab_size < 2
         ):
@@ -61,6 +65,23 @@ class MLP(nn.Module):
         return logits, classification_loss(logits, targets, weights)
 
 
+class MLPForecaster(nn.Module):
+    """The lag-window baseline: the window's values and covariates flattened, the change from the last
+    value out for each of the next `horizon` steps."""
+
+    is_classifier = False
+
+    def __init__(self, input_dim: int, horizon: int, config: MLPConfig) -> None:
+        super().__init__()
+        self.net = MLP(input_dim, horizon, config)
+
+    def forward(
+        self, x: torch.Tensor, targets: torch.Tensor | None = None, weights: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        pred = self.net(x)[0] + last_value(x)  # (B, H)
+        return pred, None if targets is None else forecast_loss(pred, targets, weights)
+
+
 def bag_of_words(ids: torch.Tensor, vocab_size: int) -> torch.Tensor:
     """Token ids (B, L) -> counts / length (B, V), ignoring padding id 0."""
     counts = torch.zeros(len(ids), vocab_size, device=ids.device).scatter_add_(
@@ -71,6 +92,9 @@ def bag_of_words(ids: torch.Tensor, vocab_size: int) -> torch.Tensor:
 
 
 @register_family("mlp")
-def build_mlp(*, input_shape: tuple[int, ...], num_classes: int, **config: object) -> MLP:
+def build_mlp(*, input_shape: tuple[int, ...], num_classes: int, **config: object) -> nn.Module:
     cfg = make_config(MLPConfig, config)
+    if cfg.horizon is not None:
+        lookback, features = window_shape(input_shape, "mlp")
+        return MLPForecaster(lookback * features, cfg.horizon, cfg)
     return MLP(math.prod(input_shape), num_classes, cfg)

@@ -1,6 +1,8 @@
-"""Recurrent text classifier: token embedding, packed (bi)LSTM/GRU, last-state or mean pooling, linear head.
+"""Recurrent models: a text classifier (token embedding, packed (bi)LSTM/GRU, last-state or mean pooling,
+linear head) and, with `horizon` set, a series forecaster (the same recurrent core over windows).
 
-Inputs are right-padded token ids (B, L), 0 = padding, 1 = unknown; lengths are the non-zero counts.
+Text inputs are right-padded token ids (B, L), 0 = padding, 1 = unknown; lengths are the non-zero counts.
+Series inputs are windows (B, L, F) of scaled values and covariates, all steps present.
 """
 
 from __future__ import annotations
@@ -10,7 +12,16 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from dlops.models.blocks import check_vocab_size, in_range, positive_int, text_length
+from dlops.models.blocks import (
+    check_horizon,
+    check_vocab_size,
+    forecast_loss,
+    in_range,
+    last_value,
+    positive_int,
+    text_length,
+    window_shape,
+)
 from dlops.models.registry import classification_loss, make_config, register_family
 
 
@@ -24,9 +35,14 @@ class RNNConfig:
     bidirectional: bool = True
     dropout: float = 0.2
     pooling: str = "last"  # last (final hidden state per direction) | mean (over non-padding steps)
+    horizon: int | None = None  # set by the pipeline on a series task: a forecaster of that many steps
 
     def __post_init__(self) -> None:
-        check_vocab_size(self.vocab_size)
+        check_horizon(self.horizon)
+        if self.horizon is None:
+            check_vocab_size(self.vocab_size)
+        elif self.vocab_size is not None:
+            raise ValueError("model.vocab_size: a forecaster reads windows of values, not token ids")
         for key in ("embedding_dim", "hidden_size", "num_layers"):
             if not positive_int(getattr(self, key)):
                 raise ValueError(f"model.{key} must be a positive integer, got {getattr(self, key)!r}")
@@ -48,15 +64,7 @@ class RNNClassifier(nn.Module):
         assert config.vocab_size is not None
         self.config = config
         self.embedding = nn.Embedding(config.vocab_size, config.embedding_dim, padding_idx=0)
-        rnn_cls = nn.LSTM if config.cell == "lstm" else nn.GRU
-        self.rnn = rnn_cls(
-            config.embedding_dim,
-            config.hidden_size,
-            num_layers=config.num_layers,
-            batch_first=True,
-            bidirectional=config.bidirectional,
-            dropout=config.dropout if config.num_layers > 1 else 0.0,  # between layers only
-        )
+        self.rnn = recurrent_core(config)
         self.directions = 2 if config.bidirectional else 1
         self.dropout = nn.Dropout(config.dropout)
         self.head = nn.Linear(config.hidden_size * self.directions, num_classes)
@@ -82,8 +90,51 @@ class RNNClassifier(nn.Module):
         return logits, classification_loss(logits, targets, weights)
 
 
+def recurrent_core(config: RNNConfig) -> nn.Module:
+    rnn_cls = nn.LSTM if config.cell == "lstm" else nn.GRU
+    return rnn_cls(
+        config.embedding_dim,
+        config.hidden_size,
+        num_layers=config.num_layers,
+        batch_first=True,
+        bidirectional=config.bidirectional,
+        dropout=config.dropout if config.num_layers > 1 else 0.0,  # between layers only
+    )
+
+
+class RNNForecaster(nn.Module):
+    """Windows (B, L, F) -> a linear projection to `embedding_dim` -> the recurrent core -> the change
+    from the window's last value for each of the next `horizon` steps (B, H)."""
+
+    is_classifier = False
+
+    def __init__(self, features: int, horizon: int, config: RNNConfig) -> None:
+        super().__init__()
+        self.config = config
+        self.project = nn.Linear(features, config.embedding_dim)
+        self.rnn = recurrent_core(config)
+        self.directions = 2 if config.bidirectional else 1
+        self.dropout = nn.Dropout(config.dropout)
+        self.head = nn.Linear(config.hidden_size * self.directions, horizon)
+
+    def forward(
+        self, x: torch.Tensor, targets: torch.Tensor | None = None, weights: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        out, hidden = self.rnn(self.project(x))  # (B, L, dirs * H_rnn)
+        if self.config.pooling == "last":
+            h_n = hidden[0] if isinstance(hidden, tuple) else hidden  # (layers * dirs, B, H_rnn)
+            features = h_n[-self.directions :].transpose(0, 1).flatten(1)  # (B, dirs * H_rnn)
+        else:
+            features = out.mean(1)  # (B, dirs * H_rnn)
+        pred = self.head(self.dropout(features)) + last_value(x)  # (B, H)
+        return pred, None if targets is None else forecast_loss(pred, targets, weights)
+
+
 @register_family("rnn")
-def build_rnn(*, input_shape: tuple[int, ...], num_classes: int, **config: object) -> RNNClassifier:
+def build_rnn(*, input_shape: tuple[int, ...], num_classes: int, **config: object) -> nn.Module:
     cfg = make_config(RNNConfig, config)
+    if cfg.horizon is not None:
+        _, features = window_shape(input_shape, "rnn")
+        return RNNForecaster(features, cfg.horizon, cfg)
     text_length(input_shape, "rnn")
     return RNNClassifier(num_classes, cfg)

@@ -1,4 +1,5 @@
-"""Transformer text classifier: token embedding + fixed sinusoidal positions, pre-norm encoder, CLS/mean pool.
+"""Transformer text classifier: token embedding + fixed sinusoidal positions, pre-norm encoder, CLS/mean pool;
+with `horizon` set, a series forecaster: windows (B, L, F) projected to d_model, the same encoder.
 
 Inputs are right-padded token ids (B, L), 0 = padding (masked out of attention), 1 = unknown. Positions are
 sinusoidal (Vaswani et al.), a non-persistent buffer: no parameters, nothing extra in the checkpoint.
@@ -12,7 +13,16 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from dlops.models.blocks import check_vocab_size, in_range, positive_int, text_length
+from dlops.models.blocks import (
+    check_horizon,
+    check_vocab_size,
+    forecast_loss,
+    in_range,
+    last_value,
+    positive_int,
+    text_length,
+    window_shape,
+)
 from dlops.models.registry import classification_loss, make_config, register_family
 
 
@@ -26,9 +36,14 @@ class TransformerConfig:
     dropout: float = 0.1
     max_length: int = 512  # longest sequence (without the CLS token) the model accepts
     pooling: str = "cls"  # cls (learned token prepended) | mean (over non-padding positions)
+    horizon: int | None = None  # set by the pipeline on a series task: a forecaster of that many steps
 
     def __post_init__(self) -> None:
-        check_vocab_size(self.vocab_size)
+        check_horizon(self.horizon)
+        if self.horizon is None:
+            check_vocab_size(self.vocab_size)
+        elif self.vocab_size is not None:
+            raise ValueError("model.vocab_size: a forecaster reads windows of values, not token ids")
         for key in ("d_model", "num_heads", "num_layers", "dim_feedforward", "max_length"):
             if not positive_int(getattr(self, key)):
                 raise ValueError(f"model.{key} must be a positive integer, got {getattr(self, key)!r}")
@@ -61,13 +76,7 @@ class TransformerClassifier(nn.Module):
         self.embedding = nn.Embedding(config.vocab_size, d, padding_idx=0)
         self.register_buffer("positions", sinusoidal_positions(config.max_length + 1, d), persistent=False)
         self.cls = nn.Parameter(torch.randn(1, 1, d) * 0.02) if config.pooling == "cls" else None
-        layer = nn.TransformerEncoderLayer(
-            d, config.num_heads, config.dim_feedforward, config.dropout, activation="gelu",
-            batch_first=True, norm_first=True,
-        )  # fmt: skip
-        self.encoder = nn.TransformerEncoder(
-            layer, config.num_layers, norm=nn.LayerNorm(d), enable_nested_tensor=False
-        )
+        self.encoder = encoder_stack(config)
         self.dropout = nn.Dropout(config.dropout)
         self.head = nn.Linear(d, num_classes)
 
@@ -101,11 +110,54 @@ class TransformerClassifier(nn.Module):
         return logits, classification_loss(logits, targets, weights)
 
 
+def encoder_stack(config: TransformerConfig) -> nn.TransformerEncoder:
+    layer = nn.TransformerEncoderLayer(
+        config.d_model, config.num_heads, config.dim_feedforward, config.dropout, activation="gelu",
+        batch_first=True, norm_first=True,
+    )  # fmt: skip
+    return nn.TransformerEncoder(
+        layer, config.num_layers, norm=nn.LayerNorm(config.d_model), enable_nested_tensor=False
+    )
+
+
+class TransformerForecaster(nn.Module):
+    """Windows (B, L, F) -> a linear projection to d_model + sinusoidal positions (+ a CLS token) -> the
+    pre-norm encoder -> CLS or mean pooling -> the change from the last value for the next `horizon` steps."""
+
+    is_classifier = False
+    positions: torch.Tensor  # (max_length + 1, D)
+
+    def __init__(self, features: int, horizon: int, config: TransformerConfig) -> None:
+        super().__init__()
+        self.config = config
+        d = config.d_model
+        self.project = nn.Linear(features, d)
+        self.register_buffer("positions", sinusoidal_positions(config.max_length + 1, d), persistent=False)
+        self.cls = nn.Parameter(torch.randn(1, 1, d) * 0.02) if config.pooling == "cls" else None
+        self.encoder = encoder_stack(config)
+        self.dropout = nn.Dropout(config.dropout)
+        self.head = nn.Linear(d, horizon)
+
+    def forward(
+        self, x: torch.Tensor, targets: torch.Tensor | None = None, weights: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        h = self.project(x)  # (B, L, D)
+        if self.cls is not None:
+            h = torch.cat([self.cls.expand(len(x), -1, -1), h], dim=1)  # (B, 1 + L, D)
+        h = self.encoder(self.dropout(h + self.positions[: h.shape[1]]))  # (B, L', D)
+        pooled = h[:, 0] if self.cls is not None else h.mean(1)  # (B, D)
+        pred = self.head(self.dropout(pooled)) + last_value(x)  # (B, H)
+        return pred, None if targets is None else forecast_loss(pred, targets, weights)
+
+
 @register_family("transformer")
-def build_transformer(
-    *, input_shape: tuple[int, ...], num_classes: int, **config: object
-) -> TransformerClassifier:
+def build_transformer(*, input_shape: tuple[int, ...], num_classes: int, **config: object) -> nn.Module:
     cfg = make_config(TransformerConfig, config)
+    if cfg.horizon is not None:
+        lookback, features = window_shape(input_shape, "transformer")
+        if lookback > cfg.max_length:
+            raise ValueError(f"model.max_length={cfg.max_length} is below the lookback {lookback}")
+        return TransformerForecaster(features, cfg.horizon, cfg)
     if text_length(input_shape, "transformer") > cfg.max_length:
         raise ValueError(f"model.max_length={cfg.max_length} is below the input length {input_shape[0]}")
     return TransformerClassifier(num_classes, cfg)
