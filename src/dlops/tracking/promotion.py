@@ -264,7 +264,7 @@ def _log_and_register(
         artifacts=files,
         code_paths=[str(Path(__file__).resolve().parents[1])],  # the whole dlops package
         signature=signature,
-        input_example=example[:5],
+        input_example=example,  # each kind keeps its example small (a forecaster needs lookback rows)
         pip_requirements=_pip_requirements(),
     )
     version = mlflow.register_model(info.model_uri, name, tags=tags, await_registration_for=300)

@@ -90,7 +90,9 @@ class Timeseries(Kind):
         from dlops.kinds.timeseries.preprocess import history_frame
 
         history = history_frame(p, entry.task, before="test")
-        example = history.groupby("series", sort=True).tail(8).head(16).reset_index(drop=True)
+        first_two = history[history["series"].isin(sorted(history["series"].unique())[:2])]
+        lookback = task_cfg.preprocess.lookback
+        example = first_two.groupby("series", sort=True).tail(lookback).reset_index(drop=True)
         return ServingInputs(
             inputs=history,
             truth=None,
