@@ -26,7 +26,7 @@ class GatesConfig(Strict):
     """
 
     primary_metric: PrimaryMetric = "balanced_accuracy"
-    min_primary: float = Field(0.7, ge=0.0)
+    min_primary: float = Field(0.7, ge=-100.0)  # below 0 only for forecast_skill (1 - MASE)
     # classifiers: group fairness (tasks with sensitive columns) and the worst class
     max_demographic_parity_difference: float | None = Field(None, ge=0.0, le=1.0)
     max_equalized_odds_difference: float | None = Field(None, ge=0.0, le=1.0)
