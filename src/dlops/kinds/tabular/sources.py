@@ -7,16 +7,13 @@ that says what to fix; nothing half-written is ever left in data/raw or in the d
 from __future__ import annotations
 
 import difflib
-from pathlib import Path, PurePosixPath
-from typing import Any
-from urllib.parse import urlparse
+from pathlib import Path
 
 import pandas as pd
 
-from dlops.data.inputs import DataSourceError, download, resolve_local
-from dlops.params import ColumnRoles, SyntheticIncomeSource, TableSource, TabularTask
-
-DOWNLOAD_DIR = Path(".dlops") / "downloads"
+from dlops.data.inputs import DataSourceError
+from dlops.data.tables import load_table
+from dlops.params import ColumnRoles, SyntheticIncomeSource, TabularTask
 
 
 def load_raw(task_cfg: TabularTask, root: Path) -> pd.DataFrame:
@@ -28,93 +25,6 @@ def load_raw(task_cfg: TabularTask, root: Path) -> pd.DataFrame:
         # the generator's own columns: a task may use a subset of them
         return check_columns(generate_income(src), task_cfg.columns, "synthetic-income", undeclared_ok=True)
     return check_columns(load_table(src, root), task_cfg.columns, where=src.url or str(src.path))
-
-
-def load_table(src: TableSource, root: Path) -> pd.DataFrame:
-    """Read a CSV/Parquet table from a local path (relative to `root`) or a sha256-pinned URL."""
-    if src.url is not None:
-        file = download(src.url, str(src.sha256), root / DOWNLOAD_DIR)  # config requires sha256 with url
-        name, where = PurePosixPath(urlparse(src.url).path).name, src.url
-    else:
-        file = resolve_local(str(src.path), root)
-        name, where = file.name, str(src.path)
-    fmt = src.format if src.format != "auto" else _format_from_name(name, where)
-    if file.stat().st_size == 0:
-        raise DataSourceError(f"{where}: the file is empty (0 bytes)")
-    try:
-        frame = _read_csv(file, src.csv_options) if fmt == "csv" else pd.read_parquet(file)
-    except DataSourceError:
-        raise
-    except Exception as exc:  # pandas/pyarrow raise many types for a truncated or foreign file
-        raise DataSourceError(f"{where}: cannot read as {fmt}: {type(exc).__name__}: {exc}") from exc
-    if frame.empty:
-        raise DataSourceError(f"{where}: the table is empty ({len(frame)} rows, {frame.shape[1]} columns)")
-    if fmt == "csv":
-        _check_delimiter(frame, src.csv_options, where)
-    return frame
-
-
-def _check_delimiter(frame: pd.DataFrame, options: dict[str, Any], where: str) -> None:
-    """One column whose header holds another delimiter means the file was split on the wrong one."""
-    if frame.shape[1] != 1 or "sep" in options or "delimiter" in options:
-        return
-    header = str(frame.columns[0])
-    for sep in (";", "\t", "|"):
-        if header.count(sep) >= 1:
-            raise DataSourceError(
-                f"{where}: read as one column {header[:80]!r}: the file looks delimited by {sep!r}, "
-                f"not ','; set csv_options: {{sep: {sep!r}}} under tasks.<task>.ingest"
-            )
-
-
-def _format_from_name(name: str, where: str) -> str:
-    lowered = name.lower()
-    if lowered.endswith((".csv", ".csv.gz", ".csv.bz2", ".csv.zip", ".csv.xz", ".data", ".txt")):
-        return "csv"
-    if lowered.endswith((".parquet", ".pq")):
-        return "parquet"
-    raise DataSourceError(f"{where}: cannot tell the format from the name; set format: csv or parquet")
-
-
-def _read_csv(file: Path, options: dict[str, Any]) -> pd.DataFrame:
-    """read_csv, then strip whitespace around headers and string cells (census CSVs write ' Male')."""
-    frame = pd.read_csv(file, **options)
-    frame.columns = [c.strip() if isinstance(c, str) else c for c in frame.columns]
-    na_values = options.get("na_values")
-    dtype = options.get("dtype")
-    typed: dict[Any, Any] = dtype if isinstance(dtype, dict) else {}
-    for column in frame.columns:
-        series = frame[column]
-        if series.dtype == object:
-            series = series.map(lambda v: v.strip() if isinstance(v, str) else v)
-        elif pd.api.types.is_string_dtype(series.dtype):
-            series = series.str.strip()
-        else:
-            continue
-        # " ?" only becomes "?" after stripping, so the user's na_values are applied once more here.
-        missing = _na_for(na_values, column)
-        if missing and series.isin(missing).any():
-            series = series.mask(series.isin(missing))
-            if column not in typed:  # the user's dtype wins
-                series = _numeric_if_all_parse(series)
-        frame[column] = series
-    return frame
-
-
-def _numeric_if_all_parse(series: pd.Series) -> pd.Series:
-    """A column read as text only because of a ' ?' placeholder becomes numeric once that is NA."""
-    numbers = pd.to_numeric(series, errors="coerce")
-    return numbers if numbers.notna().sum() == series.notna().sum() else series
-
-
-def _na_for(na_values: Any, column: str) -> list[str]:
-    if na_values is None:
-        return []
-    if isinstance(na_values, dict):
-        na_values = na_values.get(column, [])
-    if isinstance(na_values, str):
-        return [na_values]
-    return [str(v) for v in na_values]
 
 
 def check_columns(

@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 
 from dlops.data.inputs import DataSourceError
-from dlops.kinds.tabular.sources import load_table
+from dlops.data.tables import load_table
 from dlops.params import TableSource
 from dlops.params.tasks_timeseries import SeriesTableSource, SeriesTask, SyntheticSeriesSource
 
