@@ -62,6 +62,7 @@ def series_params() -> dict[str, Any]:
     raw = tiny_params(series=True)
     raw["tasks"].pop("tabular")
     raw["models"].pop("tabular-mlp")
+    raw["retrain"]["batches"] = {}
     gates = copy.deepcopy(raw["models"]["series-mlp"]["gates"])
     base = {"evaluate": {"bootstrap": 50}, "gates": gates, "search": None}
     validate = {
