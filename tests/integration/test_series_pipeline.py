@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pytest
-from tests.conftest import make_project, project_env, tiny_params
+from tests.conftest import bin_path, make_project, project_env, tiny_params
 from tests.integration.test_pipeline import client, dvc
 
 pytestmark = pytest.mark.slow
@@ -92,6 +92,7 @@ def series_params() -> dict[str, Any]:
     raw["models"]["airline-mlp"] = {
         "task": "airline", "family": "mlp", "model": {"hidden_sizes": [32], "dropout": 0.0},
         "train": {"epochs": 30, "batch_size": 16, "lr": 0.003, "patience": 10, "seed": 42}, **base,
+        "gates": {**gates, "max_group_error_gap": None},  # one series: no groups
     }  # fmt: skip
     raw["models"]["load-rnn"] = {
         "task": "load", "family": "rnn",
@@ -109,7 +110,9 @@ def series_project(tmp_path_factory: pytest.TempPathFactory) -> Path:
     airline_csv(root / "data" / "external" / "airline.csv")
     load_parquet(root / "data" / "external" / "load.parquet")
     make_project(root, series_params())
-    dvc(root, "repro")
+    env = {**project_env(root), "DLOPS_RECORD_IMPORTS": str(root.parent / "imports")}
+    proc = subprocess.run([bin_path("dvc"), "repro"], cwd=root, env=env, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
     return root
 
 
@@ -154,9 +157,13 @@ def test_the_registered_forecaster_serves_history(series_project: Path) -> None:
     assert len(served) == 4 * 24 and served["timestamp"].min() == pd.Timestamp("2014-01-29 00:00")
 
 
-def run_cli(root: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    from tests.conftest import bin_path
+def test_every_dlops_module_a_series_stage_imported_is_in_its_deps(series_project: Path) -> None:
+    from tests.projects import uncovered_imports
 
+    assert uncovered_imports(series_project, series_project.parent / "imports") == {}
+
+
+def run_cli(root: Path, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [bin_path("dlops"), *args],
         cwd=root,

@@ -84,6 +84,11 @@ def check_entry_fits(name: str, entry: ModelEntry, task: TaskConfig) -> None:
                     f"{where}.gates.{gate}: must be set, task {entry.task!r} has sensitive columns "
                     f"{task.columns.sensitive} (a classifier on it is never promoted unchecked)"
                 )
+    if entry.gates.max_group_error_gap is not None and not task.columns.sensitive:
+        raise ValueError(
+            f"{where}.gates.max_group_error_gap: task {entry.task!r} has no columns.sensitive to group its "
+            "series by; set it null"
+        )
     _check_mitigation(where, entry, task, classes)
     _check_transfer(where, entry, classes)
     if entry.search is not None:
