@@ -259,3 +259,22 @@ def test_the_default_params_load_without_importing_torch() -> None:
         "assert params.models and 'torch' not in sys.modules, sorted(sys.modules)"
     )
     subprocess.run([sys.executable, "-c", code], check=True, env={**os.environ, "DLOPS_ROOT": str(REPO)})
+
+
+def test_a_forecaster_is_checked_against_its_series_task(tmp_path: Path) -> None:
+    assert _load(tmp_path, tiny_params(series=True)).task("series").season_length() == 24
+    with pytest.raises(ConfigError, match=r"series-rnn.family: 'cnn' does not run on timeseries"):
+        _load(tmp_path, tiny_params(series=True, **{"models.series-rnn.family": "cnn"}))
+    with pytest.raises(
+        ConfigError, match=r"series-rnn.gates.primary_metric: 'accuracy' is not measured.*forecast_skill"
+    ):
+        _load(tmp_path, tiny_params(series=True, **{"models.series-rnn.gates.primary_metric": "accuracy"}))
+    with pytest.raises(
+        ConfigError, match=r"series-mlp.gates.max_group_error_gap: task 'series' has no columns"
+    ):
+        _load(tmp_path, tiny_params(series=True, **{"tasks.series.columns.sensitive": []}))
+    with pytest.raises(ConfigError, match=r"tasks.series.ingest.frequency"):
+        _load(tmp_path, tiny_params(series=True, **{"tasks.series.ingest.frequency": "fortnightly"}))
+    table = {"source": "series-table", "path": "x.csv", "frequency": "weekly"}
+    with pytest.raises(ConfigError, match="frequency 'weekly' is not one of the pandas offset aliases"):
+        _load(tmp_path, tiny_params(series=True, **{"tasks.series.ingest": table}))

@@ -171,3 +171,17 @@ def test_forecast_frame_serves_each_series_with_intervals(tmp_path: Path) -> Non
         forecast_frame(LastValue(2), transform, intervals, history.groupby("series").tail(2))
     with pytest.raises(HistoryError, match=r"lacks columns \['value'\]"):
         forecast_frame(LastValue(2), transform, intervals, history.drop(columns=["value"]))
+
+
+def test_drift_compares_each_series_with_its_recent_training_window() -> None:
+    from dlops.kinds.timeseries.drift import series_drift, summary
+
+    cfg = task()
+    reference = raw_table(40)
+    same = raw_table(48).groupby("series").tail(8)
+    calm = series_drift(cfg, reference, same)  # the trend goes on: not drift
+    assert calm["series_shifted"] == [] and calm["new_series"] == []
+    shifted = same.assign(value=same["value"] + np.where(same["series"] == "B", 1000.0, 0.0))
+    report = series_drift(cfg, reference, shifted)
+    assert report["drifted"] and report["series_shifted"] == ["B"] and report["series"][0]["series"] == "B"
+    assert "### Timeseries drift: **drift detected**" in summary(report)
