@@ -37,7 +37,7 @@ GATES: dict[str, tuple[str, Op, bool]] = {
     "min_memorization_ratio": ("generate/memorization_ratio", ">=", False),
     "max_mase": ("test/mase", "<=", False),
     "max_coverage_error": ("forecast/coverage_error", "<=", False),
-    "max_group_error_gap": ("fairness/group_mase_gap", "<=", False),
+    "max_group_error_gap": ("fairness/group_error_gap", "<=", False),
 }
 
 

@@ -47,7 +47,7 @@ METRICS = (
     "snaive/mase",
     "naive/mase",
 )
-GAPS = ("demographic_parity_difference", "equalized_odds_difference", "mase_gap")  # mase: forecasters
+GAPS = ("demographic_parity_difference", "equalized_odds_difference", "error_gap")  # error: forecasters
 
 
 def build_card(

@@ -131,10 +131,12 @@ def test_every_forecaster_is_evaluated_and_registered_with_its_gates(series_proj
         assert version.tags["gate.max_mase.passed"] == "true", pair
         assert "data.version" in version.tags
     series = metrics(series_project, "series-rnn")
-    assert "fairness/group_mase_gap" in series and "fairness/region/mase_gap" in series
+    assert "fairness/group_error_gap" in series and "fairness/region/error_gap" in series
     fairness = json.loads((series_project / "reports/evaluate/series-rnn/fairness.json").read_text())
     assert {row["group"] for row in fairness["region"]} == {"calm", "noisy"}
-    noisy, calm = (next(r["mase"] for r in fairness["region"] if r["group"] == g) for g in ("noisy", "calm"))
+    noisy, calm = (
+        next(r["relative_error"] for r in fairness["region"] if r["group"] == g) for g in ("noisy", "calm")
+    )
     assert noisy > calm  # the generator's noisier region is served worse
     assert (series_project / "reports/evaluate/series-rnn/figures/forecasts.png").is_file()
     assert metrics(series_project, "airline-mlp")["backtest/folds"] == 1

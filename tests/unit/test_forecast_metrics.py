@@ -155,19 +155,19 @@ def test_group_gap_by_hand() -> None:
     groups = {"region": ["a", "a", "b", "b"], "size": ["x", "y", "x", "y"]}
     flat, table = tm.group_errors(actual, forecast, np.ones(4), groups, series=series)
     assert flat == {
-        "fairness/region/mase_gap": 0.5,
-        "fairness/size/mase_gap": 0.0,
-        "fairness/group_mase_gap": 0.5,
+        "fairness/region/error_gap": 0.5,
+        "fairness/size/error_gap": 0.0,
+        "fairness/group_error_gap": 0.5,
     }
     assert table[0] == {
         "attribute": "region",
         "group": "a",
-        "mase": 1.0,
+        "error": 1.0,
         "mae": 1.0,
         "series": 2,
         "windows": 2,
     }
-    assert [(r["attribute"], r["group"], r["mase"]) for r in table[1:]] == [
+    assert [(r["attribute"], r["group"], r["error"]) for r in table[1:]] == [
         ("region", "b", 2.0),
         ("size", "x", 1.5),
         ("size", "y", 1.5),
@@ -186,7 +186,7 @@ def test_group_bootstrap_contains_the_estimate_and_is_seeded() -> None:
     groups = {"region": np.where(np.char.lstrip(series, "s").astype(int) < 10, "a", "b")}
     args = (actual, forecast, np.ones(len(series)), groups)
     flat, _ = tm.group_errors(*args, series=series, bootstrap=300, confidence=0.9, seed=1)
-    key = "fairness/group_mase_gap"
+    key = "fairness/group_error_gap"
     assert flat[f"{key}/ci_low"] <= flat[key] <= flat[f"{key}/ci_high"]
     assert flat[f"{key}/ci_low"] < flat[f"{key}/ci_high"]
     assert flat == tm.group_errors(*args, series=series, bootstrap=300, confidence=0.9, seed=1)[0]
@@ -198,8 +198,8 @@ def test_group_bootstrap_resamples_whole_series() -> None:
         actual, forecast, series = _groups_case(errors)
         groups = {"g": ["a"] * 10 + ["b"] * 10}
         flat, _ = tm.group_errors(actual, forecast, np.ones(20), groups, series=series, bootstrap=400, seed=0)
-        assert flat["fairness/group_mase_gap"] == 0.5  # a: MASE 1, b: 0
-        return flat["fairness/group_mase_gap/ci_high"] - flat["fairness/group_mase_gap/ci_low"]
+        assert flat["fairness/group_error_gap"] == 0.5  # a: MASE 1, b: 0
+        return flat["fairness/group_error_gap/ci_high"] - flat["fairness/group_error_gap/ci_low"]
 
     # group a: 5 series x 2 windows; b: 5 series x 2 windows with no error
     one_series = [[5.0, 5.0]] + [[0.0, 0.0]] * 4 + [[0.0, 0.0]] * 5
@@ -225,8 +225,8 @@ def test_plots_are_written_and_byte_stable(tmp_path: Path) -> None:
     windows = _windows()
     history = {"north": (np.arange("2023-12-31T18", "2024-01-01T00", dtype="datetime64[h]"), np.ones(6))}
     _, rows = tm.backtest(np.ones((4, 2)), np.zeros((4, 2)), np.ones(4), [0, 0, 2, 2], 2, 2)
-    table = [dict(attribute="region", group="a", mase=1.0, mae=1.0, series=2, windows=4)]
-    table.append(dict(attribute="region", group="b", mase=None, mae=None, series=1, windows=2))
+    table = [dict(attribute="region", group="a", error=1.0, mae=1.0, series=2, windows=4)]
+    table.append(dict(attribute="region", group="b", error=None, mae=None, series=1, windows=2))
     for run in ("one", "two"):
         tp.plot_forecasts(tmp_path / run / "forecasts.png", history, windows)
         tp.plot_backtest(tmp_path / run / "backtest.png", rows)

@@ -39,8 +39,8 @@ class GatesConfig(Strict):
     min_class_coverage: float | None = Field(None, ge=0.0, le=1.0)
     min_memorization_ratio: float | None = Field(None, ge=0.0)
     # forecasters: MASE on test (below 1.0 = better than the seasonal-naive forecast), the distance of the
-    # prediction intervals' test coverage from their nominal level, and the worst series group's MASE
-    # minus the mean over groups (the task's `columns.sensitive` attributes)
+    # prediction intervals' test coverage from their nominal level, and the worst series group's relative
+    # error (|error| / the series' training level) minus the mean over groups (`columns.sensitive`)
     max_mase: float | None = Field(None, gt=0.0)
     max_coverage_error: float | None = Field(None, ge=0.0, le=1.0)
     max_group_error_gap: float | None = Field(None, ge=0.0)

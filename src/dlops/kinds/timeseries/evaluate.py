@@ -52,14 +52,10 @@ def evaluate_forecaster(model: Any, p: Any, entry: Any, history: dict[str, Any],
 
     folds, fold_rows = _backtest(test, forecast, int(transform["horizon"]), int(transform["backtest_folds"]))
     scores.update(folds)
-    cfg = entry.evaluate
-    group_scores, table = metrics.group_errors(
-        test["actual"], forecast, test["mase_scale"], dict(test["groups"]), series=test["series"],
-        bootstrap=cfg.bootstrap, confidence=cfg.confidence, seed=entry.train.seed,
-    )  # fmt: skip
+    group_scores, table = _group_errors(test, forecast, entry)
     scores.update(group_scores)
-    if cfg.bootstrap:
-        scores["bootstrap/confidence"] = cfg.confidence
+    if entry.evaluate.bootstrap:
+        scores["bootstrap/confidence"] = entry.evaluate.confidence
     gap = entry.gates.max_overfit_gap
     limit = DEFAULT_SKILL_GAP if gap is None else gap
     scores.update(diagnose(history, scores, "forecast_skill", limit, underfit_below=0.0))
@@ -68,7 +64,7 @@ def evaluate_forecaster(model: Any, p: Any, entry: Any, history: dict[str, Any],
     windows = _plotted_windows(test, forecast, lower, upper)
     plots.plot_forecasts(figures / "forecasts.png", _history(p, entry.task, windows), windows)
     plots.plot_backtest(figures / "backtest.png", fold_rows)
-    plots.plot_group_errors(figures / "group_errors.png", table)
+    plots.plot_group_errors(figures / "group_errors.png", table, "relative_error", "relative error")
     common_plots.plot_learning_curves(figures, history)
     write_json(out / "fairness.json", _by_attribute(table))
     write_json(out / "backtest.json", {"folds": fold_rows})
@@ -81,6 +77,26 @@ def evaluate_forecaster(model: Any, p: Any, entry: Any, history: dict[str, Any],
     write_json(out / "learning_curve.json", {"history": common_plots.history_rows(history)})
     _write_predictions(out / "predictions.csv", test, forecast)
     return {key: clean(value) for key, value in scores.items()}
+
+
+def _group_errors(
+    test: dict[str, Any], forecast: np.ndarray, entry: Any
+) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """Errors by series group: the gap is on the relative error (|error| / the series' training level),
+    what a group feels as "served worse"; MASE per group beside it. MASE alone would hide a noisier
+    group, since its seasonal-naive reference is as much worse as the model."""
+    cfg, groups = entry.evaluate, dict(test["groups"])
+    relative, table = metrics.group_errors(
+        test["actual"], forecast, test["level"], groups, series=test["series"],
+        bootstrap=cfg.bootstrap, confidence=cfg.confidence, seed=entry.train.seed,
+    )  # fmt: skip
+    _, mase = metrics.group_errors(
+        test["actual"], forecast, test["mase_scale"], groups, series=test["series"]
+    )
+    for row, scaled in zip(table, mase, strict=True):
+        row["relative_error"] = row.pop("error")
+        row["mase"] = scaled["error"]
+    return relative, table
 
 
 def _by_attribute(table: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:

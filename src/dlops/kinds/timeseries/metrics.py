@@ -192,7 +192,7 @@ def backtest(
 def group_errors(
     actual: Any,
     forecast: Any,
-    mase_scale: Any,
+    scale: Any,
     groups: dict[str, Any],
     *,
     series: Any,
@@ -200,14 +200,16 @@ def group_errors(
     confidence: float = 0.95,
     seed: int = 0,
 ) -> tuple[dict[str, float], list[dict[str, Any]]]:
-    """MASE per group of each attribute in `groups` ({attribute: (N,) label, constant within a series}).
+    """The scaled error (mean |a - f| / the row's `scale`: MASE with the MASE scale, the relative error with
+    each series' level) per group of each attribute in `groups` ({attribute: (N,) label, constant
+    within a series}).
 
-    Flat: `fairness/<attr>/mase_gap` = worst group's MASE - the mean of the groups' MASEs (0 with one
-    group), `fairness/group_mase_gap` = the largest over attributes (absent without attributes) and,
+    Flat: `fairness/<attr>/error_gap` = worst group's error - the mean of the groups' errors (0 with one
+    group), `fairness/group_error_gap` = the largest over attributes (absent without attributes) and,
     with bootstrap > 0 replicates, `/ci_low` and `/ci_high` of each: the percentile interval at
     `confidence` over resamples of whole series drawn within each stratum of series sharing all labels.
-    Table rows {attribute, group, mase, mae, series, windows}, by attribute then group name."""
-    err, scaled = _errors(actual, forecast, mase_scale)
+    Table rows {attribute, group, error, mae, series, windows}, by attribute then group name."""
+    err, scaled = _errors(actual, forecast, scale)
     names = np.asarray(series).astype(str)
     if names.shape != (err.shape[0],):
         raise ValueError(f"series must be ({err.shape[0]},); got {names.shape}")
@@ -234,19 +236,19 @@ def group_errors(
         mase, mae = _ratio(scaled_sum @ m, scored @ m), _ratio(err_sum @ m, scored @ m)
         for j, group in enumerate(group_names):
             size_j, windows_j = int(m[:, j].sum()), int(windows @ m[:, j])
-            table.append(dict(attribute=attr, group=str(group), mase=clean(mase[j]), mae=clean(mae[j])))
+            table.append(dict(attribute=attr, group=str(group), error=clean(mase[j]), mae=clean(mae[j])))
             table[-1].update(series=size_j, windows=windows_j)
         if group_names.size < 2:
-            log.warning("fairness/%s/mase_gap is 0: the attribute has a single group", name)
+            log.warning("fairness/%s/error_gap is 0: the attribute has a single group", name)
 
     def gaps(weights: np.ndarray) -> dict[str, np.ndarray]:
         """(B,) gap of each attribute and the max over them, from (B, series) draw counts."""
         out = {}
         for name, m in members:
             mase = _ratio(weights @ (scaled_sum[:, None] * m), weights @ (scored[:, None] * m))
-            out[f"fairness/{name}/mase_gap"] = np.fmax.reduce(mase, axis=1) - _mean(mase, axis=1)
+            out[f"fairness/{name}/error_gap"] = np.fmax.reduce(mase, axis=1) - _mean(mase, axis=1)
         if out:
-            out["fairness/group_mase_gap"] = np.fmax.reduce(np.stack(list(out.values())), axis=0)
+            out["fairness/group_error_gap"] = np.fmax.reduce(np.stack(list(out.values())), axis=0)
         return out
 
     point = gaps(np.ones((1, size)))

@@ -95,25 +95,27 @@ def plot_backtest(path: Path | str, rows: list[dict[str, Any]]) -> Path:
     return path
 
 
-def plot_group_errors(path: Path | str, table: list[dict[str, Any]]) -> Path:
-    """PNG of the MASE of each group (bars), one panel per attribute; `table` as `metrics.group_errors`
-    returns it ({attribute, group, mase, mae, series, windows}). The mean over groups is dashed."""
+def plot_group_errors(
+    path: Path | str, table: list[dict[str, Any]], column: str = "error", label: str = "error"
+) -> Path:
+    """PNG of each group's `column` (bars), one panel per attribute; `table` as `metrics.group_errors`
+    returns it ({attribute, group, error, mae, series, windows}). The mean over groups is dashed."""
     path = Path(path)
     attributes = list(dict.fromkeys(str(row["attribute"]) for row in table))
     with png_figure(path, (7.0, 3.0 * max(1, len(attributes)))) as fig:
         axes = fig.subplots(max(1, len(attributes)), 1, squeeze=False)[:, 0]
         if not attributes:
-            _no_data(axes[0], "MASE by group")
+            _no_data(axes[0], f"{label} by group")
         for ax, attribute in zip(axes, attributes, strict=False):
             rows = [row for row in table if str(row["attribute"]) == attribute]
-            mase = _floats([row["mase"] for row in rows])
+            mase = _floats([row[column] for row in rows])
             x = np.arange(len(rows))
             ax.bar(x, mase, color="C0")
             if not np.isnan(mase).all():
                 ax.axhline(float(np.nanmean(mase)), color="C1", linestyle="--", label="mean over groups")
                 ax.legend(loc="upper left", fontsize="small")
             ax.set_xticks(x, [f"{row['group']}\n({row['series']} series)" for row in rows])
-            ax.set(ylabel="MASE", title=attribute)
+            ax.set(ylabel=label, title=attribute)
     return path
 
 

@@ -16,7 +16,7 @@ from dlops.data.inputs import DataSourceError
 from dlops.kinds.timeseries import windows as win
 
 SPLITS = ("train", "val", "test")
-PER_WINDOW = ("actual", "naive", "snaive", "origin", "loc", "scale", "mase_scale", "origin_time")
+PER_WINDOW = ("actual", "naive", "snaive", "origin", "loc", "scale", "mase_scale", "level", "origin_time")
 
 
 def write_windows(task: str, task_cfg: Any, raw: pd.DataFrame, p: Any) -> dict[str, int]:

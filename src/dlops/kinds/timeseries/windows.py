@@ -132,6 +132,9 @@ def windows_of(
     observed = np.isfinite(grid.values)
     values = filled(grid.values)
     loc, scale = loc_scale
+    seen = np.abs(grid.values[: periods.train_end])
+    level = float(np.nanmean(seen)) if np.isfinite(seen).any() else 1.0
+    level = level if level > 1e-8 else 1.0  # the relative error's denominator: the training level
     scaled = (values - loc) / scale
     features = [scaled[:, None]]
     if grid.covariates.shape[1]:
@@ -154,6 +157,7 @@ def windows_of(
             loc=np.full(len(origins), loc),
             scale=np.full(len(origins), scale),
             mase_scale=np.full(len(origins), mase_scale),
+            level=np.full(len(origins), level),
         )
     return out
 
