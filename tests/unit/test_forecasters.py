@@ -99,3 +99,24 @@ def test_bad_forecaster_settings_are_named() -> None:
         build_model("rnn", input_shape=(24,), num_classes=0, config={**SMALL["rnn"], "horizon": 2})
     with pytest.raises(ValueError, match="not token ids"):
         build("rnn", vocab_size=20)
+
+
+def test_a_forecaster_resumed_after_an_interruption_ends_as_an_uninterrupted_one(tmp_path: Any) -> None:
+    from dlops.kinds.timeseries.augment import make_series_augment
+    from dlops.params.tasks_timeseries import SeriesAugmentConfig
+
+    data = {"train": sine_windows(120, 0), "val": sine_windows(40, 1)}
+    cfg = TrainConfig(epochs=4, batch_size=32, lr=0.01, patience=4, seed=0)
+    augment = make_series_augment(SeriesAugmentConfig(jitter_std=0.05, scale_std=0.1))
+
+    def model() -> Any:
+        torch.manual_seed(0)
+        return build("rnn")
+
+    whole = train(model(), data, cfg, augment=augment)
+    resume = tmp_path / "last.pt"
+    train(model(), data, cfg, augment=augment, resume_path=resume, fingerprint="f", max_epochs=2)
+    resumed = train(model(), data, cfg, augment=augment, resume_path=resume, fingerprint="f")
+    assert resumed.resumed_from_epoch == 2 and resumed.history == whole.history
+    for key, value in whole.model.state_dict().items():
+        assert torch.equal(value, resumed.model.state_dict()[key]), key
