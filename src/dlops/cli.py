@@ -18,6 +18,7 @@ import typer
 
 from dlops.errors import (
     EXIT_FAILED,
+    EXIT_REJECTED,
     EXIT_TRANSIENT,
     DlopsError,
     Quarantined,
@@ -275,14 +276,32 @@ def run(
     ] = None,
     root: Root = None,
 ) -> None:
-    """The whole pipeline: `dvc repro` holding the workspace (a second run waits, then stops), then the
-    leaderboard, recorded in MLflow."""
+    """The whole pipeline: `dvc repro --keep-going` holding the workspace (a second run waits, then
+    stops), then the leaderboard, recorded in MLflow. Exit 0 when every stage passed; 3 when the only
+    failures are candidates rejected by their gates (named; every other stage still ran); otherwise the
+    first failed stage's code (its branch stopped at once, the others ran)."""
     from dlops.workspace import repro
 
-    code = _run("run", lambda: repro(root, wait))
-    if code:
+    code, failed = _run("run", lambda: repro(root, wait))
+    if code and not failed:  # DVC itself failed (a bad dvc.yaml, a lock): nothing ran to report on
         raise typer.Exit(code)
     leaderboard(log=True, as_json=False, root=root)
+    rejected = [f for f in failed if f["exit_code"] == EXIT_REJECTED]
+    broken = [f for f in failed if f["exit_code"] != EXIT_REJECTED]
+    for outcome in rejected:
+        typer.echo(f"dlops run: {outcome['stage']}: {outcome['message']}", err=True)
+    for outcome in broken:
+        typer.echo(f"dlops run: {outcome['stage']} failed: {outcome['message']}", err=True)
+    if broken:
+        raise typer.Exit(int(broken[0]["exit_code"]) or EXIT_FAILED)
+    if rejected:
+        names = ", ".join(f["stage"].split("@", 1)[-1] for f in rejected)
+        typer.echo(
+            f"dlops run: every stage ran; rejected by their gates: {names} (exit {EXIT_REJECTED})", err=True
+        )
+        raise typer.Exit(EXIT_REJECTED)
+    if code:  # a stage failed without recording why (killed): DVC's code
+        raise typer.Exit(code)
 
 
 @app.command()

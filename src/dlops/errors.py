@@ -18,6 +18,7 @@ EXIT_QUARANTINED = 65  # EX_DATAERR: a new batch failed its checks and was quara
 EXIT_TRANSIENT = 75  # EX_TEMPFAIL: the tracking server or network went away; a retry may succeed
 
 OUTCOME_ENV = "DLOPS_OUTCOME_FILE"  # where the CLI records a failed command's exit code and message
+OUTCOME_LOG_ENV = "DLOPS_OUTCOME_LOG"  # a file each failed stage appends its outcome to (`dlops run`)
 
 
 class DlopsError(Exception):
@@ -84,10 +85,23 @@ def _chain(exc: BaseException) -> list[BaseException]:
 
 def record_outcome(command: str, exit_code: int, message: str) -> None:
     """Write {command, exit_code, message} to $DLOPS_OUTCOME_FILE when the caller asked for it."""
+    body = {"command": command, "exit_code": exit_code, "message": message}
     target = os.environ.get(OUTCOME_ENV)
     if target:
-        body = {"command": command, "exit_code": exit_code, "message": message}
         Path(target).write_text(json.dumps(body) + "\n", encoding="utf-8")
+    log = os.environ.get(OUTCOME_LOG_ENV)
+    if log:  # one line per failed stage of a whole run; DVC names the stage it runs
+        with open(log, "a", encoding="utf-8") as handle:
+            handle.write(json.dumps({**body, "stage": os.environ.get("DVC_STAGE", command)}) + "\n")
+
+
+def read_outcome_log(path: Path) -> list[dict[str, Any]]:
+    """The outcomes the failed stages of a run appended to `path` (empty when none failed)."""
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except OSError:
+        return []
+    return [json.loads(line) for line in lines if line.strip()]
 
 
 def read_outcome(path: Path) -> dict[str, Any] | None:

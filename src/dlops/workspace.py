@@ -63,20 +63,28 @@ def workspace_lock(root: Path, timeout_s: float = 0.0, holder: str = "") -> Iter
         lock.release()
 
 
-def repro(root: Path | None = None, wait_s: float | None = None) -> int:
-    """`dvc repro` while holding the workspace (what `dlops run` and `make run` do): a second run waits
-    `wait_s` (default retrain.lock_timeout_s), then stops with WorkspaceBusy. Returns dvc's exit code."""
+def repro(root: Path | None = None, wait_s: float | None = None) -> tuple[int, list[dict[str, Any]]]:
+    """`dvc repro --keep-going` while holding the workspace (what `dlops run` and `make run` do): a
+    rejected candidate or a failed stage stops only the stages that depend on it. A second run waits
+    `wait_s` (default retrain.lock_timeout_s), then stops with WorkspaceBusy. Returns dvc's exit code and
+    the outcome of each failed stage ({stage, exit_code, message}; exit code 3 = rejected by its gates)."""
     import subprocess
+    import tempfile
 
     from dlops import dag
+    from dlops.errors import OUTCOME_LOG_ENV, read_outcome_log
     from dlops.params import load_params, paths
 
     p = paths(root)
     params = load_params(p.params)
     timeout = params.retrain.lock_timeout_s if wait_s is None else wait_s
-    with workspace_lock(p.root, timeout, holder="dlops run"):
+    with workspace_lock(p.root, timeout, holder="dlops run"), tempfile.TemporaryDirectory() as tmp:
         dag.write(params, p)  # what dvc.yaml reads of params.yaml, current before DVC parses it
-        return subprocess.run([dvc_executable(), "repro"], cwd=p.root, check=False).returncode
+        log = Path(tmp) / "outcomes.jsonl"
+        env = {**os.environ, OUTCOME_LOG_ENV: str(log)}
+        command = [dvc_executable(), "repro", "--keep-going"]
+        code = subprocess.run(command, cwd=p.root, check=False, env=env).returncode
+        return code, read_outcome_log(log)
 
 
 def ensure_free(root: Path) -> None:
