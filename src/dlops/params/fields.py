@@ -9,7 +9,7 @@ import json
 import os
 import re
 from collections.abc import Collection
-from typing import Annotated, Any, ClassVar
+from typing import Annotated, Any, ClassVar, Literal
 from urllib.parse import urlsplit
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
@@ -132,6 +132,24 @@ def params_hash(section: BaseModel | dict[str, Any]) -> str:
     """A stable short hash of a params section, for tags and checkpoint fingerprints."""
     data = section.model_dump(mode="json", by_alias=True) if isinstance(section, BaseModel) else section
     return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:16]
+
+
+class TableFile(Strict):
+    """A CSV/Parquet file a source reads: a local path or an http(s) URL pinned by sha256."""
+
+    path: LocalPath | None = None
+    url: HttpUrl | None = None
+    sha256: Sha256 | None = None
+    format: Literal["auto", "csv", "parquet"] = "auto"
+    csv_options: dict[str, Any] = Field(default_factory=dict)  # passed to pandas.read_csv
+
+    @model_validator(mode="after")
+    def _one_location(self) -> TableFile:
+        if (self.path is None) == (self.url is None):
+            raise ValueError("give exactly one of 'path' or 'url'")
+        if self.url is not None and self.sha256 is None:
+            raise ValueError("a `url` needs a pinned `sha256` (64 hex characters, e.g. from sha256sum)")
+        return self
 
 
 class TaskSchema(Strict):

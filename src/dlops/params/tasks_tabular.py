@@ -3,11 +3,11 @@ column roles, validation, preprocessing and augmentation."""
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
 from pydantic import ConfigDict, Field, model_validator
 
-from dlops.params.fields import HttpUrl, LocalPath, ProjectPath, Sha256, SplitConfig, Strict, TaskSchema
+from dlops.params.fields import ProjectPath, SplitConfig, Strict, TableFile, TaskSchema
 
 
 # ---------------------------------------------------------------------------------------------- ingest
@@ -36,23 +36,10 @@ class SyntheticIncomeSource(Strict):
     shift: IncomeShift = Field(default_factory=IncomeShift)
 
 
-class TableSource(Strict):
+class TableSource(TableFile):
     """A real CSV/Parquet table: a local path or an http(s) URL pinned by sha256."""
 
     source: Literal["table"]
-    path: LocalPath | None = None
-    url: HttpUrl | None = None
-    sha256: Sha256 | None = None
-    format: Literal["auto", "csv", "parquet"] = "auto"
-    csv_options: dict[str, Any] = Field(default_factory=dict)
-
-    @model_validator(mode="after")
-    def _one_location(self) -> TableSource:
-        if (self.path is None) == (self.url is None):
-            raise ValueError("give exactly one of 'path' or 'url'")
-        if self.url is not None and self.sha256 is None:
-            raise ValueError("a `url` needs a pinned `sha256` (64 hex characters, e.g. from sha256sum)")
-        return self
 
 
 IngestConfig = Annotated[SyntheticIncomeSource | TableSource, Field(discriminator="source")]

@@ -12,7 +12,7 @@ from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import ConfigDict, Field, model_validator
 
-from dlops.params.fields import HttpUrl, LocalPath, ProjectPath, Sha256, Strict, TaskSchema
+from dlops.params.fields import ProjectPath, Strict, TableFile, TaskSchema
 
 # pandas offset aliases a user may name; each has a default season length (steps per cycle)
 SEASON_OF_FREQUENCY = {
@@ -59,15 +59,10 @@ class SyntheticSeriesSource(Strict):
         return self.frequency
 
 
-class SeriesTableSource(Strict):
+class SeriesTableSource(TableFile):
     """A real CSV/Parquet table of series: a local path, or an http(s) URL pinned by sha256."""
 
     source: Literal["series-table"]
-    path: LocalPath | None = None
-    url: HttpUrl | None = None
-    sha256: Sha256 | None = None
-    format: Literal["auto", "csv", "parquet"] = "auto"
-    csv_options: dict[str, Any] = Field(default_factory=dict)
     timestamp: str = "timestamp"  # column parsed as dates and times
     value: str = "value"  # the column forecast
     series_id: str | None = None  # null: the file is one series
@@ -75,11 +70,7 @@ class SeriesTableSource(Strict):
     frequency: Annotated[str, Field(min_length=1)]  # pandas offset alias of the timestamps: h, D, MS, ...
 
     @model_validator(mode="after")
-    def _one_location(self) -> SeriesTableSource:
-        if (self.path is None) == (self.url is None):
-            raise ValueError("give exactly one of 'path' or 'url'")
-        if self.url is not None and self.sha256 is None:
-            raise ValueError("a `url` needs a pinned `sha256` (64 hex characters, e.g. from sha256sum)")
+    def _roles(self) -> SeriesTableSource:
         _frequency(self.frequency)
         roles = [self.timestamp, self.value, *([self.series_id] if self.series_id else []), *self.covariates]
         if len(set(roles)) != len(roles):
