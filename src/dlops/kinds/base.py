@@ -10,9 +10,15 @@ Heavy libraries (torch, pandas, great_expectations) are imported inside the meth
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from dlops.params import ModelEntry, Paths, TaskConfig
 
 
 @dataclass
@@ -38,37 +44,37 @@ class Kind:
     name: str = ""
 
     # ---------------------------------------------------------------------------------------- ingest
-    def load(self, task_cfg: Any, root: Path) -> Any:
-        """The raw table (pandas DataFrame) of the task's `ingest` source."""
+    def load(self, task_cfg: TaskConfig, root: Path) -> pd.DataFrame:
+        """The raw table of the task's `ingest` source."""
         raise NotImplementedError
 
-    def tag_batch_rows(self, frame: Any, batch_id: str) -> Any:
+    def tag_batch_rows(self, frame: pd.DataFrame, batch_id: str) -> pd.DataFrame:
         """A batch's rows as stored in data/raw (e.g. source lines prefixed with the batch id)."""
         return frame
 
     # -------------------------------------------------------------------------------------- validate
-    def draft_suite(self, task: str, task_cfg: Any, frame: Any) -> dict[str, Any]:
+    def draft_suite(self, task: str, task_cfg: TaskConfig, frame: pd.DataFrame) -> dict[str, Any]:
         """A Great Expectations suite profiled from the raw table (`dlops expectations init`)."""
         raise NotImplementedError
 
     def validate(
-        self, raw: Any, suite: dict[str, Any], task_cfg: Any, docs_dir: Path | None
+        self, raw: pd.DataFrame, suite: dict[str, Any], task_cfg: TaskConfig, docs_dir: Path | None
     ) -> dict[str, Any]:
         """The suite's results on the raw table, failures naming rows, files or lines."""
         raise NotImplementedError
 
     # ------------------------------------------------------------------------------------ preprocess
     def preprocess(
-        self, task: str, task_cfg: Any, raw: Any, p: Any, blocks: list[tuple[str, int]]
+        self, task: str, task_cfg: TaskConfig, raw: pd.DataFrame, p: Paths, blocks: list[tuple[str, int]]
     ) -> dict[str, int]:
         """Split, fit the transform on train only, write data/processed/<task>; returns split sizes."""
         raise NotImplementedError
 
-    def split_file(self, p: Any, task: str, split: str) -> Path:
+    def split_file(self, p: Paths, task: str, split: str) -> Path:
         """The processed file of one split (hashed into lineage and study names)."""
         raise NotImplementedError
 
-    def load_split(self, p: Any, task: str, split: str) -> tuple[Any, Any, dict[str, Any]]:
+    def load_split(self, p: Paths, task: str, split: str) -> tuple[Any, Any, dict[str, Any]]:
         """(x float32 or int64 token ids, y int64 (N,), {attribute: group labels}) of one split."""
         raise NotImplementedError
 
@@ -81,13 +87,13 @@ class Kind:
         return dict(model)
 
     # ----------------------------------------------------------------------------------------- train
-    def batch_augment(self, task_cfg: Any, num_classes: int) -> Any:
+    def batch_augment(self, task_cfg: TaskConfig, num_classes: int) -> Any:
         """The training-batch transform `(x, y, generator) -> (x, y)` that `augment` asks for, or None."""
         return None
 
     # -------------------------------------------------------------------------------------- evaluate
     def evaluate_classifier(
-        self, model: Any, p: Any, entry: Any, classes: list[str], test: dict[str, Any], out: Path
+        self, model: Any, p: Paths, entry: ModelEntry, classes: list[str], test: dict[str, Any], out: Path
     ) -> dict[str, Any]:
         """Kind-specific evaluation of a classifier on the test split (interpretation, attributions,
         behavioural tests); writes out/interpretation.json and figures, returns extra metrics."""
@@ -97,25 +103,33 @@ class Kind:
         return {}
 
     def evaluate_forecaster(
-        self, model: Any, p: Any, entry: Any, history: dict[str, Any], out: Path
+        self, model: Any, p: Paths, entry: ModelEntry, history: dict[str, Any], out: Path
     ) -> dict[str, Any]:
         """A forecaster's evaluation on this kind's windows (errors, references, backtest, intervals,
         errors by group, plots); writes the evaluate stage's files, returns every score."""
         raise NotImplementedError(f"{self.name} tasks have no forecasts")
 
     # ------------------------------------------------------------------------------------- serving
-    def serving_inputs(self, p: Any, entry: Any, task_cfg: Any, pair: str) -> ServingInputs:
+    def serving_inputs(self, p: Paths, entry: ModelEntry, task_cfg: TaskConfig, pair: str) -> ServingInputs:
         """Today's test inputs as a caller sends them, with the artifacts a classifier pyfunc needs."""
         raise NotImplementedError
 
     # -------------------------------------------------------------------------------------- monitor
     def drift(
-        self, task_cfg: Any, reference: Any, current: Any, p: Any, task: str, threshold: float
+        self,
+        task_cfg: TaskConfig,
+        reference: pd.DataFrame,
+        current: pd.DataFrame,
+        p: Paths,
+        task: str,
+        threshold: float,
     ) -> dict[str, Any]:
         """Drift statistics of a batch against the reference raw table."""
         raise NotImplementedError
 
-    def batch_problems(self, task_cfg: Any, accepted: Any, batch: Any) -> list[str]:
+    def batch_problems(
+        self, task_cfg: TaskConfig, accepted: Callable[[], pd.DataFrame], batch: pd.DataFrame
+    ) -> list[str]:
         """Why a new batch cannot follow the data accepted so far (`accepted()` reads it) beyond what the
         suite checks, e.g. a series batch that goes back in time; each problem quarantines the batch."""
         return []
@@ -133,15 +147,15 @@ class ArrayKind(Kind):
     """A kind whose splits are arrays in .npz files (data/arrays.py), one row per source file or line:
     a batch's rows name their batch before the file or line they came from."""
 
-    def tag_batch_rows(self, frame: Any, batch_id: str) -> Any:
+    def tag_batch_rows(self, frame: pd.DataFrame, batch_id: str) -> pd.DataFrame:
         if "source" not in frame.columns:
             return frame
         return frame.assign(source=[f"{batch_id}:{s}" for s in frame["source"].astype(str)])
 
-    def split_file(self, p: Any, task: str, split: str) -> Path:
+    def split_file(self, p: Paths, task: str, split: str) -> Path:
         return Path(p.image_split(task, split))
 
-    def load_split(self, p: Any, task: str, split: str) -> tuple[Any, Any, dict[str, Any]]:
+    def load_split(self, p: Paths, task: str, split: str) -> tuple[Any, Any, dict[str, Any]]:
         from dlops.data.arrays import load_array_split
 
         return load_array_split(p.image_split(task, split))
