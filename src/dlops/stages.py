@@ -114,7 +114,7 @@ def validate(task: str, root: Path | None = None) -> dict[str, Any]:
     """Check data/raw/<task>.parquet against the task's committed suite; raise on a critical failure."""
     import pandas as pd
 
-    from dlops.data.validation import load_suite, raise_on_failure
+    from dlops.data.validation import limits_hint, load_suite, params_disagreement, raise_on_failure
 
     params, p = _context(root)
     task_cfg = params.task(task)
@@ -126,9 +126,14 @@ def validate(task: str, root: Path | None = None) -> dict[str, Any]:
             f"draft one with `dlops expectations init {task}`"
         )
     raw = pd.read_parquet(p.raw(task))
-    summary = kind_of(task_cfg).validate(raw, load_suite(suite_path), task_cfg, p.data_docs(task))
+    suite = load_suite(suite_path)
+    changed = params_disagreement(suite, task_cfg.validate_)
+    for line in changed:
+        log.warning("validate %s: %s (the suite's limit applies)", task, line)
+    summary = kind_of(task_cfg).validate(raw, suite, task_cfg, p.data_docs(task))
     write_json(p.validation_report(task), summary)
-    raise_on_failure(summary, source=str(p.raw(task).relative_to(p.root)))
+    hint = limits_hint(summary, str(suite_path.relative_to(p.root)), task, changed)
+    raise_on_failure(summary, source=str(p.raw(task).relative_to(p.root)), hint=hint)
     return summary
 
 
@@ -150,8 +155,13 @@ def draft_expectations(task: str, root: Path | None = None, force: bool = False)
 
 
 def _draft(task: str, task_cfg: TaskConfig, frame: Any) -> dict[str, Any]:
+    """The kind's drafted suite, its meta recording the `validate` params its limits came from."""
+    from dlops.data.validation import drafted_params
 
-    return kind_of(task_cfg).draft_suite(task, task_cfg, frame)
+    suite = kind_of(task_cfg).draft_suite(task, task_cfg, frame)
+    meta = suite.setdefault("meta", {}).setdefault("dlops", {})
+    meta["validate"] = drafted_params(task_cfg.validate_)
+    return suite
 
 
 # ------------------------------------------------------------------------------------------ preprocess

@@ -189,3 +189,24 @@ def test_unreadable_suite_names_the_bad_expectation(table: pd.DataFrame, suite: 
     broken = {**suite, "expectations": [*suite["expectations"], {"type": "expect_nonsense", "kwargs": {}}]}
     with pytest.raises(ValueError, match="expect_nonsense"):
         validate_table(table, broken, COLUMNS, CFG, docs_dir=None)
+
+
+def test_a_limit_changed_in_params_names_the_suite_that_holds_it(
+    table: pd.DataFrame, suite: dict[str, Any]
+) -> None:
+    from dlops.data.validation import drafted_params, limits_hint, params_disagreement
+
+    recorded = json.loads(json.dumps(suite))
+    recorded.setdefault("meta", {}).setdefault("dlops", {})["validate"] = drafted_params(CFG)
+    raised = CFG.model_copy(update={"max_duplicate_fraction": 0.2})
+    changed = params_disagreement(recorded, raised)
+    assert changed == ["validate.max_duplicate_fraction: params say 0.2, the suite was drafted with 0.01"]
+    assert params_disagreement(suite, raised) == []  # a suite drafted before the record: nothing to compare
+    copies = pd.concat([table, table.iloc[:60]], ignore_index=True)  # 11% of rows repeated
+    summary = validate_table(copies, recorded, COLUMNS, raised, None)
+    hint = limits_hint(summary, "expectations/tabular.json", "tabular", changed)
+    with pytest.raises(DataValidationError) as caught:
+        raise_on_failure(summary, SOURCE, hint=hint)
+    message = str(caught.value)
+    assert "rows duplicated" in message and "expectations/tabular.json" in message
+    assert "`dlops expectations init tabular --force`" in message and "params say 0.2" in message

@@ -177,6 +177,8 @@ def run_cli(root: Path, *args: str) -> subprocess.CompletedProcess[str]:
 
 
 def test_a_shuffled_or_duplicated_file_stops_at_validate_naming_series_and_time(series_project: Path) -> None:
+    drafted = json.loads((series_project / "expectations/airline.json").read_text())
+    assert drafted["meta"]["dlops"]["validate"]["max_gap_fraction"] == 0.05  # what its limits came from
     table = pd.read_csv(series_project / "data/external/airline.csv")
     shuffled = pd.concat([table.iloc[:50], table.iloc[[60, 50]], table.iloc[51:60], table.iloc[61:]])
     shuffled.to_csv(series_project / "data/external/airline.csv", index=False)

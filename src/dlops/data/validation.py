@@ -433,8 +433,43 @@ def _offending(frame: pd.DataFrame, row: dict[str, Any]) -> pd.Series | None:
 
 
 # ------------------------------------------------------------------------------------------------ gate
-def raise_on_failure(summary: dict[str, Any], source: str) -> None:
-    """Log failed warnings; raise DataValidationError listing every failed critical expectation."""
+def drafted_params(validate_cfg: Any) -> dict[str, Any]:
+    """The `validate` params a suite's limits are drafted from, kept in its meta (`dlops.validate`)."""
+    return dict(validate_cfg.model_dump(mode="json", exclude={"suite", "draft_if_missing"}))
+
+
+def params_disagreement(suite: dict[str, Any], validate_cfg: Any) -> list[str]:
+    """`validate.<key>: params say X, the suite was drafted with Y` for each limit changed since the
+    suite was drafted (none for a suite drafted before dlops kept that record)."""
+    then = ((suite.get("meta") or {}).get("dlops") or {}).get("validate")
+    if not isinstance(then, dict):
+        return []
+    now = drafted_params(validate_cfg)
+    return [
+        f"validate.{key}: params say {now[key]!r}, the suite was drafted with {then[key]!r}"
+        for key in sorted(set(now) & set(then))
+        if now[key] != then[key]
+    ]
+
+
+def limits_hint(summary: dict[str, Any], suite_path: str, task: str, changed: list[str]) -> str:
+    """What to tell a user whose failed checks' limits come from params: the suite file holds them."""
+    from_params = [
+        r for r in summary["results"] if not r["success"] and "validate." in str(r.get("why") or "")
+    ]
+    if not from_params and not changed:
+        return ""
+    since = f" Changed since it was drafted: {'; '.join(changed)}." if changed else ""
+    return (
+        f"The limits are the committed suite's ({suite_path}), drafted from params `validate`; a change "
+        f"to params reaches them only when the suite is re-drafted: `dlops expectations init {task} "
+        f"--force` (then review and commit it), or edit the suite.{since}"
+    )
+
+
+def raise_on_failure(summary: dict[str, Any], source: str, hint: str = "") -> None:
+    """Log failed warnings; raise DataValidationError listing every failed critical expectation (and the
+    `hint`, when one is given)."""
     failed = [r for r in summary["results"] if not r["success"]]
     for row in failed:
         if row["severity"] != CRITICAL:
@@ -443,7 +478,10 @@ def raise_on_failure(summary: dict[str, Any], source: str) -> None:
     if critical:
         noun = "expectation" if len(critical) == 1 else "expectations"
         lines = "\n".join(f"  - {_line(r)}" for r in critical)
-        raise DataValidationError(f"{source} failed {len(critical)} critical {noun}:\n{lines}", critical)
+        tail = f"\n{hint}" if hint else ""
+        raise DataValidationError(
+            f"{source} failed {len(critical)} critical {noun}:\n{lines}{tail}", critical
+        )
 
 
 def _line(row: dict[str, Any]) -> str:
