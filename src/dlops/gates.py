@@ -204,7 +204,7 @@ def _check(
             "is not confidently above the limit" if passed else f"exceeds with {level} confidence the limit"
         )
         return GateCheck(name, value, limit, op, passed, key), (
-            f"{shown} = {shown_value}{interval} {words} {shown_limit}"
+            f"{shown} = {shown_value}{interval} {words} {shown_limit}{_where(name, passed)}"
         )
     passed = value >= limit if op == ">=" else value <= limit
     if op == ">=":
@@ -213,7 +213,12 @@ def _check(
         words = "is within the limit" if passed else "exceeds the limit"
     return GateCheck(
         name, value, limit, op, passed, key
-    ), f"{shown} = {shown_value}{interval} {words} {shown_limit}"
+    ), f"{shown} = {shown_value}{interval} {words} {shown_limit}{_where(name, passed)}"
+
+
+def _where(name: str, passed: bool) -> str:
+    """Where a failed gate's limit is set (the model's `gates` key in params.yaml); nothing for a pass."""
+    return "" if passed else f" (gates.{name})"
 
 
 def _pair(a: float, b: float) -> tuple[str, str]:

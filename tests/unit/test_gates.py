@@ -115,14 +115,18 @@ def test_within_tolerance_of_champion_is_promoted():
 def test_failing_candidate_is_not_compared_even_if_better_than_champion():
     decision = decide(good(**{"fairness/max/demographic_parity_difference": 0.231}), GATES, 0.5, "2")
     assert not decision.promote
-    assert "fairness/max/demographic_parity_difference = 0.231 exceeds the limit 0.100" in decision.reasons
+    assert (
+        "fairness/max/demographic_parity_difference = 0.231 exceeds the limit 0.100"
+        " (gates.max_demographic_parity_difference)" in decision.reasons
+    )
     assert "not compared with champion v2" in decision.reasons[-1]
 
 
 def test_reasons_show_enough_digits_to_tell_value_from_limit():
     decision = decide(good(**{"fairness/max/demographic_parity_difference": 0.10004}), GATES, None)
     assert (
-        "fairness/max/demographic_parity_difference = 0.100040 exceeds the limit 0.100000" in decision.reasons
+        "fairness/max/demographic_parity_difference = 0.100040 exceeds the limit 0.100000"
+        " (gates.max_demographic_parity_difference)" in decision.reasons
     )
 
 
