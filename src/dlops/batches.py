@@ -68,13 +68,26 @@ def load_batch(task: str, task_cfg: TaskConfig, spec: dict[str, Any], date: str 
 
     day = batch_date(date)
     source = batch_source(task, task_cfg, spec, day)
-    frame = kind_of(task_cfg).load(task_cfg.model_copy(update={"ingest": source}), root)
+    frame = kind_of(task_cfg).load(_for_batch(task_cfg, source), root)
     if frame.empty:
         raise ValueError(f"batch for task {task!r} ({_where(source)}) has no rows")
     digest = _frame_sha256(frame)
     batch_id = f"{day}-{digest[:8]}"
     frame = kind_of(task_cfg).tag_batch_rows(frame, batch_id)
     return Batch(task, batch_id, day, source.model_dump(mode="json"), frame.reset_index(drop=True))
+
+
+def _for_batch(task_cfg: TaskConfig, source: Any) -> TaskConfig:
+    """The task read from a batch's source: a batch has no official split of its own (its rows are split
+    by the fractions), so a `preprocess.split.column` is not looked for in it."""
+    update: dict[str, Any] = {"ingest": source}
+    split = getattr(getattr(task_cfg, "preprocess", None), "split", None)
+    if getattr(split, "column", None):
+        preprocess = task_cfg.preprocess.model_copy(
+            update={"split": split.model_copy(update={"column": None})}
+        )
+        update["preprocess"] = preprocess
+    return task_cfg.model_copy(update=update)
 
 
 def _where(source: Any) -> str:

@@ -53,6 +53,10 @@ def write_json(path: Path, obj: Any) -> Path:
     return write_text(path, json.dumps(obj, indent=2, sort_keys=True, allow_nan=False) + "\n")
 
 
+def read_json(path: Path) -> Any:
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
 def write_parquet(frame: Any, path: Path) -> Path:
     """A pandas DataFrame as Parquet, without its index."""
     return atomic_write(path, lambda handle: frame.to_parquet(handle, index=False))

@@ -18,6 +18,7 @@ LINEAGE_TAGS = (
     "git.dirty",
     "data.version",
     "data.test_split",
+    "data.split",
     "params.hash",
     "pipeline.run_id",
     "prefect.flow_run_id",
@@ -136,8 +137,17 @@ def _validation(path: Path) -> dict[str, Any]:
         "evaluated": summary.get("evaluated"),
         "failed_critical": summary.get("failed_critical"),
         "failed_warning": summary.get("failed_warning"),
+        **_feature_duplicates(summary.get("feature_duplicates")),
         "rows": rows,
     }
+
+
+def _feature_duplicates(found: dict[str, Any] | None) -> dict[str, str]:
+    """A tabular task's rows that repeat another's features (not an error: kept in one split)."""
+    if not found:
+        return {}
+    share = f"{found['rows']} rows ({100 * found['fraction']:.1f}%), kept in one split"
+    return {"feature-identical rows": share}
 
 
 def _metrics(scores: dict[str, Any]) -> list[dict[str, Any]]:

@@ -370,6 +370,10 @@ def register(pair: str, root: Path | None = None) -> dict[str, Any]:
         "data.test_split": file_sha256(kind_of(task_cfg).split_file(p, entry.task, "test")),
         "params.hash": params_hash(entry),
     }
+    if split := json.loads(p.transform(entry.task).read_text(encoding="utf-8")).get("split"):
+        from dlops.data.splitting import provenance_tag
+
+        extra_tags["data.split"] = provenance_tag(split)  # given or by fractions, leaked copies
     flat_params = tracking.flatten_params(
         {
             "model": entry.model,

@@ -7,6 +7,7 @@ is learnable and the run is offline. Nothing but params.yaml changes: no code, n
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -35,8 +36,9 @@ RENAME = {
 }
 
 
-def write_adult_file(path: Path, rows: int = 5000, seed: int = 3) -> None:
-    """An Adult-layout file (as adult.data is published) whose labels follow the synthetic model."""
+def write_adult_file(path: Path, rows: int = 5000, seed: int = 3, test: bool = False) -> None:
+    """An Adult-layout file (as adult.data is published) whose labels follow the synthetic model; `test`
+    writes it as adult.test is published: a first line to skip and labels with a trailing dot."""
     from dlops.kinds.tabular.synthetic import generate_income
     from dlops.params import SyntheticIncomeSource
 
@@ -66,8 +68,11 @@ def write_adult_file(path: Path, rows: int = 5000, seed: int = 3) -> None:
         }
     )  # fmt: skip
     lines = (", ".join(_cell(v) for v in row) for row in table[ADULT_COLUMNS].itertuples(index=False))
+    if test:
+        table["income"] = table["income"] + "."
+        lines = (", ".join(_cell(v) for v in row) for row in table[ADULT_COLUMNS].itertuples(index=False))
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text("\n".join(lines) + "\n")
+    path.write_text("|1x3 Cross validator\n" * test + "\n".join(lines) + "\n")
 
 
 def _cell(value: Any) -> str:
@@ -90,6 +95,17 @@ def census_params() -> dict[str, Any]:
                 "path": "data/external/adult.data",
                 "format": "csv",
                 "csv_options": {"header": None, "names": ADULT_COLUMNS, "na_values": ["?"]},
+                "test": {  # the official test file, as published
+                    "path": "data/external/adult.test",
+                    "format": "csv",
+                    "csv_options": {
+                        "header": None,
+                        "names": ADULT_COLUMNS,
+                        "na_values": ["?"],
+                        "skiprows": 1,
+                    },
+                    "replace": {"income": {">50K.": ">50K", "<=50K.": "<=50K"}},
+                },
             },
             "columns": {
                 "target": "income",
@@ -123,17 +139,28 @@ def test_a_census_income_file_runs_through_the_whole_dag_by_params_alone(tmp_pat
     root = make_project(tmp_path / "census", census_params())
     (root / "expectations" / "tabular.json").unlink()  # only the new task's suite matters here
     write_adult_file(root / "data" / "external" / "adult.data")
+    write_adult_file(root / "data" / "external" / "adult.test", rows=1500, seed=4, test=True)
 
     proc = dvc(root, "repro")
     assert "drafted" in proc.stderr and (root / "expectations" / "census.json").is_file()
     name = "dlops-census-mlp"
     champion = client(root).get_model_version_by_alias(name, "champion")
     assert champion.tags["decision"] == "promoted"
+    # the official test file is the test split, whole; val is carved from adult.data
+    split = json.loads((root / "data/processed/census/transform.json").read_text())["split"]
+    assert split["how"] == "given" and split["sizes"]["test"] == 1500
+    assert split["sizes"]["train"] + split["sizes"]["val"] == 5000
+    assert champion.tags["data.split"].startswith("given by test: sub-source, val carved from train")
+    metrics = json.loads((root / "reports/evaluate/census-mlp/metrics.json").read_text())
+    assert metrics["test/n"] == 1500
+    # integer-valued features repeat across different people: reported, kept in one split, not failed
+    summary = json.loads((root / "reports/validate/census/summary.json").read_text())
+    assert summary["feature_duplicates"]["rows"] > 0
 
     raw = pd.read_parquet(root / "data/raw/census.parquet")
     assert "fnlwgt" not in raw.columns and raw["workclass"].isna().any()  # ignored column, " ?" as missing
     mlflow.set_tracking_uri(f"sqlite:///{root}/mlflow.db")
-    rows = raw.drop(columns=["income"]).head(5)
+    rows = raw.drop(columns=["income", "__record", "__split"]).head(5)
     numeric = rows.select_dtypes("number").columns
     # The signature declares numeric columns float64 so a later row with a missing value still fits;
     # MLflow refuses to cast int64 to float64 itself, so callers pass floats.

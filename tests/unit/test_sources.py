@@ -117,13 +117,13 @@ def test_wrong_csv_delimiter_and_empty_file_are_named(tmp_path: Path) -> None:
 def test_load_raw_dispatches_on_source(tmp_path: Path) -> None:
     frame().to_csv(tmp_path / "t.csv", index=False)
     task = tabular_task(table(path="t.csv"), COLUMNS)
-    assert list(load_raw(task, tmp_path).columns) == ["age", "job", "sex", "income"]
+    assert list(load_raw(task, tmp_path).columns) == ["age", "job", "sex", "income", "__record"]
     synthetic = SyntheticIncomeSource(source="synthetic-income", rows=200)
     roles = ColumnRoles(
         target="income", sensitive=["sex", "race"], numeric=["age"], categorical=["occupation"]
     )
     task = tabular_task(synthetic, roles)
-    assert load_raw(task, tmp_path).shape == (200, 5)
+    assert load_raw(task, tmp_path).shape == (200, 6)  # with __record
 
 
 def tabular_task(ingest: object, columns: ColumnRoles) -> TabularTask:

@@ -152,7 +152,7 @@ def test_folder_loader_one_subfolder_per_class(tmp_path: Path) -> None:
     frame = load_texts(task({"source": "text-folder", "path": "imdb"}), tmp_path)
     assert frame["label"].tolist() == ["neg", "pos", "pos"]
     assert frame["text"].tolist() == ["awful\nreally", "great", "loved it"]
-    assert frame["source"].tolist() == ["neg/1.txt", "pos/1.txt", "pos/2.txt"]
+    assert frame["source"].tolist() == ["imdb/neg/1.txt", "imdb/pos/1.txt", "imdb/pos/2.txt"]
 
 
 def test_non_utf8_bytes_name_the_file_and_line(tmp_path: Path) -> None:
@@ -294,3 +294,17 @@ def test_novel_words_shift_adds_out_of_vocabulary_words_and_keeps_labels() -> No
 def test_invalid_review_shift_is_rejected(shift: dict[str, Any]) -> None:
     with pytest.raises(ValidationError):
         SyntheticReviewsSource(source="synthetic-reviews", shift=shift)
+
+
+def test_head_tail_truncation_keeps_the_start_and_the_end(tmp_path: Path) -> None:
+    words = [f"w{i}" for i in range(20)]
+    cfg = TokenizerConfig(min_freq=1, max_length=8, truncate="head_tail")
+    tokenizer = WordTokenizer.fit([" ".join(words)], cfg)
+    ids, lengths = tokenizer.encode([" ".join(words), "w1 w2"])
+    assert tokenizer.decode(ids[0]) == ["w0", "w1", "w14", "w15", "w16", "w17", "w18", "w19"]
+    assert lengths.tolist() == [8, 2]
+    tokenizer.to_json(tmp_path / "t.json")
+    again = WordTokenizer.from_json(tmp_path / "t.json")
+    assert np.array_equal(again.encode([" ".join(words)])[0], ids[:1])  # serving truncates the same way
+    head = WordTokenizer.fit([" ".join(words)], TokenizerConfig(min_freq=1, max_length=8))
+    assert head.decode(head.encode([" ".join(words)])[0][0]) == words[:8]

@@ -81,6 +81,24 @@ def test_early_stopping_restores_best_epoch() -> None:
     assert result.best_epoch == best["epoch"]
 
 
+def test_early_stopping_can_follow_validation_accuracy() -> None:
+    cfg = TrainConfig(
+        epochs=60,
+        batch_size=32,
+        lr=0.05,
+        patience=3,
+        device="cpu",
+        seed=1,
+        min_delta=0.0,
+        monitor="val_accuracy",
+    )
+    result = train(_model(), _data(n=200), cfg)
+    accuracies = [row["val/accuracy"] for row in result.history]
+    best = accuracies.index(max(accuracies))  # the first epoch that reached the best accuracy
+    assert result.best_epoch == best + 1
+    assert result.stopped_early and len(result.history) == best + 1 + 3  # patience 3 after the best
+
+
 def test_lr_schedule_warmup_then_cosine() -> None:
     cfg = TrainConfig(epochs=10, warmup_epochs=2)
     factors = [lr_factor(e, cfg) for e in range(10)]

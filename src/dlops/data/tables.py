@@ -37,7 +37,9 @@ def load_table(src: TableSource, root: Path) -> pd.DataFrame:
         raise DataSourceError(f"{where}: the table is empty ({len(frame)} rows, {frame.shape[1]} columns)")
     if fmt == "csv":
         _check_delimiter(frame, src.csv_options, where)
-    return frame
+    if missing := sorted(set(src.replace) - {str(c) for c in frame.columns}):
+        raise DataSourceError(f"{where}: `replace` names column(s) {missing} the table lacks")
+    return frame.replace(src.replace) if src.replace else frame
 
 
 def _check_delimiter(frame: pd.DataFrame, options: dict[str, Any], where: str) -> None:

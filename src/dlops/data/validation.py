@@ -327,6 +327,7 @@ def _detail(
         "expect_column_values_to_be_between": f"outside [{low}, {high}]",
         "expect_column_values_to_be_in_set": f"not in {_fmt(kwargs.get('value_set'))}",
         "expect_compound_columns_to_be_unique": "of rows duplicated (copies leak across train/val/test)",
+        "expect_column_values_to_be_unique": "duplicated (exact copies)",
     }.get(expectation_type, "unexpected")
     text = f"{percent:.1f}% {what}"
     mostly = kwargs.get("mostly")

@@ -111,6 +111,9 @@ class SplitConfig(Strict):
     val: float = Field(0.15, gt=0.0, lt=1.0)
     test: float = Field(0.15, gt=0.0, lt=1.0)
     seed: int = 0
+    # A column holding the dataset's own split (train / val / test): rows keep it, val is carved from
+    # train by val / (train + val) when no row is val, and the fractions apply only to rows without one.
+    column: str | None = None
 
     @model_validator(mode="after")
     def _sums_to_one(self) -> SplitConfig:
@@ -142,6 +145,9 @@ class TableFile(Strict):
     sha256: Sha256 | None = None
     format: Literal["auto", "csv", "parquet"] = "auto"
     csv_options: dict[str, Any] = Field(default_factory=dict)  # passed to pandas.read_csv
+    # Values to rewrite after reading, per column: e.g. {income: {">50K.": ">50K"}} for a test file
+    # that spells its labels with a trailing dot.
+    replace: dict[str, dict[Any, Any]] = Field(default_factory=dict)
 
     @model_validator(mode="after")
     def _one_location(self) -> TableFile:
@@ -163,12 +169,14 @@ class TaskSchema(Strict):
 
 
 def input_paths(source: BaseModel) -> list[str]:
-    """The local files and folders a source reads: the values of its `LocalPath` fields, in field order
-    (what DVC must watch for the task's ingest stage)."""
+    """The local files and folders a source reads: the values of its `LocalPath` fields, in field order,
+    then those of its sub-sources (a `test:` file) (what DVC must watch for the task's ingest stage)."""
     found = []
     for name, info in type(source).model_fields.items():
         value = getattr(source, name)
-        if value is not None and (_local(info.metadata) or _is_local_path(info.annotation)):
+        if isinstance(value, BaseModel):
+            found += input_paths(value)
+        elif value is not None and (_local(info.metadata) or _is_local_path(info.annotation)):
             found.append(str(value))
     return found
 

@@ -29,12 +29,22 @@ class DigitsSource(_ImageSourceBase):
     size: int | None = Field(16, ge=4, le=1024)
 
 
+class IdxFiles(Strict):
+    """The dataset's own test pair (e.g. MNIST's t10k files), with its own metadata CSV if any."""
+
+    images: LocalPath
+    labels: LocalPath
+    metadata: LocalPath | None = None
+
+
 class IdxSource(_ImageSourceBase):
-    """MNIST-format IDX files (gzipped or not): an idx3 images file and an idx1 labels file."""
+    """MNIST-format IDX files (gzipped or not): an idx3 images file and an idx1 labels file; `test`
+    names the official test pair (kept as the test split; val is carved from the training pair)."""
 
     source: Literal["idx"]
     images: LocalPath
     labels: LocalPath
+    test: IdxFiles | None = None
 
 
 class NpzSource(_ImageSourceBase):
@@ -44,6 +54,7 @@ class NpzSource(_ImageSourceBase):
     path: LocalPath
     x_key: str = "x"
     y_key: str = "y"
+    test: LocalPath | None = None  # the official test .npz (same keys), kept as the test split
 
 
 class ImageFolderSource(_ImageSourceBase):
@@ -51,6 +62,7 @@ class ImageFolderSource(_ImageSourceBase):
 
     source: Literal["image-folder"]
     path: LocalPath
+    test: LocalPath | None = None  # the official test folder (same class subfolders), kept as test
     extensions: list[str] = Field(default_factory=lambda: [".png", ".jpg", ".jpeg"])
 
 

@@ -37,9 +37,11 @@ class SyntheticIncomeSource(Strict):
 
 
 class TableSource(TableFile):
-    """A real CSV/Parquet table: a local path or an http(s) URL pinned by sha256."""
+    """A real CSV/Parquet table: a local path or an http(s) URL pinned by sha256; `test` names the
+    dataset's own test file (e.g. a census `.test`), read with its own `csv_options`."""
 
     source: Literal["table"]
+    test: TableFile | None = None
 
 
 IngestConfig = Annotated[SyntheticIncomeSource | TableSource, Field(discriminator="source")]

@@ -37,6 +37,7 @@ class TextTableSource(Strict):
     format: Literal["auto", "csv", "tsv", "jsonl"] = "auto"
     text_column: str = "text"
     label_column: str = "label"
+    test: LocalPath | None = None  # the official test file (same format and columns), kept as test
 
 
 class TextFolderSource(Strict):
@@ -44,6 +45,9 @@ class TextFolderSource(Strict):
 
     source: Literal["text-folder"]
     path: LocalPath
+    test: LocalPath | None = None  # the official test folder (e.g. aclImdb/test), kept as the test split
+    # The class subfolders to read (e.g. [neg, pos] beside an unlabelled `unsup/`); None reads every one.
+    classes: list[str] | None = None
 
 
 TextIngestConfig = Annotated[
@@ -76,6 +80,8 @@ class TokenizerConfig(Strict):
     min_freq: int = Field(2, ge=1)
     max_vocab: int = Field(20_000, ge=10)
     max_length: int = Field(64, ge=4, le=4096)  # longer texts are truncated
+    # `head` keeps the first max_length tokens; `head_tail` the first quarter and the last three quarters
+    truncate: Literal["head", "head_tail"] = "head"
     lowercase: bool = True
 
 

@@ -17,6 +17,9 @@ class TrainConfig(Strict):
     scheduler: Literal["cosine", "onecycle", "none"] = "cosine"
     warmup_epochs: int = Field(0, ge=0)
     patience: int = Field(5, ge=1)
+    # what early stopping and the kept epoch follow: the validation loss, or (classifiers) the validation
+    # accuracy, closer to the primary metric on real corpora where the loss turns up while accuracy rises
+    monitor: Literal["val_loss", "val_accuracy"] = "val_loss"
     min_delta: float = Field(1e-4, ge=0.0)
     grad_clip: float = Field(1.0, ge=0.0)
     seed: int = 42

@@ -167,12 +167,14 @@ def train(
             row.update({"train/accuracy": round(train_acc, 6), "val/accuracy": round(val_acc, 6)})
         row["lr"] = round(cfg.lr * factor, 8)
         state["history"].append(row)
-        improved = val_loss < state["best_val_loss"] - cfg.min_delta
+        # lower is better: the loss, or minus the accuracy (`train.monitor`; models without one use the loss)
+        monitored = -val_acc if cfg.monitor == "val_accuracy" and val_acc is not None else val_loss
+        improved = monitored < state["best_val_loss"] - cfg.min_delta
         if not early_stopping:  # e.g. a GAN: its losses do not measure quality; keep the last epoch
-            state.update(best_val_loss=val_loss, best_epoch=epoch + 1, bad_epochs=0)
+            state.update(best_val_loss=monitored, best_epoch=epoch + 1, bad_epochs=0)
             state["best_model"] = None
         elif improved:
-            state.update(best_val_loss=val_loss, best_epoch=epoch + 1, bad_epochs=0)
+            state.update(best_val_loss=monitored, best_epoch=epoch + 1, bad_epochs=0)
             state["best_model"] = _cpu_state(model)
         else:
             state["bad_epochs"] += 1

@@ -46,13 +46,16 @@ class Images(ArrayKind):
         import shutil
 
         from dlops.data.arrays import save_split
-        from dlops.data.splitting import duplicates_across_splits, split_images
+        from dlops.data.splitting import given_split_column, split_images, split_provenance
+        from dlops.files import read_json, write_json
         from dlops.kinds.images.sources import class_names, images_array
         from dlops.kinds.images.transform import write_transform
 
-        splits = split_images(raw, task_cfg.columns, task_cfg.preprocess.split, blocks)
-        if crossing := duplicates_across_splits(splits):
-            raise AssertionError(f"preprocess {task}: {crossing} images fall in two splits")
+        split = task_cfg.preprocess.split
+        splits = split_images(raw, task_cfg.columns, split, blocks)
+        provenance = split_provenance(raw, splits, split, key="sha1")
+        if provenance["leakage"]["count"] and not given_split_column(raw, split):
+            raise AssertionError(f"preprocess {task}: {provenance['leakage']} images fall in two splits")
         out = p.processed(task)
         if out.exists():
             shutil.rmtree(out)  # a former tabular layout must not linger in the DVC output
@@ -62,6 +65,7 @@ class Images(ArrayKind):
             shape = tuple(pixels.shape[1:])
             save_split(p.image_split(task, name), frame, pixels, task_cfg.columns.sensitive)
         write_transform(p.transform(task), class_names(raw), shape, task_cfg.columns.sensitive)
+        write_json(p.transform(task), {**read_json(p.transform(task)), "split": provenance})
         sizes = {name: len(frame) for name, frame in splits.items()}
         log.info("preprocess %s: %s images of shape %s", task, sizes, shape)
         return sizes

@@ -22,6 +22,7 @@ import numpy as np
 import pandas as pd
 
 from dlops.data.inputs import project_path
+from dlops.data.splitting import with_given_test
 from dlops.errors import DlopsError
 from dlops.params import DigitsSource, IdxSource, ImageFolderSource, ImageTask, NpzSource
 
@@ -56,7 +57,12 @@ class _Images:
 
 # ------------------------------------------------------------------------------------------- public API
 def load_images(task_cfg: ImageTask, root: Path) -> pd.DataFrame:
-    """The per-image raw table, one row per image, in a deterministic order."""
+    """The per-image raw table, one row per image, in a deterministic order (a `test:` sub-source's
+    images after the source's, marked in `__split`)."""
+    return with_given_test(task_cfg, lambda cfg: _load_one(cfg, root))
+
+
+def _load_one(task_cfg: ImageTask, root: Path) -> pd.DataFrame:
     src = task_cfg.ingest
     if isinstance(src, DigitsSource):
         images = _digits(src)
@@ -67,15 +73,17 @@ def load_images(task_cfg: ImageTask, root: Path) -> pd.DataFrame:
     else:
         images = _folder(src, root)
     frame = _table(images)
-    sensitive = task_cfg.columns.sensitive
+    split_column = task_cfg.preprocess.split.column
+    wanted = [*task_cfg.columns.sensitive, *([split_column] if split_column else [])]
     if src.metadata is None:
-        if sensitive:
+        if wanted:
             raise ImageDataError(
-                f"columns.sensitive: {sensitive} need ingest.metadata, a CSV with one row per image"
+                f"columns.sensitive and preprocess.split.column: {wanted} need ingest.metadata, a CSV with "
+                "one row per image"
             )
         return frame
     key_column = "file" if isinstance(src, ImageFolderSource) else "index"
-    return _join_metadata(frame, images.keys, src.metadata, root, key_column, sensitive)
+    return _join_metadata(frame, images.keys, src.metadata, root, key_column, wanted)
 
 
 def images_array(frame: pd.DataFrame) -> np.ndarray:
@@ -141,7 +149,7 @@ def _idx(src: IdxSource, root: Path) -> _Images:
             f"{src.images}: holds {len(images)} images but {src.labels} {len(labels)} labels"
         )
     names = _names_for(labels, src.class_names, src.labels)
-    name = Path(src.images).name
+    name = src.images  # as configured: the training and the test pair name their own files
     sources = [f"{name}[{i}]" for i in range(len(labels))]
     return _from_array(images[..., None], labels, names, sources, src, "uint8")
 
@@ -202,7 +210,7 @@ def _npz(src: NpzSource, root: Path) -> _Images:
         )
     labels = y.astype(np.int64)
     names = _names_for(labels, src.class_names, f"{src.path}: {src.y_key!r}")
-    name = Path(src.path).name
+    name = src.path  # as configured
     sources = [f"{name}[{i}]" for i in range(len(labels))]
     return _from_array(_as_uint8(x, where), labels, names, sources, src, str(x.dtype))
 
@@ -418,7 +426,8 @@ def _join_metadata(
     key_column: str,
     sensitive: list[str],
 ) -> pd.DataFrame:
-    """`frame` plus the CSV's `sensitive` columns (as strings), matched on `key_column` per image."""
+    """`frame` plus the CSV's `sensitive` columns (group columns and a split column, as strings), matched
+    on `key_column` per image."""
     path = _file(csv, root)
     try:
         meta = pd.read_csv(path, dtype=str, skipinitialspace=True)

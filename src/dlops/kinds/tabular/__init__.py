@@ -15,6 +15,8 @@ from dlops.kinds.base import Kind, ServingInputs
 
 log = logging.getLogger(__name__)
 
+FEATURES = "__features"  # a hash of a row's declared feature columns: identical rows share one split
+
 
 class Tabular(Kind):
     name = "tabular"
@@ -39,12 +41,19 @@ class Tabular(Kind):
     def preprocess(
         self, task: str, task_cfg: Any, raw: Any, p: Any, blocks: list[tuple[str, int]]
     ) -> dict[str, int]:
-        """Split (seeded, stratified), fit the transform on train only; write splits and transform.json."""
-        from dlops.data.splitting import split_in_blocks
-        from dlops.files import write_parquet
+        """Split (seeded, stratified; feature-identical rows together; a given split kept), fit the
+        transform on train only; write splits, transform.json (with the split's provenance)."""
+        from dlops.data.splitting import split_by_key, split_provenance
+        from dlops.files import read_json, write_json, write_parquet
+        from dlops.kinds.tabular.sources import feature_key, hidden_columns
         from dlops.kinds.tabular.transform import TabularTransform, make_split_frame
 
-        splits = split_in_blocks(raw, task_cfg.columns, task_cfg.preprocess.split, blocks)
+        split = task_cfg.preprocess.split
+        raw = raw.assign(**{FEATURES: feature_key(raw, task_cfg.columns)})
+        splits = split_by_key(raw, task_cfg.columns, split, blocks, key=FEATURES)
+        provenance = split_provenance(raw, splits, split, key=FEATURES)
+        hidden = [FEATURES, *hidden_columns(raw, split)]
+        splits = {name: frame.drop(columns=hidden) for name, frame in splits.items()}
         transform = TabularTransform.fit(splits["train"], task_cfg.columns, task_cfg.preprocess)
         p.processed(task).mkdir(parents=True, exist_ok=True)
         for name, frame in splits.items():
@@ -52,6 +61,7 @@ class Tabular(Kind):
         # Raw test rows let a champion trained on another transform be re-scored on today's test split.
         write_parquet(splits["test"].reset_index(drop=True), p.raw_split(task, "test"))
         transform.to_json(p.transform(task))
+        write_json(p.transform(task), {**read_json(p.transform(task)), "split": provenance})
         sizes = {name: len(frame) for name, frame in splits.items()}
         log.info("preprocess %s: %s, %d features", task, sizes, len(transform.feature_names))
         return sizes

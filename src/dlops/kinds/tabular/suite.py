@@ -5,8 +5,10 @@ and reviewed like code; `validate_table` runs it through the shared runner (`dlo
 Two checks are phrased indirectly:
 - class balance: for each label c, `expect_column_values_to_be_in_set(target, [c])` with
   `mostly = min_class_fraction`, i.e. at least that fraction of the non-null labels is c;
-- duplicates: `expect_compound_columns_to_be_unique` over every declared column with
-  `mostly = 1 - max_duplicate_fraction`; GE counts each row of a duplicated group, the first one included.
+- duplicates: `expect_column_values_to_be_unique` on `__record` (a hash of the whole source row, ignored
+  columns included) with `mostly = 1 - max_duplicate_fraction`; GE counts each row of a duplicated group,
+  the first one included. Rows that only share their features (different people with the same age and
+  hours) are not duplicates: preprocess keeps them in one split, and their share is in the summary.
 """
 
 from __future__ import annotations
@@ -37,8 +39,12 @@ def declared_columns(columns: ColumnRoles) -> list[str]:
 def validate_table(
     df: pd.DataFrame, suite: dict[str, Any], columns: ColumnRoles, cfg: ValidateConfig, docs_dir: Path | None
 ) -> dict[str, Any]:
-    """The suite's summary on a tabular task's raw table (`run_suite` over its declared columns)."""
-    return run_suite(df, suite, declared_columns(columns), cfg, docs_dir)
+    """The suite's summary on a tabular task's raw table (`run_suite` over its declared columns), with
+    the share of feature-identical rows (`feature_duplicates`)."""
+    from dlops.kinds.tabular.sources import feature_duplicates
+
+    summary = run_suite(df, suite, declared_columns(columns), cfg, docs_dir)
+    return {**summary, "feature_duplicates": feature_duplicates(df, columns)}
 
 
 # ------------------------------------------------------------------------------------------------ draft
@@ -57,13 +63,7 @@ def draft_suite(df: pd.DataFrame, columns: ColumnRoles, cfg: ValidateConfig, nam
 
     exps = [
         expect(gxe.ExpectTableRowCountToBeBetween, "validate.min_rows", min_value=cfg.min_rows),
-        expect(
-            gxe.ExpectCompoundColumnsToBeUnique,
-            "validate.max_duplicate_fraction: rows repeated across all declared columns",
-            column_list=declared,
-            mostly=fraction(1 - cfg.max_duplicate_fraction),
-            ignore_row_if="never",
-        ),
+        _duplicate_check(gxe, df, declared, cfg),
     ]
     for col in declared:
         exps.append(expect(gxe.ExpectColumnToExist, "declared in params columns", column=col))
@@ -77,6 +77,19 @@ def draft_suite(df: pd.DataFrame, columns: ColumnRoles, cfg: ValidateConfig, nam
     meta = {"dlops": {"reference_rows": len(df), "drafted_by": "dlops expectations init", "task": name}}
     suite = gx.ExpectationSuite(name=name, expectations=exps, meta=meta)
     return without_ids(suite.to_json_dict())
+
+
+def _duplicate_check(gxe: Any, df: pd.DataFrame, declared: list[str], cfg: ValidateConfig) -> Any:
+    """Exact duplicate records: the same whole source row (`__record`), at most max_duplicate_fraction."""
+    from dlops.kinds.tabular.sources import RECORD
+
+    mostly = fraction(1 - cfg.max_duplicate_fraction)
+    why = "validate.max_duplicate_fraction: exact duplicate records (every source column, ignored ones too)"
+    if RECORD in df.columns:
+        return expect(gxe.ExpectColumnValuesToBeUnique, why, column=RECORD, mostly=mostly)
+    return expect(  # a frame read without its record hash: rows repeated across the declared columns
+        gxe.ExpectCompoundColumnsToBeUnique, why, column_list=declared, mostly=mostly, ignore_row_if="never"
+    )
 
 
 def _null_check(gxe: Any, col: str, series: pd.Series, columns: ColumnRoles, cfg: ValidateConfig) -> Any:

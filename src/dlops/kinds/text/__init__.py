@@ -47,7 +47,7 @@ class Text(ArrayKind):
     ) -> dict[str, int]:
         """Split distinct texts (copies stay together), fit the tokenizer on train only, write token ids."""
         from dlops.data.arrays import save_split
-        from dlops.data.splitting import split_images
+        from dlops.data.splitting import split_images, split_provenance
         from dlops.files import write_json, write_parquet
         from dlops.kinds.text.tokenizer import WordTokenizer
 
@@ -56,6 +56,7 @@ class Text(ArrayKind):
         raw = raw.assign(label_name=raw["label"].astype(str))
         raw["label"] = raw["label_name"].map({c: i for i, c in enumerate(classes)})
         splits = split_images(raw, task_cfg.columns, task_cfg.preprocess.split, blocks)
+        provenance = split_provenance(raw, splits, task_cfg.preprocess.split, key="sha1")
         out = p.processed(task)
         if out.exists():
             shutil.rmtree(out)
@@ -70,7 +71,7 @@ class Text(ArrayKind):
             p.raw_split(task, "test"),
         )
         transform = {"kind": "text", "classes": classes, "input_shape": [tokenizer.max_length]}
-        write_json(p.transform(task), transform | {"vocab_size": tokenizer.vocab_size})
+        write_json(p.transform(task), transform | {"vocab_size": tokenizer.vocab_size, "split": provenance})
         sizes = {name: len(frame) for name, frame in splits.items()}
         log.info("preprocess %s: %s texts, vocabulary %d", task, sizes, tokenizer.vocab_size)
         return sizes

@@ -16,6 +16,7 @@ from pathlib import Path
 import pandas as pd
 
 from dlops.data.inputs import project_path
+from dlops.data.splitting import with_given_test
 from dlops.errors import DlopsError
 from dlops.kinds.text.reviews import generate_reviews
 from dlops.params import SyntheticReviewsSource, TextFolderSource, TextTableSource, TextTask
@@ -26,12 +27,18 @@ class TextDataError(DlopsError, ValueError):
 
 
 def load_texts(task_cfg: TextTask, root: Path) -> pd.DataFrame:
-    """The raw text table: text, label (str), the configured group columns, source."""
+    """The raw text table: text, label (str), the configured group columns, source (and the split column
+    when `preprocess.split.column` names one; a `test:` sub-source's rows follow, marked in `__split`)."""
+    return with_given_test(task_cfg, lambda cfg: _load_one(cfg, root))
+
+
+def _load_one(task_cfg: TextTask, root: Path) -> pd.DataFrame:
     src = task_cfg.ingest
     if isinstance(src, SyntheticReviewsSource):
         return generate_reviews(src)
     if isinstance(src, TextTableSource):
-        return _table(src, task_cfg.columns.sensitive, root)
+        split_column = task_cfg.preprocess.split.column
+        return _table(src, [*task_cfg.columns.sensitive, *([split_column] if split_column else [])], root)
     if isinstance(src, TextFolderSource):
         return _folder(src, root)
     raise TextDataError(f"ingest.source: unknown text source {src!r}")
@@ -133,6 +140,11 @@ def _jsonl_rows(text: str, where: str, wanted: dict[str, str]) -> tuple[dict[str
 def _folder(src: TextFolderSource, root: Path) -> pd.DataFrame:
     folder = _directory(src.path, root)
     class_dirs = sorted(p for p in folder.iterdir() if p.is_dir() and not p.name.startswith("."))
+    if src.classes is not None:
+        if missing := sorted(set(src.classes) - {d.name for d in class_dirs}):
+            found = [d.name for d in class_dirs]
+            raise TextDataError(f"{src.path}: ingest.classes {missing} have no subfolder; it has {found}")
+        class_dirs = [d for d in class_dirs if d.name in src.classes]
     if not class_dirs:
         raise TextDataError(f"{src.path}: no class subfolders (expected one folder of .txt files per class)")
     texts, labels, sources = [], [], []
@@ -144,7 +156,7 @@ def _folder(src: TextFolderSource, root: Path) -> pd.DataFrame:
             relative = file.relative_to(folder).as_posix()
             texts.append(_decode_utf8(file.read_bytes(), f"{src.path}/{relative}").removeprefix("\ufeff"))
             labels.append(class_dir.name)
-            sources.append(relative)
+            sources.append(f"{src.path}/{relative}")  # the train and test folders name their own files
     return pd.DataFrame({"text": texts, "label": labels, "source": sources})
 
 

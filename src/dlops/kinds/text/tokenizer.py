@@ -24,7 +24,9 @@ TOKEN_PATTERN = re.compile(r"\w+|[^\w\s]")
 class WordTokenizer:
     """Word-level tokenizer: words and punctuation marks, ids 0 = <pad>, 1 = <unk>."""
 
-    def __init__(self, vocab: Sequence[str], max_length: int, lowercase: bool) -> None:
+    def __init__(
+        self, vocab: Sequence[str], max_length: int, lowercase: bool, truncate: str = "head"
+    ) -> None:
         if list(vocab[:2]) != [PAD_TOKEN, UNK_TOKEN]:
             raise TextDataError(
                 f"vocabulary must start with {PAD_TOKEN!r}, {UNK_TOKEN!r}, got {list(vocab[:2])}"
@@ -32,6 +34,7 @@ class WordTokenizer:
         self.vocab = list(vocab)
         self.max_length = max_length
         self.lowercase = lowercase
+        self.truncate = truncate  # "head": the first max_length tokens; "head_tail": a quarter + the end
         self.ids = {token: i for i, token in enumerate(self.vocab)}
 
     @classmethod
@@ -42,7 +45,7 @@ class WordTokenizer:
             counts.update(_split(text, cfg.lowercase))
         kept = sorted((t for t, c in counts.items() if c >= cfg.min_freq), key=lambda t: (-counts[t], t))
         kept = [t for t in kept if t not in (PAD_TOKEN, UNK_TOKEN)][: cfg.max_vocab - 2]
-        return cls([PAD_TOKEN, UNK_TOKEN, *kept], cfg.max_length, cfg.lowercase)
+        return cls([PAD_TOKEN, UNK_TOKEN, *kept], cfg.max_length, cfg.lowercase, cfg.truncate)
 
     @property
     def vocab_size(self) -> int:
@@ -55,13 +58,21 @@ class WordTokenizer:
         """Ids (N, max_length) int64, right-padded with 0 and truncated, and lengths (N,) int64 (>= 1)."""
         rows = []
         for text in texts:
-            ids = [self.ids.get(token, UNK_ID) for token in self.tokenize(text)[: self.max_length]]
+            ids = [self.ids.get(token, UNK_ID) for token in self.truncated(self.tokenize(text))]
             rows.append(ids or [UNK_ID])
         encoded = np.zeros((len(rows), self.max_length), dtype=np.int64)
         lengths = np.fromiter((len(ids) for ids in rows), dtype=np.int64, count=len(rows))
         for i, ids in enumerate(rows):
             encoded[i, : len(ids)] = ids
         return encoded, lengths
+
+    def truncated(self, tokens: list[str]) -> list[str]:
+        """At most max_length tokens: the head, or (`head_tail`, Sun et al. 2019) the first quarter and
+        the last three quarters, where long reviews put their verdict."""
+        if len(tokens) <= self.max_length or self.truncate == "head":
+            return tokens[: self.max_length]
+        head = self.max_length // 4
+        return tokens[:head] + tokens[len(tokens) - (self.max_length - head) :]
 
     def decode(self, ids: Iterable[int]) -> list[str]:
         """Tokens of `ids`, padding dropped; an id outside the vocabulary raises."""
@@ -75,13 +86,16 @@ class WordTokenizer:
 
     def to_json(self, path: Path) -> None:
         data = {"vocab": self.vocab, "max_length": self.max_length, "lowercase": self.lowercase}
+        if self.truncate != "head":
+            data["truncate"] = self.truncate
         Path(path).write_text(json.dumps(data, ensure_ascii=False), encoding="utf-8")
 
     @classmethod
     def from_json(cls, path: Path) -> WordTokenizer:
         try:
             data = json.loads(Path(path).read_text(encoding="utf-8"))
-            return cls(data["vocab"], int(data["max_length"]), bool(data["lowercase"]))
+            truncate = str(data.get("truncate", "head"))
+            return cls(data["vocab"], int(data["max_length"]), bool(data["lowercase"]), truncate)
         except (json.JSONDecodeError, UnicodeDecodeError) as error:
             raise TextDataError(f"{path}: not a tokenizer JSON file ({error})") from None
         except KeyError as error:

@@ -1,0 +1,130 @@
+"""GLUE SST-2 (../shared/data/sst2: 67,349 training phrases, 872 dev sentences) by params alone: train.tsv
+is the source, dev.tsv its `test:` sub-source (the official figure), val carved from train. Runs ingest,
+validate, preprocess, then train + evaluate for each text family, in a temporary copy of the project,
+and prints test (= dev) accuracy, the overfit gap, best epoch and seconds per model as JSON.
+
+Run: .venv/bin/python benchmarks/sst2.py [--variant NAME ...] [--models text-rnn,text-mlp]
+Variants (see VARIANTS) change params only; `defaults` is params.yaml's text models as shipped.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from images_70k import REPO, _cores, step  # noqa: E402
+
+DATA = REPO.parent / "shared" / "data" / "sst2"
+MODELS = ["text-mlp", "text-rnn", "text-transformer"]
+
+# Params-only variants: {model: {section: {key: value}}}, "*" for every model, "tokenizer" for the task.
+VARIANTS: dict[str, dict[str, Any]] = {
+    "defaults": {},
+    "monitor-accuracy": {"*": {"train": {"monitor": "val_accuracy"}}},
+    "wider": {
+        "tokenizer": {"max_vocab": 20000, "min_freq": 1},
+        "*": {"train": {"monitor": "val_accuracy", "weight_decay": 0.01}},
+        "text-rnn": {"model": {"embedding_dim": 128, "hidden_size": 128, "dropout": 0.5, "pooling": "max"}},
+        "text-transformer": {
+            "model": {
+                "d_model": 128,
+                "num_heads": 4,
+                "dim_feedforward": 256,
+                "dropout": 0.3,
+                "pooling": "max",
+            }
+        },
+        "text-mlp": {"model": {"hidden_sizes": [256], "dropout": 0.5}},
+    },
+}
+
+
+def project(root: Path, variant: dict[str, Any], models: list[str]) -> None:
+    for name in ("src", "pipelines", "expectations"):
+        shutil.copytree(REPO / name, root / name, ignore=shutil.ignore_patterns("__pycache__"))
+    (root / "data/external").mkdir(parents=True)
+    for name in ("train.tsv", "dev.tsv"):
+        shutil.copy(DATA / name, root / "data/external" / name)
+    params = yaml.safe_load((REPO / "params.yaml").read_text())
+    task = params["tasks"]["text"]
+    task["ingest"] = {
+        "source": "text-table",
+        "path": "data/external/train.tsv",
+        "test": "data/external/dev.tsv",  # the official figure
+        "text_column": "sentence",
+        "label_column": "label",
+    }
+    task["columns"] = {"positive_label": "1", "sensitive": []}
+    # SST-2 repeats short phrases ("the film", "good") across its 67k rows: copies share a split anyway
+    task["validate"].update(
+        suite="expectations/sst2.json", draft_if_missing=True, max_duplicate_fraction=0.05
+    )
+    task["preprocess"]["tokenizer"].update(max_length=64, **variant.get("tokenizer", {}))
+    params["tasks"] = {"text": task}
+    params["retrain"]["batches"] = {}
+    params["pretraining"] = {}
+    chosen = {}
+    for name in models:
+        entry = params["models"][name]
+        entry["search"] = None
+        entry["gates"].update(max_demographic_parity_difference=None, max_equalized_odds_difference=None)
+        for section, values in {**variant.get("*", {})}.items():
+            entry[section].update(values)
+        for section, values in variant.get(name, {}).items():
+            entry[section].update(values)
+        chosen[name] = entry
+    params["models"] = chosen
+    (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+
+
+def run_variant(name: str, models: list[str]) -> dict[str, Any]:
+    root = Path(tempfile.mkdtemp(prefix=f"dlops-sst2-{name}-"))
+    try:
+        project(root, VARIANTS[name], models)
+        steps = {s: step(root, s, "text") for s in ("ingest", "validate", "preprocess")}
+        split = json.loads((root / "data/processed/text/transform.json").read_text())["split"]
+        rows = {}
+        for model in models:
+            trained = step(root, "train", model)
+            step(root, "evaluate", model)
+            metrics = json.loads((root / f"reports/evaluate/{model}/metrics.json").read_text())
+            rows[model] = {
+                "dev_accuracy": round(metrics["test/accuracy"], 4),
+                "dev_n": metrics["test/n"],
+                "overfit_gap_train_test": metrics.get("overfit/primary_gap_train_test"),
+                "diagnosis": metrics.get("overfit/diagnosis"),
+                "best_epoch": metrics.get("overfit/best_epoch"),
+                "epochs_run": metrics.get("overfit/epochs_run"),
+                "train_seconds": trained["seconds"],
+            }
+            print(json.dumps({name: {model: rows[model]}}), flush=True)
+        return {"steps": steps, "split": split["sizes"], "leakage": split["leakage"]["count"], "models": rows}
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--variant", action="append", choices=sorted(VARIANTS))
+    parser.add_argument("--models", default=",".join(MODELS))
+    args = parser.parse_args()
+    models = args.models.split(",")
+    report = {
+        "date": time.strftime("%Y-%m-%d"),
+        "machine": f"{_cores()} cores, CPU only",
+        "variants": {v: run_variant(v, models) for v in args.variant or ["defaults"]},
+    }
+    print(json.dumps(report, indent=2))
+
+
+if __name__ == "__main__":
+    main()
