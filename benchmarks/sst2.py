@@ -33,14 +33,13 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "wider": {
         "tokenizer": {"max_vocab": 20000, "min_freq": 1},
         "*": {"train": {"monitor": "val_accuracy", "weight_decay": 0.01}},
-        "text-rnn": {"model": {"embedding_dim": 128, "hidden_size": 128, "dropout": 0.5, "pooling": "max"}},
+        "text-rnn": {"model": {"embedding_dim": 128, "hidden_size": 128, "dropout": 0.5}},
         "text-transformer": {
             "model": {
                 "d_model": 128,
                 "num_heads": 4,
                 "dim_feedforward": 256,
                 "dropout": 0.3,
-                "pooling": "max",
             }
         },
         "text-mlp": {"model": {"hidden_sizes": [256], "dropout": 0.5}},
