@@ -81,12 +81,11 @@ def _for_batch(task_cfg: TaskConfig, source: Any) -> TaskConfig:
     """The task read from a batch's source: a batch has no official split of its own (its rows are split
     by the fractions), so a `preprocess.split.column` is not looked for in it."""
     update: dict[str, Any] = {"ingest": source}
-    split = getattr(getattr(task_cfg, "preprocess", None), "split", None)
-    if getattr(split, "column", None):
-        preprocess = task_cfg.preprocess.model_copy(
-            update={"split": split.model_copy(update={"column": None})}
-        )
-        update["preprocess"] = preprocess
+    preprocess = getattr(task_cfg, "preprocess", None)
+    split = getattr(preprocess, "split", None)
+    if preprocess is not None and split is not None and split.column:
+        given_split_dropped = split.model_copy(update={"column": None})
+        update["preprocess"] = preprocess.model_copy(update={"split": given_split_dropped})
     return task_cfg.model_copy(update=update)
 
 
