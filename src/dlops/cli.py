@@ -206,8 +206,8 @@ def pretraining(
     name: Annotated[str, typer.Argument(help="Study name from params.yaml `pretraining`.")],
     root: Root = None,
 ) -> None:
-    """A CNN on few labels, from scratch vs from an autoencoder's encoder; writes
-    reports/pretraining/NAME.json and logs both arms to MLflow."""
+    """A classifier on few labels, from scratch vs pretrained without labels (a CNN from an autoencoder's
+    encoder, a text RNN/Transformer on masked tokens); writes reports/pretraining/NAME.json, logs to MLflow."""
     from dlops import stages
 
     report = _run("pretraining", lambda: stages.pretraining(name, root))

@@ -43,15 +43,21 @@ def render(params: Params, root: Path) -> dict[str, Any]:
         name: {"task": entry.task, "kind": params.tasks[entry.task].kind, "family": entry.family}
         for name, entry in params.models.items()
     }
-    studies = {
-        name: {
+    studies = {}
+    for name, study in params.pretraining.items():
+        # a text study pretrains the classifier's own architecture: its encoder slots name the classifier
+        # and its family's file; a CNN study's name the encoder entry and its model file
+        encoder = study.encoder or study.classifier
+        family = params.models[study.classifier].family
+        family_file = f"src/dlops/models/{family}.py"
+        encoder_file = f"models/{study.encoder}/model.pt" if study.encoder else family_file
+        studies[name] = {
             "task": study.task,
             "kind": params.tasks[study.task].kind,
             "classifier": study.classifier,
-            "encoder": study.encoder,
+            "encoder": encoder,
+            "encoder_file": encoder_file,
         }
-        for name, study in params.pretraining.items()
-    }
     return {"dag": {"tasks": tasks, "models": models, "pretraining": studies}}
 
 

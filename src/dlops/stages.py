@@ -258,15 +258,15 @@ def evaluate(pair: str, root: Path | None = None) -> dict[str, Any]:
 
 # ---------------------------------------------------------------------------------------- pretraining
 def pretraining(name: str, root: Path | None = None) -> dict[str, Any]:
-    """Stage `pretraining`: a CNN on `label_fraction` of the labels, from scratch and from the encoder of
-    an autoencoder or VAE (evaluation/pretraining.py); writes reports/pretraining/<name>.json and logs
-    one MLflow run `pretraining:<name>` with both arms."""
+    """Stage `pretraining`: a classifier on `label_fraction` of the labels, from scratch and from an
+    encoder trained without labels: a CNN from an autoencoder's or VAE's (evaluation/pretraining.py), a
+    text RNN or Transformer from its own body pretrained on masked tokens (evaluation/text_pretraining.py);
+    writes reports/pretraining/<name>.json and logs one MLflow run `pretraining:<name>` with both arms."""
     import tempfile
 
     from dlops import tracking
     from dlops.evaluation import pretraining as study_lib
-    from dlops.files import file_sha256
-    from dlops.training.checkpoint import load_safe
+    from dlops.pairs.setup import task_classes_and_shape
 
     params, p = _context(root)
     if name not in params.pretraining:
@@ -274,35 +274,26 @@ def pretraining(name: str, root: Path | None = None) -> dict[str, Any]:
     study = params.pretraining[name]
     out = p.pretraining_report(name)
     _writable(p, out.parent)
-    classifier, encoder_entry = params.pair(study.classifier), params.pair(study.encoder)
-    from dlops.pairs.setup import task_classes_and_shape
-
+    classifier = params.pair(study.classifier)
     kind = kind_of(params.task(study.task))
     classes, input_shape = task_classes_and_shape(p, kind, study.task)
     data = {}
     for split in SPLITS:
         x, y, _ = kind.load_split(p, study.task, split)
         data[split] = (x, y)
-    encoder_file = p.checkpoint(study.encoder)
-    if study.encoder_data == "all":  # self-supervised: every training image, labels unused
-        encoder = study_lib.train_encoder(
-            encoder_entry.family, encoder_entry.model, encoder_entry.train, data, len(classes), input_shape
-        )
-        source = {"trained_on_classes": "all", "trained_here": True, "best_epoch": encoder["best_epoch"]}
+    if study.encoder is None:  # a text classifier: its own body, pretrained on masked tokens
+        prepare = _masked_token_encoder(p, params, study, data, len(classes), input_shape)
     else:
-        encoder = load_safe(encoder_file)
-        source = {  # what the encoder learned from: an anomaly model sees only its normal classes
-            "trained_on_classes": encoder_entry.model.get("normal_classes") or "all",
-            "file": str(encoder_file.relative_to(p.root)),
-            "sha256": file_sha256(encoder_file),
-        }
+        prepare = _autoencoder_encoder(p, params, study, data, len(classes), input_shape)
+    family, config, load_encoder, encoder_report, encoder_settings = prepare
     task_cfg = params.task(study.task)
     augment = kind.batch_augment(task_cfg, len(classes)) if classifier.train.augment else None
     report = study_lib.run_study(
         study,
-        cnn_config=dict(classifier.model),
+        family=family,
+        config=config,
+        load_encoder=load_encoder,
         train=classifier.train,
-        encoder=encoder,
         data=data,
         num_classes=len(classes),
         input_shape=input_shape,
@@ -312,17 +303,13 @@ def pretraining(name: str, root: Path | None = None) -> dict[str, Any]:
         "study": name,
         "task": study.task,
         "classifier": study.classifier,
-        "encoder": {
-            "model": study.encoder,
-            "family": encoder["family"],
-            "data": study.encoder_data,
-            **source,
-        },
+        "encoder": encoder_report,
+        **({"channels": config["channels"]} if family == "cnn" else {}),
         **report,
     }
     write_json(out, report)
     settings = {"study": study.model_dump(mode="json"), "train": classifier.train.model_dump(mode="json")}
-    settings["encoder"] = {"model": encoder_entry.model, "train": encoder_entry.train.model_dump(mode="json")}
+    settings["encoder"] = encoder_settings
     digest = params_hash({**settings, "model": classifier.model})
     tracking.configure(p.root, params.mlflow)
     tags = {**tracking.lineage_tags(p.root, study.task, digest), "dlops.study": name}
@@ -339,6 +326,61 @@ def pretraining(name: str, root: Path | None = None) -> dict[str, Any]:
             files=[figure],
         )
     return report
+
+
+Prepared = tuple[str, dict[str, Any], Any, dict[str, Any], dict[str, Any]]
+
+
+def _autoencoder_encoder(
+    p: Paths, params: Params, study: Any, data: dict[str, Any], num_classes: int, input_shape: tuple[int, ...]
+) -> Prepared:
+    """A CNN study's encoder: the autoencoder or VAE entry trained here on every training image
+    (`encoder_data: all`) or its stage's model file (`model`). Returns (family, the classifier's model
+    config, the loader of the encoder's tensors, the report's `encoder` section, the logged settings)."""
+    from dlops.evaluation import pretraining as study_lib
+    from dlops.files import file_sha256
+    from dlops.training.checkpoint import load_safe
+
+    assert study.encoder is not None
+    encoder_entry = params.pair(study.encoder)
+    if study.encoder_data == "all":  # self-supervised: every training image, labels unused
+        encoder = study_lib.train_encoder(
+            encoder_entry.family, encoder_entry.model, encoder_entry.train, data, num_classes, input_shape
+        )
+        source = {"trained_on_classes": "all", "trained_here": True, "best_epoch": encoder["best_epoch"]}
+    else:
+        encoder_file = p.checkpoint(study.encoder)
+        encoder = load_safe(encoder_file)
+        source = {  # what the encoder learned from: an anomaly model sees only its normal classes
+            "trained_on_classes": encoder_entry.model.get("normal_classes") or "all",
+            "file": str(encoder_file.relative_to(p.root)),
+            "sha256": file_sha256(encoder_file),
+        }
+    config, load = study_lib.cnn_from_encoder(dict(params.pair(study.classifier).model), encoder)
+    report = {"model": study.encoder, "family": encoder["family"], "data": study.encoder_data, **source}
+    settings = {"model": encoder_entry.model, "train": encoder_entry.train.model_dump(mode="json")}
+    return "cnn", config, load, report, settings
+
+
+def _masked_token_encoder(
+    p: Paths, params: Params, study: Any, data: dict[str, Any], num_classes: int, input_shape: tuple[int, ...]
+) -> Prepared:
+    """A text study's encoder: the classifier's own architecture pretrained on masked tokens of every
+    training text with the classifier's train settings (`encoder_epochs`), labels unused."""
+    from dlops.evaluation import text_pretraining
+
+    entry = params.pair(study.classifier)
+    kind = kind_of(params.task(study.task))
+    config = kind.model_config(json.loads(p.transform(study.task).read_text()), entry.model)
+    update: dict[str, Any] = {"init_from": None, "freeze": [], "head_lr": None, "reweigh": []}
+    update["monitor"] = "val_loss"  # a masked-token model has no accuracy to follow
+    train = entry.train.model_copy(update={**update, "epochs": study.encoder_epochs or entry.train.epochs})
+    tensors, summary = text_pretraining.train_masked_encoder(
+        entry.family, config, train, data, num_classes, input_shape, study.mask_fraction
+    )
+    report = {"model": study.classifier, "family": entry.family, "data": "all", **summary}
+    settings = {"objective": "masked-tokens", "train": train.model_dump(mode="json")}
+    return entry.family, config, text_pretraining.body_loader(tensors), report, settings
 
 
 # ------------------------------------------------------------------------------------------- register

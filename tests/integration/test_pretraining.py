@@ -72,6 +72,46 @@ def test_pretraining_stage_reports_both_arms(
     assert f"{STUDY}.png" in artifacts and "pretraining.json" in artifacts
 
 
+def test_a_text_study_pretrains_the_transformer_on_masked_tokens(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The text side: no encoder entry; the Transformer's own body learns masked tokens of every training
+    review, then both arms train on half the labels; report, MLflow run and transferred tensors."""
+    from dlops import stages, tracking
+
+    raw = tiny_params(images=True)
+    raw["pretraining"] = {
+        "masked": {
+            "task": "text", "classifier": "text-transformer", "label_fraction": 0.5, "seeds": [0],
+            "encoder_epochs": 3,
+        }
+    }  # fmt: skip
+    root = make_project(tmp_path / "project", raw, dvc=False)
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    monkeypatch.delenv("MLFLOW_REGISTRY_URI", raising=False)
+    with mlflow_uris_restored():
+        for stage in (stages.ingest, stages.validate, stages.preprocess):
+            stage("text", root)
+        report = stages.pretraining("masked", root)
+        (run,) = tracking.client().search_runs(
+            [tracking.experiment_id()], filter_string="attributes.run_name = 'pretraining:masked'"
+        )
+    saved = json.loads((root / "reports/pretraining/masked.json").read_text())
+    assert saved == json.loads(json.dumps(report))
+    encoder = saved["encoder"]
+    assert encoder["objective"] == "masked-tokens" and encoder["model"] == "text-transformer"
+    assert encoder["data"] == "all" and 1 <= encoder["best_epoch"] <= encoder["epochs_run"] <= 3
+    assert 0.0 < encoder["val_masked_token_accuracy"] <= 1.0  # learning: tests/unit/test_text_pretraining
+    assert "embedding.weight" in saved["transfer"]["loaded"]
+    assert not any(key.startswith("head.") for key in saved["transfer"]["loaded"])
+    assert "channels" not in saved
+    assert saved["gain"]["accuracy"] == pytest.approx(
+        saved["pretrained"]["accuracy"] - saved["scratch"]["accuracy"]
+    )
+    assert run.data.params["encoder.objective"] == "masked-tokens"
+    assert run.data.metrics["pretrained/accuracy"] == pytest.approx(saved["pretrained"]["accuracy"])
+
+
 def test_unknown_study_names_the_known_ones(project: Path) -> None:
     from dlops import stages
     from dlops.params import ConfigError

@@ -46,6 +46,21 @@ def test_each_task_names_its_kind_and_input_files_and_each_model_its_kind(tmp_pa
     assert models["text-rnn"] == {"task": "text", "kind": "text", "family": "rnn"}
 
 
+def test_a_study_names_its_encoder_file_and_entry(tmp_path: Path) -> None:
+    raw = tiny_params(images=True)
+    raw["pretraining"]["masked"] = {"task": "text", "classifier": "text-rnn"}
+    params, p = _project(tmp_path, raw)
+    studies = dag.render(params, p.root)["dag"]["pretraining"]
+    assert studies["masked"] == {  # no encoder entry: the classifier's own entry and family file
+        "task": "text",
+        "kind": "text",
+        "classifier": "text-rnn",
+        "encoder": "text-rnn",
+        "encoder_file": "src/dlops/models/rnn.py",
+    }
+    assert studies["images-cnn-from-autoencoder"]["encoder_file"] == "models/images-autoencoder/model.pt"
+
+
 def test_a_stale_dag_is_an_error_naming_the_command(tmp_path: Path) -> None:
     params, p = _project(tmp_path, tiny_params())
     with pytest.raises(ConfigError, match=r"dag.yaml is missing: run `dlops dag`"):

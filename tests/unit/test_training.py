@@ -191,3 +191,50 @@ def test_a_family_that_steps_itself_runs_every_epoch_and_logs_each_loss(tmp_path
     assert {"train/batch_a_loss", "train/batch_b_loss"} <= set(result.history[0])
     assert result.history[-1]["train/loss"] < result.history[0]["train/loss"]
     assert len(load_safe(tmp_path / "last.pt")["optimizers"]) == 2
+
+
+def _token_ids(n: int, seed: int = 0) -> np.ndarray:
+    """Right-padded token ids of lengths 1..40 (0 = padding)."""
+    rng = np.random.default_rng(seed)
+    lengths = rng.integers(1, 41, size=n)
+    x = np.zeros((n, 40), dtype=np.int64)
+    for i, length in enumerate(lengths):
+        x[i, :length] = rng.integers(2, 50, size=length)
+    return x
+
+
+def test_length_bucketing_batches_texts_of_similar_length_and_covers_every_row_once() -> None:
+    from dlops.training.device import Split
+    from dlops.training.loop import batch_order
+
+    x = _token_ids(1000)
+    data = Split(x, np.zeros(1000, dtype=np.int64), torch.device("cpu"))
+    cfg = TrainConfig(batch_size=10)
+    bucketed = batch_order(data, cfg, torch.Generator().manual_seed(0))
+    again = batch_order(data, cfg, torch.Generator().manual_seed(0))
+    unbucketed = cfg.model_copy(update={"length_bucketing": False})
+    plain = batch_order(data, unbucketed, torch.Generator().manual_seed(0))
+    assert sorted(torch.cat(bucketed).tolist()) == list(range(1000))  # every row once
+    assert all(torch.equal(a, b) for a, b in zip(bucketed, again, strict=True))  # seeded
+    lengths = (x != 0).sum(1)
+
+    def mean_spread(batches: list[torch.Tensor]) -> float:
+        return float(np.mean([np.ptp(lengths[b.numpy()]) for b in batches]))
+
+    assert mean_spread(bucketed) <= 2 and mean_spread(plain) > 20  # 1..40 tokens: ~35 apart in a random batch
+    features = Split(np.zeros((30, 4), dtype=np.float32), np.zeros(30, dtype=np.int64), torch.device("cpu"))
+    assert torch.equal(torch.cat(batch_order(features, cfg, torch.Generator().manual_seed(0))),
+                       torch.randperm(30, generator=torch.Generator().manual_seed(0)))  # fmt: skip
+
+
+def test_text_predictions_come_back_in_row_order() -> None:
+    torch.manual_seed(0)
+    model = build_model(
+        "transformer", input_shape=(40,), num_classes=2,
+        config={"vocab_size": 50, "d_model": 16, "num_heads": 2, "num_layers": 1, "dim_feedforward": 16,
+                "max_length": 40, "pooling": "mean"},
+    )  # fmt: skip
+    x = _token_ids(300, seed=1)
+    together = predict_proba(model, x, batch_size=64)  # sorted by length inside, unsorted back
+    one_by_one = np.concatenate([predict_proba(model, x[i : i + 1]) for i in range(0, 300, 37)])
+    np.testing.assert_allclose(together[::37], one_by_one, atol=1e-5)

@@ -95,10 +95,34 @@ def test_pretraining_cross_checks_name_the_key(tmp_path: Path, key: str, value: 
 
 
 def test_pretraining_entries_must_be_on_the_study_task(tmp_path: Path) -> None:
-    raw = tiny_params(images=True, **{f"pretraining.{STUDY}.task": "text"})
+    raw = tiny_params(images=True, series=True)
+    raw["pretraining"]["text-study"] = {"task": "text", "classifier": "series-rnn"}
     with pytest.raises(
-        ConfigError, match=rf"pretraining\.{STUDY}\.classifier: 'images-cnn' is on task 'images', not"
+        ConfigError,
+        match=r"pretraining\.text-study\.classifier: 'series-rnn' is on task 'series', not 'text'",
     ):
+        _load(tmp_path, raw)
+
+
+@pytest.mark.parametrize(
+    ("study", "fragment"),
+    [
+        ({"classifier": "text-rnn", "encoder": "images-autoencoder"}, "encoder: a text classifier's encoder"),
+        ({"classifier": "text-mlp"}, "classifier: 'text-mlp' is a mlp; it must be a rnn or transformer"),
+        ({"classifier": "text-transformer", "mask_fraction": 1.0}, "mask_fraction"),
+    ],
+)
+def test_text_pretraining_studies_are_checked(tmp_path: Path, study: dict, fragment: str) -> None:
+    raw = tiny_params(images=True)
+    raw["pretraining"]["text-study"] = {"task": "text", **study}
+    with pytest.raises(ConfigError, match="pretraining") as err:
+        _load(tmp_path, raw)
+    assert fragment in str(err.value)
+
+
+def test_an_image_study_needs_an_encoder_entry(tmp_path: Path) -> None:
+    raw = tiny_params(images=True, **{f"pretraining.{STUDY}.encoder": None})
+    with pytest.raises(ConfigError, match=rf"pretraining\.{STUDY}\.encoder: name an autoencoder or vae"):
         _load(tmp_path, raw)
 
 

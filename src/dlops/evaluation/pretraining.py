@@ -9,6 +9,7 @@ scored on the full test split.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -79,12 +80,27 @@ def arm_config(classifier: TrainConfig, study: PretrainingConfig, seed: int, arm
     return classifier.model_copy(update=update)
 
 
+def cnn_from_encoder(cnn_config: dict[str, Any], encoder: dict[str, Any]) -> tuple[dict[str, Any], Any]:
+    """The CNN's model mapping with the encoder's `channels` (every encoder stage has a block to go to),
+    and the function that loads the encoder's conv + BatchNorm tensors into such a CNN."""
+    from dlops.training import transfer
+
+    parent = transfer.Parent("encoder", "encoder", str(encoder["family"]), encoder, "")
+
+    def load(model: Any) -> dict[str, Any]:
+        done = transfer.transfer_weights(model, "cnn", parent, "pretraining.encoder")
+        return {"loaded": done.loaded, "mapped": done.mapped, "unused": done.unused}
+
+    return {**cnn_config, "channels": list(encoder["model_config"]["channels"])}, load
+
+
 def run_study(
     study: PretrainingConfig,
     *,
-    cnn_config: dict[str, Any],
+    family: str,
+    config: dict[str, Any],
+    load_encoder: Callable[[Any], dict[str, Any]],
     train: TrainConfig,
-    encoder: dict[str, Any],
     data: dict[str, Split],
     num_classes: int,
     input_shape: tuple[int, ...],
@@ -93,18 +109,15 @@ def run_study(
     """Train both arms for every seed; returns the report: rows used, per-seed and mean test accuracy
     and balanced accuracy of each arm, the gain, and which encoder tensors were loaded.
 
-    `cnn_config` is the classifier's `model` mapping; its `channels` become the encoder's, so every
-    encoder stage has a block to go to. `encoder` is the autoencoder's or VAE's checkpoint dict."""
+    Both arms build the classifier `family` of `config` from the same seed; `load_encoder(model)` puts
+    the pretrained tensors into the pretrained arm's and says which."""
     import torch
     from sklearn.metrics import accuracy_score, balanced_accuracy_score
 
     from dlops.models.registry import build_model
-    from dlops.training import transfer
     from dlops.training.loop import predict_proba, seed_everything
     from dlops.training.loop import train as fit
 
-    config = {**cnn_config, "channels": list(encoder["model_config"]["channels"])}
-    parent = transfer.Parent("encoder", "encoder", str(encoder["family"]), encoder, "")
     x_test, y_test = data["test"]
     per_seed: dict[str, dict[str, dict[str, float]]] = {arm: {} for arm in ARMS}
     rows: dict[str, int] = {}
@@ -119,10 +132,9 @@ def run_study(
         for arm in ARMS:
             cfg = arm_config(train, study, seed, arm)
             seed_everything(seed)  # the same initial weights in both arms, before the encoder's go in
-            model = build_model("cnn", input_shape=input_shape, num_classes=num_classes, config=config)
+            model = build_model(family, input_shape=input_shape, num_classes=num_classes, config=config)
             if arm == "pretrained":
-                done = transfer.transfer_weights(model, "cnn", parent, "pretraining.encoder")
-                loaded = loaded or {"loaded": done.loaded, "mapped": done.mapped, "unused": done.unused}
+                loaded = loaded or load_encoder(model)
             result = fit(model, subsets, cfg, augment=augment)
             with torch.no_grad():
                 pred = predict_proba(result.model, x_test).argmax(1)
@@ -136,7 +148,6 @@ def run_study(
         "labelled_rows": rows,
         "test_rows": int(len(y_test)),
         "seeds": list(study.seeds),
-        "channels": config["channels"],
     }
     for arm in ARMS:
         runs = per_seed[arm].values()

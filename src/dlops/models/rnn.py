@@ -71,15 +71,26 @@ class RNNClassifier(nn.Module):
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
         """Pooled sequence features (B, D) for token ids (B, L)."""
-        lengths = (x != 0).sum(1).clamp(min=1)  # (B,)
-        emb = self.dropout(self.embedding(x))  # (B, L, E)
-        packed = nn.utils.rnn.pack_padded_sequence(emb, lengths.cpu(), batch_first=True, enforce_sorted=False)
-        out, hidden = self.rnn(packed)
+        out, hidden, lengths = self._run(x)
         if self.config.pooling == "last":
             h_n = hidden[0] if isinstance(hidden, tuple) else hidden  # (layers * dirs, B, H), input order
             return h_n[-self.directions :].transpose(0, 1).flatten(1)  # (B, dirs * H)
         padded, _ = nn.utils.rnn.pad_packed_sequence(out, batch_first=True)  # (B, L', dirs * H), zero-padded
         return padded.sum(1) / lengths[:, None].to(padded.dtype)  # (B, dirs * H)
+
+    def token_states(self, x: torch.Tensor) -> torch.Tensor:
+        """One state per token position (B, L', dirs * H), L' = the batch's longest text, zero past each
+        text's end (masked-token pretraining, evaluation/text_pretraining.py)."""
+        out, _, _ = self._run(x)
+        return nn.utils.rnn.pad_packed_sequence(out, batch_first=True)[0]
+
+    def _run(self, x: torch.Tensor) -> tuple[nn.utils.rnn.PackedSequence, torch.Tensor, torch.Tensor]:
+        """The recurrent core over the packed texts: (packed outputs, final hidden state(s), lengths)."""
+        lengths = (x != 0).sum(1).clamp(min=1)  # (B,)
+        emb = self.dropout(self.embedding(x))  # (B, L, E)
+        packed = nn.utils.rnn.pack_padded_sequence(emb, lengths.cpu(), batch_first=True, enforce_sorted=False)
+        out, hidden = self.rnn(packed)
+        return out, hidden, lengths
 
     def forward(
         self, x: torch.Tensor, targets: torch.Tensor | None = None, weights: torch.Tensor | None = None

@@ -82,6 +82,20 @@ class TransformerClassifier(nn.Module):
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
         """Pooled sequence features (B, D) for token ids (B, L)."""
+        h, pad = self._encode(x)
+        if self.cls is not None:
+            return h[:, 0]  # (B, D)
+        keep = (~pad).unsqueeze(-1).to(h.dtype)  # (B, L, 1)
+        return (h * keep).sum(1) / keep.sum(1)  # (B, D)
+
+    def token_states(self, x: torch.Tensor) -> torch.Tensor:
+        """One state per token position (B, L', D), L' = the batch's longest text (masked-token
+        pretraining, evaluation/text_pretraining.py)."""
+        h, _ = self._encode(x)
+        return h[:, 1:] if self.cls is not None else h
+
+    def _encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Encoder states (B, [1 +] L', D) and the padding mask (True = ignored) for token ids (B, L)."""
         lengths = (x != 0).sum(1)  # (B,)
         x = x[:, : max(int(lengths.max()), 1)]  # drop all-padding columns: exact padding invariance, faster
         if x.shape[1] > self.config.max_length:
@@ -95,11 +109,7 @@ class TransformerClassifier(nn.Module):
             h = torch.cat([self.cls.expand(len(x), -1, -1), h], dim=1)  # (B, 1 + L, D)
             pad = torch.cat([pad.new_zeros(len(x), 1), pad], dim=1)  # (B, 1 + L)
         h = self.dropout(h + self.positions[: h.shape[1]])
-        h = self.encoder(h, src_key_padding_mask=pad)  # (B, L', D)
-        if self.cls is not None:
-            return h[:, 0]  # (B, D)
-        keep = (~pad).unsqueeze(-1).to(h.dtype)  # (B, L, 1)
-        return (h * keep).sum(1) / keep.sum(1)  # (B, D)
+        return self.encoder(h, src_key_padding_mask=pad), pad  # (B, L', D), (B, L')
 
     def forward(
         self, x: torch.Tensor, targets: torch.Tensor | None = None, weights: torch.Tensor | None = None

@@ -36,13 +36,14 @@ class ModelEntry(Strict):
 
 # ------------------------------------------------------------------------------------------ pretraining
 class PretrainingConfig(Strict):
-    """Stage `pretraining`: does an encoder trained without labels help a CNN trained on few labels?
-    The CNN of `classifier`'s settings, with the encoder's channels, trains from scratch and from the
-    encoder of `encoder` (an autoencoder or VAE on the same task) on `label_fraction` of the labels."""
+    """Stage `pretraining`: does an encoder trained without labels help a classifier trained on few labels?
+    A CNN (`classifier` of family cnn) starts from the encoder of `encoder` (an autoencoder or VAE on the
+    same task); an RNN or Transformer text classifier from its own embedding and encoder pretrained on the
+    training texts by masked-token prediction (`encoder` null). Each arm trains on `label_fraction`."""
 
     task: str
-    classifier: str  # a model entry of family cnn: its model (dropout) and train settings
-    encoder: str  # a model entry of family autoencoder or vae: models/<encoder>/model.pt
+    classifier: str  # a model entry of family cnn, or rnn / transformer on a text task
+    encoder: str | None = None  # cnn: a model entry of family autoencoder or vae; text: null
     label_fraction: float = Field(0.1, gt=0.0, le=1.0)  # of train and val, stratified, >= 1 per class
     seeds: list[int] = Field(default_factory=lambda: [0, 1, 2], min_length=1)
     freeze: list[str] = Field(default_factory=list)  # the pretrained arm: prefixes kept as loaded
@@ -52,8 +53,13 @@ class PretrainingConfig(Strict):
     early_stopping: bool = False
     # `all`: the study trains the encoder entry's architecture with its train settings on every training
     # image, labels unused (self-supervised); `model`: models/<encoder>/model.pt as its stage trained it
-    # (an anomaly detector saw only its normal classes)
+    # (an anomaly detector saw only its normal classes). Text: always all training texts.
     encoder_data: Literal["all", "model"] = "all"
+    # text classifiers: masked-token pretraining (evaluation/text_pretraining.py) with the classifier's
+    # train settings, for `encoder_epochs` epochs (null = the classifier's) with early stopping on the
+    # validation texts' masked-token loss
+    mask_fraction: float = Field(0.15, gt=0.0, lt=1.0)
+    encoder_epochs: int | None = Field(None, ge=1, le=10_000)
 
 
 def check_entry_fits(name: str, entry: ModelEntry, task: TaskConfig) -> None:

@@ -179,16 +179,29 @@ class _Union:
         return self
 
 
+TEXT_ENCODER_FAMILIES = ("rnn", "transformer")  # pretrained by masked-token prediction on a text task
+
+
 def check_pretraining(where: str, study: PretrainingConfig, params: Params) -> None:
-    """The study names a task, a CNN entry and an autoencoder or VAE entry, both on that task."""
+    """The study names a task and, on that task, a CNN entry with an autoencoder or VAE entry, or a text
+    task's RNN or Transformer entry with no encoder entry (masked-token pretraining)."""
     if study.task not in params.tasks:
         raise ValueError(unknown_name("task", study.task, params.tasks, f"{where}.task"))
     from dlops.models.registry import encoder_families
 
-    for key, name, families in (  # the study is a CNN's (evaluation/pretraining.py)
-        ("classifier", study.classifier, ("cnn",)),
-        ("encoder", study.encoder, tuple(encoder_families("cnn"))),
-    ):
+    text = params.tasks[study.task].kind == "text"
+    classifiers = TEXT_ENCODER_FAMILIES if text else ("cnn",)
+    named: list[tuple[str, str, tuple[str, ...]]] = [("classifier", study.classifier, classifiers)]
+    if text and study.encoder is not None:
+        raise ValueError(
+            f"{where}.encoder: a text classifier's encoder is pretrained by masked-token prediction on the "
+            f"training texts; set null (got {study.encoder!r})"
+        )
+    if not text:
+        if study.encoder is None:
+            raise ValueError(f"{where}.encoder: name an autoencoder or vae entry on task {study.task!r}")
+        named.append(("encoder", study.encoder, tuple(encoder_families("cnn"))))
+    for key, name, families in named:
         if name not in params.models:
             raise ValueError(unknown_name("model", name, params.models, f"{where}.{key}"))
         entry = params.models[name]

@@ -22,6 +22,10 @@ class TrainConfig(Strict):
     monitor: Literal["val_loss", "val_accuracy"] = "val_loss"
     min_delta: float = Field(1e-4, ge=0.0)
     grad_clip: float = Field(1.0, ge=0.0)
+    # token-id inputs (text): each batch holds texts of similar length (pools of 50 shuffled batches,
+    # sorted by length, batches shuffled), so padding columns the model trims are not computed; false =
+    # plain shuffled batches
+    length_bucketing: bool = True
     seed: int = 42
     device: Literal["auto", "cpu", "cuda"] = "auto"
     amp: bool = True  # bf16 autocast on CUDA (ignored on the CPU)

@@ -143,7 +143,10 @@ def train(
     # train/loss is measured on a fixed, seeded sample of at most TRAIN_EVAL_ROWS training rows: the
     # same rows every epoch, and an epoch on 60,000 images does not pay for a second full pass.
     keep = torch.randperm(len(train_split), generator=torch.Generator().manual_seed(cfg.seed))
-    train_eval = train_split.subset(keep[:TRAIN_EVAL_ROWS].sort().values.to(train_split.index_device()))
+    train_eval = by_length(
+        train_split.subset(keep[:TRAIN_EVAL_ROWS].sort().values.to(train_split.index_device()))
+    )
+    val_split = by_length(val_split)
     progress = _Progress(cfg.epochs, start=state["epoch"], quiet=not world.is_main)
     epochs_this_call = 0
     while state["epoch"] < cfg.epochs and (state["bad_epochs"] < cfg.patience or not early_stopping):
@@ -232,12 +235,10 @@ def _train_one_epoch(
     when there are several); returns the sample-weighted mean of each batch loss over all ranks.
     Losses are summed on the device, so there is no host sync per step."""
     model.train()
-    order = torch.randperm(len(data), generator=batch_gen).to(data.index_device())
     step = getattr(model, "training_step", None)
     totals: dict[str, torch.Tensor] = {}
     seen = 0
-    for start in range(0, len(data), cfg.batch_size):
-        batch = order[start : start + cfg.batch_size]
+    for batch in batch_order(data, cfg, batch_gen):
         if len(batch) < 2 * world.size and len(data) > 1:  # BatchNorm cannot train on one sample
             continue
         idx = distributed.shard(batch, world)
@@ -268,6 +269,45 @@ def _train_one_epoch(
     summed = torch.stack([totals[name].cpu() for name in names] + [count])
     values = (distributed.sum_across(summed) if world.parallel else summed).tolist()
     return {name: total / max(values[-1], 1) for name, total in zip(names, values[:-1], strict=True)}
+
+
+BUCKET_POOL = 50  # length bucketing: batches drawn together, sorted by length, then shuffled
+
+
+def token_lengths(x: torch.Tensor) -> torch.Tensor | None:
+    """Non-padding tokens per row of right-padded token ids (0 = padding); None for other inputs."""
+    if x.ndim != 2 or x.dtype.is_floating_point:
+        return None
+    return (x != 0).sum(1)
+
+
+def batch_order(data: Split, cfg: TrainConfig, gen: torch.Generator) -> list[torch.Tensor]:
+    """This epoch's global batches of row indices (on the data's device), drawn with `gen`: a random
+    permutation cut into batches; for token ids with `length_bucketing`, each pool of BUCKET_POOL
+    batches is sorted by length before it is cut and the batches are shuffled, so a batch's rows have
+    similar lengths and the models' trim of all-padding columns removes most of the padding."""
+    order = torch.randperm(len(data), generator=gen)
+    lengths = token_lengths(data.x) if cfg.length_bucketing else None
+    if lengths is None:
+        batches = list(order.split(cfg.batch_size))
+    else:
+        lengths = lengths.cpu()
+        batches = []
+        for pool in order.split(cfg.batch_size * BUCKET_POOL):
+            pool = pool[torch.argsort(lengths[pool], stable=True)]
+            batches.extend(pool.split(cfg.batch_size))
+        batches = [batches[i] for i in torch.randperm(len(batches), generator=gen).tolist()]
+    device = data.index_device()
+    return [batch.to(device) for batch in batches]
+
+
+def by_length(split: Split) -> Split:
+    """The split's rows in order of token length (token ids), so evaluation chunks trim their padding;
+    other splits as they are. Losses and accuracies are sums over rows: the order does not change them."""
+    lengths = token_lengths(split.x)
+    if lengths is None:
+        return split
+    return split.subset(torch.argsort(lengths, stable=True))
 
 
 def _evaluate_epoch(
@@ -303,7 +343,8 @@ def evaluate_loss(
     classifier = getattr(model, "is_classifier", True)
     total_loss = torch.zeros((), dtype=torch.float64, device=data.device)
     correct = torch.zeros((), dtype=torch.int64, device=data.device)
-    chunk = 8192 if data.x.ndim == 2 else 512  # conv activations of 8,192 images would take gigabytes
+    # rows of features in large chunks; images (conv activations) and token ids (attention) in small ones
+    chunk = 8192 if data.x.ndim == 2 and data.x.dtype.is_floating_point else 512
     for xb, yb in data.chunks(chunk):
         if compiled:
             mark_batch_dynamic(xb, yb)
@@ -324,10 +365,14 @@ def predict_proba(model: nn.Module, x: np.ndarray, batch_size: int | None = None
     """Class probabilities (N, K) as float64, computed on the model's device in eval mode."""
     model.eval()
     device = next(model.parameters()).device
-    batch_size = batch_size or (8192 if np.ndim(x) == 2 else 512)
+    ids = np.ndim(x) == 2 and np.issubdtype(np.asarray(x[:1]).dtype, np.integer)
+    batch_size = batch_size or (8192 if np.ndim(x) == 2 and not ids else 512)
+    # token ids in order of length, so each chunk trims its padding; the rows go back in place below
+    order = np.argsort((np.asarray(x) != 0).sum(1), kind="stable") if ids and len(x) else None
     out = []
     for start in range(0, len(x), batch_size):
-        chunk = x[start : start + batch_size]
+        rows = slice(start, start + batch_size)
+        chunk = x[rows] if order is None else np.asarray(x)[order[rows]]
         dtype = np.int64 if np.issubdtype(np.asarray(chunk).dtype, np.integer) else np.float32  # ids stay ids
         batch = np.array(chunk, dtype=dtype)  # own, writable copy
         xb = torch.from_numpy(batch).to(device)
@@ -335,7 +380,10 @@ def predict_proba(model: nn.Module, x: np.ndarray, batch_size: int | None = None
         out.append(torch.softmax(logits.float(), dim=-1).double().cpu().numpy())
     if not out:
         return np.zeros((0, 0))
-    return np.concatenate(out)
+    proba = np.concatenate(out)
+    if order is not None:
+        proba[order] = proba.copy()
+    return proba
 
 
 def _cpu_state(model: nn.Module) -> dict[str, torch.Tensor]:
