@@ -3,8 +3,10 @@ is the source, dev.tsv its `test:` sub-source (the official figure), val carved 
 validate, preprocess, then train + evaluate for each text family, in a temporary copy of the project,
 and prints test (= dev) accuracy, the overfit gap, best epoch and seconds per model as JSON.
 
-Run: .venv/bin/python benchmarks/sst2.py [--variant NAME ...] [--models text-rnn,text-mlp]
+Run: .venv/bin/python benchmarks/sst2.py [--variant NAME ...] [--models text-rnn,text-mlp] [--pretraining]
 Variants (see VARIANTS) change params only; `defaults` is params.yaml's text models as shipped.
+--pretraining also runs params.yaml's masked-token studies (text-transformer at 10% and all labels) on
+SST-2: the Transformer's encoder pretrained on the training phrases, labels unused, vs scratch.
 """
 
 from __future__ import annotations
@@ -47,7 +49,7 @@ VARIANTS: dict[str, dict[str, Any]] = {
 }
 
 
-def project(root: Path, variant: dict[str, Any], models: list[str]) -> None:
+def project(root: Path, variant: dict[str, Any], models: list[str], studies: bool = False) -> None:
     for name in ("src", "pipelines", "expectations"):
         shutil.copytree(REPO / name, root / name, ignore=shutil.ignore_patterns("__pycache__"))
     (root / "data/external").mkdir(parents=True)
@@ -70,7 +72,11 @@ def project(root: Path, variant: dict[str, Any], models: list[str]) -> None:
     task["preprocess"]["tokenizer"].update(max_length=64, **variant.get("tokenizer", {}))
     params["tasks"] = {"text": task}
     params["retrain"]["batches"] = {}
-    params["pretraining"] = {}
+    params["pretraining"] = {
+        name: study
+        for name, study in params["pretraining"].items()
+        if studies and study["task"] == "text" and study["classifier"] in models
+    }
     chosen = {}
     for name in models:
         entry = params["models"][name]
@@ -85,10 +91,10 @@ def project(root: Path, variant: dict[str, Any], models: list[str]) -> None:
     (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
 
 
-def run_variant(name: str, models: list[str]) -> dict[str, Any]:
+def run_variant(name: str, models: list[str], studies: bool = False) -> dict[str, Any]:
     root = Path(tempfile.mkdtemp(prefix=f"dlops-sst2-{name}-"))
     try:
-        project(root, VARIANTS[name], models)
+        project(root, VARIANTS[name], models, studies)
         steps = {s: step(root, s, "text") for s in ("ingest", "validate", "preprocess")}
         split = json.loads((root / "data/processed/text/transform.json").read_text())["split"]
         rows = {}
@@ -106,7 +112,29 @@ def run_variant(name: str, models: list[str]) -> dict[str, Any]:
                 "train_seconds": trained["seconds"],
             }
             print(json.dumps({name: {model: rows[model]}}), flush=True)
-        return {"steps": steps, "split": split["sizes"], "leakage": split["leakage"]["count"], "models": rows}
+        pretraining = {}
+        for study in yaml.safe_load((root / "params.yaml").read_text())["pretraining"]:
+            started = time.perf_counter()
+            step(root, "pretraining", study)
+            report = json.loads((root / f"reports/pretraining/{study}.json").read_text())
+            pretraining[study] = {
+                "label_fraction": report["label_fraction"],
+                "labelled_train_rows": report["labelled_rows"]["train"],
+                "scratch": round(report["scratch"]["accuracy"], 4),
+                "pretrained": round(report["pretrained"]["accuracy"], 4),
+                "gain": round(report["gain"]["accuracy"], 4),
+                "wins": f"{report['wins']} of {len(report['seeds'])}",
+                "masked_token_accuracy": round(report["encoder"]["val_masked_token_accuracy"], 4),
+                "seconds": round(time.perf_counter() - started, 1),
+            }
+            print(json.dumps({name: {study: pretraining[study]}}), flush=True)
+        return {
+            "steps": steps,
+            "split": split["sizes"],
+            "leakage": split["leakage"]["count"],
+            "models": rows,
+            "pretraining": pretraining,
+        }
     finally:
         shutil.rmtree(root, ignore_errors=True)
 
@@ -115,12 +143,13 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--variant", action="append", choices=sorted(VARIANTS))
     parser.add_argument("--models", default=",".join(MODELS))
+    parser.add_argument("--pretraining", action="store_true", help="also the masked-token studies")
     args = parser.parse_args()
     models = args.models.split(",")
     report = {
         "date": time.strftime("%Y-%m-%d"),
         "machine": f"{_cores()} cores, CPU only",
-        "variants": {v: run_variant(v, models) for v in args.variant or ["defaults"]},
+        "variants": {v: run_variant(v, models, args.pretraining) for v in args.variant or ["defaults"]},
     }
     print(json.dumps(report, indent=2))
 

@@ -14,6 +14,7 @@ from typing import Any
 NONE_SHOWN = "—"
 CI_HEADER = "95% CI"
 FAIRNESS_ROWS_KEPT = 8
+FAIRNESS_ROWS_LAST = 4  # before any section is dropped (an intersection of attributes has many groups)
 TOP_FEATURES = 10
 TOO_SMALL = "too small to measure"
 HEADINGS = {  # section key -> heading, in the order both forms show them
@@ -180,6 +181,8 @@ def compactions() -> Iterator[Compaction]:
     step = replace(step, dropped=step.dropped | {"params"})
     yield step
     step = replace(step, validation_failures_only=True)
+    yield step
+    step = replace(step, fairness_rows=FAIRNESS_ROWS_LAST)
     yield step
     for key in LAST_RESORT_DROPS:
         step = replace(step, dropped=step.dropped | {key})
