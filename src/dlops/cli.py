@@ -207,7 +207,8 @@ def pretraining(
     root: Root = None,
 ) -> None:
     """A classifier on few labels, from scratch vs pretrained without labels (a CNN from an autoencoder's
-    encoder, a text RNN/Transformer on masked tokens); writes reports/pretraining/NAME.json, logs to MLflow."""
+    encoder, a text RNN/Transformer on masked tokens); writes reports/pretraining/NAME.json and logs to
+    MLflow."""
     from dlops import stages
 
     report = _run("pretraining", lambda: stages.pretraining(name, root))
