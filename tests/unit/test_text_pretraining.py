@@ -95,3 +95,25 @@ def test_the_pretrained_body_goes_into_a_fresh_classifier_head_untouched() -> No
     )
     with pytest.raises(ValueError, match="does not fit the classifier"):
         body_loader(tensors)(wider)
+
+
+def test_every_seed_s_pretrained_arm_starts_from_the_encoder() -> None:
+    from dlops.evaluation.pretraining import run_study
+    from dlops.params import PretrainingConfig
+
+    texts = counting_texts(300, seed=3)
+    labels = (texts[:, 0] % 2).astype(np.int64)
+    data = {name: (texts[i::3], labels[i::3]) for i, name in enumerate(("train", "val", "test"))}
+    calls: list[int] = []
+
+    def load(model: torch.nn.Module) -> dict:
+        calls.append(1)
+        return {"loaded": ["embedding.weight"], "mapped": {}, "unused": []}
+
+    study = PretrainingConfig(task="text", classifier="text-rnn", label_fraction=0.5, seeds=[0, 1, 2])
+    report = run_study(
+        study, family="rnn", config={**CONFIGS["rnn"], "vocab_size": VOCAB}, load_encoder=load,
+        train=TrainConfig(epochs=1, batch_size=32, augment=False), data=data, num_classes=2,
+        input_shape=(LENGTH,),
+    )  # fmt: skip
+    assert len(calls) == 3 and set(report["pretrained"]["per_seed"]) == {"0", "1", "2"}

@@ -133,8 +133,9 @@ def run_study(
             cfg = arm_config(train, study, seed, arm)
             seed_everything(seed)  # the same initial weights in both arms, before the encoder's go in
             model = build_model(family, input_shape=input_shape, num_classes=num_classes, config=config)
-            if arm == "pretrained":
-                loaded = loaded or load_encoder(model)
+            if arm == "pretrained":  # every seed's pretrained arm starts from the encoder
+                done = load_encoder(model)
+                loaded = loaded or done
             result = fit(model, subsets, cfg, augment=augment)
             with torch.no_grad():
                 pred = predict_proba(result.model, x_test).argmax(1)
