@@ -91,14 +91,16 @@ def project(root: Path, variant: dict[str, Any], models: list[str], studies: boo
     (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
 
 
-def run_variant(name: str, models: list[str], studies: bool = False) -> dict[str, Any]:
+def run_variant(
+    name: str, models: list[str], studies: bool = False, study: str | None = None
+) -> dict[str, Any]:
     root = Path(tempfile.mkdtemp(prefix=f"dlops-sst2-{name}-"))
     try:
         project(root, VARIANTS[name], models, studies)
         steps = {s: step(root, s, "text") for s in ("ingest", "validate", "preprocess")}
         split = json.loads((root / "data/processed/text/transform.json").read_text())["split"]
         rows = {}
-        for model in models:
+        for model in models if study is None else []:  # --study: that study alone
             trained = step(root, "train", model)
             step(root, "evaluate", model)
             metrics = json.loads((root / f"reports/evaluate/{model}/metrics.json").read_text())
@@ -113,11 +115,13 @@ def run_variant(name: str, models: list[str], studies: bool = False) -> dict[str
             }
             print(json.dumps({name: {model: rows[model]}}), flush=True)
         pretraining = {}
-        for study in yaml.safe_load((root / "params.yaml").read_text())["pretraining"]:
+        for study_name in yaml.safe_load((root / "params.yaml").read_text())["pretraining"]:
+            if study not in (None, study_name):
+                continue
             started = time.perf_counter()
-            step(root, "pretraining", study)
-            report = json.loads((root / f"reports/pretraining/{study}.json").read_text())
-            pretraining[study] = {
+            step(root, "pretraining", study_name)
+            report = json.loads((root / f"reports/pretraining/{study_name}.json").read_text())
+            pretraining[study_name] = {
                 "label_fraction": report["label_fraction"],
                 "labelled_train_rows": report["labelled_rows"]["train"],
                 "scratch": round(report["scratch"]["accuracy"], 4),
@@ -127,7 +131,7 @@ def run_variant(name: str, models: list[str], studies: bool = False) -> dict[str
                 "masked_token_accuracy": round(report["encoder"]["val_masked_token_accuracy"], 4),
                 "seconds": round(time.perf_counter() - started, 1),
             }
-            print(json.dumps({name: {study: pretraining[study]}}), flush=True)
+            print(json.dumps({name: {study_name: pretraining[study_name]}}), flush=True)
         return {
             "steps": steps,
             "split": split["sizes"],
@@ -144,12 +148,15 @@ def main() -> None:
     parser.add_argument("--variant", action="append", choices=sorted(VARIANTS))
     parser.add_argument("--models", default=",".join(MODELS))
     parser.add_argument("--pretraining", action="store_true", help="also the masked-token studies")
+    parser.add_argument("--study", help="with --pretraining: only this study, and no model training")
     args = parser.parse_args()
     models = args.models.split(",")
     report = {
         "date": time.strftime("%Y-%m-%d"),
         "machine": f"{_cores()} cores, CPU only",
-        "variants": {v: run_variant(v, models, args.pretraining) for v in args.variant or ["defaults"]},
+        "variants": {
+            v: run_variant(v, models, args.pretraining, args.study) for v in args.variant or ["defaults"]
+        },
     }
     print(json.dumps(report, indent=2))
 
