@@ -135,7 +135,7 @@ def test_at_ten_percent_of_the_labels_the_autoencoder_initialised_cnn_beats_scra
     raw["tasks"] = {"images": raw["tasks"]["images"]}
     raw["models"] = {name: raw["models"][name] for name in ("images-cnn", "images-autoencoder")}
     raw["retrain"]["batches"] = {}
-    raw["pretraining"][STUDY]["encoder_data"] = encoder_data
+    raw["pretraining"] = {STUDY: {**raw["pretraining"][STUDY], "encoder_data": encoder_data}}  # images only
     root = make_project(tmp_path / "project", raw, dvc=False)
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     monkeypatch.delenv("MLFLOW_REGISTRY_URI", raising=False)
