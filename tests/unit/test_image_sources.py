@@ -188,11 +188,11 @@ def test_image_folder_rows_labels_and_unreadable_file(tmp_path: Path) -> None:
     pixels = image_folder(tmp_path)
     frame = load_images(task({**FOLDER, "size": None}), tmp_path)
     assert frame["source"].tolist() == [
-        "cat/B.PNG",
-        "cat/a.png",
-        "dog/broken.png",
-        "dog/c.png",
-        "dog/wide.png",
+        "pets/cat/B.PNG",
+        "pets/cat/a.png",
+        "pets/dog/broken.png",
+        "pets/dog/c.png",
+        "pets/dog/wide.png",
     ]
     assert frame["label"].tolist() == [0, 0, 1, 1, 1] and class_names(frame) == ["cat", "dog"]
     assert frame["readable"].tolist() == [True, True, False, True, True]
@@ -203,9 +203,9 @@ def test_image_folder_rows_labels_and_unreadable_file(tmp_path: Path) -> None:
     assert (
         np.frombuffer(frame["image"].iloc[1], np.uint8).reshape(6, 6).tolist() == pixels["cat/a.png"].tolist()
     )
-    with pytest.raises(ImageDataError, match=r"dog/broken\.png: unreadable"):
+    with pytest.raises(ImageDataError, match=r"pets/dog/broken\.png: unreadable"):
         images_array(frame)
-    with pytest.raises(ImageDataError, match=r"dog/wide\.png: stored shape 1x4x8 differs from 1x6x6"):
+    with pytest.raises(ImageDataError, match=r"pets/dog/wide\.png: stored shape 1x4x8 differs from 1x6x6"):
         images_array(frame[frame["readable"]])
 
 
@@ -214,7 +214,7 @@ def test_image_folder_resized_to_one_shape(tmp_path: Path) -> None:
     frame = load_images(task({**FOLDER, "size": 6, "channels": 3}), tmp_path)
     array = images_array(frame[frame["readable"]])  # (4, 3, 6, 6)
     assert array.shape == (4, 3, 6, 6)
-    assert frame.loc[frame["source"] == "dog/wide.png", ["height", "width"]].values.tolist() == [[4, 8]]
+    assert frame.loc[frame["source"] == "pets/dog/wide.png", ["height", "width"]].values.tolist() == [[4, 8]]
 
 
 def test_channel_conversion_matches_pillow(tmp_path: Path) -> None:
@@ -222,8 +222,8 @@ def test_channel_conversion_matches_pillow(tmp_path: Path) -> None:
     gray = load_images(task({**FOLDER, "channels": 1}), tmp_path).set_index("source")
     rgb = load_images(task({**FOLDER, "channels": 3}), tmp_path).set_index("source")
     luma = np.asarray(Image.fromarray(pixels["dog/c.png"]).convert("L"))
-    assert np.frombuffer(gray.loc["dog/c.png", "image"], np.uint8).reshape(6, 6).tolist() == luma.tolist()
-    repeated = np.frombuffer(rgb.loc["cat/a.png", "image"], np.uint8).reshape(3, 6, 6)
+    assert np.frombuffer(gray.loc["pets/dog/c.png", "image"], np.uint8).reshape(6, 6).tolist() == luma.tolist()
+    repeated = np.frombuffer(rgb.loc["pets/cat/a.png", "image"], np.uint8).reshape(3, 6, 6)
     assert all(np.array_equal(channel, pixels["cat/a.png"]) for channel in repeated)
     # arrays go through numpy, not Pillow: the same ITU-R 601 luma, bit for bit
     np.savez(tmp_path / "rgb.npz", x=pixels["dog/c.png"][None], y=np.array([0]))

@@ -35,11 +35,16 @@ class MaskedTokens(nn.Module):
         assert isinstance(head, nn.Linear)  # the text classifiers' head reads their pooled states
         self.tokens = nn.Linear(head.in_features, vocab_size)
 
+    def mask(self, x: torch.Tensor) -> torch.Tensor:
+        """The positions to hide (bool, x's shape): known tokens drawn at `mask_fraction`, from torch's
+        seeded RNG in training and from a fixed seed in evaluation."""
+        gen = None if self.training else torch.Generator(device=x.device).manual_seed(0)
+        return (torch.rand(x.shape, generator=gen, device=x.device) < self.mask_fraction) & (x > UNK_ID)
+
     def forward(
         self, x: torch.Tensor, targets: torch.Tensor | None = None, weights: torch.Tensor | None = None
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        gen = None if self.training else torch.Generator(device=x.device).manual_seed(0)
-        chosen = (torch.rand(x.shape, generator=gen, device=x.device) < self.mask_fraction) & (x > UNK_ID)
+        chosen = self.mask(x)
         states: torch.Tensor = self.body.token_states(x.masked_fill(chosen, UNK_ID))  # type: ignore[operator]
         chosen = chosen[:, : states.shape[1]]  # trimmed columns are padding: nothing was chosen there
         logits = self.tokens(states[chosen])  # (M, V)
@@ -91,8 +96,7 @@ def masked_accuracy(model: MaskedTokens, x: Any, chunk: int = 512) -> float:
     right = total = 0
     for start in range(0, len(ids), chunk):
         xb = ids[start : start + chunk].to(device)
-        gen = torch.Generator(device=device).manual_seed(0)
-        chosen = (torch.rand(xb.shape, generator=gen, device=device) < model.mask_fraction) & (xb > UNK_ID)
+        chosen = model.mask(xb)  # the same positions forward hides (eval mode: fixed seed)
         logits, _ = model(xb)
         right += int((logits.argmax(-1) == xb[chosen]).sum())
         total += int(chosen.sum())

@@ -179,25 +179,25 @@ class _Union:
         return self
 
 
-TEXT_ENCODER_FAMILIES = ("rnn", "transformer")  # pretrained by masked-token prediction on a text task
-
-
 def check_pretraining(where: str, study: PretrainingConfig, params: Params) -> None:
-    """The study names a task and, on that task, a CNN entry with an autoencoder or VAE entry, or a text
-    task's RNN or Transformer entry with no encoder entry (masked-token pretraining)."""
+    """The study names a task and, on that task, a classifier entry of a family the task's kind
+    pretrains: a CNN with an autoencoder or VAE entry (images), or an RNN or Transformer with no encoder
+    entry (text: its own body is pretrained by masked-token prediction)."""
     if study.task not in params.tasks:
         raise ValueError(unknown_name("task", study.task, params.tasks, f"{where}.task"))
+    from dlops.kinds import kind_of
     from dlops.models.registry import encoder_families
 
-    text = params.tasks[study.task].kind == "text"
-    classifiers = TEXT_ENCODER_FAMILIES if text else ("cnn",)
-    named: list[tuple[str, str, tuple[str, ...]]] = [("classifier", study.classifier, classifiers)]
-    if text and study.encoder is not None:
+    kind = kind_of(params.tasks[study.task])
+    named: list[tuple[str, str, tuple[str, ...]]] = [
+        ("classifier", study.classifier, kind.pretraining_classifiers)
+    ]
+    if kind.pretrains_own_encoder and study.encoder is not None:
         raise ValueError(
-            f"{where}.encoder: a text classifier's encoder is pretrained by masked-token prediction on the "
-            f"training texts; set null (got {study.encoder!r})"
+            f"{where}.encoder: a {kind.name} classifier's encoder is pretrained on the training inputs "
+            f"(masked tokens); set null (got {study.encoder!r})"
         )
-    if not text:
+    if not kind.pretrains_own_encoder:
         if study.encoder is None:
             raise ValueError(f"{where}.encoder: name an autoencoder or vae entry on task {study.task!r}")
         named.append(("encoder", study.encoder, tuple(encoder_families("cnn"))))

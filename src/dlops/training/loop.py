@@ -365,10 +365,10 @@ def predict_proba(model: nn.Module, x: np.ndarray, batch_size: int | None = None
     """Class probabilities (N, K) as float64, computed on the model's device in eval mode."""
     model.eval()
     device = next(model.parameters()).device
-    ids = np.ndim(x) == 2 and np.issubdtype(np.asarray(x[:1]).dtype, np.integer)
-    batch_size = batch_size or (8192 if np.ndim(x) == 2 and not ids else 512)
+    lengths = token_lengths(torch.as_tensor(np.asarray(x))) if len(x) else None
+    batch_size = batch_size or (8192 if np.ndim(x) == 2 and lengths is None else 512)
     # token ids in order of length, so each chunk trims its padding; the rows go back in place below
-    order = np.argsort((np.asarray(x) != 0).sum(1), kind="stable") if ids and len(x) else None
+    order = None if lengths is None else torch.argsort(lengths, stable=True).numpy()
     out = []
     for start in range(0, len(x), batch_size):
         rows = slice(start, start + batch_size)

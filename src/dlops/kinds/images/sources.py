@@ -298,11 +298,11 @@ def _folder(src: ImageFolderSource, root: Path) -> _Images:
             )
         files += [(label, f) for f in found]
     decoded = [_decode(f, src.channels) for _, f in files]
-    relative = [f.relative_to(folder).as_posix() for _, f in files]
+    relative = [f.relative_to(folder).as_posix() for _, f in files]  # the metadata CSV's `file` keys
     return _Images(
         stored=_resize_each([d[0] for d in decoded], src.size),
         labels=np.array([label for label, _ in files], dtype=np.int64),
-        names=names, sources=relative, keys=relative,
+        names=names, sources=[f"{src.path}/{r}" for r in relative], keys=relative,  # train/ vs test/
         heights=np.array([d[1][0] for d in decoded], dtype=np.int64),
         widths=np.array([d[1][1] for d in decoded], dtype=np.int64),
         channels=np.array([d[1][2] for d in decoded], dtype=np.int64),
