@@ -278,14 +278,17 @@ def run(
     root: Root = None,
 ) -> None:
     """The whole pipeline: `dvc repro --keep-going` holding the workspace (a second run waits, then
-    stops), then the leaderboard, recorded in MLflow. Exit 0 when every stage passed; 3 when the only
-    failures are candidates rejected by their gates (named; every other stage still ran); otherwise the
-    first failed stage's code (its branch stopped at once, the others ran)."""
+    stops), then the leaderboard, recorded in MLflow. A failed stage stops its branch at once, the
+    others run, and every output goes back to what dvc.lock records. Exit codes: 0 every stage passed;
+    3 the only failures are candidates rejected by their gates (named); otherwise the first failed
+    stage's: 65 bad data or params, 75 transient (a tracking server did not answer), 128 + N stopped by
+    signal N, 1 anything else."""
     from dlops.workspace import repro
 
     code, failed = _run("run", lambda: repro(root, wait))
-    if code and not failed:  # DVC itself failed (a bad dvc.yaml, a lock): nothing ran to report on
-        raise typer.Exit(code)
+    if code and not failed:  # DVC itself failed (a bad dvc.yaml, its lock) or a stage was killed
+        typer.echo(f"dlops run: dvc repro failed (its exit code {code}; its output is above)", err=True)
+        raise typer.Exit(EXIT_FAILED)
     leaderboard(log=True, as_json=False, root=root)
     rejected = [f for f in failed if f["exit_code"] == EXIT_REJECTED]
     broken = [f for f in failed if f["exit_code"] != EXIT_REJECTED]
@@ -301,8 +304,9 @@ def run(
             f"dlops run: every stage ran; rejected by their gates: {names} (exit {EXIT_REJECTED})", err=True
         )
         raise typer.Exit(EXIT_REJECTED)
-    if code:  # a stage failed without recording why (killed): DVC's code
-        raise typer.Exit(code)
+    if code:  # a stage failed without recording why (killed)
+        typer.echo(f"dlops run: a stage stopped without saying why (dvc repro exit {code})", err=True)
+        raise typer.Exit(EXIT_FAILED)
 
 
 @app.command()

@@ -12,9 +12,10 @@ import os
 from pathlib import Path
 from typing import Any
 
-EXIT_FAILED = 1  # bad input, failed validation, failed stage: do not retry
+EXIT_FAILED = 1  # anything else: a crash, an unwritable output, a corrupt checkpoint; do not retry
 EXIT_REJECTED = 3  # a candidate failed a gate: a recorded outcome, not a crash; do not retry
-EXIT_QUARANTINED = 65  # EX_DATAERR: a new batch failed its checks and was quarantined
+EXIT_BAD_INPUT = 65  # EX_DATAERR: bad data or bad params (named); fix the input, then rerun
+EXIT_QUARANTINED = EXIT_BAD_INPUT  # a new batch failed its checks and was quarantined
 EXIT_TRANSIENT = 75  # EX_TEMPFAIL: the tracking server or network went away; a retry may succeed
 
 OUTCOME_ENV = "DLOPS_OUTCOME_FILE"  # where the CLI records a failed command's exit code and message
@@ -26,6 +27,12 @@ class DlopsError(Exception):
 
     exit_code = EXIT_FAILED
     label = "error"  # how the CLI introduces the message
+
+
+class BadInput(DlopsError):
+    """The data or the params are wrong (the message names the file, column, line or key)."""
+
+    exit_code = EXIT_BAD_INPUT
 
 
 class Rejected(DlopsError):

@@ -17,7 +17,7 @@ import sys
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -67,12 +67,16 @@ def repro(root: Path | None = None, wait_s: float | None = None) -> tuple[int, l
     """`dvc repro --keep-going` while holding the workspace (what `dlops run` and `make run` do): a
     rejected candidate or a failed stage stops only the stages that depend on it. A second run waits
     `wait_s` (default retrain.lock_timeout_s), then stops with WorkspaceBusy. Returns dvc's exit code and
-    the outcome of each failed stage ({stage, exit_code, message}; exit code 3 = rejected by its gates)."""
-    import subprocess
+    the outcome of each failed stage ({stage, exit_code, message}; exit code 3 = rejected by its gates).
+
+    After a failure (or a signal) every DVC output is put back to what dvc.lock records
+    (`dlops.restore`). SIGTERM, SIGINT and SIGHUP stop the whole `dvc repro` process tree before the
+    workspace lock is released, then raise Interrupted (exit 128 + the signal's number)."""
     import tempfile
 
     from dlops import dag
-    from dlops.errors import OUTCOME_LOG_ENV, read_outcome_log
+    from dlops import restore as outputs
+    from dlops.errors import EXIT_REJECTED, OUTCOME_LOG_ENV, read_outcome_log
     from dlops.params import load_params, paths
 
     p = paths(root)
@@ -80,11 +84,100 @@ def repro(root: Path | None = None, wait_s: float | None = None) -> tuple[int, l
     timeout = params.retrain.lock_timeout_s if wait_s is None else wait_s
     with workspace_lock(p.root, timeout, holder="dlops run"), tempfile.TemporaryDirectory() as tmp:
         dag.write(params, p)  # what dvc.yaml reads of params.yaml, current before DVC parses it
-        log = Path(tmp) / "outcomes.jsonl"
-        env = {**os.environ, OUTCOME_LOG_ENV: str(log)}
-        command = [dvc_executable(), "repro", "--keep-going"]
-        code = subprocess.run(command, cwd=p.root, check=False, env=env).returncode
-        return code, read_outcome_log(log)
+        keep = p.root / ".dlops" / f"kept-{os.getpid()}"  # in the workspace: same disk, hard links
+        log_file = Path(tmp) / "outcomes.jsonl"
+        env = {**os.environ, OUTCOME_LOG_ENV: str(log_file)}
+        interrupted: Interrupted | None = None
+        try:
+            kept = outputs.keep_outputs(p.root, keep)
+            try:
+                code = _run_process_tree([dvc_executable(), "repro", "--keep-going"], p.root, env)
+            except Interrupted as exc:
+                code, interrupted = exc.exit_code, exc
+            failed = read_outcome_log(log_file)
+            if code:
+                rejected = {f["stage"] for f in failed if f["exit_code"] == EXIT_REJECTED}
+                put_back = outputs.restore(p.root, kept, rejected, dvc_executable())
+                if put_back:
+                    log.warning("failed stages: outputs put back as dvc.lock records them: %s", put_back)
+        finally:
+            shutil.rmtree(keep, ignore_errors=True)
+        if interrupted is not None:
+            raise interrupted
+        return code, failed
+
+
+class Interrupted(DlopsError):
+    """`dlops run` was stopped by a signal; its process tree is gone and the outputs are restored."""
+
+    def __init__(self, signum: int) -> None:
+        import signal
+
+        name = signal.Signals(signum).name
+        super().__init__(
+            f"stopped by {name}: every stage it started was stopped, the workspace's outputs are as dvc.lock "
+            "records them and the workspace is free"
+        )
+        self.exit_code = 128 + signum
+
+
+def _run_process_tree(command: list[str], cwd: Path, env: dict[str, str], grace_s: float = 30.0) -> int:
+    """Run `command` in its own process group; on SIGTERM, SIGINT or SIGHUP send the group SIGINT (DVC
+    and the stages unwind and release DVC's lock), SIGKILL what is left after `grace_s`, and raise
+    Interrupted once the whole group is gone."""
+    import signal
+    import subprocess
+
+    proc = subprocess.Popen(command, cwd=cwd, env=env, start_new_session=True)
+    received: list[int] = []
+
+    def stop(signum: int, _frame: Any) -> None:
+        received.append(signum)
+        if len(received) == 1:
+            raise Interrupted(signum)
+
+    handled = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
+    previous = {sig: signal.signal(sig, stop) for sig in handled}
+    try:
+        return proc.wait()
+    except Interrupted:
+        _stop_group(proc, grace_s)
+        raise
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def _stop_group(proc: Any, grace_s: float) -> None:
+    import signal
+    import subprocess
+    import time
+
+    def send(sig: int) -> None:
+        with suppress(ProcessLookupError):
+            os.killpg(proc.pid, sig)
+
+    send(signal.SIGINT)
+    try:
+        proc.wait(timeout=grace_s)
+    except subprocess.TimeoutExpired:
+        send(signal.SIGKILL)
+        proc.wait()
+    deadline = time.monotonic() + grace_s  # grandchildren that outlived dvc itself
+    while time.monotonic() < deadline and _group_alive(proc.pid):
+        time.sleep(0.1)
+    if _group_alive(proc.pid):
+        send(signal.SIGKILL)
+
+
+def _group_alive(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def ensure_free(root: Path) -> None:

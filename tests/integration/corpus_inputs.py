@@ -31,7 +31,7 @@ class Case:
     stage: str  # the stage that must exit non-zero
     names: tuple[str, ...]  # strings the message must contain
     apply: Callable[[Path, Params], None]
-    exit_code: int = 1
+    exit_code: int = 65  # bad input (dlops.errors.EXIT_BAD_INPUT)
     env: dict[str, str] | None = field(default=None, hash=False)
 
 
@@ -340,7 +340,7 @@ CASES = [
          params_url_without_pin),
     Case("env-tracking-unreachable", "tabular", "train", ("127.0.0.1:9",), nothing, 75, UNREACHABLE),
     Case("env-output-is-a-file", "tabular", "preprocess",
-         ("data/processed/tabular: output folder is a file",), output_blocked),
+         ("data/processed/tabular: output folder is a file",), output_blocked, 1),
     Case("env-output-read-only", "tabular", "preprocess",
-         ("data/processed/tabular: output folder is not writable",), output_read_only),
+         ("data/processed/tabular: output folder is not writable",), output_read_only, 1),
 ]  # fmt: skip

@@ -129,7 +129,7 @@ def test_a_stale_result_stops_train_naming_the_file_and_the_command(searched: Pa
     proc = subprocess.run(
         ["dlops", "train", PAIR], cwd=root, env=project_env(root), capture_output=True, text=True
     )
-    assert proc.returncode == 1
+    assert proc.returncode == 65  # bad input: the search result is for another study
     assert f"reports/search/{PAIR}.json is from study" in proc.stderr
     assert f"dlops search {PAIR}" in proc.stderr
 

@@ -100,6 +100,14 @@ def test_missing_file_and_bad_yaml(tmp_path: Path) -> None:
         load_params(tmp_path / "bad.yaml")
 
 
+def test_a_key_given_twice_is_refused_naming_it_and_both_lines(tmp_path: Path) -> None:
+    (tmp_path / "params.yaml").write_text("models:\n  x:\n    train: {lr: 0.003}\n    train: {lr: 0.9}\n")
+    with pytest.raises(ConfigError, match=r"duplicate key 'train' \(line 4; first given on line 3\)") as err:
+        load_params(tmp_path / "params.yaml")
+    assert str(tmp_path / "params.yaml") in str(err.value)
+    assert err.value.exit_code == 65  # bad input
+
+
 def test_params_hash_is_stable_and_sensitive() -> None:
     params = load_params(REPO / "params.yaml")
     entry = params.pair("tabular-mlp")

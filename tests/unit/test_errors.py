@@ -10,7 +10,14 @@ import typer
 
 from dlops.batches import BatchRejected
 from dlops.cli import _run
-from dlops.errors import EXIT_FAILED, EXIT_QUARANTINED, EXIT_REJECTED, EXIT_TRANSIENT, read_outcome
+from dlops.errors import (
+    EXIT_BAD_INPUT,
+    EXIT_FAILED,
+    EXIT_QUARANTINED,
+    EXIT_REJECTED,
+    EXIT_TRANSIENT,
+    read_outcome,
+)
 from dlops.gates import Decision, GateCheck, GateFailure
 from dlops.params import ConfigError
 
@@ -22,7 +29,7 @@ def _raise(exc: BaseException) -> None:
 @pytest.mark.parametrize(
     ("exc", "code", "start"),
     [
-        (ConfigError("models.x.train.lr: must be > 0"), EXIT_FAILED, "error: models.x.train.lr"),
+        (ConfigError("models.x.train.lr: must be > 0"), EXIT_BAD_INPUT, "error: models.x.train.lr"),
         (BatchRejected("2 rows", Path("q")), EXIT_QUARANTINED, "quarantined: 2 rows"),
         (ConnectionRefusedError("no server"), EXIT_TRANSIENT, "transient error (retry may succeed)"),
         (RuntimeError("boom"), EXIT_FAILED, "error: boom"),

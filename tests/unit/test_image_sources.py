@@ -222,7 +222,8 @@ def test_channel_conversion_matches_pillow(tmp_path: Path) -> None:
     gray = load_images(task({**FOLDER, "channels": 1}), tmp_path).set_index("source")
     rgb = load_images(task({**FOLDER, "channels": 3}), tmp_path).set_index("source")
     luma = np.asarray(Image.fromarray(pixels["dog/c.png"]).convert("L"))
-    assert np.frombuffer(gray.loc["pets/dog/c.png", "image"], np.uint8).reshape(6, 6).tolist() == luma.tolist()
+    gray_pixels = np.frombuffer(gray.loc["pets/dog/c.png", "image"], np.uint8).reshape(6, 6)
+    assert gray_pixels.tolist() == luma.tolist()
     repeated = np.frombuffer(rgb.loc["pets/cat/a.png", "image"], np.uint8).reshape(3, 6, 6)
     assert all(np.array_equal(channel, pixels["cat/a.png"]) for channel in repeated)
     # arrays go through numpy, not Pillow: the same ITU-R 601 luma, bit for bit

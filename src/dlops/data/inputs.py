@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import IO
 from urllib.parse import urlparse
 
-from dlops.errors import DlopsError
+from dlops.errors import BadInput
 from dlops.files import file_sha256, temp_sibling
 
 log = logging.getLogger(__name__)
@@ -23,7 +23,7 @@ log = logging.getLogger(__name__)
 _CHUNK = 1 << 20
 
 
-class DataSourceError(DlopsError, ValueError):
+class DataSourceError(BadInput, ValueError):
     """A raw table cannot be loaded or lacks a declared column; the message names the file."""
 
 

@@ -23,7 +23,7 @@ from typing import Any, Protocol
 
 import pandas as pd
 
-from dlops.errors import DlopsError
+from dlops.errors import BadInput
 from dlops.files import write_json
 
 log = logging.getLogger(__name__)
@@ -48,7 +48,7 @@ class ValidateParams(Protocol):
     def min_rows(self) -> int: ...
 
 
-class DataValidationError(DlopsError, ValueError):
+class DataValidationError(BadInput, ValueError):
     """A table failed critical expectations; `failures` holds their summary rows."""
 
     def __init__(self, message: str, failures: list[dict[str, Any]] | None = None) -> None:

@@ -14,10 +14,10 @@ from urllib.parse import urlsplit
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
-from dlops.errors import DlopsError
+from dlops.errors import BadInput
 
 
-class ConfigError(DlopsError, ValueError):
+class ConfigError(BadInput, ValueError):
     """params.yaml is invalid; the message names each offending key path."""
 
 

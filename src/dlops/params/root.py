@@ -77,7 +77,8 @@ def load_params(path: Path | None = None) -> Params:
 
     path = path or paths().params
     try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+        with path.open(encoding="utf-8") as stream:  # (a stream: YAML's errors name the file)
+            raw = yaml.load(stream, Loader=_unique_keys_loader())  # a SafeLoader
     except FileNotFoundError as exc:
         raise ConfigError(f"{path}: file not found") from exc
     except yaml.YAMLError as exc:
@@ -88,6 +89,35 @@ def load_params(path: Path | None = None) -> Params:
         return Params.model_validate(raw)
     except ValidationError as exc:
         raise ConfigError(f"{path}: invalid parameters\n" + _describe(exc, raw)) from None
+
+
+def _unique_keys_loader() -> type:
+    """A YAML SafeLoader that refuses a key given twice in one mapping (plain YAML keeps the last one, so
+    `lr: 0.003` then `lr: 0.9` would silently train at 0.9), naming the key and both lines."""
+    import yaml
+
+    class UniqueKeys(yaml.SafeLoader):
+        def construct_mapping(self, node: Any, deep: bool = False) -> dict[Any, Any]:
+            seen: dict[Any, int] = {}
+            for key_node, _ in node.value:
+                if key_node.tag == "tag:yaml.org,2002:merge":
+                    continue  # `<<: *defaults`: a key given here overrides the merged one, on purpose
+                key = self.construct_object(key_node, deep=True)
+                line = key_node.start_mark.line + 1
+                if key in seen:
+                    raise yaml.constructor.ConstructorError(
+                        None, None,
+                        f"duplicate key {key!r} (line {line}; first given on line {seen[key]}): "
+                        "YAML would keep only the last value",
+                        key_node.start_mark,
+                    )  # fmt: skip
+                try:
+                    seen[key] = line
+                except TypeError:  # an unhashable key: the base loader names it
+                    break
+            return super().construct_mapping(node, deep)
+
+    return UniqueKeys
 
 
 def _describe(exc: ValidationError, raw: dict[str, Any]) -> str:

@@ -19,7 +19,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from dlops.errors import DlopsError
+from dlops.errors import BadInput
 from dlops.models.registry import encoder_families
 from dlops.params import TrainConfig
 from dlops.training.checkpoint import WarmStart, load_matching
@@ -27,7 +27,7 @@ from dlops.training.checkpoint import WarmStart, load_matching
 log = logging.getLogger(__name__)
 
 
-class TransferError(DlopsError, ValueError):
+class TransferError(BadInput, ValueError):
     """A warm start cannot be done as configured; the message names the key and the model."""
 
 

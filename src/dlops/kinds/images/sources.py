@@ -23,7 +23,7 @@ import pandas as pd
 
 from dlops.data.inputs import project_path
 from dlops.data.splitting import with_given_test
-from dlops.errors import DlopsError
+from dlops.errors import BadInput
 from dlops.params import DigitsSource, IdxSource, ImageFolderSource, ImageTask, NpzSource
 
 IDX_IMAGES_MAGIC = 0x00000803  # uint8, 3 dimensions (N, H, W)
@@ -36,7 +36,7 @@ TABLE_COLUMNS = [
 ]  # fmt: skip
 
 
-class ImageDataError(DlopsError, ValueError):
+class ImageDataError(BadInput, ValueError):
     """An image source cannot be loaded; the message names the file (and the column or key)."""
 
 

@@ -17,12 +17,12 @@ import pandas as pd
 
 from dlops.data.inputs import project_path
 from dlops.data.splitting import with_given_test
-from dlops.errors import DlopsError
+from dlops.errors import BadInput
 from dlops.kinds.text.reviews import generate_reviews
 from dlops.params import SyntheticReviewsSource, TextFolderSource, TextTableSource, TextTask
 
 
-class TextDataError(DlopsError, ValueError):
+class TextDataError(BadInput, ValueError):
     """A text source cannot be loaded; the message names the file (and the line, column or key)."""
 
 

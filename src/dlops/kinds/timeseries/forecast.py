@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from dlops.errors import DlopsError
+from dlops.errors import BadInput
 from dlops.kinds.timeseries import windows as win
 
 
@@ -30,7 +30,7 @@ def predict_scaled(model: Any, x: np.ndarray, batch_size: int = 4096) -> np.ndar
     return torch.cat(out).numpy() if out else np.zeros((0, 0))
 
 
-class HistoryError(DlopsError, ValueError):
+class HistoryError(BadInput, ValueError):
     """A history frame cannot be forecast from; the message names the column or series."""
 
 

@@ -1,0 +1,107 @@
+"""After a failed `dlops run`, the workspace's DVC outputs are put back to what dvc.lock records.
+
+DVC deletes a stage's outputs before it runs the stage. When the stage then fails, dvc.lock still
+records the old outputs but the workspace no longer holds them (a bad Parquet at ingest would delete
+data/raw, an unreachable tracking server at train the champion's model.pt and its history). So
+`dlops run` keeps a hard link to every file output before `dvc repro` (DVC cannot restore the
+`cache: false` reports and plots that live in git), and after any failure puts back every output that no
+longer matches dvc.lock: the kept file, else the cached one (`dvc checkout --force`). A candidate rejected
+by its gates is the system working, not a failure: its register stage's report stays.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import shutil
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class LockedOutput:
+    stage: str
+    path: str  # relative to the workspace
+    md5: str  # DVC's: a file's content md5, a directory's ends in ".dir"
+
+
+def locked_outputs(root: Path) -> list[LockedOutput]:
+    """Every output dvc.lock records, with its stage and md5 (none without a dvc.lock)."""
+    import yaml
+
+    try:
+        lock = yaml.safe_load((root / "dvc.lock").read_text(encoding="utf-8")) or {}
+    except FileNotFoundError:
+        return []
+    return [
+        LockedOutput(stage, str(out["path"]), str(out.get("md5", "")))
+        for stage, entry in (lock.get("stages") or {}).items()
+        for out in entry.get("outs") or []
+    ]
+
+
+def keep_outputs(root: Path, folder: Path, max_copy_bytes: int = 256 * 2**20) -> dict[str, Path]:
+    """Keep in `folder` each file output of dvc.lock as the workspace holds it now (a hard link, which
+    survives DVC's delete; a copy across file systems up to `max_copy_bytes`, larger ones are left to
+    DVC's cache): `cache: false` outputs (reports in git) can come back from nowhere else. Returns
+    {output path: kept file}."""
+    kept: dict[str, Path] = {}
+    for out in locked_outputs(root):
+        source = root / out.path
+        if out.md5.endswith(".dir") or not source.is_file():
+            continue
+        target = folder / str(len(kept))
+        target.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            os.link(source, target)
+        except OSError:
+            if source.stat().st_size > max_copy_bytes:
+                continue
+            shutil.copy2(source, target)
+        kept[out.path] = target
+    return kept
+
+
+def restore(root: Path, kept: dict[str, Path], keep_stages: set[str], dvc: str) -> list[str]:
+    """Put back every output of dvc.lock that the workspace no longer matches, except those of
+    `keep_stages` (rejected candidates): kept copies first, then the cache. Returns the paths put back;
+    an output that is neither kept nor cached is logged and left (it cannot be rebuilt from here)."""
+    restored: list[str] = []
+    stale_cached: set[str] = set()
+    for out in locked_outputs(root):
+        if out.stage in keep_stages:
+            continue
+        path = root / out.path
+        if out.md5.endswith(".dir"):
+            stale_cached.add(out.stage)  # `dvc checkout` compares directories itself
+            continue
+        if path.is_file() and _md5(path) == out.md5:
+            continue
+        if out.path in kept:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.unlink(missing_ok=True)  # a new file the failed stage wrote: never write through a link
+            shutil.copy2(kept[out.path], path)
+            restored.append(out.path)
+        else:
+            stale_cached.add(out.stage)
+            restored.append(out.path)
+    if stale_cached:
+        proc = subprocess.run(
+            [dvc, "checkout", "--force", "--quiet", *sorted(stale_cached)],
+            cwd=root, capture_output=True, text=True, check=False,
+        )  # fmt: skip
+        if proc.returncode:
+            log.warning("dvc checkout could not restore every output: %s", proc.stderr.strip()[-2000:])
+    return sorted(p for p in restored if (root / p).exists())
+
+
+def _md5(path: Path) -> str:
+    digest = hashlib.md5(usedforsecurity=False)
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
