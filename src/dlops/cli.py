@@ -26,6 +26,7 @@ from dlops.errors import (
     Transient,
     is_transient,
     record_outcome,
+    transient_reason,
 )
 
 app = typer.Typer(
@@ -84,7 +85,7 @@ def _reported(stage: str, fn: Callable[[], Any]) -> Any:
 
             server = server_uri()  # None unless this stage was talking to a tracking server
             where = f"tracking server {server} did not answer after retries: " if server else ""
-            reason = " ".join(str(exc).split())  # one line, whatever MLflow or urllib3 put in it
+            reason = transient_reason(exc)  # one line, whatever MLflow, SQLite or urllib3 put in it
             code, line = EXIT_TRANSIENT, f"{Transient.label}: {where}{reason}"
         elif isinstance(exc, DlopsError):
             code, line = exc.exit_code, f"{exc.label}: {exc}"
@@ -227,10 +228,23 @@ def register(pair: Pair, root: Root = None) -> None:
     from dlops import stages
 
     report = _run("register", lambda: stages.register(pair, root))
-    verdict = "promoted to @champion" if report["promoted"] else "kept the current champion"
-    typer.echo(f"register {pair}: version {report['version']} {verdict}")
+    typer.echo(f"register {pair}: version {report['version']} {_register_verdict(report)}")
     for reason in report["reasons"]:
         typer.echo(f"  - {reason}")
+
+
+def _register_verdict(report: dict[str, Any]) -> str:
+    """What happened to the version, in the words of its `decision` tag."""
+    version, champion_now = str(report["version"]), report.get("current_champion")
+    stays = f"@champion stays v{champion_now}" if champion_now else "there is no champion"
+    if report["promoted"]:
+        return "promoted to @champion"
+    if champion_now == version:
+        kept = report.get("verdict") == "promoted"
+        return "is already @champion" if kept else "rejected (it keeps @champion until another is promoted)"
+    if report.get("verdict") == "held":
+        return f"held for a person to promote (`dlops promote`); {stays}"
+    return f"{report.get('verdict', 'not promoted')}; {stays}"
 
 
 @app.command()

@@ -78,7 +78,26 @@ def is_transient(exc: BaseException) -> bool:
         # MLflow's REST client wraps a failed request in a plain MlflowException: only its text says so
         if "API request to" in str(error) and "failed with exception" in str(error):
             return True
+        if _sqlite_locked(error):
+            return True
     return False
+
+
+def _sqlite_locked(error: BaseException) -> bool:
+    """SQLite's "database is locked" (another process writes the store for longer than its timeout)."""
+    return type(error).__name__ == "OperationalError" and "database is locked" in str(error)
+
+
+def transient_reason(exc: BaseException) -> str:
+    """One line on why a transient failure happened: a locked sqlite store is named as such (not as
+    SQLAlchemy's text with its SQL statement); anything else is its own message on one line."""
+    if any(_sqlite_locked(error) for error in _chain(exc)):
+        uri = os.environ.get("MLFLOW_TRACKING_URI") or "the project's sqlite:///mlflow.db"
+        return (
+            f"the tracking store {uri} is locked by another process writing to it (SQLite: database is "
+            "locked); nothing was recorded; run the command again"
+        )
+    return " ".join(str(exc).split())
 
 
 def _chain(exc: BaseException) -> list[BaseException]:

@@ -34,6 +34,10 @@ def atomic_write(path: Path, write: Callable[[IO[bytes]], Any]) -> Path:
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(tmp, path)
+    except OSError as exc:
+        if exc.filename is None:  # a full disk or a quota says so without naming the file: name it
+            raise OSError(exc.errno, f"{exc.strerror or exc} (writing {path})", str(path)) from exc
+        raise
     finally:
         tmp.unlink(missing_ok=True)  # a no-op after os.replace; removes a partial file
     return path

@@ -30,6 +30,7 @@ class DlopsTabularModel(PythonModel):
         """Raw rows in, one row out per input: `prediction` (class name) and `proba_<class>` columns."""
         from dlops.training.loop import predict_proba
 
+        self._transform.check_servable(model_input)  # ±inf, absurd magnitudes: refused, named
         x = self._transform.transform(model_input)  # (N, F) float32
         proba = predict_proba(self._model, x) if len(x) else np.zeros((0, len(self._classes)))  # (N, K)
         return _class_frame(proba, self._classes, self._fair, model_input)
@@ -47,6 +48,9 @@ def _fair_thresholds(context: Any) -> Any:
 def _class_frame(proba: np.ndarray, classes: list[str], fair: Any = None, rows: Any = None) -> pd.DataFrame:
     """`prediction` (class name) and `proba_<class>` columns; with fair thresholds, the prediction is the
     thresholded decision for each row's group (the sensitive columns must be in `rows`)."""
+    if not np.isfinite(proba).all():  # never a class beside a NaN probability
+        rows = np.flatnonzero(~np.isfinite(proba).all(axis=1))
+        raise ValueError(f"row(s) {rows[:5].tolist()}: the model's probabilities are not finite numbers")
     out = pd.DataFrame({f"proba_{c}": proba[:, i] for i, c in enumerate(classes)})
     decided = proba.argmax(axis=1)
     if fair is not None and len(proba):

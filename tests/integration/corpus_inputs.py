@@ -133,6 +133,21 @@ def wrong_delimiter(root: Path, params: Params) -> None:
     _save_income(root, _income(root), sep=";")
 
 
+def duplicated_header(root: Path, params: Params) -> None:
+    frame = _income(root)
+    _save_income(root, frame.set_axis([*frame.columns[:-1], "age"], axis=1))  # the last column renamed
+
+
+def gzip_named_csv(root: Path, params: Params) -> None:
+    path = root / "data" / "input" / "income.csv"
+    path.write_bytes(gzip.compress(path.read_bytes()))
+
+
+def folder_as_path(root: Path, params: Params) -> None:
+    (root / "data" / "input" / "tables").mkdir()
+    params["tasks"]["tabular"]["ingest"]["path"] = "data/input/tables"
+
+
 def duplicates_across_splits(root: Path, params: Params) -> None:
     frame = _income(root).dropna()
     _save_income(root, pd.concat([frame, frame.sample(frac=0.3, random_state=0)], ignore_index=True))
@@ -317,6 +332,9 @@ CASES = [
     Case("table-header-only", "tabular", "ingest", (INCOME, "empty"), header_only),
     Case("table-truncated-parquet", "tabular", "ingest", ("data/input/income.parquet",), truncated_parquet),
     Case("table-wrong-delimiter", "tabular", "ingest", (INCOME, "';'"), wrong_delimiter),
+    Case("table-duplicated-header", "tabular", "ingest", (INCOME, "'age' appears 2"), duplicated_header),
+    Case("table-gzip-named-csv", "tabular", "ingest", (INCOME, "gzip", "compression"), gzip_named_csv),
+    Case("table-path-is-a-folder", "tabular", "ingest", ("data/input/tables: a folder",), folder_as_path),
     Case("split-duplicates-leak", "tabular", "validate", ("duplicate",), duplicates_across_splits),
     Case("images-wrong-shape", "images", "ingest", (NPZ, "(1797, 64)"), images_wrong_shape),
     Case("images-rgb-for-gray", "images", "validate", ("channels", "digits.npz["), images_rgb_for_gray),

@@ -93,3 +93,19 @@ def test_a_lock_timeout_is_no_network_trouble(tmp_path: Path, monkeypatch: pytes
     with pytest.raises(typer.Exit) as stopped:
         _run("run", busy)
     assert stopped.value.exit_code == EXIT_FAILED
+
+
+def test_a_locked_sqlite_store_is_transient_and_named(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import sqlite3
+
+    from sqlalchemy.exc import OperationalError
+
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    locked = OperationalError("INSERT INTO metrics ...", {}, sqlite3.OperationalError("database is locked"))
+    with pytest.raises(typer.Exit) as stopped:
+        _run("train", lambda: _raise(locked))
+    assert stopped.value.exit_code == EXIT_TRANSIENT
+    said = capsys.readouterr().err
+    assert "sqlite:///mlflow.db is locked by another process" in said and "INSERT" not in said

@@ -162,3 +162,24 @@ def test_a_gate_left_null_is_not_checked_and_a_set_one_on_a_missing_metric_fails
     assert not copied.promote and check(copied, "min_memorization_ratio").value == 0.1
     missing = decide({"test/sample_accuracy": 0.85}, generator, None)
     assert not missing.promote and "generate/class_coverage is missing" in " ".join(missing.reasons)
+
+
+@pytest.mark.parametrize(
+    ("report", "said"),
+    [
+        ({"version": "3", "promoted": True, "verdict": "promoted", "current_champion": "3"},
+         "promoted to @champion"),
+        ({"version": "3", "promoted": False, "verdict": "rejected", "current_champion": "2"},
+         "rejected; @champion stays v2"),
+        ({"version": "1", "promoted": False, "verdict": "rejected", "current_champion": None},
+         "rejected; there is no champion"),
+        ({"version": "1", "promoted": False, "verdict": "held", "current_champion": None},
+         "held for a person to promote (`dlops promote`); there is no champion"),
+        ({"version": "2", "promoted": False, "verdict": "promoted", "current_champion": "2"},
+         "is already @champion"),
+    ],
+)  # fmt: skip
+def test_register_says_the_versions_decision(report: dict, said: str) -> None:
+    from dlops.cli import _register_verdict
+
+    assert _register_verdict(report) == said  # never "kept the current champion" for a rejected version

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -21,6 +22,7 @@ import pytest
 import torch
 
 from dlops import decisions, leaderboard, tracking
+from dlops.errors import BadInput
 from dlops.files import file_sha256
 from dlops.kinds.tabular.transform import TabularTransform
 from dlops.models.registry import build_model
@@ -358,6 +360,13 @@ def test_champion_pyfunc_predicts_on_raw_rows(store: Path, transform_json: Path)
     assert len(out) == 30 and set(out["prediction"]) <= set(CLASSES)
     np.testing.assert_allclose(out[[f"proba_{c}" for c in CLASSES]].sum(axis=1), 1.0, rtol=1e-6)
 
+    # never a confident class beside a NaN probability: ±inf and absurd magnitudes are refused, named
+    for value, said in ((1e308, "1e+308 is out of range"), (float("-inf"), "-inf is not a finite number")):
+        bad = rows.copy()
+        bad.loc[[3, 7], "age"] = value
+        with pytest.raises(Exception, match=re.escape(f"input column 'age', row(s) 3, 7: {said}")):
+            model.predict(bad)
+
 
 def test_load_champion_without_one_says_so(store: Path) -> None:
     with pytest.raises(LookupError, match="no @champion"):
@@ -535,6 +544,19 @@ def test_lineage_walks_version_run_commit_and_data(store: Path, transform_json: 
 
 def test_a_database_uri_is_refused_with_the_password_hidden(tmp_path: Path, monkeypatch: Any) -> None:
     monkeypatch.setenv("MLFLOW_TRACKING_URI", "postgresql+psycopg2://mlflow:s3cret@db:5432/mlflow")
-    with pytest.raises(ValueError, match="points at a database directly") as caught:
+    with pytest.raises(BadInput, match="points at a database directly") as caught:
         tracking.configure(tmp_path, MlflowConfig())
     assert "s3cret" not in str(caught.value) and "mlflow:***@db" in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("uri", "said"),
+    [("garbage", "is a plain path (MLflow's file store)"), ("gopher://x", "has scheme 'gopher'")],
+)
+def test_a_tracking_uri_mlflow_cannot_use_is_named(
+    uri: str, said: str, tmp_path: Path, monkeypatch: Any
+) -> None:
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    with pytest.raises(BadInput, match="MLFLOW_TRACKING_URI=") as caught:
+        tracking.configure(tmp_path, MlflowConfig())
+    assert repr(uri) in str(caught.value) and said in str(caught.value)

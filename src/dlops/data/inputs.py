@@ -47,6 +47,9 @@ def project_path(
         if not full.is_relative_to(base):
             raise error(f"{path}: escapes the project root {root}; give an absolute path instead")
     if not (full.is_dir() if entry == "folder" else full.is_file()):
+        if full.exists():
+            found = "a folder" if full.is_dir() else "not a regular file"
+            raise error(f"{path}: {found}, expected a {entry} (looked at {full})")
         raise error(f"{path}: {entry} not found (looked at {full})")
     return full
 

@@ -27,8 +27,9 @@ def load_table(src: TableSource, root: Path) -> pd.DataFrame:
     fmt = src.format if src.format != "auto" else _format_from_name(name, where)
     if file.stat().st_size == 0:
         raise DataSourceError(f"{where}: the file is empty (0 bytes)")
+    _check_compression(file, name, fmt, src.csv_options, where)
     try:
-        frame = _read_csv(file, src.csv_options) if fmt == "csv" else pd.read_parquet(file)
+        frame = _read_csv(file, src.csv_options, where) if fmt == "csv" else pd.read_parquet(file)
     except DataSourceError:
         raise
     except Exception as exc:  # pandas/pyarrow raise many types for a truncated or foreign file
@@ -64,8 +65,50 @@ def _format_from_name(name: str, where: str) -> str:
     raise DataSourceError(f"{where}: cannot tell the format from the name; set format: csv or parquet")
 
 
-def _read_csv(file: Path, options: dict[str, Any]) -> pd.DataFrame:
+MAGIC = {b"\x1f\x8b": "gzip", b"PK\x03\x04": "zip", b"BZh": "bz2", b"\xfd7zXZ\x00": "xz", b"PAR1": "parquet"}
+COMPRESSED_SUFFIXES = (".gz", ".bz2", ".zip", ".xz", ".zst", ".tar")
+
+
+def _check_compression(file: Path, name: str, fmt: str, options: dict[str, Any], where: str) -> None:
+    """A compressed (or Parquet) file under a plain CSV name would be read as text and fail on its first
+    byte: name what it really is."""
+    if fmt != "csv" or "compression" in options or name.lower().endswith(COMPRESSED_SUFFIXES):
+        return
+    with file.open("rb") as handle:
+        head = handle.read(8)
+    for magic, kind in MAGIC.items():
+        if head.startswith(magic):
+            fix = (
+                "set format: parquet under tasks.<task>.ingest"
+                if kind == "parquet"
+                else f"rename it to {name}.{'gz' if kind == 'gzip' else kind} or set csv_options: "
+                f"{{compression: {kind}}} under tasks.<task>.ingest"
+            )
+            raise DataSourceError(f"{where}: the file is {kind} data, not plain CSV text; {fix}")
+
+
+HEADER_ONLY = ("header", "names", "nrows", "dtype", "usecols", "index_col", "converters", "parse_dates")
+
+
+def _check_header(file: Path, options: dict[str, Any], where: str) -> None:
+    """A name given twice in the header (pandas would rename the second `age.1`): name it and where."""
+    if "names" in options or ("header" in options and options["header"] != 0):
+        return
+    rest = {k: v for k, v in options.items() if k not in HEADER_ONLY}
+    first = pd.read_csv(file, header=None, nrows=1, dtype=str, keep_default_na=False, **rest)
+    names = [str(v).strip() for v in first.iloc[0]] if len(first) else []
+    for name in dict.fromkeys(names):
+        at = [i + 1 for i, n in enumerate(names) if n == name]
+        if len(at) > 1:
+            raise DataSourceError(
+                f"{where}: column {name!r} appears {len(at)} times in the header (columns "
+                f"{', '.join(map(str, at))}); rename the copies so each column has one name"
+            )
+
+
+def _read_csv(file: Path, options: dict[str, Any], where: str) -> pd.DataFrame:
     """read_csv, then strip whitespace around headers and string cells (census CSVs write ' Male')."""
+    _check_header(file, options, where)
     frame = pd.read_csv(file, **options)
     frame.columns = [c.strip() if isinstance(c, str) else c for c in frame.columns]
     na_values = options.get("na_values")

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import urlparse
 
+from dlops.errors import BadInput
 from dlops.params import MlflowConfig
 from dlops.redact import redact_text
 
@@ -37,8 +38,16 @@ def configure(root: Path, cfg: MlflowConfig) -> str:
 
     bound_http_retries()
     uri = tracking_uri(root)
-    if urlparse(uri).scheme.split("+")[0] in DATABASE_SCHEMES:
-        raise ValueError(
+    scheme = urlparse(uri).scheme.split("+")[0]
+    if scheme not in (*TRACKING_SCHEMES, *DATABASE_SCHEMES):
+        what = f"has scheme {scheme!r}" if scheme else "is a plain path (MLflow's file store)"
+        raise BadInput(
+            f"MLFLOW_TRACKING_URI={redact_uri(uri)!r} {what}: dlops tracks to a server "
+            "(http://<host>:5000, https://...) or a sqlite file (sqlite:///path/mlflow.db); unset it for "
+            "the project's own mlflow.db"
+        )
+    if scheme in DATABASE_SCHEMES:
+        raise BadInput(
             f"MLFLOW_TRACKING_URI={redact_uri(uri)} points at a database directly: artifacts would be "
             "written under this machine's ./mlruns. Start a tracking server on it (make tracking-server) "
             "and set MLFLOW_TRACKING_URI=http://<host>:5000"
@@ -69,6 +78,7 @@ def configure(root: Path, cfg: MlflowConfig) -> str:
 
 
 DATABASE_SCHEMES = {"postgresql", "mysql", "mssql"}
+TRACKING_SCHEMES = {"http", "https", "sqlite", "databricks"}
 
 # MLflow retries a failed HTTP call 7 times, 2 s * 2**n apart, each attempt waiting up to 120 s: about
 # 4 minutes per call when a tracking server is gone, and a stage makes several calls. These bounds give

@@ -24,6 +24,7 @@ if TYPE_CHECKING:
 FORMAT = "dlops.tabular_transform/1"
 LABEL = "__label__"
 GROUP_PREFIX = "__group__."
+MAX_SCALES = 1e6  # serving refuses a number this many scales from the training centre (float32 overflow)
 OTHER, MISSING = "__other__", "__missing__"
 
 
@@ -118,6 +119,26 @@ class TabularTransform:
             out[:, j + len(cat.levels) + 1] = missing
             j += len(cat.levels) + 2
         return out
+
+    def check_servable(self, df: pd.DataFrame) -> None:
+        """Refuse what `transform` would silently turn into a wrong answer when serving: ±inf (which
+        training treats as missing) and numbers so far from the training data (over MAX_SCALES of its
+        scale from its centre) that the network's float32 arithmetic overflows. The ValueError names
+        the column, the rows and a value; missing values (NaN, None) stay allowed, as in training."""
+        _require(df, [s.name for s in self.numeric] + [s.name for s in self.categorical], "input")
+        for num in self.numeric:
+            values = pd.to_numeric(df[num.name], errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
+            bad = np.isinf(values) | (np.abs(values - num.center) > MAX_SCALES * num.scale)
+            if bad.any():
+                rows = np.flatnonzero(bad)
+                more = f" and {len(rows) - 5} more" if len(rows) > 5 else ""
+                listed = ", ".join(map(str, rows[:5])) + more
+                raise ValueError(
+                    f"input column {num.name!r}, row(s) {listed}: {float(values[rows[0]])!r} is "
+                    + ("not a finite number" if np.isinf(values[rows[0]]) else "out of range")
+                    + f" (training data: centre {num.center:.4g}, scale {num.scale:.4g}; values within "
+                    f"{MAX_SCALES:.0e} scales are accepted, missing values are imputed)"
+                )
 
     def encode_labels(self, series: pd.Series) -> np.ndarray:
         """Class indices (N,) int64 in `classes` order; a label unseen in training raises ValueError."""
