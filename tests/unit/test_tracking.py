@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import socket
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -212,6 +213,25 @@ def test_failed_block_marks_run_failed_and_find_run_skips_it(store: Path) -> Non
     assert tracking.find_run("runs-b", "c" * 64) is None
 
 
+def test_a_run_left_running_by_a_killed_process_ends_killed_at_the_next_run(store: Path) -> None:
+    dead = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True
+    )
+    pid = dead.stdout.strip()  # a process that has exited: its run can never end itself
+    with tracking.training_run("runs-k", "income", "mlp", {}, {}) as killed:
+        client().set_tag(killed.run_id, "dlops.pid", pid)
+    client().update_run(killed.run_id, status="RUNNING")  # what SIGKILL mid-training leaves
+    alive = client().create_run(
+        tracking.store.experiment_id(),
+        tags={"dlops.pair": "runs-k", "dlops.host": socket.gethostname(), "dlops.pid": str(os.getppid())},
+    )  # a run of a living process (another train) is left alone
+    with tracking.training_run("runs-k", "income", "mlp", {}, {}) as rerun:
+        pass
+    assert client().get_run(killed.run_id).info.status == "KILLED"
+    assert client().get_run(alive.info.run_id).info.status == "RUNNING"
+    assert client().get_run(rerun.run_id).info.status == "FINISHED"
+
+
 def test_log_evaluation_logs_numbers_tags_and_files(store: Path, tmp_path: Path) -> None:
     run_id = trained_run("eval-a", "d" * 64)
     (tmp_path / "metrics.json").write_text("{}")
@@ -257,6 +277,30 @@ def test_lineage_tags(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     repo = Path(__file__).resolve().parents[2]
     in_git = tracking.lineage_tags(repo, "income", "x")
     assert len(in_git["git.commit"]) == 40 and in_git["git.dirty"] in ("true", "false")
+
+
+def test_a_run_rewriting_its_own_outputs_is_not_dirty_but_edited_code_is(tmp_path: Path) -> None:
+    def git(*args: str) -> None:
+        subprocess.run(["git", *args], cwd=tmp_path, check=True, capture_output=True)
+
+    lock = "stages:\n  evaluate@m:\n    outs:\n    - path: reports/m.json\n      md5: ab\n"
+    for name, text in {
+        "dvc.lock": lock,
+        "reports/m.json": "{}",
+        "src.py": "x = 1\n",
+        "dag.yaml": "a\n",
+    }.items():
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text(text)
+    git("init", "-q")
+    git("add", ".")
+    git("-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "clone")
+    (tmp_path / "dvc.lock").write_text(lock + "# rewritten by the run\n")
+    (tmp_path / "reports/m.json").write_text('{"acc": 1}')
+    (tmp_path / "dag.yaml").write_text("b\n")
+    assert tracking.lineage_tags(tmp_path, "t", "x")["git.dirty"] == "false"  # a fresh clone's first run
+    (tmp_path / "src.py").write_text("x = 2\n")
+    assert tracking.lineage_tags(tmp_path, "t", "x")["git.dirty"] == "true"
 
 
 def test_register_is_idempotent_and_first_passing_model_becomes_champion(

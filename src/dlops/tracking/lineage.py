@@ -18,7 +18,7 @@ def lineage_tags(root: Path, task: str, params_digest: str) -> dict[str, str]:
     status = _git(root, "status", "--porcelain", "--untracked-files=no") if commit else None
     tags = {
         "git.commit": commit or "unknown",
-        "git.dirty": "unknown" if status is None else str(bool(status)).lower(),
+        "git.dirty": "unknown" if status is None else str(bool(_edited(root, status))).lower(),
         "data.version": _dvc_out_md5(root, f"ingest@{task}", f"data/raw/{task}.parquet"),
         "data.processed": _dvc_out_md5(root, f"preprocess@{task}", f"data/processed/{task}"),
         "data.batches": _accepted_batches(root, task),
@@ -31,6 +31,23 @@ def lineage_tags(root: Path, task: str, params_digest: str) -> dict[str, str]:
     if flow_run := os.environ.get("PREFECT__FLOW_RUN_ID"):
         tags["prefect.flow_run_id"] = flow_run
     return tags
+
+
+def _edited(root: Path, status: str) -> list[str]:
+    """The changed tracked files of `git status --porcelain` that are not the pipeline's own writing:
+    dvc.lock, dag.yaml and the outputs dvc.lock records (the git-tracked reports) change with every
+    run, so a fresh clone's first run is not "dirty" for them; code, params and suites are."""
+    import yaml
+
+    try:
+        lock = yaml.safe_load((root / "dvc.lock").read_text(encoding="utf-8")) or {}
+        written = {str(o["path"]) for e in (lock.get("stages") or {}).values() for o in e.get("outs") or []}
+    except (OSError, yaml.YAMLError, KeyError, TypeError, AttributeError):
+        written = set()
+    written |= {"dvc.lock", "dag.yaml"}
+    lines = [line for line in status.splitlines() if line.strip()]  # "XY path", "R  old -> new"
+    paths = [line.split(None, 1)[-1].split(" -> ")[-1].strip('"') for line in lines]
+    return [path for path in paths if path not in written]
 
 
 def _accepted_batches(root: Path, task: str) -> str:

@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import os
 import re
+import socket
 import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -19,6 +21,8 @@ from typing import TYPE_CHECKING, Any
 
 from dlops.redact import MASK, is_secret_key, redact_mapping, redact_text
 from dlops.tracking import store
+
+log = logging.getLogger(__name__)
 
 if TYPE_CHECKING:
     from mlflow import MlflowClient
@@ -88,7 +92,10 @@ def training_run(
         "dlops.pair": pair,
         "dlops.task": task,
         "dlops.family": family,
+        "dlops.host": socket.gethostname(),
+        "dlops.pid": str(os.getpid()),
     }
+    _end_orphans(client, pair)
     run = client.create_run(store.experiment_id(), tags=run_tags, run_name=run_name or pair)
     logger = RunLogger(client, run.info.run_id)
     try:
@@ -105,6 +112,34 @@ def training_run(
             client.set_terminated(logger.run_id, "KILLED" if isinstance(exc, KeyboardInterrupt) else "FAILED")
         raise
     client.set_terminated(logger.run_id, "FINISHED")
+
+
+def _end_orphans(client: Any, pair: str) -> list[str]:
+    """Mark KILLED the pair's runs left RUNNING by a process of this host that no longer exists (killed
+    by SIGKILL, the OOM killer or a lost machine, it could not end its own run). Returns their ids."""
+    host = socket.gethostname()
+    query = f"tags.`dlops.pair` = '{pair}' and tags.`dlops.host` = '{host}' and attributes.status = 'RUNNING'"
+    ended = []
+    for run in client.search_runs([store.experiment_id()], filter_string=query, max_results=100):
+        pid = run.data.tags.get("dlops.pid", "")
+        if pid.isdigit() and int(pid) != os.getpid() and not _alive(int(pid)):
+            client.set_terminated(run.info.run_id, "KILLED")
+            ended.append(run.info.run_id)
+    if ended:
+        log.warning(
+            "%s: ended %d run(s) left RUNNING by a killed process as KILLED: %s", pair, len(ended), ended
+        )
+    return ended
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def search_parent_run(
