@@ -28,7 +28,7 @@ from typing import Any
 import pandas as pd
 
 from dlops.errors import Quarantined
-from dlops.files import file_sha256, write_json, write_parquet
+from dlops.files import file_sha256, write_json, write_parquet, write_text
 from dlops.params import ConfigError, Paths, TaskConfig, batch_source
 
 BASE = "base"
@@ -233,10 +233,10 @@ def quarantine(
     out.mkdir(parents=True, exist_ok=True)
     if batch is not None:
         write_parquet(batch.frame, out / "batch.parquet")
-    (out / "report.json").write_text(
-        json.dumps({"task": task, "batch": batch_id, "spec": spec, **reason}, indent=2, default=str) + "\n",
-        encoding="utf-8",
-    )
+    from dlops.redact import redact_mapping
+
+    report = {"task": task, "batch": batch_id, "spec": redact_mapping(spec), **reason}  # no URL password
+    write_text(out / "report.json", json.dumps(report, indent=2, default=str) + "\n")
     return out
 
 

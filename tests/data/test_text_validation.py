@@ -56,3 +56,20 @@ def test_each_corruption_is_caught_by_name(
     assert (expectation, column) in failed(corrupt(frame), suite)
     with pytest.raises(DataValidationError, match=column):
         raise_on_failure(validate_table(corrupt(frame), suite, COLUMNS, CFG, None), source="t.parquet")
+
+
+def test_nul_bytes_in_texts_pass_with_a_warning_naming_the_lines(
+    reference: tuple[pd.DataFrame, dict[str, Any]],
+) -> None:
+    from types import SimpleNamespace
+
+    from dlops.kinds import get_kind
+
+    frame, suite = reference
+    frame = frame.assign(source=[f"reviews.jsonl:{i + 1}" for i in range(len(frame))])
+    frame.loc[[4, 9], "text"] = frame.loc[[4, 9], "text"] + "\x00\x00"
+    summary = get_kind("text").validate(frame, suite, SimpleNamespace(columns=COLUMNS, validate_=CFG), None)
+    assert summary["warnings"] == [
+        "text: 2 row(s) hold NUL bytes (\\x00), e.g. reviews.jsonl:5, reviews.jsonl:10: a binary or "
+        "mis-encoded file? the tokenizer reads them as part of a word"
+    ]

@@ -210,3 +210,18 @@ def test_a_limit_changed_in_params_names_the_suite_that_holds_it(
     message = str(caught.value)
     assert "rows duplicated" in message and "expectations/tabular.json" in message
     assert "`dlops expectations init tabular --force`" in message and "params say 0.2" in message
+
+
+def test_a_constant_column_passes_with_a_warning_naming_it(
+    table: pd.DataFrame, suite: dict[str, Any]
+) -> None:
+    from types import SimpleNamespace
+
+    from dlops.kinds import get_kind
+
+    constant = table.assign(occupation="Tech")  # in the drafted set: the suite accepts it
+    task = SimpleNamespace(columns=COLUMNS, validate_=CFG)
+    summary = get_kind("tabular").validate(constant, suite, task, None)
+    assert summary["success"] and len(summary["warnings"]) == 1
+    assert "column 'occupation' holds one value ('Tech') in every row" in summary["warnings"][0]
+    assert "warnings" not in get_kind("tabular").validate(table, suite, task, None)  # none: no key

@@ -165,3 +165,13 @@ def test_failures_reach_the_webhook_and_a_dead_webhook_does_not_raise() -> None:
     assert received[0]["flow_run_id"] == "x"
     assert notify(f"http://127.0.0.1:{server.server_address[1]}/gone", "retrain failed", "m") is False
     assert notify(None, "retrain failed", "only logged") is False
+
+
+def test_a_quarantined_batch_keeps_no_url_password(tmp_path: Path) -> None:
+    from dlops.batches import quarantine
+    from dlops.params import Paths
+
+    spec = {"source": "table", "url": "https://reader:hunter2@data.example.org/b.csv", "sha256": "ab" * 32}
+    out = quarantine(None, spec, {"date": "2026-12-05", "reason": "unreadable"}, Paths(tmp_path), "tabular")
+    report = (out / "report.json").read_text()
+    assert "hunter2" not in report and "data.example.org/b.csv" in report

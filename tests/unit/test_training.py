@@ -38,6 +38,13 @@ def test_loss_falls_and_model_learns() -> None:
     assert result.best_epoch >= 1
 
 
+def test_a_batch_larger_than_the_data_trains_with_a_warning(caplog: pytest.LogCaptureFixture) -> None:
+    cfg = CFG.model_copy(update={"batch_size": 1024, "epochs": 2})
+    result = train(_model(), _data(100), cfg)
+    assert len(result.history) == 2
+    assert "train.batch_size 1024 is larger than the 80 training rows" in caplog.text
+
+
 def test_same_seed_same_weights() -> None:
     a = train(_model(), _data(), CFG).model.state_dict()
     b = train(_model(), _data(), CFG).model.state_dict()

@@ -389,6 +389,14 @@ def json_safe(value: Any) -> Any:
     return str(value)
 
 
+def with_warnings(summary: dict[str, Any], warnings: list[str]) -> dict[str, Any]:
+    """Log each warning about data the suite accepts but a person should look at (a constant column, NUL
+    bytes in texts) and list them in the summary under `warnings` (absent when there are none)."""
+    for warning in warnings:
+        log.warning("validate: %s", warning)
+    return {**summary, "warnings": warnings} if warnings else summary
+
+
 # ---------------------------------------------------------------------------------------- offending rows
 def name_files(summary: dict[str, Any], frame: pd.DataFrame, noun: str = "files") -> dict[str, Any]:
     """Append `files: a.png, b.png` (or `lines: reviews.jsonl:7, ...` for texts) to the detail of each

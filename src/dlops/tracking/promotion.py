@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from dlops.gates import Decision, decide
 from dlops.params import GatesConfig, MlflowConfig
+from dlops.redact import redact_text
 from dlops.tracking import store
 from dlops.tracking.lineage import package_version
 from dlops.tracking.registry import model_name, version_by_alias, version_with_sha
@@ -99,7 +100,8 @@ def register(
             "another model is promoted"
         )
     tags.update(_decision_tags(decision, metrics))
-    tags = {metric_key(k): str(v)[:TAG_MAX_CHARS] for k, v in tags.items()}
+    # a reason may quote a URL (a champion that could not be re-scored): no password reaches a tag
+    tags = {metric_key(k): redact_text(str(v))[:TAG_MAX_CHARS] for k, v in tags.items()}
 
     if existing is None:
         version = _log_and_register(

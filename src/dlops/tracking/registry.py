@@ -4,7 +4,9 @@ pyfunc, its checkpoint), and the sha256 check every registered checkpoint passes
 
 from __future__ import annotations
 
+import atexit
 import re
+import shutil
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -88,10 +90,16 @@ def load_registered(model_uri: str) -> Any:
     if found is None:
         raise ValueError(f"{model_uri!r}: only models:/<name>/<version> of the project's registry load here")
     version = store.client().get_model_version(found["name"], found["version"])
-    local = Path(tempfile.mkdtemp(prefix="dlops-model-"))  # kept: the pyfunc imports its code from here
-    mlflow.artifacts.download_artifacts(artifact_uri=model_uri, dst_path=str(local))
-    verify_checkpoint(model_uri, version, local / _checkpoint_relative(local / "MLmodel", model_uri))
-    return mlflow.pyfunc.load_model(str(local))
+    local = Path(tempfile.mkdtemp(prefix="dlops-model-"))  # the pyfunc imports its code from here
+    try:
+        mlflow.artifacts.download_artifacts(artifact_uri=model_uri, dst_path=str(local))
+        verify_checkpoint(model_uri, version, local / _checkpoint_relative(local / "MLmodel", model_uri))
+        model = mlflow.pyfunc.load_model(str(local))
+    except BaseException:
+        shutil.rmtree(local, ignore_errors=True)
+        raise
+    atexit.register(shutil.rmtree, local, ignore_errors=True)  # kept while this process may use it
+    return model
 
 
 def verify_checkpoint(uri: str, version: ModelVersion, checkpoint: Path) -> None:

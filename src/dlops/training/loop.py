@@ -102,6 +102,13 @@ def train(
     channels_last = prepare_model(model, device, cfg)
     train_split = Split(*data["train"], device, channels_last=channels_last)
     val_split = Split(*data["val"], device, channels_last=channels_last)
+    if cfg.batch_size > len(train_split):
+        log.warning(
+            "train.batch_size %d is larger than the %d training rows: each epoch is one step of the "
+            "whole set (a smaller batch_size gives more updates per epoch)",
+            cfg.batch_size,
+            len(train_split),
+        )
     weights = (
         None
         if sample_weights is None

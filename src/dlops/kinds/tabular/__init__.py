@@ -34,9 +34,18 @@ class Tabular(Kind):
     def validate(
         self, raw: Any, suite: dict[str, Any], task_cfg: Any, docs_dir: Path | None
     ) -> dict[str, Any]:
+        from dlops.data.validation import with_warnings
         from dlops.kinds.tabular.suite import validate_table
 
-        return validate_table(raw, suite, task_cfg.columns, task_cfg.validate_, docs_dir)
+        summary = validate_table(raw, suite, task_cfg.columns, task_cfg.validate_, docs_dir)
+        columns = task_cfg.columns
+        constant = [
+            f"column {col!r} holds one value ({raw[col].dropna().iloc[0]!r}) in every row: it carries no "
+            "information; check the feed, or list it under columns.ignored"
+            for col in [*columns.numeric, *columns.categorical]
+            if col in raw.columns and raw[col].dropna().nunique() == 1 and len(raw) > 1
+        ]
+        return with_warnings(summary, constant)
 
     def preprocess(
         self, task: str, task_cfg: Any, raw: Any, p: Any, blocks: list[tuple[str, int]]

@@ -38,11 +38,21 @@ class Text(ArrayKind):
         self, raw: Any, suite: dict[str, Any], task_cfg: Any, docs_dir: Path | None
     ) -> dict[str, Any]:
         """The suite on the text table; failures name the source lines (file:line)."""
-        from dlops.data.validation import name_files
+        from dlops.data.validation import name_files, with_warnings
         from dlops.kinds.text.suite import validate_table
 
         summary = validate_table(raw, suite, task_cfg.columns, task_cfg.validate_, docs_dir)
-        return name_files(summary, raw, noun="lines") if "source" in raw.columns else summary
+        summary = name_files(summary, raw, noun="lines") if "source" in raw.columns else summary
+        nul = raw["text"].astype(str).str.contains("\x00", regex=False)
+        warnings = []
+        if nul.any():
+            where = ", ".join(raw.loc[nul, "source"].astype(str).head(3)) if "source" in raw.columns else ""
+            example = f", e.g. {where}" if where else ""
+            warnings.append(
+                f"text: {int(nul.sum())} row(s) hold NUL bytes (\\x00){example}: a binary or mis-encoded "
+                "file? the tokenizer reads them as part of a word"
+            )
+        return with_warnings(summary, warnings)
 
     def preprocess(
         self, task: str, task_cfg: Any, raw: Any, p: Any, blocks: list[tuple[str, int]]
