@@ -225,3 +225,20 @@ def test_a_constant_column_passes_with_a_warning_naming_it(
     assert summary["success"] and len(summary["warnings"]) == 1
     assert "column 'occupation' holds one value ('Tech') in every row" in summary["warnings"][0]
     assert "warnings" not in get_kind("tabular").validate(table, suite, task, None)  # none: no key
+
+
+def test_values_ge_cannot_evaluate_are_named_by_their_type(
+    table: pd.DataFrame, suite: dict[str, Any]
+) -> None:
+    odd = table.copy()
+    odd["neighborhood_income"] = [f"{v:,.0f}" for v in table["neighborhood_income"]]  # "55,123"
+    odd["occupation"] = [[v] for v in table["occupation"]]  # a list per cell (a JSON array column)
+    summary = validate_table(odd, suite, COLUMNS, CFG, docs_dir=None)
+    failed = {(r["column"], r["detail"]) for r in summary["results"] if not r["success"]}
+    details = "\n".join(d for _, d in failed)
+    assert "error:" not in details and "unhashable" not in details and "TypeError" not in details, details
+    income = [d for c, d in failed if c == "neighborhood_income"]
+    assert any("holds str values (e.g. '" in d for d in income), income  # "55,123" is text, not a number
+    assert "observed 'str', expected a numeric dtype, e.g. '" in details
+    assert "not evaluated: column 'occupation' holds list values (e.g. [" in details  # the duplicate rule
+    assert "not in ['Admin', 'Craft', 'Sales', 'Service', 'Tech']" in details and "e.g. ['Craft']" in details

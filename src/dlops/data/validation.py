@@ -253,6 +253,9 @@ def _summarize(result: dict[str, Any], df: pd.DataFrame) -> tuple[str, dict[str,
     percent = None if percent is None else round(float(percent), 4)
     if absent:
         observed: Any = "column missing" if column else f"columns missing: {', '.join(absent)}"
+    elif error and (odd := _odd_columns(df, kwargs.get("column_list") or [column])):
+        # GE could not evaluate it: say what the column holds, not GE's internal error
+        observed = "not evaluated: " + "; ".join(f"column {c!r} holds {_value_kinds(df[c])}" for c in odd)
     elif error:
         observed = f"error: {error}"
     elif "observed_value" in res:
@@ -279,6 +282,26 @@ def _summarize(result: dict[str, Any], df: pd.DataFrame) -> tuple[str, dict[str,
         else _detail(expectation_type, kwargs, observed, percent, examples, unevaluated)
     )
     return json.dumps(json_safe(kwargs), sort_keys=True), row
+
+
+def _odd_columns(df: pd.DataFrame, names: list[Any]) -> list[str]:
+    """Of `names`, the columns of df holding containers (lists, dicts, arrays), else all present."""
+    present = [str(c) for c in names if c is not None and c in df.columns]
+    odd = [c for c in present if df[c].map(lambda v: isinstance(v, list | dict | set | tuple)).any()]
+    return odd or present
+
+
+def _value_kinds(series: pd.Series) -> str:
+    """What the non-missing values of a column are, by Python type, with an example of the odd one:
+    "str values (e.g. '1,234')", "list values (e.g. [1, 2]) and int values"."""
+    values = [v for v in series.tolist() if not (isinstance(v, float) and v != v) and v is not None]
+    by_type: dict[str, Any] = {}
+    for value in values:
+        by_type.setdefault(type(value).__name__, value)
+    if not by_type:
+        return "no values (all missing)"
+    parts = [f"{name} values (e.g. {_fmt(example)[:60]})" for name, example in by_type.items()]
+    return " and ".join(parts[:3])
 
 
 def _not_numeric(series: pd.Series) -> list[Any]:

@@ -10,6 +10,7 @@ import difflib
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from dlops.data.inputs import DataSourceError
@@ -41,8 +42,18 @@ def _read(src: TableSource, root: Path, columns: ColumnRoles, split_column: str 
 
 def with_record(frame: pd.DataFrame) -> pd.DataFrame:
     """The frame with `__record`: a hash of each row over all its columns (the leakage check's key)."""
-    hashed = pd.util.hash_pandas_object(frame, index=False).to_numpy().view("int64")
+    hashed = pd.util.hash_pandas_object(_hashable(frame), index=False).to_numpy().view("int64")
     return frame.assign(**{RECORD: hashed})
+
+
+def _hashable(frame: pd.DataFrame) -> pd.DataFrame:
+    """The frame with cells pandas cannot hash (lists, dicts, arrays: a Parquet list column, a JSON
+    array) as their text, so the hashes work and validate can name the column's odd type."""
+    def unhashable(value: Any) -> bool:
+        return isinstance(value, list | dict | set | np.ndarray)
+
+    odd = [c for c in frame.columns if frame[c].dtype == object and frame[c].map(unhashable).any()]
+    return frame.assign(**{c: frame[c].map(repr) for c in odd}) if odd else frame
 
 
 def feature_key(frame: pd.DataFrame, columns: ColumnRoles) -> pd.Series:
@@ -50,7 +61,8 @@ def feature_key(frame: pd.DataFrame, columns: ColumnRoles) -> pd.Series:
     records that look the same to a model share it."""
     declared = dict.fromkeys([*columns.numeric, *columns.categorical, *columns.sensitive])
     features = [c for c in declared if c in frame.columns]  # validate reports a missing one by name
-    return pd.Series(pd.util.hash_pandas_object(frame[features], index=False).to_numpy(), index=frame.index)
+    hashed = pd.util.hash_pandas_object(_hashable(frame[features]), index=False).to_numpy()
+    return pd.Series(hashed, index=frame.index)
 
 
 def feature_duplicates(frame: pd.DataFrame, columns: ColumnRoles) -> dict[str, Any]:
