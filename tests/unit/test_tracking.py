@@ -428,6 +428,9 @@ def test_registered_model_loads_where_dlops_is_not_installed(
     local = mlflow.artifacts.download_artifacts(
         f"models:/t-serve-b/{report['version']}", dst_path=str(tmp_path)
     )
+    # models from code: the MLmodel names a code file; no pickle is there to be unpickled on load
+    assert not list(Path(local).rglob("*.pkl")), sorted(Path(local).rglob("*.pkl"))
+    assert "model_code_path" in (Path(local) / "MLmodel").read_text()
     code = (
         "import sys, importlib.util\n"
         "sys.path[:] = [p for p in sys.path if not p.startswith(sys.argv[2])]\n"

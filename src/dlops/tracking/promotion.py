@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import logging
+import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -233,6 +234,16 @@ def _decision_tags(decision: Decision, metrics: dict[str, Any]) -> dict[str, str
     return tags
 
 
+MODEL_CODE = """\
+# The pyfunc's code (MLflow "models from code"): loading the model runs this file; nothing is unpickled.
+import mlflow
+
+from {module} import {name}
+
+mlflow.models.set_model({name}())
+"""
+
+
 def _log_and_register(
     name: str,
     run_id: str,
@@ -256,19 +267,23 @@ def _log_and_register(
     # not reopened (a crash here cannot leave it RUNNING or FAILED and unfindable by find_run). The
     # logged model goes to the fluent experiment, not the run's, so point that at the run's first.
     mlflow.set_experiment(experiment_id=mlflow.get_run(run_id).info.experiment_id)
-    info = Model.log(
-        artifact_path=None,
-        name="model",
-        flavor=mlflow.pyfunc,
-        flavor_name="pyfunc.CustomPythonModel",
-        run_id=run_id,
-        python_model=python_model(),
-        artifacts=files,
-        code_paths=[str(Path(__file__).resolve().parents[1])],  # the whole dlops package
-        signature=signature,
-        input_example=example,  # each kind keeps its example small (a forecaster needs lookback rows)
-        pip_requirements=_pip_requirements(),
-    )
+    with tempfile.TemporaryDirectory(prefix="dlops-model-code-") as tmp:
+        # models from code: the model is this file, run at load time (no pickled object is unpickled)
+        entry = Path(tmp) / "dlops_model.py"
+        entry.write_text(MODEL_CODE.format(module=python_model.__module__, name=python_model.__name__))
+        info = Model.log(
+            artifact_path=None,
+            name="model",
+            flavor=mlflow.pyfunc,
+            flavor_name="pyfunc.CustomPythonModel",
+            run_id=run_id,
+            python_model=str(entry),
+            artifacts=files,
+            code_paths=[str(Path(__file__).resolve().parents[1])],  # the whole dlops package
+            signature=signature,
+            input_example=example,  # each kind keeps its example small (a forecaster needs lookback rows)
+            pip_requirements=_pip_requirements(),
+        )
     version = mlflow.register_model(info.model_uri, name, tags=tags, await_registration_for=300)
     return str(version.version)
 
