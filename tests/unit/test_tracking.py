@@ -412,6 +412,27 @@ def test_champion_pyfunc_predicts_on_raw_rows(store: Path, transform_json: Path)
             model.predict(bad)
 
 
+def test_a_create_whose_answer_was_lost_makes_one_version(
+    store: Path, transform_json: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import mlflow
+
+    real, calls = mlflow.register_model, []
+
+    def answer_lost(*args: Any, **kwargs: Any) -> Any:
+        calls.append(os.environ.get("MLFLOW_HTTP_REQUEST_MAX_RETRIES"))
+        created = real(*args, **kwargs)  # the server created it ...
+        if len(calls) == 1:
+            raise ConnectionError("connection reset by peer")  # ... and the answer never came back
+        return created
+
+    monkeypatch.setattr(mlflow, "register_model", answer_lost)
+    report = register(store, transform_json, "lost-answer", seed=4, primary=0.80)
+    versions = client().search_model_versions("name = 't-lost-answer'")
+    assert [str(v.version) for v in versions] == [report["version"]] == ["1"]  # found by sha, not re-made
+    assert calls == ["0"]  # the create itself is never retried by MLflow's HTTP layer
+
+
 def test_load_champion_without_one_says_so(store: Path) -> None:
     with pytest.raises(LookupError, match="no @champion"):
         tracking.load_champion("nobody", CFG)

@@ -284,8 +284,31 @@ def _log_and_register(
             input_example=example,  # each kind keeps its example small (a forecaster needs lookback rows)
             pip_requirements=_pip_requirements(),
         )
-    version = mlflow.register_model(info.model_uri, name, tags=tags, await_registration_for=300)
-    return str(version.version)
+    return _create_version(info.model_uri, name, tags)
+
+
+def _create_version(model_uri: str, name: str, tags: dict[str, str]) -> str:
+    """Register `model_uri` as a new version of `name` (tags set in the same call), tried once: a
+    retried create whose first attempt reached the server but lost its answer would make a second
+    version. After a transient failure the version is looked up by its checkpoint's sha256, and only
+    created again when the first attempt left none."""
+    import mlflow
+
+    from dlops.errors import is_transient
+
+    sha = tags["dlops.model_sha256"]
+    try:
+        with store.one_attempt():
+            created = mlflow.register_model(model_uri, name, tags=tags, await_registration_for=300)
+        return str(created.version)
+    except Exception as exc:
+        if not is_transient(exc):
+            raise
+        log.warning("registering %s: %s; looking for the version before trying again", name, exc)
+    existing = version_with_sha(store.client(), name, sha)  # retried with the usual bounds
+    if existing is not None:
+        return str(existing.version)
+    return str(mlflow.register_model(model_uri, name, tags=tags, await_registration_for=300).version)
 
 
 def _signature_frame(raw: pd.DataFrame) -> pd.DataFrame:
