@@ -10,7 +10,9 @@ in-process (`dlops ingest ... register`) until one exits non-zero.
 from __future__ import annotations
 
 import hashlib
+import os
 import shutil
+import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,7 +20,7 @@ from typing import Any
 
 import pytest
 import yaml
-from tests.conftest import make_project, mlflow_uris_restored, tiny_params
+from tests.conftest import bin_path, make_project, mlflow_uris_restored, project_env, tiny_params
 from tests.integration.corpus_inputs import CASES, Case, make_writable_again, write_inputs
 from typer.testing import CliRunner
 
@@ -142,3 +144,69 @@ def test_bad_input_stops_with_a_clear_message_and_changes_nothing(
         if before["files"].get(k) != after["files"].get(k)
     )
     assert not changed, f"{case.name}: changed {changed}"
+
+
+# ------------------------------------------------------------------------------ the same, via `dlops run`
+# Every case also runs through `dlops run` (DVC deletes a stage's outputs before running it; the run must
+# put them back). A representative case per stage and input kind runs in `make test`; all of them with
+# DLOPS_CORPUS_THROUGH_RUN=all (about 15 s each on 2 cores).
+THROUGH_RUN = ("table-missing-column", "table-wrong-dtype", "text-invalid-utf8", "params-typo",
+               "env-tracking-unreachable")  # fmt: skip
+RUN_CASES = CASES if os.environ.get("DLOPS_CORPUS_THROUGH_RUN") == "all" else [
+    case for case in CASES if case.name in THROUGH_RUN
+]  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def run_baseline(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The baseline as a DVC project whose first `dlops run` made a champion per task."""
+    root = tmp_path_factory.mktemp("corpus-run") / "project"
+    root.mkdir()
+    write_inputs(root / "data" / "input")
+    make_project(root, baseline_params())
+    done = subprocess.run([bin_path("dlops"), "run"], cwd=root, env=project_env(root), capture_output=True,
+                          text=True, timeout=1200)  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    return root
+
+
+@pytest.mark.parametrize("case", RUN_CASES, ids=[case.name for case in RUN_CASES])
+def test_bad_input_through_dlops_run_leaves_every_output_as_dvc_lock_records(
+    case: Case, run_baseline: Path, tmp_path: Path
+) -> None:
+    from dlops.restore import locked_outputs
+
+    root = tmp_path / "project"
+    shutil.copytree(run_baseline, root, symlinks=True)
+    params = yaml.safe_load((root / "params.yaml").read_text())
+    case.apply(root, params)
+    (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    before = snapshot(root, raw=False)
+
+    try:
+        env = {**project_env(root), **(case.env or {})}
+        done = subprocess.run(
+            [bin_path("dlops"), "run"], cwd=root, env=env, capture_output=True, text=True, timeout=900
+        )
+    finally:
+        make_writable_again(root)
+    message = done.stderr + done.stdout
+    print(f"{case.name}: exit {done.returncode}: {message[-2000:]}")
+
+    assert done.returncode == case.exit_code, message[-3000:]
+    for needle in case.names:
+        assert needle in message, f"{case.name}: {needle!r} not in {message[-3000:]!r}"
+    after = snapshot(root, raw=False)
+    assert after["registry"] == before["registry"], f"{case.name}: the registry changed"
+    changed = sorted(
+        k for k in before["files"].keys() | after["files"].keys()
+        if before["files"].get(k) != after["files"].get(k) and k.startswith(("models/", "data/input/"))
+    )  # fmt: skip
+    assert not changed, f"{case.name}: changed {changed}"
+    missing = [out.path for out in locked_outputs(root) if not (root / out.path).exists()]
+    stale = [
+        out.path for out in locked_outputs(root)
+        if not out.md5.endswith(".dir") and out.path not in missing
+        and hashlib.md5((root / out.path).read_bytes()).hexdigest() != out.md5
+    ]  # fmt: skip
+    assert not missing and not stale, f"{case.name}: missing {missing}, differing from dvc.lock {stale}"
