@@ -394,6 +394,25 @@ def test_champion_on_another_test_split_is_rescored_or_reported_incomparable(
     assert "no scorer was given" in " ".join(blind["reasons"])
 
 
+def test_a_reason_quoting_a_url_reaches_the_version_tags_without_its_password(
+    store: Path, transform_json: Path
+) -> None:
+    register(store, transform_json, "reg-r", seed=1, primary=0.80, split="old")
+
+    def unreachable(uri: str) -> float:
+        raise ConnectionError("https://reader:s3cret@artifacts.example.org/m unreachable")
+
+    report = register(
+        store, transform_json, "reg-r", seed=2, primary=0.85, split="new", score_champion=unreachable
+    )
+    tags = client().get_model_version("t-reg-r", report["version"]).tags
+    assert (
+        "could not be re-scored" in tags["decision.reasons"]
+        and "artifacts.example.org" in tags["decision.reasons"]
+    )
+    assert not [k for k, v in tags.items() if "s3cret" in v]
+
+
 def test_champion_pyfunc_predicts_on_raw_rows(store: Path, transform_json: Path) -> None:
     register(store, transform_json, "serve-a", seed=1, primary=0.80)
     model = tracking.load_champion("serve-a", CFG)
