@@ -33,6 +33,10 @@ class Case:
     apply: Callable[[Path, Params], None]
     exit_code: int = 65  # bad input (dlops.errors.EXIT_BAD_INPUT)
     env: dict[str, str] | None = field(default=None, hash=False)
+    edit_text: Callable[[str], str] | None = None  # a change to params.yaml's text YAML cannot express
+
+    def params_text(self, text: str) -> str:
+        return self.edit_text(text) if self.edit_text else text
 
 
 def write_inputs(folder: Path) -> None:
@@ -126,6 +130,19 @@ def truncated_parquet(root: Path, params: Params) -> None:
     buffer = io.BytesIO()
     _income(root).to_parquet(buffer, index=False)
     (root / "data" / "input" / "income.parquet").write_bytes(buffer.getvalue()[: len(buffer.getvalue()) // 2])
+    params["tasks"]["tabular"]["ingest"]["path"] = "data/input/income.parquet"
+
+
+def thousands_separators(root: Path, params: Params) -> None:
+    frame = _income(root)
+    frame["neighborhood_income"] = [f"{v:,.0f}" for v in frame["neighborhood_income"]]  # "55,123"
+    _save_income(root, frame)
+
+
+def list_column(root: Path, params: Params) -> None:
+    frame = _income(root)
+    frame["occupation"] = [[v] for v in frame["occupation"]]  # a Parquet list column
+    frame.to_parquet(root / "data" / "input" / "income.parquet", index=False)
     params["tasks"]["tabular"]["ingest"]["path"] = "data/input/income.parquet"
 
 
@@ -279,6 +296,17 @@ def params_url_without_pin(root: Path, params: Params) -> None:
     params["tasks"]["tabular"]["ingest"] = {"source": "table", "url": "https://example.com/income.csv"}
 
 
+def duplicate_key(text: str) -> str:
+    """`epochs` given twice under models.tabular-mlp.train (YAML would keep the last)."""
+    head, tail = text.split("  tabular-mlp:\n", 1)
+    train = tail.index("    train:\n") + len("    train:\n")
+    return head + "  tabular-mlp:\n" + tail[:train] + "      epochs: 2\n      epochs: 900\n" + tail[train:]
+
+
+def not_yaml(text: str) -> str:
+    return text + "tasks: [unclosed\n"
+
+
 # ------------------------------------------------------------------------------------------- environment
 def nothing(root: Path, params: Params) -> None:
     """The inputs stay good: the environment is what is broken."""
@@ -335,6 +363,9 @@ CASES = [
     Case("table-duplicated-header", "tabular", "ingest", (INCOME, "'age' appears 2"), duplicated_header),
     Case("table-gzip-named-csv", "tabular", "ingest", (INCOME, "gzip", "compression"), gzip_named_csv),
     Case("table-path-is-a-folder", "tabular", "ingest", ("data/input/tables: a folder",), folder_as_path),
+    Case("table-thousands-separators", "tabular", "validate", ("neighborhood_income", "holds str values"),
+         thousands_separators),
+    Case("table-list-column", "tabular", "validate", ("occupation", "holds list values"), list_column),
     Case("split-duplicates-leak", "tabular", "validate", ("duplicate",), duplicates_across_splits),
     Case("images-wrong-shape", "images", "ingest", (NPZ, "(1797, 64)"), images_wrong_shape),
     Case("images-rgb-for-gray", "images", "validate", ("channels", "digits.npz["), images_rgb_for_gray),
@@ -356,6 +387,12 @@ CASES = [
          params_path_traversal),
     Case("params-url-without-sha256", "tabular", "ingest", ("tasks.tabular.ingest", "sha256"),
          params_url_without_pin),
+    Case("params-duplicate-key", "tabular", "ingest", ("duplicate key 'epochs'", "first given on line"),
+         nothing, edit_text=duplicate_key),
+    Case("params-not-yaml", "tabular", "ingest", ("params.yaml: not valid YAML",), nothing,
+         edit_text=not_yaml),
+    Case("env-tracking-uri-garbage", "tabular", "train", ("MLFLOW_TRACKING_URI='garbage'", "plain path"),
+         nothing, 65, {"MLFLOW_TRACKING_URI": "garbage"}),
     Case("env-tracking-unreachable", "tabular", "train", ("127.0.0.1:9",), nothing, 75, UNREACHABLE),
     Case("env-output-is-a-file", "tabular", "preprocess",
          ("data/processed/tabular: output folder is a file",), output_blocked, 1),

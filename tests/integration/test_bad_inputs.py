@@ -122,7 +122,7 @@ def test_bad_input_stops_with_a_clear_message_and_changes_nothing(
     shutil.copytree(baseline, root, symlinks=True)
     params = yaml.safe_load((root / "params.yaml").read_text())
     case.apply(root, params)
-    (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    (root / "params.yaml").write_text(case.params_text(yaml.safe_dump(params, sort_keys=False)))
     before = snapshot(root, raw=case.stage == "ingest")
 
     try:
@@ -157,6 +157,11 @@ RUN_CASES = CASES if os.environ.get("DLOPS_CORPUS_THROUGH_RUN") == "all" else [
 ]  # fmt: skip
 
 
+# Through DVC these two are no failure: a stage output folder replaced by a file is restored from DVC's
+# run cache before any stage runs, and a read-only folder whose content is unchanged needs no stage.
+RUN_EXIT = {"env-output-is-a-file": 0, "env-output-read-only": 0}
+
+
 @pytest.fixture(scope="module")
 def run_baseline(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The baseline as a DVC project whose first `dlops run` made a champion per task."""
@@ -180,7 +185,7 @@ def test_bad_input_through_dlops_run_leaves_every_output_as_dvc_lock_records(
     shutil.copytree(run_baseline, root, symlinks=True)
     params = yaml.safe_load((root / "params.yaml").read_text())
     case.apply(root, params)
-    (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    (root / "params.yaml").write_text(case.params_text(yaml.safe_dump(params, sort_keys=False)))
     before = snapshot(root, raw=False)
 
     try:
@@ -193,8 +198,9 @@ def test_bad_input_through_dlops_run_leaves_every_output_as_dvc_lock_records(
     message = done.stderr + done.stdout
     print(f"{case.name}: exit {done.returncode}: {message[-2000:]}")
 
-    assert done.returncode == case.exit_code, message[-3000:]
-    for needle in case.names:
+    expected = RUN_EXIT.get(case.name, case.exit_code)
+    assert done.returncode == expected, message[-3000:]
+    for needle in case.names if expected else ():
         assert needle in message, f"{case.name}: {needle!r} not in {message[-3000:]!r}"
     after = snapshot(root, raw=False)
     assert after["registry"] == before["registry"], f"{case.name}: the registry changed"

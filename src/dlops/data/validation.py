@@ -21,6 +21,7 @@ import tempfile
 from pathlib import Path
 from typing import Any, Protocol
 
+import numpy as np
 import pandas as pd
 
 from dlops.errors import BadInput
@@ -29,6 +30,7 @@ from dlops.files import write_json
 log = logging.getLogger(__name__)
 
 CRITICAL, WARNING = "critical", "warning"
+CONTAINERS = (list, dict, set, tuple, np.ndarray)  # cell values GE cannot compare or hash
 EXAMPLES = 5
 SHOWN_FILES = 5
 # Numeric dtypes as GE's pandas type check names them (numpy names, then pandas nullable dtypes).
@@ -281,13 +283,19 @@ def _summarize(result: dict[str, Any], df: pd.DataFrame) -> tuple[str, dict[str,
         if row["success"]
         else _detail(expectation_type, kwargs, observed, percent, examples, unevaluated)
     )
+    if not row["success"] and not unevaluated and column in df and _holds_containers(df[column]):
+        row["detail"] += f"; column {column!r} holds {_value_kinds(df[column])}, not single values"
     return json.dumps(json_safe(kwargs), sort_keys=True), row
+
+
+def _holds_containers(series: pd.Series) -> bool:
+    return bool(series.dtype == object and series.map(lambda v: isinstance(v, CONTAINERS)).any())
 
 
 def _odd_columns(df: pd.DataFrame, names: list[Any]) -> list[str]:
     """Of `names`, the columns of df holding containers (lists, dicts, arrays), else all present."""
     present = [str(c) for c in names if c is not None and c in df.columns]
-    odd = [c for c in present if df[c].map(lambda v: isinstance(v, list | dict | set | tuple)).any()]
+    odd = [c for c in present if _holds_containers(df[c])]
     return odd or present
 
 
@@ -296,8 +304,9 @@ def _value_kinds(series: pd.Series) -> str:
     "str values (e.g. '1,234')", "list values (e.g. [1, 2]) and int values"."""
     values = [v for v in series.tolist() if not (isinstance(v, float) and v != v) and v is not None]
     by_type: dict[str, Any] = {}
-    for value in values:
-        by_type.setdefault(type(value).__name__, value)
+    for value in values:  # a Parquet list column reads as arrays: call them lists, as the user wrote them
+        name = type(value).__name__
+        by_type.setdefault({"ndarray": "list", "tuple": "list"}.get(name, name), value)
     if not by_type:
         return "no values (all missing)"
     parts = [f"{name} values (e.g. {_fmt(example)[:60]})" for name, example in by_type.items()]

@@ -43,8 +43,8 @@ class Tabular(Kind):
             f"column {col!r} holds one value ({raw[col].dropna().iloc[0]!r}) in every row: it carries no "
             "information; check the feed, or list it under columns.ignored"
             for col in [*columns.numeric, *columns.categorical]
-            if col in raw.columns and raw[col].dropna().nunique() == 1 and len(raw) > 1
-        ]
+            if col in raw.columns and len(raw) > 1 and raw[col].dropna().map(repr).nunique() == 1
+        ]  # (repr: a cell may be a list, which has no hash)
         return with_warnings(summary, constant)
 
     def preprocess(

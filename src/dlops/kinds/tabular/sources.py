@@ -49,6 +49,7 @@ def with_record(frame: pd.DataFrame) -> pd.DataFrame:
 def _hashable(frame: pd.DataFrame) -> pd.DataFrame:
     """The frame with cells pandas cannot hash (lists, dicts, arrays: a Parquet list column, a JSON
     array) as their text, so the hashes work and validate can name the column's odd type."""
+
     def unhashable(value: Any) -> bool:
         return isinstance(value, list | dict | set | np.ndarray)
 
