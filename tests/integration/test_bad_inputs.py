@@ -114,15 +114,20 @@ def snapshot(root: Path, raw: bool = True) -> dict[str, Any]:
     return {"registry": registry, "files": files}
 
 
-@pytest.mark.parametrize("case", CASES, ids=[case.name for case in CASES])
-def test_bad_input_stops_with_a_clear_message_and_changes_nothing(
-    case: Case, baseline: Path, tmp_path: Path
-) -> None:
-    root = tmp_path / "project"
+def broken_copy(case: Case, baseline: Path, root: Path) -> Path:
+    """A copy of `baseline` at `root` with the case's break applied (files, params and their text)."""
     shutil.copytree(baseline, root, symlinks=True)
     params = yaml.safe_load((root / "params.yaml").read_text())
     case.apply(root, params)
     (root / "params.yaml").write_text(case.params_text(yaml.safe_dump(params, sort_keys=False)))
+    return root
+
+
+@pytest.mark.parametrize("case", CASES, ids=[case.name for case in CASES])
+def test_bad_input_stops_with_a_clear_message_and_changes_nothing(
+    case: Case, baseline: Path, tmp_path: Path
+) -> None:
+    root = broken_copy(case, baseline, tmp_path / "project")
     before = snapshot(root, raw=case.stage == "ingest")
 
     try:
@@ -181,11 +186,7 @@ def test_bad_input_through_dlops_run_leaves_every_output_as_dvc_lock_records(
 ) -> None:
     from dlops.restore import locked_outputs
 
-    root = tmp_path / "project"
-    shutil.copytree(run_baseline, root, symlinks=True)
-    params = yaml.safe_load((root / "params.yaml").read_text())
-    case.apply(root, params)
-    (root / "params.yaml").write_text(case.params_text(yaml.safe_dump(params, sort_keys=False)))
+    root = broken_copy(case, run_baseline, tmp_path / "project")
     before = snapshot(root, raw=False)
 
     try:
