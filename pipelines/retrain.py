@@ -7,7 +7,8 @@
 3. The DAG, read from dvc.yaml through DVC itself; each stage is `dvc repro --single-item <stage>`, so
    DVC decides what is up to date and writes the same dvc.lock as a plain `dvc repro`. A candidate the
    gates reject is a recorded outcome, not a failure. Only transient failures (the `dlops` exit code 75,
-   e.g. an unreachable tracking server) are retried, with backoff.
+   e.g. an unreachable tracking server) are retried, with backoff. When a stage fails for good, every
+   output is put back as dvc.lock records it (`dlops.restore`, as `dlops run` does).
 4. `dvc push` (data, models) when a DVC remote is configured; `git commit` of dvc.lock and the batch
    manifests when `retrain.commit` is on.
 5. A Prefect markdown artifact: batches, drift, each registration decision, the leaderboard.
@@ -295,6 +296,7 @@ def retrain(
 def _run_dag(root: str, env: dict[str, str], stages: list[str] | None) -> dict[str, str]:
     from dlops import dag
     from dlops.params import load_params, paths
+    from dlops.restore import outputs_kept, restore
 
     p = paths(Path(root))
     dag.write(load_params(p.params), p)  # what dvc.yaml reads of params.yaml, as `dlops run` does
@@ -304,11 +306,20 @@ def _run_dag(root: str, env: dict[str, str], stages: list[str] | None) -> dict[s
         if unknown:
             raise ValueError(f"unknown stages {unknown}; dvc.yaml has {order}")
         order = [s for s in order if s in stages]
-    decisions = {}
-    for stage in order:
-        output = run_stage(stage, root, env)
-        if stage.startswith("register@"):
-            decisions[stage.split("@", 1)[1]] = _decision_line(output)
+    decisions: dict[str, str] = {}
+    with outputs_kept(p.root) as kept:
+        try:
+            for stage in order:
+                output = run_stage(stage, root, env)
+                if stage.startswith("register@"):
+                    decisions[stage.split("@", 1)[1]] = _decision_line(output)
+        except BaseException:
+            # DVC deleted the failed stage's outputs before running it: put back what dvc.lock records
+            rejected = {f"register@{m}" for m, d in decisions.items() if d.startswith("rejected: ")}
+            put_back = restore(p.root, kept, rejected, str(Path(sys.executable).with_name("dvc")))
+            if put_back:
+                get_run_logger().warning("outputs put back as dvc.lock records them: %s", put_back)
+            raise
     return decisions
 
 

@@ -6,7 +6,8 @@ data/raw, an unreachable tracking server at train the champion's model.pt and it
 `dlops run` keeps a hard link to every file output before `dvc repro` (DVC cannot restore the
 `cache: false` reports and plots that live in git), and after any failure puts back every output that no
 longer matches dvc.lock: the kept file, else the cached one (`dvc checkout --force`). A candidate rejected
-by its gates is the system working, not a failure: its register stage's report stays.
+by its gates is the system working, not a failure: its register stage's report stays. The Prefect flow
+(pipelines/retrain.py), which runs the stages one `dvc repro --single-item` at a time, does the same.
 """
 
 from __future__ import annotations
@@ -16,6 +17,8 @@ import logging
 import os
 import shutil
 import subprocess
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -64,6 +67,17 @@ def keep_outputs(root: Path, folder: Path, max_copy_bytes: int = 256 * 2**20) ->
             shutil.copy2(source, target)
         kept[out.path] = target
     return kept
+
+
+@contextmanager
+def outputs_kept(root: Path) -> Iterator[dict[str, Path]]:
+    """`keep_outputs` into `.dlops/kept-<pid>/` (in the workspace: same disk, hard links) for the
+    duration of a run; the kept files go when it ends."""
+    folder = root / ".dlops" / f"kept-{os.getpid()}"
+    try:
+        yield keep_outputs(root, folder)
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 def restore(root: Path, kept: dict[str, Path], keep_stages: set[str], dvc: str) -> list[str]:

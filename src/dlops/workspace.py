@@ -84,12 +84,10 @@ def repro(root: Path | None = None, wait_s: float | None = None) -> tuple[int, l
     timeout = params.retrain.lock_timeout_s if wait_s is None else wait_s
     with workspace_lock(p.root, timeout, holder="dlops run"), tempfile.TemporaryDirectory() as tmp:
         dag.write(params, p)  # what dvc.yaml reads of params.yaml, current before DVC parses it
-        keep = p.root / ".dlops" / f"kept-{os.getpid()}"  # in the workspace: same disk, hard links
         log_file = Path(tmp) / "outcomes.jsonl"
         env = {**os.environ, OUTCOME_LOG_ENV: str(log_file)}
         interrupted: Interrupted | None = None
-        try:
-            kept = outputs.keep_outputs(p.root, keep)
+        with outputs.outputs_kept(p.root) as kept:
             try:
                 code = _run_process_tree([dvc_executable(), "repro", "--keep-going"], p.root, env)
             except Interrupted as exc:
@@ -100,8 +98,6 @@ def repro(root: Path | None = None, wait_s: float | None = None) -> tuple[int, l
                 put_back = outputs.restore(p.root, kept, rejected, dvc_executable())
                 if put_back:
                     log.warning("failed stages: outputs put back as dvc.lock records them: %s", put_back)
-        finally:
-            shutil.rmtree(keep, ignore_errors=True)
         if interrupted is not None:
             raise interrupted
         return code, failed
@@ -164,15 +160,16 @@ def _stop_group(proc: Any, grace_s: float) -> None:
         send(signal.SIGKILL)
         proc.wait()
     deadline = time.monotonic() + grace_s  # grandchildren that outlived dvc itself
-    while time.monotonic() < deadline and _group_alive(proc.pid):
+    while time.monotonic() < deadline and alive(proc.pid, group=True):
         time.sleep(0.1)
-    if _group_alive(proc.pid):
+    if alive(proc.pid, group=True):
         send(signal.SIGKILL)
 
 
-def _group_alive(pgid: int) -> bool:
+def alive(pid: int, group: bool = False) -> bool:
+    """Whether process `pid` (with `group`, any process of group `pid`) still exists on this host."""
     try:
-        os.killpg(pgid, 0)
+        (os.killpg if group else os.kill)(pid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import shutil
 import subprocess
@@ -102,16 +103,36 @@ def test_prefect_flow_matches_dvc_repro(repro_project: Path, tmp_path: Path) -> 
     root = make_project(tmp_path / "flow", tiny_params())
     with prefect_test_harness():
         summary = retrain(root=str(root))
-    assert summary["batches"] == {} and summary["decisions"]["tabular-mlp"].startswith("version 1 promoted")
-    assert "tabular-mlp" in summary["leaderboard"]
-    for rel in (
-        "reports/evaluate/tabular-mlp/metrics.json",
-        "reports/validate/tabular/summary.json",
-        "reports/train/tabular-mlp/history.json",
-    ):
-        assert (root / rel).read_bytes() == (repro_project / rel).read_bytes(), rel
-    assert lock_without_data_docs(root) == lock_without_data_docs(repro_project)
-    assert champion_version(root) == "1"
+        assert summary["batches"] == {}
+        assert summary["decisions"]["tabular-mlp"].startswith("version 1 promoted")
+        assert "tabular-mlp" in summary["leaderboard"]
+        for rel in (
+            "reports/evaluate/tabular-mlp/metrics.json",
+            "reports/validate/tabular/summary.json",
+            "reports/train/tabular-mlp/history.json",
+        ):
+            assert (root / rel).read_bytes() == (repro_project / rel).read_bytes(), rel
+        assert lock_without_data_docs(root) == lock_without_data_docs(repro_project)
+        assert champion_version(root) == "1"
+        _a_failed_stage_puts_back_what_dvc_deleted(root)
+
+
+def _a_failed_stage_puts_back_what_dvc_deleted(root: Path) -> None:
+    """A stage that fails for good fails the flow, and the outputs DVC deleted before running it are
+    back as dvc.lock records them."""
+    from pipelines.retrain import StageFailed, retrain
+
+    from dlops.restore import locked_outputs
+
+    (root / "empty.csv").write_bytes(b"")
+    params = yaml.safe_load((root / "params.yaml").read_text())
+    params["tasks"]["tabular"]["ingest"] = {"source": "table", "path": "empty.csv"}
+    (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    with pytest.raises(StageFailed, match="empty.csv"):
+        retrain(root=str(root))
+    raw = next(out for out in locked_outputs(root) if out.path == "data/raw/tabular.parquet")
+    assert hashlib.md5((root / raw.path).read_bytes()).hexdigest() == raw.md5
+    assert champion_version(root) == "1" and not list((root / ".dlops").glob("kept-*"))
 
 
 def lock_without_data_docs(root: Path) -> dict[str, Any]:

@@ -42,10 +42,6 @@ class Kind:
     """One task kind. Subclasses override what differs; every method takes plain values."""
 
     name: str = ""
-    # A pretraining study on this kind: its classifier families, and whether they pretrain their own
-    # encoder on the training inputs (text: masked tokens) instead of loading an autoencoder/VAE entry's.
-    pretraining_classifiers: tuple[str, ...] = ("cnn",)
-    pretrains_own_encoder: bool = False
 
     # ---------------------------------------------------------------------------------------- ingest
     def load(self, task_cfg: TaskConfig, root: Path) -> pd.DataFrame:

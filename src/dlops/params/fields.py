@@ -162,6 +162,10 @@ class TaskSchema(Strict):
     """What every kind's task section declares besides its keys (each kind's schema subclasses it)."""
 
     mitigation: ClassVar[bool] = True  # reweighing and fair thresholds can name its sensitive columns
+    # A pretraining study on this kind: its classifier families, and whether they pretrain their own
+    # encoder on the training inputs (text: masked tokens) instead of loading an autoencoder/VAE entry's.
+    pretraining_classifiers: ClassVar[tuple[str, ...]] = ("cnn",)
+    pretrains_own_encoder: ClassVar[bool] = False
 
     def batch_defaults(self) -> dict[str, Any]:
         """Source keys a batch spec inherits from the task's own source (e.g. the image size)."""

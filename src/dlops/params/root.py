@@ -215,19 +215,18 @@ def check_pretraining(where: str, study: PretrainingConfig, params: Params) -> N
     entry (text: its own body is pretrained by masked-token prediction)."""
     if study.task not in params.tasks:
         raise ValueError(unknown_name("task", study.task, params.tasks, f"{where}.task"))
-    from dlops.kinds import kind_of
     from dlops.models.registry import encoder_families
 
-    kind = kind_of(params.tasks[study.task])
+    task = params.tasks[study.task]
     named: list[tuple[str, str, tuple[str, ...]]] = [
-        ("classifier", study.classifier, kind.pretraining_classifiers)
+        ("classifier", study.classifier, task.pretraining_classifiers)
     ]
-    if kind.pretrains_own_encoder and study.encoder is not None:
+    if task.pretrains_own_encoder and study.encoder is not None:
         raise ValueError(
-            f"{where}.encoder: a {kind.name} classifier's encoder is pretrained on the training inputs "
+            f"{where}.encoder: a {task.kind} classifier's encoder is pretrained on the training inputs "
             f"(masked tokens); set null (got {study.encoder!r})"
         )
-    if not kind.pretrains_own_encoder:
+    if not task.pretrains_own_encoder:
         if study.encoder is None:
             raise ValueError(f"{where}.encoder: name an autoencoder or vae entry on task {study.task!r}")
         named.append(("encoder", study.encoder, tuple(encoder_families("cnn"))))

@@ -3,7 +3,7 @@ columns, validation, tokenizer and augmentation."""
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, ClassVar, Literal
 
 from pydantic import ConfigDict, Field
 
@@ -97,6 +97,9 @@ class TextAugmentConfig(Strict):
 
 # ---------------------------------------------------------------------------------------------------- task
 class TextTask(TaskSchema):
+    pretraining_classifiers: ClassVar[tuple[str, ...]] = ("rnn", "transformer")  # text_pretraining.py
+    pretrains_own_encoder: ClassVar[bool] = True  # masked-token prediction on the training texts
+
     kind: Literal["text"]
     ingest: TextIngestConfig
     columns: TextColumns

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from dlops.redact import MASK, is_secret_key, redact_mapping, redact_text
 from dlops.tracking import store
+from dlops.workspace import alive
 
 log = logging.getLogger(__name__)
 
@@ -122,7 +123,7 @@ def _end_orphans(client: Any, pair: str) -> list[str]:
     ended = []
     for run in client.search_runs([store.experiment_id()], filter_string=query, max_results=100):
         pid = run.data.tags.get("dlops.pid", "")
-        if pid.isdigit() and int(pid) != os.getpid() and not _alive(int(pid)):
+        if pid.isdigit() and int(pid) != os.getpid() and not alive(int(pid)):
             client.set_terminated(run.info.run_id, "KILLED")
             ended.append(run.info.run_id)
     if ended:
@@ -130,16 +131,6 @@ def _end_orphans(client: Any, pair: str) -> list[str]:
             "%s: ended %d run(s) left RUNNING by a killed process as KILLED: %s", pair, len(ended), ended
         )
     return ended
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def search_parent_run(

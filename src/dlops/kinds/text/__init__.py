@@ -21,8 +21,6 @@ log = logging.getLogger(__name__)
 
 class Text(ArrayKind):
     name = "text"
-    pretraining_classifiers = ("rnn", "transformer")  # evaluation/text_pretraining.py
-    pretrains_own_encoder = True
 
     def load(self, task_cfg: Any, root: Path) -> Any:
         from dlops.kinds.text.sources import load_texts
