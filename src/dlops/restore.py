@@ -19,7 +19,7 @@ import shutil
 import subprocess
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 log = logging.getLogger(__name__)
@@ -47,17 +47,45 @@ def locked_outputs(root: Path) -> list[LockedOutput]:
     ]
 
 
-def keep_outputs(root: Path, folder: Path, max_copy_bytes: int = 256 * 2**20) -> dict[str, Path]:
+@dataclass
+class Kept:
+    """The workspace's outputs as they were before a run: a kept file per file output, a fingerprint
+    (each file's path, inode, size and mtime) per folder output, which DVC replaces when it reruns it."""
+
+    files: dict[str, Path] = field(default_factory=dict)
+    folders: dict[str, Fingerprint] = field(default_factory=dict)
+
+
+Fingerprint = tuple[tuple[str, int, int, int], ...]
+
+
+def fingerprint(folder: Path) -> Fingerprint | None:
+    """Each file under `folder` with its inode, size and mtime; None when `folder` is not a folder."""
+    if not folder.is_dir():
+        return None
+    entries = []
+    for path in sorted(folder.rglob("*")):
+        if path.is_file():
+            stat = path.stat()
+            entries.append((str(path.relative_to(folder)), stat.st_ino, stat.st_size, stat.st_mtime_ns))
+    return tuple(entries)
+
+
+def keep_outputs(root: Path, folder: Path, max_copy_bytes: int = 256 * 2**20) -> Kept:
     """Keep in `folder` each file output of dvc.lock as the workspace holds it now (a hard link, which
     survives DVC's delete; a copy across file systems up to `max_copy_bytes`, larger ones are left to
-    DVC's cache): `cache: false` outputs (reports in git) can come back from nowhere else. Returns
-    {output path: kept file}."""
-    kept: dict[str, Path] = {}
+    DVC's cache): `cache: false` outputs (reports in git) can come back from nowhere else. Folder
+    outputs are fingerprinted: one the run did not touch needs no `dvc checkout` afterwards."""
+    kept = Kept()
     for out in locked_outputs(root):
         source = root / out.path
-        if out.md5.endswith(".dir") or not source.is_file():
+        if out.md5.endswith(".dir"):
+            if (print_ := fingerprint(source)) is not None:
+                kept.folders[out.path] = print_
             continue
-        target = folder / str(len(kept))
+        if not source.is_file():
+            continue
+        target = folder / str(len(kept.files))
         target.parent.mkdir(parents=True, exist_ok=True)
         try:
             os.link(source, target)
@@ -65,12 +93,12 @@ def keep_outputs(root: Path, folder: Path, max_copy_bytes: int = 256 * 2**20) ->
             if source.stat().st_size > max_copy_bytes:
                 continue
             shutil.copy2(source, target)
-        kept[out.path] = target
+        kept.files[out.path] = target
     return kept
 
 
 @contextmanager
-def outputs_kept(root: Path) -> Iterator[dict[str, Path]]:
+def outputs_kept(root: Path) -> Iterator[Kept]:
     """`keep_outputs` into `.dlops/kept-<pid>/` (in the workspace: same disk, hard links) for the
     duration of a run; the kept files go when it ends."""
     folder = root / ".dlops" / f"kept-{os.getpid()}"
@@ -80,7 +108,7 @@ def outputs_kept(root: Path) -> Iterator[dict[str, Path]]:
         shutil.rmtree(folder, ignore_errors=True)
 
 
-def restore(root: Path, kept: dict[str, Path], keep_stages: set[str], dvc: str) -> list[str]:
+def restore(root: Path, kept: Kept, keep_stages: set[str], dvc: str) -> list[str]:
     """Put back every output of dvc.lock that the workspace no longer matches, except those of
     `keep_stages` (rejected candidates): kept copies first, then the cache. Returns the paths put back;
     an output that is neither kept nor cached is logged and left (it cannot be rebuilt from here)."""
@@ -91,14 +119,15 @@ def restore(root: Path, kept: dict[str, Path], keep_stages: set[str], dvc: str) 
             continue
         path = root / out.path
         if out.md5.endswith(".dir"):
-            stale_cached.add(out.stage)  # `dvc checkout` compares directories itself
+            if kept.folders.get(out.path) is None or fingerprint(path) != kept.folders[out.path]:
+                stale_cached.add(out.stage)  # `dvc checkout` compares directories itself
             continue
         if path.is_file() and _md5(path) == out.md5:
             continue
-        if out.path in kept:
+        if out.path in kept.files:
             path.parent.mkdir(parents=True, exist_ok=True)
             path.unlink(missing_ok=True)  # a new file the failed stage wrote: never write through a link
-            shutil.copy2(kept[out.path], path)
+            shutil.copy2(kept.files[out.path], path)
             restored.append(out.path)
         else:
             stale_cached.add(out.stage)
