@@ -65,14 +65,32 @@ def _class_frame(proba: np.ndarray, classes: list[str], fair: Any = None, rows: 
     return out
 
 
-def _pixels(model_input: Any) -> Any:
-    """uint8 or [0, 1] float images (N, C, H, W) as a float32 tensor in [0, 1]."""
+def _pixels(model_input: Any, shape: Any) -> Any:
+    """uint8 or [0, 1] float images (N, C, H, W) as a float32 tensor in [0, 1]. Anything else is refused
+    with a ValueError naming the shape or the rows: a wrong shape, and floats outside [0, 1] (e.g. 0-255
+    values given as floats) or not finite, which would otherwise score silently as something else."""
     import torch
 
     array = np.asarray(model_input)
+    want = tuple(int(size) for size in shape)
+    if array.ndim != len(want) + 1 or array.shape[1:] != want:
+        raise ValueError(
+            f"images: input shape {array.shape}; this model takes (N, {', '.join(map(str, want))}) arrays"
+        )
     if array.dtype == np.uint8:
-        array = array.astype(np.float32) / 255.0
-    return torch.from_numpy(np.array(array, dtype=np.float32))
+        return torch.from_numpy(array.astype(np.float32) / 255.0)
+    if not (np.issubdtype(array.dtype, np.floating) or np.issubdtype(array.dtype, np.integer)):
+        raise ValueError(f"images: dtype {array.dtype}; give uint8 (0-255) or floats in [0, 1]")
+    values = np.array(array, dtype=np.float32)
+    bad = (~np.isfinite(values) | (values < 0) | (values > 1)).reshape(len(values), -1).any(axis=1)
+    if bad.any():
+        rows = np.flatnonzero(bad)
+        raise ValueError(
+            f"images, row(s) {rows[:5].tolist()}: pixel values outside [0, 1] or not finite "
+            f"(min {np.nanmin(values[rows]):.4g}, max {np.nanmax(values[rows]):.4g}); give uint8 (0-255) "
+            "or floats in [0, 1]"
+        )
+    return torch.from_numpy(values)
 
 
 class DlopsImageClassifier(PythonModel):
@@ -83,11 +101,12 @@ class DlopsImageClassifier(PythonModel):
 
         self._model, meta = load_model(Path(context.artifacts["checkpoint"]))
         self._classes = [str(c) for c in meta["classes"]]
+        self._shape = meta["input_shape"]
 
     def predict(self, context: Any, model_input: Any, params: dict[str, Any] | None = None) -> pd.DataFrame:
         from dlops.training.loop import predict_proba
 
-        x = _pixels(model_input).numpy()
+        x = _pixels(model_input, self._shape).numpy()
         proba = predict_proba(self._model, x) if len(x) else np.zeros((0, len(self._classes)))  # (N, K)
         return _class_frame(proba, self._classes)
 
@@ -102,14 +121,15 @@ class DlopsAnomalyModel(PythonModel):
         from dlops.training.checkpoint import load_model
 
         self._model: Any
-        self._model, _ = load_model(Path(context.artifacts["checkpoint"]))
+        self._model, meta = load_model(Path(context.artifacts["checkpoint"]))
+        self._shape = meta["input_shape"]
         self._threshold = float(json.loads(Path(context.artifacts["threshold"]).read_text())["threshold"])
 
     def predict(self, context: Any, model_input: Any, params: dict[str, Any] | None = None) -> pd.DataFrame:
         import torch
 
         with torch.no_grad():
-            scores = self._model.anomaly_score(_pixels(model_input)).double().numpy()  # (N,)
+            scores = self._model.anomaly_score(_pixels(model_input, self._shape)).double().numpy()  # (N,)
         return pd.DataFrame({"anomaly_score": scores, "is_anomaly": scores >= self._threshold})
 
 
@@ -150,9 +170,25 @@ class DlopsTextClassifier(PythonModel):
     ) -> pd.DataFrame:
         from dlops.training.loop import predict_proba
 
-        ids, _ = self._tokenizer.encode([str(t) for t in model_input["text"]])  # (N, L) int64
+        ids, _ = self._tokenizer.encode(_texts(model_input))  # (N, L) int64
         proba = predict_proba(self._model, ids) if len(ids) else np.zeros((0, len(self._classes)))
         return _class_frame(proba, self._classes, self._fair, model_input)
+
+
+def _texts(model_input: Any) -> list[str]:
+    """The `text` column as strings; a missing column or a row that is not a string (None, NaN, a
+    number) is refused naming the rows, never scored as the text "None"."""
+    if not isinstance(model_input, pd.DataFrame) or "text" not in model_input.columns:
+        frame = isinstance(model_input, pd.DataFrame)
+        got = list(model_input.columns) if frame else type(model_input).__name__
+        raise ValueError(f"input lacks column 'text' (got {got})")
+    texts = model_input["text"].tolist()
+    bad = [i for i, text in enumerate(texts) if not isinstance(text, str)]
+    if bad:
+        raise ValueError(
+            f"input column 'text', row(s) {bad[:5]}: {type(texts[bad[0]]).__name__} values, not text"
+        )
+    return texts
 
 
 class DlopsForecaster(PythonModel):

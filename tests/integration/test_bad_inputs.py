@@ -13,7 +13,7 @@ import hashlib
 import os
 import shutil
 import subprocess
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -22,6 +22,7 @@ import pytest
 import yaml
 from tests.conftest import bin_path, make_project, mlflow_uris_restored, project_env, tiny_params
 from tests.integration.corpus_inputs import CASES, Case, make_writable_again, write_inputs
+from tests.integration.corpus_serving import REQUESTS, Request
 from typer.testing import CliRunner
 
 pytestmark = pytest.mark.slow
@@ -217,3 +218,37 @@ def test_bad_input_through_dlops_run_leaves_every_output_as_dvc_lock_records(
         and hashlib.md5((root / out.path).read_bytes()).hexdigest() != out.md5
     ]  # fmt: skip
     assert not missing and not stale, f"{case.name}: missing {missing}, differing from dvc.lock {stale}"
+
+
+# ----------------------------------------------------------------------------- the same, at serving time
+@pytest.fixture(scope="module")
+def champion(baseline: Path) -> Iterator[Callable[[str], Any]]:
+    """The baseline's registered champion of a model name, as `mlflow models serve` loads it (once)."""
+    import mlflow
+
+    loaded: dict[str, Any] = {}
+    with mlflow_uris_restored():
+        mlflow.set_tracking_uri(f"sqlite:///{baseline}/mlflow.db")
+        mlflow.set_registry_uri(f"sqlite:///{baseline}/mlflow.db")
+
+        def load(name: str) -> Any:
+            if name not in loaded:
+                loaded[name] = mlflow.pyfunc.load_model(f"models:/{name}@champion")
+            return loaded[name]
+
+        yield load
+
+
+@pytest.mark.parametrize("request_", REQUESTS, ids=[request_.name for request_ in REQUESTS])
+def test_bad_request_to_a_champion_is_refused_naming_its_place(
+    request_: Request, baseline: Path, champion: Callable[[str], Any]
+) -> None:
+    """What `mlflow models serve` would answer: an error naming the column, row or shape, not a guess."""
+    model = champion(request_.model)
+    with pytest.raises(Exception) as refused:
+        answer = model.predict(request_.make(baseline))
+        print(f"{request_.name}: answered {answer}")
+    message = str(refused.value)
+    print(f"{request_.name}: {type(refused.value).__name__}: {message}")
+    for needle in request_.names:
+        assert needle in message, f"{request_.name}: {needle!r} not in {message!r}"
