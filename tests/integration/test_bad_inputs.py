@@ -2,15 +2,15 @@
 file, column, line or key; no version is registered, and the champions, the accepted data and the
 user's input files stay as they were.
 
-One baseline project reads real files (a CSV table, an NPZ of images, a JSONL of reviews) and has a
-registered champion per task. Each case copies it, breaks one thing, and runs the stages in DAG order
-in-process (`dlops ingest ... register`) until one exits non-zero.
+One baseline project (DVC, its first `dlops run` done) reads real files (a CSV table, an NPZ of images,
+a JSONL of reviews) and has a registered champion per task. Each case copies it, breaks one thing, and
+runs the stages in DAG order in-process (`dlops ingest ... register`) until one exits non-zero, and
+`dlops run` on another copy.
 """
 
 from __future__ import annotations
 
 import hashlib
-import os
 import shutil
 import subprocess
 from collections.abc import Callable, Iterator
@@ -76,17 +76,17 @@ def baseline_params() -> dict[str, Any]:
 
 
 @pytest.fixture(scope="module")
-def baseline(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    """A project with a champion per task, trained from files in data/input."""
+def baseline(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A DVC project whose first `dlops run` trained a champion per task from files in data/input. The
+    stage-by-stage cases run the stages in-process on a copy; the `dlops run` cases run that on one."""
     root = tmp_path_factory.mktemp("corpus") / "project"
     root.mkdir()
     write_inputs(root / "data" / "input")
-    make_project(root, baseline_params(), dvc=False)
-    with mlflow_uris_restored():  # a module fixture: the per-test restore would keep this store's URI
-        for task in PAIRS:
-            outcome = run_stages(root, task)
-            assert outcome.stage is None, f"baseline {task} failed at {outcome.stage}: {outcome.message}"
-    yield root
+    make_project(root, baseline_params())
+    done = subprocess.run([bin_path("dlops"), "run"], cwd=root, env=project_env(root), capture_output=True,
+                          text=True, timeout=1200)  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    return root
 
 
 def snapshot(root: Path, raw: bool = True) -> dict[str, Any]:
@@ -154,13 +154,7 @@ def test_bad_input_stops_with_a_clear_message_and_changes_nothing(
 
 # ------------------------------------------------------------------------------ the same, via `dlops run`
 # Every case also runs through `dlops run` (DVC deletes a stage's outputs before running it; the run must
-# put them back). A representative case per stage and input kind runs in `make test`; all of them with
-# DLOPS_CORPUS_THROUGH_RUN=all (about 15 s each on 2 cores).
-THROUGH_RUN = ("table-missing-column", "table-wrong-dtype", "text-invalid-utf8", "params-typo",
-               "env-tracking-unreachable")  # fmt: skip
-RUN_CASES = CASES if os.environ.get("DLOPS_CORPUS_THROUGH_RUN") == "all" else [
-    case for case in CASES if case.name in THROUGH_RUN
-]  # fmt: skip
+# put them back): about 5 s a case on 2 cores, most of it process start-up.
 
 
 # Through DVC these two are no failure: a stage output folder replaced by a file is restored from DVC's
@@ -168,26 +162,13 @@ RUN_CASES = CASES if os.environ.get("DLOPS_CORPUS_THROUGH_RUN") == "all" else [
 RUN_EXIT = {"env-output-is-a-file": 0, "env-output-read-only": 0}
 
 
-@pytest.fixture(scope="module")
-def run_baseline(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The baseline as a DVC project whose first `dlops run` made a champion per task."""
-    root = tmp_path_factory.mktemp("corpus-run") / "project"
-    root.mkdir()
-    write_inputs(root / "data" / "input")
-    make_project(root, baseline_params())
-    done = subprocess.run([bin_path("dlops"), "run"], cwd=root, env=project_env(root), capture_output=True,
-                          text=True, timeout=1200)  # fmt: skip
-    assert done.returncode == 0, done.stderr[-3000:]
-    return root
-
-
-@pytest.mark.parametrize("case", RUN_CASES, ids=[case.name for case in RUN_CASES])
+@pytest.mark.parametrize("case", CASES, ids=[case.name for case in CASES])
 def test_bad_input_through_dlops_run_leaves_every_output_as_dvc_lock_records(
-    case: Case, run_baseline: Path, tmp_path: Path
+    case: Case, baseline: Path, tmp_path: Path
 ) -> None:
     from dlops.restore import locked_outputs
 
-    root = broken_copy(case, run_baseline, tmp_path / "project")
+    root = broken_copy(case, baseline, tmp_path / "project")
     before = snapshot(root, raw=False)
 
     try:
