@@ -315,8 +315,7 @@ def _run_dag(root: str, env: dict[str, str], stages: list[str] | None) -> dict[s
                     decisions[stage.split("@", 1)[1]] = _decision_line(output)
         except BaseException:
             # DVC deleted the failed stage's outputs before running it: put back what dvc.lock records
-            rejected = {f"register@{m}" for m, d in decisions.items() if d.startswith("rejected: ")}
-            put_back = restore(p.root, kept, rejected, str(Path(sys.executable).with_name("dvc")))
+            put_back = restore(p.root, kept, str(Path(sys.executable).with_name("dvc")))
             if put_back:
                 get_run_logger().warning("outputs put back as dvc.lock records them: %s", put_back)
             raise

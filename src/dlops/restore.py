@@ -5,8 +5,7 @@ records the old outputs but the workspace no longer holds them (a bad Parquet at
 data/raw, an unreachable tracking server at train the champion's model.pt and its history). So
 `dlops run` keeps a hard link to every file output before `dvc repro` (DVC cannot restore the
 `cache: false` reports and plots that live in git), and after any failure puts back every output that no
-longer matches dvc.lock: the kept file, else the cached one (`dvc checkout --force`). A candidate rejected
-by its gates is the system working, not a failure: its register stage's report stays. The Prefect flow
+longer matches dvc.lock: the kept file, else the cached one (`dvc checkout --force`). The Prefect flow
 (pipelines/retrain.py), which runs the stages one `dvc repro --single-item` at a time, does the same.
 """
 
@@ -108,15 +107,14 @@ def outputs_kept(root: Path) -> Iterator[Kept]:
         shutil.rmtree(folder, ignore_errors=True)
 
 
-def restore(root: Path, kept: Kept, keep_stages: set[str], dvc: str) -> list[str]:
-    """Put back every output of dvc.lock that the workspace no longer matches, except those of
-    `keep_stages` (rejected candidates): kept copies first, then the cache. Returns the paths put back;
-    an output that is neither kept nor cached is logged and left (it cannot be rebuilt from here)."""
+def restore(root: Path, kept: Kept, dvc: str) -> list[str]:
+    """Put back every output of dvc.lock that the workspace no longer matches: kept copies first, then
+    the cache. Returns the paths put back; an output that is neither kept nor cached is logged and left
+    (it cannot be rebuilt from here). A rejected candidate's register stage leaves no receipt of its own
+    (only a passing one writes it), so the receipt of the version dvc.lock records comes back too."""
     restored: list[str] = []
     stale_cached: set[str] = set()
     for out in locked_outputs(root):
-        if out.stage in keep_stages:
-            continue
         path = root / out.path
         if out.md5.endswith(".dir"):
             if kept.folders.get(out.path) is None or fingerprint(path) != kept.folders[out.path]:

@@ -76,7 +76,7 @@ def repro(root: Path | None = None, wait_s: float | None = None) -> tuple[int, l
 
     from dlops import dag
     from dlops import restore as outputs
-    from dlops.errors import EXIT_REJECTED, OUTCOME_LOG_ENV, read_outcome_log
+    from dlops.errors import OUTCOME_LOG_ENV, read_outcome_log
     from dlops.params import load_params, paths
 
     p = paths(root)
@@ -94,8 +94,7 @@ def repro(root: Path | None = None, wait_s: float | None = None) -> tuple[int, l
                 code, interrupted = exc.exit_code, exc
             failed = read_outcome_log(log_file)
             if code:
-                rejected = {f["stage"] for f in failed if f["exit_code"] == EXIT_REJECTED}
-                put_back = outputs.restore(p.root, kept, rejected, dvc_executable())
+                put_back = outputs.restore(p.root, kept, dvc_executable())
                 if put_back:
                     log.warning("failed stages: outputs put back as dvc.lock records them: %s", put_back)
         if interrupted is not None:

@@ -44,20 +44,17 @@ def test_a_rewritten_file_comes_back_and_only_a_touched_folder_goes_to_dvc_check
     (root / "e" / "part.txt").unlink()
     (root / "e" / "part.txt").write_text("new folder\n")
 
-    put_back = restore(root, kept, set(), str(_fake_dvc(tmp_path)))
+    put_back = restore(root, kept, str(_fake_dvc(tmp_path)))
 
     assert put_back == ["f.txt"]
     assert (root / "f.txt").read_text() == "old file\n"
     assert (tmp_path / "dvc-args").read_text().split() == ["checkout", "--force", "--quiet", "b"]
 
 
-def test_nothing_touched_needs_no_checkout_and_a_rejected_stage_keeps_its_outputs(tmp_path: Path) -> None:
+def test_nothing_touched_needs_no_checkout(tmp_path: Path) -> None:
     root = tmp_path / "project"
     _project(root)
     kept = keep_outputs(root, root / ".keep")
-    (root / "f.txt").unlink()
-    (root / "f.txt").write_text("the rejected candidate's report\n")
 
-    assert restore(root, kept, {"a"}, str(_fake_dvc(tmp_path))) == []
-    assert (root / "f.txt").read_text() == "the rejected candidate's report\n"
+    assert restore(root, kept, str(_fake_dvc(tmp_path))) == []
     assert not (tmp_path / "dvc-args").exists()
