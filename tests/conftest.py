@@ -38,6 +38,10 @@ def tiny_params(images: bool = False, series: bool = False, **overrides: Any) ->
     if images:
         _shrink_images(raw)
         _shrink_text(raw)
+        for study in raw["pretraining"].values():  # one seed; a few masked-token epochs (text)
+            study["seeds"] = [0]
+            if "encoder_epochs" in study:
+                study["encoder_epochs"] = 2
     else:
         kept = ["tabular", *(["series"] if series else [])]
         raw["tasks"] = {task: raw["tasks"][task] for task in kept}

@@ -121,13 +121,12 @@ def test_unknown_study_names_the_known_ones(project: Path) -> None:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("encoder_data", ["all", "model"])
-def test_at_ten_percent_of_the_labels_the_autoencoder_initialised_cnn_beats_scratch(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, encoder_data: str
+def test_at_ten_percent_of_the_labels_the_anomaly_detectors_encoder_beats_scratch(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The issue's check at the default settings (16x16 digits, the real autoencoder and CNN entries of
-    params.yaml): the pretrained arm wins on mean test accuracy, and in every seed, whether the encoder
-    learned from every training image (`all`) or is the anomaly detector's (digits 0-4, `model`)."""
+    params.yaml) with the anomaly detector's encoder (digits 0-4, `encoder_data: model`): the pretrained
+    arm wins on mean test accuracy, and in every seed."""
     import yaml
     from tests.conftest import REPO
 
@@ -135,12 +134,38 @@ def test_at_ten_percent_of_the_labels_the_autoencoder_initialised_cnn_beats_scra
     raw["tasks"] = {"images": raw["tasks"]["images"]}
     raw["models"] = {name: raw["models"][name] for name in ("images-cnn", "images-autoencoder")}
     raw["retrain"]["batches"] = {}
-    raw["pretraining"] = {STUDY: {**raw["pretraining"][STUDY], "encoder_data": encoder_data}}  # images only
+    raw["pretraining"] = {STUDY: {**raw["pretraining"][STUDY], "encoder_data": "model"}}  # images only
     root = make_project(tmp_path / "project", raw, dvc=False)
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     monkeypatch.delenv("MLFLOW_REGISTRY_URI", raising=False)
     with mlflow_uris_restored():
         report = run_study(root)
+    _pretrained_wins(report)
+
+
+def test_the_default_runs_study_with_an_encoder_of_every_image_beats_scratch() -> None:
+    """The same check with `encoder_data: all` (params.yaml's), read off the default run's report: the
+    file dvc.lock records for stage pretraining@images-cnn-from-autoencoder (rerunning it here would cost
+    four minutes for the number `dvc repro` reproduces)."""
+    import hashlib
+
+    import yaml
+    from tests.conftest import REPO
+
+    report_file = REPO / "reports" / "pretraining" / f"{STUDY}.json"
+    lock = yaml.safe_load((REPO / "dvc.lock").read_text())
+    (locked,) = [
+        out
+        for out in lock["stages"][f"pretraining@{STUDY}"]["outs"]
+        if out["path"] == str(report_file.relative_to(REPO))
+    ]
+    assert hashlib.md5(report_file.read_bytes()).hexdigest() == locked["md5"]
+    report = json.loads(report_file.read_text())
+    assert report["encoder"]["data"] == "all"
+    _pretrained_wins(report)
+
+
+def _pretrained_wins(report: dict[str, Any]) -> None:
     assert report["label_fraction"] == 0.1
     scratch, pretrained = report["scratch"], report["pretrained"]
     assert pretrained["accuracy"] > scratch["accuracy"] + 0.03
