@@ -175,7 +175,7 @@ def aliases(snapshot_: dict[str, Any]) -> dict[str, Any]:
 
 # ------------------------------------------------------------------------------ the same, via `dlops run`
 # Every case also runs through `dlops run` (DVC deletes a stage's outputs before running it; the run must
-# put them back): about 5 s a case on 2 cores, most of it process start-up. The cases accepted with a
+# put them back): about 5 s a case, most of it process start-up, two at a time. The cases accepted with a
 # warning are not among them: through DVC they retrain and register (a minute each), as any good input;
 # nor the locked store, whose every write waits MLflow's 20 s busy timeout (exit 75 through `dlops run`
 # is env-tracking-unreachable's).
@@ -186,30 +186,69 @@ RUN_CASES = [case for case in ALL_CASES if case.exit_code != 0 and case.name != 
 RUN_EXIT = {"env-output-is-a-file": 0, "env-output-read-only": 0}
 
 
+@dataclass
+class RunOutcome:
+    root: Path
+    exit_code: int
+    message: str
+    before: dict[str, Any]  # snapshot() of the broken copy before `dlops run`, and after it
+    after: dict[str, Any]
+
+
+THROUGH_RUN_TEST = "test_bad_input_through_dlops_run_leaves_every_output_as_dvc_lock_records"
+
+
+@pytest.fixture(scope="module")
+def through_run(
+    baseline: Path, tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest
+) -> dict[str, RunOutcome]:
+    """`dlops run` on a broken copy for each selected case, two at a time: a run is mostly one busy
+    process at a time, so two fill the two cores (the copies are independent workspaces)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    wanted = {
+        item.callspec.params["case"].name
+        for item in request.session.items
+        if getattr(item, "originalname", "") == THROUGH_RUN_TEST
+    }
+    folder = tmp_path_factory.mktemp("through-run")
+    copies = {
+        case.name: broken_copy(case, baseline, folder / case.name)
+        for case in RUN_CASES
+        if case.name in wanted
+    }
+    cases = {case.name: case for case in RUN_CASES}
+
+    def run(name: str) -> RunOutcome:
+        root, case = copies[name], cases[name]
+        before = snapshot(root, raw=False)
+        try:
+            env = {**project_env(root), **(case.env or {})}
+            done = subprocess.run(
+                [bin_path("dlops"), "run"], cwd=root, env=env, capture_output=True, text=True, timeout=900
+            )
+        finally:
+            make_writable_again(root)
+        return RunOutcome(root, done.returncode, done.stderr + done.stdout, before, snapshot(root, raw=False))
+
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        return dict(zip(copies, pool.map(run, copies), strict=True))
+
+
 @pytest.mark.parametrize("case", RUN_CASES, ids=[case.name for case in RUN_CASES])
 def test_bad_input_through_dlops_run_leaves_every_output_as_dvc_lock_records(
-    case: Case, baseline: Path, tmp_path: Path
+    case: Case, through_run: dict[str, RunOutcome]
 ) -> None:
     from dlops.restore import locked_outputs
 
-    root = broken_copy(case, baseline, tmp_path / "project")
-    before = snapshot(root, raw=False)
-
-    try:
-        env = {**project_env(root), **(case.env or {})}
-        done = subprocess.run(
-            [bin_path("dlops"), "run"], cwd=root, env=env, capture_output=True, text=True, timeout=900
-        )
-    finally:
-        make_writable_again(root)
-    message = done.stderr + done.stdout
-    print(f"{case.name}: exit {done.returncode}: {message[-2000:]}")
+    outcome = through_run[case.name]
+    root, message, before, after = outcome.root, outcome.message, outcome.before, outcome.after
+    print(f"{case.name}: exit {outcome.exit_code}: {message[-2000:]}")
 
     expected = RUN_EXIT.get(case.name, case.exit_code)
-    assert done.returncode == expected, message[-3000:]
+    assert outcome.exit_code == expected, message[-3000:]
     for needle in case.names if case.name not in RUN_EXIT else ():
         assert needle in message, f"{case.name}: {needle!r} not in {message[-3000:]!r}"
-    after = snapshot(root, raw=False)
     if case.exit_code == EXIT_REJECTED:
         assert aliases(after) == aliases(before), f"{case.name}: an alias moved"
     else:
