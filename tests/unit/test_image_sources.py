@@ -183,6 +183,12 @@ def test_npz_missing_key_names_file_and_key(tmp_path: Path) -> None:
         load_images(task({"source": "npz", "path": "d.npz"}), tmp_path)
 
 
+def test_a_file_that_is_no_npz_is_named_as_such_not_as_a_pickle(tmp_path: Path) -> None:
+    (tmp_path / "d.npz").write_text("x,y\n0,1\n")
+    with pytest.raises(ImageDataError, match=r"d\.npz: not an \.npz .* starts with b'x,y"):
+        load_images(task({"source": "npz", "path": "d.npz"}), tmp_path)
+
+
 # ------------------------------------------------------------------------------------------ image folder
 def test_image_folder_rows_labels_and_unreadable_file(tmp_path: Path) -> None:
     pixels = image_folder(tmp_path)

@@ -10,6 +10,7 @@ import pytest
 import torch
 
 from dlops.data.splitting import split_frame
+from dlops.errors import BadInput
 from dlops.kinds.tabular.synthetic import generate_income
 from dlops.kinds.tabular.transform import (
     GROUP_PREFIX,
@@ -184,7 +185,7 @@ def test_classes_put_the_positive_label_at_index_1(
 
 def test_unknown_positive_label_and_unseen_labels_raise() -> None:
     frame = pd.DataFrame({"x": [1.0, 2.0, 3.0], "y": ["a", "b", "a"]})
-    with pytest.raises(ValueError, match="columns.positive_label: 'z' is not a value"):
+    with pytest.raises(BadInput, match="columns.positive_label: 'z' is not a value"):
         TabularTransform.fit(frame, ColumnRoles(target="y", positive_label="z", numeric=["x"]), CFG)
     fitted = TabularTransform.fit(frame, ColumnRoles(target="y", numeric=["x"]), CFG)
     with pytest.raises(ValueError, match=r"not seen in training: \['c'\]"):

@@ -114,6 +114,42 @@ def test_wrong_csv_delimiter_and_empty_file_are_named(tmp_path: Path) -> None:
         load_raw(task, tmp_path)
 
 
+def _xlsx(path: Path) -> None:
+    import zipfile
+
+    with zipfile.ZipFile(path, "w") as book:
+        book.writestr("xl/workbook.xml", "<workbook/>")
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [(CSV.replace("Clerk", "Caf\u00e9").encode("latin-1"), r"t\.csv:2: byte 0xe9 at column 8 is not valid"),
+     (CSV.encode("utf-16"), r"t\.csv: the file is UTF-16 text .*encoding: utf-16"),
+     (CSV.replace("50, ?", '"50, ?').encode(), r"t\.csv:3: a quote \(\"\) opened on this line is never"),
+     (b"\x00\x01garbage", r"t\.csv: the file holds binary data"),
+     (b"\n<!DOCTYPE html>\n<html>a, b</html>\n", r"t\.csv: the file is an HTML page"),
+     (b"version https://git-lfs.github.com/spec/v1\noid sha256:ab\nsize 9\n", r"LFS pointer.*git lfs pull"),
+     (_xlsx, r"t\.csv: the file is an Excel workbook")],
+    ids=["latin-1", "utf-16", "open-quote", "binary", "html", "lfs-pointer", "xlsx"],
+)  # fmt: skip
+def test_a_csv_that_is_not_utf8_csv_text_is_named_with_its_line(
+    tmp_path: Path, content: Any, message: str
+) -> None:
+    if callable(content):
+        content(tmp_path / "t.csv")
+    else:
+        (tmp_path / "t.csv").write_bytes(content)
+    with pytest.raises(DataSourceError, match=message):
+        load_table(table(path="t.csv"), tmp_path)
+
+
+@pytest.mark.parametrize("encoding", ["latin-1", "utf-16"])
+def test_the_encoding_the_message_suggests_reads_the_file(tmp_path: Path, encoding: str) -> None:
+    (tmp_path / "t.csv").write_bytes(CSV.replace("Clerk", "Caf\u00e9").encode(encoding))
+    read = load_table(table(path="t.csv", csv_options={"encoding": encoding}), tmp_path)
+    assert read["job"].tolist() == ["Caf\u00e9", "?"]
+
+
 def test_load_raw_dispatches_on_source(tmp_path: Path) -> None:
     frame().to_csv(tmp_path / "t.csv", index=False)
     task = tabular_task(table(path="t.csv"), COLUMNS)

@@ -165,6 +165,16 @@ def test_non_utf8_bytes_name_the_file_and_line(tmp_path: Path) -> None:
         load_texts(task({"source": "text-folder", "path": "f"}), tmp_path)
 
 
+def test_a_jsonl_text_that_is_not_a_string_names_its_line(tmp_path: Path) -> None:
+    rows = [{"text": "fine", "label": 1}, {"text": None, "label": 0}, {"text": 4.5, "label": 1}]
+    cfg = task({"source": "text-table", "path": "r.jsonl"})
+    write(tmp_path / "r.jsonl", "".join(json.dumps(row) + "\n" for row in rows))
+    with pytest.raises(TextDataError, match=r"r\.jsonl:3: key 'text' holds a float \(4\.5\), expected a str"):
+        load_texts(cfg, tmp_path)
+    write(tmp_path / "r.jsonl", "".join(json.dumps(row) + "\n" for row in rows[:2]))  # null: an empty text
+    assert load_texts(cfg, tmp_path)["text"].tolist() == ["fine", ""]  # validate names its line
+
+
 def test_missing_group_column_and_empty_sources_are_errors(tmp_path: Path) -> None:
     write(tmp_path / "r.csv", "text,label\ngood,pos\n")
     with pytest.raises(TextDataError, match=r"r\.csv.*'site'"):

@@ -4,6 +4,8 @@ a missing value). Tabular tasks and series tables read through `load_table`."""
 
 from __future__ import annotations
 
+import re
+import zipfile
 from pathlib import Path, PurePosixPath
 from typing import Any
 from urllib.parse import urlparse
@@ -32,6 +34,18 @@ def load_table(src: TableSource, root: Path) -> pd.DataFrame:
         frame = _read_csv(file, src.csv_options, where) if fmt == "csv" else pd.read_parquet(file)
     except DataSourceError:
         raise
+    except UnicodeDecodeError as exc:
+        if "encoding" in src.csv_options or name.lower().endswith(COMPRESSED_SUFFIXES):
+            raise DataSourceError(f"{where}: cannot read as {fmt}: {exc}") from exc
+        raise _not_utf8(file, where) from None
+    except pd.errors.ParserError as exc:
+        if quote := re.search(r"EOF inside string starting at row (\d+)", str(exc)):
+            line = int(quote.group(1)) + 1  # pandas counts rows from 0, the header included
+            raise DataSourceError(
+                f'{where}:{line}: a quote (") opened on this line is never closed, so the rest of the '
+                "file would be one field; close or remove it"
+            ) from None
+        raise DataSourceError(f"{where}: cannot read as {fmt}: {type(exc).__name__}: {exc}") from exc
     except Exception as exc:  # pandas/pyarrow raise many types for a truncated or foreign file
         raise DataSourceError(f"{where}: cannot read as {fmt}: {type(exc).__name__}: {exc}") from exc
     if frame.empty:
@@ -70,12 +84,17 @@ COMPRESSED_SUFFIXES = (".gz", ".bz2", ".zip", ".xz", ".zst", ".tar")
 
 
 def _check_compression(file: Path, name: str, fmt: str, options: dict[str, Any], where: str) -> None:
-    """A compressed (or Parquet) file under a plain CSV name would be read as text and fail on its first
-    byte: name what it really is."""
+    """A compressed (or Parquet, or Excel) file under a plain CSV name would be read as text and fail on
+    its first byte, and a foreign text (see `_check_text`) on a later one: name what it really is."""
     if fmt != "csv" or "compression" in options or name.lower().endswith(COMPRESSED_SUFFIXES):
         return
     with file.open("rb") as handle:
-        head = handle.read(8)
+        head = handle.read(512)
+    if head.startswith(OLE2_MAGIC) or (head.startswith(b"PK\x03\x04") and _is_workbook(file)):
+        raise DataSourceError(
+            f"{where}: the file is an Excel workbook, not CSV text; save the sheet as CSV (UTF-8) and "
+            "give that file"
+        )
     for magic, kind in MAGIC.items():
         if head.startswith(magic):
             fix = (
@@ -85,6 +104,61 @@ def _check_compression(file: Path, name: str, fmt: str, options: dict[str, Any],
                 f"{{compression: {kind}}} under tasks.<task>.ingest"
             )
             raise DataSourceError(f"{where}: the file is {kind} data, not plain CSV text; {fix}")
+    if "encoding" not in options:
+        _check_text(head, where)
+
+
+OLE2_MAGIC = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"  # an Excel 97-2003 .xls
+HTML_PAGE = (
+    "an HTML page, not CSV: the link was to a web page that shows the file; download the raw file "
+    "(e.g. GitHub's Raw button)"
+)
+FOREIGN_TEXT = {
+    b"<!doctype html": HTML_PAGE,
+    b"<html": HTML_PAGE,
+    b"version https://git-lfs.github.com/spec/": "a Git LFS pointer, not the data; run `git lfs pull`",
+}
+
+
+def _is_workbook(file: Path) -> bool:
+    """An .xlsx is a zip holding xl/workbook.xml."""
+    try:
+        with zipfile.ZipFile(file) as archive:
+            return any(n.startswith("xl/") for n in archive.namelist())
+    except (OSError, zipfile.BadZipFile):
+        return False
+
+
+def _check_text(head: bytes, where: str) -> None:
+    """A UTF-16 export, binary data, a web page or a Git LFS pointer in a CSV's place."""
+    if head.startswith((b"\xff\xfe", b"\xfe\xff")):
+        raise DataSourceError(
+            f"{where}: the file is UTF-16 text (it starts with a byte-order mark), not UTF-8; save it as "
+            "UTF-8 or set csv_options: {encoding: utf-16} under tasks.<task>.ingest"
+        )
+    if b"\x00" in head:
+        raise DataSourceError(
+            f"{where}: the file holds binary data (NUL bytes among its first {len(head)} bytes), not CSV text"
+        )
+    start = head.removeprefix(b"\xef\xbb\xbf").lstrip().lower()
+    for prefix, what in FOREIGN_TEXT.items():
+        if start.startswith(prefix):
+            raise DataSourceError(f"{where}: the file is {what}")
+
+
+def _not_utf8(file: Path, where: str) -> DataSourceError:
+    """The first byte that is not UTF-8, by line and column (read_csv's position is within a buffer)."""
+    data = file.read_bytes()
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError as error:
+        line = data.count(b"\n", 0, error.start) + 1
+        column = error.start - (data.rfind(b"\n", 0, error.start) + 1) + 1
+        return DataSourceError(
+            f"{where}:{line}: byte {data[error.start]:#04x} at column {column} is not valid UTF-8; save the "
+            "file as UTF-8 or name its encoding: csv_options: {encoding: latin-1} under tasks.<task>.ingest"
+        )
+    return DataSourceError(f"{where}: not valid UTF-8 text")
 
 
 HEADER_ONLY = ("header", "names", "nrows", "dtype", "usecols", "index_col", "converters", "parse_dates")

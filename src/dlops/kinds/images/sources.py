@@ -183,8 +183,17 @@ def _read_idx(path: Path, where: str, magic: int) -> np.ndarray:
     return data.reshape(dims)
 
 
+NPZ_MAGIC = (b"PK\x03\x04", b"PK\x05\x06", b"\x93NUMPY")  # a zip of .npy arrays (or one .npy)
+
+
 def _npz(src: NpzSource, root: Path) -> _Images:
     path = _file(src.path, root)
+    with path.open("rb") as handle:
+        head = handle.read(8)
+    if not head.startswith(NPZ_MAGIC):  # np.load would take anything else for a pickle and say so
+        raise ImageDataError(
+            f"{src.path}: not an .npz (a zip of .npy arrays, as np.savez writes): it starts with {head!r}"
+        )
     try:
         loaded = np.load(path, allow_pickle=False)
     except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:

@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 
 from dlops.data.values import MISSING_GROUP, as_str, filled, to_str
+from dlops.errors import BadInput
 from dlops.files import write_json
 from dlops.params import ColumnRoles, PreprocessConfig, TabularAugmentConfig
 
@@ -222,8 +223,8 @@ def _classes(labels: np.ndarray, positive: str | None) -> list[str]:
         raise ValueError(f"the training split has {len(seen)} class(es) {seen}; a classifier needs 2 or more")
     if positive is None:
         return seen
-    if positive not in seen:
-        raise ValueError(
+    if positive not in seen:  # a typo in params ('>50k'): bad input, named like the data's values
+        raise BadInput(
             f"columns.positive_label: {positive!r} is not a value of the target (after str()): {seen}"
         )
     # Binary: index 1 is the positive class. Multiclass keeps sorted order.

@@ -132,6 +132,11 @@ def _jsonl_rows(text: str, where: str, wanted: dict[str, str]) -> tuple[dict[str
             if key not in record:
                 raise TextDataError(f"{where}:{number}: no key {key!r} (column {key!r} is missing)")
             value = record[key]
+            if name == "text" and not isinstance(value, str | None):  # a label may be a number; a text not
+                raise TextDataError(
+                    f"{where}:{number}: key {key!r} holds a {type(value).__name__} ({str(value)[:40]}), "
+                    "expected a string"
+                )
             columns[name].append("" if value is None else str(value))
         lines.append(number)
     return columns, lines
