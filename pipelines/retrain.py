@@ -299,7 +299,9 @@ def _run_dag(root: str, env: dict[str, str], stages: list[str] | None) -> dict[s
     from dlops.restore import outputs_kept, restore
 
     p = paths(Path(root))
-    dag.write(load_params(p.params), p)  # what dvc.yaml reads of params.yaml, as `dlops run` does
+    params = load_params(p.params)
+    dag.write(params, p)  # what dvc.yaml reads of params.yaml, as `dlops run` does
+    dag.check_inputs(params, p.root)
     order = stage_order(Path(root))
     if stages:
         unknown = sorted(set(stages) - set(order))

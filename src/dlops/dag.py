@@ -78,6 +78,18 @@ def write(params: Params, p: Paths) -> bool:
     return True
 
 
+def check_inputs(params: Params, root: Path) -> None:
+    """Stop, naming the key and the path, when a task's ingest reads a local file or folder that is not
+    there: DVC would otherwise stop on the missing dependency with its own error before any stage ran."""
+    from dlops.data.inputs import DataSourceError
+    from dlops.params.fields import input_paths
+
+    for name, task_cfg in params.tasks.items():
+        for path in input_paths(task_cfg.ingest):
+            if not (root / path).exists():
+                raise DataSourceError(f"tasks.{name}.ingest: {path}: not found (no such file or folder)")
+
+
 def check(params: Params, p: Paths) -> None:
     """Stop when dag.yaml does not say what params.yaml says (a stale DAG would miss or mistrack work)."""
     if p.dag.is_file() and p.dag.read_text(encoding="utf-8") == text(params, p.root):

@@ -84,6 +84,7 @@ def repro(root: Path | None = None, wait_s: float | None = None) -> tuple[int, l
     timeout = params.retrain.lock_timeout_s if wait_s is None else wait_s
     with workspace_lock(p.root, timeout, holder="dlops run"), tempfile.TemporaryDirectory() as tmp:
         dag.write(params, p)  # what dvc.yaml reads of params.yaml, current before DVC parses it
+        dag.check_inputs(params, p.root)
         log_file = Path(tmp) / "outcomes.jsonl"
         env = {**os.environ, OUTCOME_LOG_ENV: str(log_file)}
         interrupted: Interrupted | None = None

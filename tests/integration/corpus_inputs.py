@@ -789,7 +789,7 @@ CASES = [
     Case("params-csv-option-typo", "tabular", "ingest", (INCOME, "seperator"), csv_option_typo),
     Case("params-unknown-primary-metric", "tabular", "ingest",
          ("models.tabular-mlp.gates.primary_metric", "balanced_acuracy"), unknown_primary_metric),
-    Case("params-split-column-missing", "tabular", "ingest", (INCOME, "'fold' (split)"),
+    Case("params-split-column-missing", "tabular", "ingest", ("'fold'", "split"),  # via DVC: preprocess
          split_column_missing),
     Case("params-split-column-values", "tabular", "preprocess", ("'fold'", "['1', '2'", "not a split"),
          split_column_values),

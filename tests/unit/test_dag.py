@@ -79,3 +79,19 @@ def test_the_committed_dag_matches_the_committed_params() -> None:
 
     p = paths(REPO)
     dag.check(load_params(p.params), p)
+
+
+def test_a_missing_input_file_is_named_with_its_key_before_dvc_runs(tmp_path: Path) -> None:
+    from dlops.data.inputs import DataSourceError
+
+    raw = tiny_params()
+    raw["tasks"]["tabular"]["ingest"] = {"source": "table", "path": "data/input/income.csv"}
+    (tmp_path / "data" / "input").mkdir(parents=True)
+    (tmp_path / "data" / "input" / "income.csv").write_text("age,income\n")
+    params, p = _project(tmp_path, raw)
+    dag.check_inputs(params, p.root)  # every input is there
+
+    raw["tasks"]["tabular"]["ingest"]["test"] = {"path": "data/input/income.test"}
+    params, p = _project(tmp_path, raw)
+    with pytest.raises(DataSourceError, match=r"tasks\.tabular\.ingest: data/input/income\.test: not found"):
+        dag.check_inputs(params, p.root)
