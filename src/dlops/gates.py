@@ -32,6 +32,7 @@ GATES: dict[str, tuple[str, Op, bool]] = {
     "max_equalized_odds_difference": ("fairness/max/equalized_odds_difference", "<=", False),
     "max_class_recall_gap": ("bias/class_recall_gap", "<=", False),
     "max_overfit_gap": ("overfit/primary_gap_train_test", "<=", True),
+    "max_epsilon": ("privacy/epsilon", "<=", False),
     "max_reconstruction_gap": ("overfit/reconstruction_gap", "<=", False),
     "min_class_coverage": ("generate/class_coverage", ">=", False),
     "min_memorization_ratio": ("generate/memorization_ratio", ">=", False),

@@ -232,6 +232,7 @@ def evaluate(pair: str, root: Path | None = None) -> dict[str, Any]:
     (classifier, anomaly detector, generator); JSON for DVC, everything to MLflow."""
     from dlops import objectives, tracking
     from dlops.files import file_sha256
+    from dlops.privacy.dp import privacy_metrics
     from dlops.training.checkpoint import load_model
 
     params, p = _context(root)
@@ -245,6 +246,7 @@ def evaluate(pair: str, root: Path | None = None) -> dict[str, Any]:
     kind = kind_of(params.task(entry.task))
     splits = {split: kind.load_split(p, entry.task, split) for split in SPLITS}
     scores = objectives.evaluate(model, p, kind, entry, splits, classes, history, out)
+    scores.update(privacy_metrics(meta.get("privacy")))  # DP-SGD's spent budget (none without)
     write_json(p.eval_metrics(pair), scores)
 
     tracking.configure(p.root, params.mlflow)

@@ -184,4 +184,6 @@ def build_model(
 ) -> Any:
     """Build an `nn.Module` of `family` for inputs of `input_shape` (one sample, e.g. (F,) or (C, H, W))."""
     importlib.import_module(get_family(family).module)
-    return _BUILDERS[family](input_shape=tuple(input_shape), num_classes=num_classes, **config)
+    model = _BUILDERS[family](input_shape=tuple(input_shape), num_classes=num_classes, **config)
+    model.family = family  # errors about the model name the family params know it by
+    return model

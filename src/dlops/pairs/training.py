@@ -78,6 +78,7 @@ def train_and_record(
             train_config=entry.train.model_dump(mode="json"),
             best_epoch=result.best_epoch,
             init_from=init_from,
+            privacy=result.privacy,
         )
         save_atomic(ckpt, p.checkpoint(pair))
         write_json(p.history(pair), result.history_dict())
@@ -87,11 +88,19 @@ def train_and_record(
                 "dlops.model_sha256": sha,
                 "train.best_epoch": str(result.best_epoch),
                 "train.resumed_from_epoch": str(result.resumed_from_epoch),
+                **privacy_tags(result.privacy),
             }
         )
     p.resume_checkpoint(pair).unlink(missing_ok=True)
     warm_start_record(p, pair).unlink(missing_ok=True)
     return {"best_epoch": result.best_epoch, "epochs": len(result.history), "model_sha256": sha}
+
+
+def privacy_tags(record: dict[str, Any] | None) -> dict[str, str]:
+    """`privacy.epsilon`, `privacy.delta`, ... for a DP-SGD run; `privacy: none` otherwise."""
+    if record is None:
+        return {"privacy": "none"}
+    return {f"privacy.{key}": str(value) for key, value in record.items()}
 
 
 def warm_start(

@@ -43,7 +43,7 @@ from dlops.params.tasks_text import (
     TextValidateConfig,
     TokenizerConfig,
 )
-from dlops.params.train import TrainConfig
+from dlops.params.train import PrivacyConfig, TrainConfig
 
 __all__ = [
     "ColumnRoles",
@@ -79,6 +79,7 @@ __all__ = [
     "TextTask",
     "TextValidateConfig",
     "TokenizerConfig",
+    "PrivacyConfig",
     "TrainConfig",
     "ValidateConfig",
     "batch_source",

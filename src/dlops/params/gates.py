@@ -32,6 +32,8 @@ class GatesConfig(Strict):
     max_equalized_odds_difference: float | None = Field(None, ge=0.0, le=1.0)
     max_class_recall_gap: float | None = Field(None, ge=0.0, le=1.0)  # mean recall - worst class recall
     max_overfit_gap: float | None = Field(None, ge=0.0, le=1.0)  # |train - test| primary metric
+    # DP-SGD (train.privacy): the spent ε at the run's δ; a model trained without DP has no ε and fails it
+    max_epsilon: float | None = Field(None, gt=0.0)
     # autoencoder, vae: relative gap between validation and training reconstruction error
     max_reconstruction_gap: float | None = Field(None, ge=0.0)
     # generators: share of classes the judge recognises in samples; memorisation (1 = as far from the

@@ -4,9 +4,28 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from dlops.params.fields import InitFrom, Strict
+
+
+class PrivacyConfig(Strict):
+    """DP-SGD (privacy/dp.py, Opacus): each example's gradient is clipped to `max_grad_norm`, Gaussian
+    noise is added to every batch's sum, and an RDP accountant counts the privacy spent, as (ε, δ).
+
+    Give `target_epsilon` (the noise is chosen so that all `epochs` spend at most that) or
+    `noise_multiplier` (the noise as it is; ε is whatever the steps spend), not both."""
+
+    target_epsilon: float | None = Field(None, gt=0.0, le=1000.0)
+    noise_multiplier: float | None = Field(None, gt=0.0, le=100.0)
+    delta: float = Field(1e-5, gt=0.0, lt=1.0)  # keep it below 1 / (training rows)
+    max_grad_norm: float = Field(1.0, gt=0.0, le=1000.0)  # the per-example clipping bound C
+
+    @model_validator(mode="after")
+    def _one_noise_source(self) -> PrivacyConfig:
+        if (self.target_epsilon is None) == (self.noise_multiplier is None):
+            raise ValueError("set exactly one of target_epsilon and noise_multiplier")
+        return self
 
 
 class TrainConfig(Strict):
@@ -44,3 +63,5 @@ class TrainConfig(Strict):
     init_from: InitFrom | None = None
     freeze: list[str] = Field(default_factory=list)  # parameter-name prefixes kept as loaded; needs init_from
     head_lr: float | None = Field(None, gt=0.0, le=10.0)  # the `head` module's learning rate; null = lr
+    # differential privacy: DP-SGD with a privacy budget (PrivacyConfig); null = ordinary training
+    privacy: PrivacyConfig | None = None

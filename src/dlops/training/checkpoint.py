@@ -54,10 +54,11 @@ def model_checkpoint(
     train_config: dict[str, Any],
     best_epoch: int,
     init_from: dict[str, Any] | None = None,
+    privacy: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The final, self-describing model file (docs/pipeline.md, "File formats"). `init_from` (a warm
-    start's parent: its registered URI, run, sha256 and what was loaded) is written only when given, so a
-    cold start's file stays byte-identical."""
+    start's parent: its registered URI, run, sha256 and what was loaded) and `privacy` (DP-SGD's spent
+    ε at δ, noise, clipping and steps) are written only when given, so other files stay byte-identical."""
     ckpt = {
         "format": FORMAT,
         "pair": pair,
@@ -73,6 +74,8 @@ def model_checkpoint(
     }
     if init_from is not None:
         ckpt["init_from"] = init_from
+    if privacy is not None:
+        ckpt["privacy"] = privacy
     return ckpt
 
 

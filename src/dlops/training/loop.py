@@ -52,6 +52,7 @@ class TrainResult:
     best_epoch: int = 0
     stopped_early: bool = False
     resumed_from_epoch: int | None = None
+    privacy: dict[str, Any] | None = None  # DP-SGD: ε, δ, noise and steps (privacy/dp.py); None without
 
     def history_dict(self) -> dict[str, Any]:
         return {"epochs": self.history, "best_epoch": self.best_epoch, "stopped_early": self.stopped_early}
@@ -121,7 +122,11 @@ def train(
     early_stopping = getattr(model, "early_stopping", True)
     batch_gen = torch.Generator().manual_seed(cfg.seed)  # the same global batch order on every rank
     aug_gen = torch.Generator().manual_seed(world.seed(cfg.seed) + 1)
-    use_amp = cfg.amp and device.type == "cuda"
+    use_amp = cfg.amp and device.type == "cuda" and cfg.privacy is None  # DP-SGD trains in fp32
+    forward: nn.Module = model
+    private = None
+    if cfg.privacy is not None:
+        forward, private = _make_private(model, optimizers, cfg, len(train_split), weights, augment, world)
 
     state = _fresh_state(model)
     resumed_from = None
@@ -135,9 +140,10 @@ def train(
             aug_gen.set_state(resumed["aug_rng"])
             torch.set_rng_state(resumed["torch_rng"])
             state = {key: resumed[key] for key in state}
+            if private is not None:
+                private.restore(resumed["privacy"])
             resumed_from = int(resumed["epoch"])
             log.info("resuming from %s at epoch %d", resume_path, resumed_from)
-    forward = model
     if world.parallel:
         if getattr(model, "training_step", None) is None:
             forward = distributed.wrap(model, device)  # broadcasts rank 0's weights
@@ -166,7 +172,18 @@ def train(
             for group, base in zip(opt.param_groups, lrs, strict=True):
                 group["lr"] = base * factor
         batch_losses = _train_one_epoch(
-            model, forward, optimizers, train_split, weights, cfg, batch_gen, aug_gen, augment, use_amp, world
+            model,
+            forward,
+            optimizers,
+            train_split,
+            weights,
+            cfg,
+            batch_gen,
+            aug_gen,
+            augment,
+            use_amp,
+            world,
+            private,
         )
         scores = _evaluate_epoch(model, train_eval, val_split, use_amp, cfg.compile, world)
         train_eval_loss, train_acc, val_loss, val_acc = scores
@@ -176,6 +193,8 @@ def train(
         if train_acc is not None and val_acc is not None:
             row.update({"train/accuracy": round(train_acc, 6), "val/accuracy": round(val_acc, 6)})
         row["lr"] = round(cfg.lr * factor, 8)
+        if private is not None:  # the budget spent so far, at train.privacy.delta
+            row["privacy/epsilon"] = round(private.epsilon(), 6)
         state["history"].append(row)
         # lower is better: the loss, or minus the accuracy (`train.monitor`; models without one use the loss)
         monitored = -val_acc if cfg.monitor == "val_accuracy" and val_acc is not None else val_loss
@@ -194,8 +213,11 @@ def train(
             logger.log_epoch({k: v for k, v in row.items() if k != "epoch"}, step=epoch + 1)
         progress.update(row, time.perf_counter() - started)
         if resume_path is not None and world.is_main:
-            _save_resume(resume_path, fingerprint, model, optimizers, batch_gen, aug_gen, state)
+            extra = {} if private is None else {"privacy": private.state()}
+            _save_resume(resume_path, fingerprint, model, optimizers, batch_gen, aug_gen, {**state, **extra})
     progress.close()
+    if private is not None:
+        private.close()
 
     finished = state["epoch"] >= cfg.epochs or (early_stopping and state["bad_epochs"] >= cfg.patience)
     best = state["best_model"] if state["best_model"] is not None else _cpu_state(model)
@@ -207,7 +229,44 @@ def train(
         best_epoch=int(state["best_epoch"]),
         stopped_early=finished and state["epoch"] < cfg.epochs,
         resumed_from_epoch=resumed_from,
+        privacy=None if private is None else private.record(),
     )
+
+
+def _make_private(
+    model: nn.Module,
+    optimizers: list[torch.optim.Optimizer],
+    cfg: TrainConfig,
+    rows: int,
+    weights: torch.Tensor | None,
+    augment: BatchAugment | None,
+    world: distributed.World,
+) -> tuple[nn.Module, Any]:
+    """`train.privacy`: the module to call (Opacus' per-example gradients) and the DP-SGD state;
+    optimizers[0] becomes the DP optimizer (clip each example's gradient, add noise)."""
+    from dlops.privacy import dp
+
+    assert cfg.privacy is not None
+    name = str(getattr(model, "family", type(model).__name__))
+    dp.refuse_unsupported(
+        family=name,
+        stepped=getattr(model, "training_step", None) is not None,
+        sample_weights=weights is not None,
+        augment=augment is not None,
+        compiled=cfg.compile,
+        parallel=world.parallel,
+    )
+    dp.check_compatible(model, name)
+    forward, optimizers[0], private = dp.make_private(
+        model,
+        optimizers[0],
+        cfg.privacy,
+        rows=rows,
+        batch_size=cfg.batch_size,
+        epochs=cfg.epochs,
+        seed=cfg.seed,
+    )
+    return forward, private
 
 
 def _optimizers(model: nn.Module, cfg: TrainConfig) -> list[torch.optim.Optimizer]:
@@ -237,6 +296,7 @@ def _train_one_epoch(
     augment: BatchAugment | None,
     use_amp: bool,
     world: distributed.World,
+    private: Any = None,
 ) -> dict[str, float]:
     """One pass over shuffled global batches (each rank takes its shard; `forward` is the DDP wrapper
     when there are several); returns the sample-weighted mean of each batch loss over all ranks.
@@ -263,9 +323,13 @@ def _train_one_epoch(
                 _, loss = forward(xb, yb, wb)
             optimizers[0].zero_grad(set_to_none=True)
             loss.backward()
-            if cfg.grad_clip > 0:
-                nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-            optimizers[0].step()
+            if private is not None:  # DP-SGD clips each example's gradient instead, then adds noise
+                optimizers[0].step()
+                private.step()
+            else:
+                if cfg.grad_clip > 0:
+                    nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+                optimizers[0].step()
             losses = {"loss": loss.detach()}
         for name, value in losses.items():
             weighted = torch.as_tensor(value, dtype=torch.float64, device=data.device) * len(idx)

@@ -1,0 +1,109 @@
+"""DP-SGD in the training loop (privacy/dp.py): the budget spent, determinism, resume, refusals."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from dlops.models.registry import build_model
+from dlops.params import PrivacyConfig, TrainConfig
+from dlops.privacy.dp import PrivacyError, privacy_metrics
+from dlops.training.loop import train
+
+
+def _data(n: int = 600, seed: int = 0) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(n, 6)).astype(np.float32)
+    y = (x[:, 0] + 0.5 * x[:, 1] - x[:, 2] > 0).astype(np.int64)
+    cut = int(0.8 * n)
+    return {"train": (x[:cut], y[:cut]), "val": (x[cut:], y[cut:])}
+
+
+def _model(batch_norm: bool = False, seed: int = 0) -> torch.nn.Module:
+    torch.manual_seed(seed)
+    config = {"hidden_sizes": [16], "dropout": 0.0, "batch_norm": batch_norm}
+    return build_model("mlp", input_shape=(6,), num_classes=2, config=config)
+
+
+PRIVATE = PrivacyConfig(target_epsilon=3.0, delta=1e-4, max_grad_norm=1.0)
+CFG = TrainConfig(epochs=6, batch_size=64, lr=0.02, patience=20, device="cpu", seed=3, privacy=PRIVATE)
+
+
+def test_dp_sgd_learns_within_its_target_epsilon_and_logs_it_every_epoch() -> None:
+    result = train(_model(), _data(), CFG)
+    spent = [row["privacy/epsilon"] for row in result.history]
+    assert spent == sorted(spent) and spent[0] > 0  # the budget only grows
+    assert result.privacy is not None
+    assert result.privacy["epsilon"] == pytest.approx(spent[-1], abs=1e-6)
+    assert 2.5 < result.privacy["epsilon"] <= 3.0 + 1e-3  # the noise was chosen for the target
+    assert result.privacy["steps"] == 6 * 8  # 480 rows in batches of 64: 8 steps an epoch
+    assert result.privacy["delta"] == 1e-4 and result.privacy["noise_multiplier"] > 0.5
+    assert result.history[-1]["val/accuracy"] > 0.8
+    assert not any(hasattr(p, "grad_sample") for p in result.model.parameters())  # hooks gone
+    metrics = privacy_metrics(result.privacy)
+    assert metrics["privacy/epsilon"] == result.privacy["epsilon"]
+    assert set(metrics) == {
+        f"privacy/{k}" for k in ("epsilon", "delta", "noise_multiplier", "max_grad_norm", "steps")
+    }
+
+
+def test_more_noise_spends_less_and_a_given_noise_multiplier_is_used_as_is() -> None:
+    noisy = CFG.model_copy(update={"privacy": PrivacyConfig(noise_multiplier=4.0, delta=1e-4)})
+    result = train(_model(), _data(), noisy)
+    assert result.privacy is not None and result.privacy["noise_multiplier"] == 4.0
+    assert result.privacy["epsilon"] < 1.0
+
+
+def test_dp_training_is_deterministic_and_resumes_to_the_same_weights(tmp_path: Path) -> None:
+    whole = train(_model(), _data(), CFG)
+    again = train(_model(), _data(), CFG)
+    for key, value in whole.model.state_dict().items():
+        assert torch.equal(value, again.model.state_dict()[key]), key
+    resume = tmp_path / "last.pt"
+    train(_model(), _data(), CFG, resume_path=resume, fingerprint="f", max_epochs=2)
+    resumed = train(_model(seed=9), _data(), CFG, resume_path=resume, fingerprint="f")
+    assert resumed.resumed_from_epoch == 2
+    assert resumed.history == whole.history
+    assert resumed.privacy == whole.privacy
+    for key, value in whole.model.state_dict().items():
+        assert torch.equal(value, resumed.model.state_dict()[key]), key
+
+
+def test_noise_changes_the_weights_against_ordinary_training() -> None:
+    plain = train(_model(), _data(), CFG.model_copy(update={"privacy": None}))
+    private = train(_model(), _data(), CFG)
+    assert plain.privacy is None and "privacy/epsilon" not in plain.history[-1]
+    assert not torch.equal(plain.model.state_dict()["head.weight"], private.model.state_dict()["head.weight"])
+
+
+def test_batch_norm_is_refused_naming_the_family_the_layer_and_the_fix() -> None:
+    with pytest.raises(PrivacyError, match=r"family 'mlp'.*BatchNorm.*model.batch_norm: false"):
+        train(_model(batch_norm=True), _data(), CFG)
+
+
+def test_an_lstm_is_refused_naming_the_family() -> None:
+    model = build_model("rnn", input_shape=(12,), num_classes=2, config={"cell": "lstm", "vocab_size": 50})
+    ids = np.random.default_rng(0).integers(1, 50, size=(40, 12))
+    data = {"train": (ids, np.arange(40) % 2), "val": (ids[:8], np.arange(8) % 2)}
+    with pytest.raises(PrivacyError, match=r"family 'rnn'.*LSTM"):
+        train(model, data, CFG)
+
+
+def test_weights_augmentation_and_compile_are_refused_by_their_keys() -> None:
+    weights = np.ones(480, dtype=np.float32)
+    with pytest.raises(PrivacyError, match="train.reweigh"):
+        train(_model(), _data(), CFG, sample_weights=weights)
+    with pytest.raises(PrivacyError, match="train.augment"):
+        train(_model(), _data(), CFG, augment=lambda x, y, g: (x, y))
+    with pytest.raises(PrivacyError, match="train.compile"):
+        train(_model(), _data(), CFG.model_copy(update={"compile": True}))
+
+
+def test_privacy_params_need_exactly_one_noise_source() -> None:
+    with pytest.raises(ValueError, match="exactly one of target_epsilon and noise_multiplier"):
+        PrivacyConfig(delta=1e-5)
+    with pytest.raises(ValueError, match="exactly one"):
+        PrivacyConfig(target_epsilon=1.0, noise_multiplier=1.0)
