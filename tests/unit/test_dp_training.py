@@ -107,3 +107,41 @@ def test_privacy_params_need_exactly_one_noise_source() -> None:
         PrivacyConfig(delta=1e-5)
     with pytest.raises(ValueError, match="exactly one"):
         PrivacyConfig(target_epsilon=1.0, noise_multiplier=1.0)
+
+
+def test_max_epsilon_passes_a_budget_within_it_and_fails_a_model_without_one() -> None:
+    from dlops.gates import decide
+    from dlops.params import GatesConfig
+
+    gates = GatesConfig(primary_metric="accuracy", min_primary=0.5, max_epsilon=3.0)
+    within = decide({"test/accuracy": 0.9, "privacy/epsilon": 2.2}, gates, None)
+    over = decide({"test/accuracy": 0.9, "privacy/epsilon": 3.5}, gates, None)
+    without = decide({"test/accuracy": 0.9}, gates, None)
+    assert within.promote and not over.promote and not without.promote
+    assert [c.name for c in over.failed] == ["max_epsilon"] and [c.value for c in without.failed] == [None]
+
+
+def test_the_checkpoint_and_the_registered_version_carry_the_budget(tmp_path: Path) -> None:
+    from dlops.privacy.dp import version_tags
+    from dlops.training.checkpoint import load_model, model_checkpoint, save_atomic
+
+    result = train(_model(), _data(), CFG.model_copy(update={"epochs": 2}))
+    ckpt = model_checkpoint(
+        model=result.model,
+        pair="p",
+        task="t",
+        family="mlp",
+        model_config={"hidden_sizes": [16], "dropout": 0.0, "batch_norm": False},
+        input_shape=(6,),
+        classes=["0", "1"],
+        train_config=CFG.model_dump(mode="json"),
+        best_epoch=result.best_epoch,
+        privacy=result.privacy,
+    )
+    save_atomic(ckpt, tmp_path / "model.pt")
+    _, meta = load_model(tmp_path / "model.pt")
+    assert meta["privacy"] == result.privacy and meta["privacy"]["steps"] == 16
+    tags = version_tags(privacy_metrics(meta["privacy"]))
+    assert tags["privacy"] == "dp-sgd" and float(tags["privacy.epsilon"]) == result.privacy["epsilon"]
+    assert tags["privacy.delta"] == "0.0001"
+    assert version_tags({"test/accuracy": 0.9}) == {"privacy": "none"}

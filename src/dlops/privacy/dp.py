@@ -17,13 +17,14 @@ import logging
 import math
 import warnings
 from dataclasses import dataclass, field
-from typing import Any
-
-import torch
-from torch import nn
+from typing import TYPE_CHECKING, Any
 
 from dlops.errors import BadInput
 from dlops.params import PrivacyConfig
+
+if TYPE_CHECKING:  # torch and Opacus load only where a model trains
+    import torch
+    from torch import nn
 
 log = logging.getLogger(__name__)
 # Opacus' hooks fire on the first layer, whose input needs no gradient; its RDP solver notes when the
@@ -135,6 +136,7 @@ def make_private(
 ) -> tuple[nn.Module, torch.optim.Optimizer, PrivateTraining]:
     """(the module to call forward on, the DP optimizer, the run's privacy state). The noise comes from
     a generator seeded with `seed`, so a CPU run is reproducible and resumable."""
+    import torch
     from opacus import GradSampleModule
     from opacus.accountants.utils import get_noise_multiplier
     from opacus.optimizers import DPOptimizer
@@ -186,3 +188,15 @@ def privacy_metrics(record: dict[str, Any] | None) -> dict[str, float]:
         return {}
     keys = ("epsilon", "delta", "noise_multiplier", "max_grad_norm", "steps")
     return {f"privacy/{key}": float(record[key]) for key in keys}
+
+
+def version_tags(scores: dict[str, Any]) -> dict[str, str]:
+    """The registered version's tags: `privacy.epsilon` and `privacy.delta` for DP-SGD, else
+    `privacy: none` (no differential-privacy guarantee)."""
+    if "privacy/epsilon" not in scores:
+        return {"privacy": "none"}
+    return {
+        "privacy": "dp-sgd",
+        "privacy.epsilon": str(scores["privacy/epsilon"]),
+        "privacy.delta": str(scores["privacy/delta"]),
+    }
