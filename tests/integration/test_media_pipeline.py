@@ -12,7 +12,14 @@ from tests.integration.test_pipeline import client, dvc
 
 pytestmark = pytest.mark.slow
 
-IMAGE_MODELS = ["images-autoencoder", "images-cnn", "images-gan", "images-mlp", "images-vae"]
+IMAGE_MODELS = [
+    "images-autoencoder",
+    "images-cnn",
+    "images-gan",
+    "images-mlp",
+    "images-mlp-private",
+    "images-vae",
+]
 TEXT_MODELS = ["text-mlp", "text-rnn", "text-transformer"]
 
 
@@ -33,6 +40,26 @@ def test_every_image_family_is_registered_with_its_gates(images_project: Path) -
         assert version.tags["decision"] == "promoted", pair
         assert version.tags["gate.min_primary.passed"] == "true", pair
         assert "git.commit" in version.tags and "data.version" in version.tags
+
+
+def test_the_private_twin_is_registered_with_its_budget_in_tags_metrics_and_history(
+    images_project: Path,
+) -> None:
+    import json
+
+    registry = client(images_project)
+    private = registry.get_model_version_by_alias("dlops-images-mlp-private", "champion")
+    epsilon = float(private.tags["privacy.epsilon"])
+    assert 0 < epsilon <= 3.0 and private.tags["privacy.delta"] == "1e-05"
+    assert private.tags["gate.max_epsilon.passed"] == "true"
+    plain = registry.get_model_version_by_alias("dlops-images-mlp", "champion")
+    assert plain.tags["privacy"] == "none" and "privacy.epsilon" not in plain.tags
+    reports = images_project / "reports"
+    metrics = json.loads((reports / "evaluate/images-mlp-private/metrics.json").read_text())
+    assert metrics["privacy/epsilon"] == epsilon and metrics["privacy/steps"] > 0
+    history = json.loads((reports / "train/images-mlp-private/history.json").read_text())["epochs"]
+    spent = [row["privacy/epsilon"] for row in history]
+    assert spent == sorted(spent) and spent[-1] == epsilon
 
 
 def test_each_pyfunc_serves_its_kind(images_project: Path) -> None:
