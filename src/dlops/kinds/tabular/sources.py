@@ -17,7 +17,6 @@ from dlops.data.inputs import DataSourceError
 from dlops.data.splitting import GIVEN_SPLIT, with_given_test
 from dlops.data.tables import load_table
 from dlops.params import ColumnRoles, SyntheticIncomeSource, TableSource, TabularTask
-from dlops.privacy.pseudonyms import protect_identifiers
 
 RECORD = "__record"  # a hash of the whole source row, ignored columns included: exact duplicate records
 
@@ -123,5 +122,7 @@ def check_columns(
             f"{where}: column(s) {undeclared} not declared in params.yaml; give each a role under "
             "tasks.<task>.columns (list it in columns.ignored to drop it)"
         )
+    from dlops.privacy.pseudonyms import protect_identifiers
+
     keep = [c for c in df.columns if c in declared and c not in set(columns.ignored)]
     return protect_identifiers(df.loc[:, keep], columns.identifiers)
