@@ -126,7 +126,9 @@ def run_suite(
             gx.ValidationDefinition(name=f"{suite['name']}-validation", data=batch, suite=gx_suite)
         )
         result = definition.run(batch_parameters={"dataframe": df}, result_format=RESULT_FORMAT)
+        found = _detectors(cfg)
         if staging is not None and docs_dir is not None:
+            _mask_stored_results(context, found)
             context.build_data_docs(site_names=["dlops"])
             _replace_dir(staging, docs_dir)
             staging = None
@@ -134,7 +136,6 @@ def run_suite(
         if staging is not None:
             shutil.rmtree(staging, ignore_errors=True)
 
-    found = _detectors(cfg)
     keyed = [_summarize(r.to_json_dict(), df, found) for r in result.results]
     keyed.sort(key=lambda pair: (pair[1]["expectation"], pair[1]["column"] or "", pair[0]))
     return recounted({"row_count": len(df), "results": [row for _, row in keyed]})
@@ -230,6 +231,23 @@ def _ephemeral_context(docs_base: Path | None) -> Any:
         progress_bars=ProgressBarsConfig(globally=False),
     )
     return gx.get_context(project_config=config, mode="ephemeral")
+
+
+def _mask_stored_results(context: Any, found: tuple[Any, ...]) -> None:
+    """Data Docs show the stored results' unexpected values: mask the identifiers in them (`pii.mask`)."""
+    store = context.validation_results_store
+    for key in store.list_keys():
+        stored = store.get(key)
+        for expectation in stored.results:
+            res = expectation.result or {}
+            if "partial_unexpected_list" in res:
+                res["partial_unexpected_list"] = masked(res["partial_unexpected_list"], found)
+            if "partial_unexpected_counts" in res:
+                counts = res["partial_unexpected_counts"]
+                res["partial_unexpected_counts"] = [{**c, "value": masked(c["value"], found)} for c in counts]
+            if "observed_value" in res:
+                res["observed_value"] = masked(res["observed_value"], found)
+        store.set(key, stored)
 
 
 def _staging_dir(docs_dir: Path) -> Path:
