@@ -103,7 +103,7 @@ def test_identifiers_in_free_text_stop_validate_or_warn_and_never_leak(
     with pytest.raises(DataValidationError) as err:  # (a) critical: stops, naming column, kind, count
         stages.validate("tabular", root)
     message = str(err.value)
-    assert "column 'note': 20 row(s) (10.0%) hold a email" in message
+    assert "column 'note': 20 row(s) (10.0%) hold an email" in message
     assert "column 'note': 12 row(s) (6.0%) hold a card" in message
     summary = json.loads((root / "reports" / "validate" / "tabular" / "summary.json").read_text())
     assert {(f["column"], f["kind"], f["rows"]) for f in summary["pii"]} == {
@@ -116,7 +116,7 @@ def test_identifiers_in_free_text_stop_validate_or_warn_and_never_leak(
     caplog.clear()
     passed: dict[str, Any] = stages.validate("tabular", root)
     assert passed["success"] and passed["failed_warning"] == 2
-    assert "hold a email" in caplog.text and "hold a card" in caplog.text
+    assert "hold an email" in caplog.text and "hold a card" in caplog.text
 
     raw_values = [*EMAILS, *CARDS, *[c.replace(" ", "").replace("-", "") for c in CARDS]]
     # data/raw is the table as given (a warning accepts it); the input file is the user's

@@ -89,7 +89,7 @@ def test_critical_findings_stop_naming_column_kind_and_count_never_the_value() -
         raise_on_failure(summary, "data/raw/t.parquet")
     message = str(err.value)
     assert "failed 2 critical expectations" in message
-    assert "pii_screen [column 'note']: column 'note': 2 row(s) (50.0%) hold a email" in message
+    assert "pii_screen [column 'note']: column 'note': 2 row(s) (50.0%) hold an email" in message
     assert EMAIL not in message and "4111" not in message
 
 

@@ -108,7 +108,9 @@ class Finding:
 
     def describe(self) -> str:
         share = f"{self.share:.1%}"
-        return f"column {self.column!r}: {self.rows} row(s) ({share}) hold a {self.kind} (values masked)"
+        article = "an" if self.kind[:1].lower() in "aeiou" else "a"
+        what = f"{article} {self.kind}"
+        return f"column {self.column!r}: {self.rows} row(s) ({share}) hold {what} (values masked)"
 
 
 def screen(
