@@ -51,6 +51,12 @@ def test_a_bad_national_id_pattern_names_its_key(tmp_path: Path) -> None:
         _load(tmp_path, raw)
 
 
+def test_a_national_id_pattern_that_matches_the_empty_string_is_refused(tmp_path: Path) -> None:
+    raw = tiny_params(**{"tasks.tabular.validate.pii": {"national_ids": {"any": r"\d*"}}})
+    with pytest.raises(ConfigError, match=r"national_ids\.any: .* matches the empty string"):
+        _load(tmp_path, raw)
+
+
 def test_severity_is_one_of_three(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match=r"tasks\.tabular\.validate\.pii\.severity"):
         _load(tmp_path, tiny_params(**{"tasks.tabular.validate.pii": {"severity": "loud"}}))

@@ -161,9 +161,11 @@ class TableFile(Strict):
 def _regex(value: str) -> str:
     """A pattern Python's `re` compiles (a declared national-ID shape for the PII screen)."""
     try:
-        re.compile(value)
+        pattern = re.compile(value)
     except re.error as exc:
         raise ValueError(f"not a valid regular expression ({exc}): {value!r}") from None
+    if pattern.fullmatch(""):
+        raise ValueError(f"{value!r} matches the empty string, so it would flag every text")
     return value
 
 
