@@ -124,10 +124,11 @@ def check_batch(batch: Batch, task_cfg: TaskConfig, p: Paths, min_rows: int) -> 
 
 def _fail(summary: dict[str, Any], check: str, detail: str) -> None:
     """Add one failed critical check of the batch as a whole to a validation summary."""
-    summary["success"] = False
-    summary["failed_critical"] += 1
+    from dlops.data.validation import recounted
+
     row = {"expectation": check, "column": None, "success": False, "severity": "critical", "detail": detail}
     summary["results"].append(row)
+    summary.update(recounted(summary))
 
 
 def _accepted_data(p: Paths, task: str) -> pd.DataFrame:

@@ -19,7 +19,7 @@ MASK = "***"
 # Anywhere in a key: unambiguous words. `token` and `auth` only as the key's last word, so that
 # `api_token`, `auth` and `basic_auth` are secret while `token_dropout`, `tokenizer` and `author` are not.
 _SECRET_WORDS = re.compile(
-    r"pass(word|wd)|secret|credential|api_?key|access_?key|private_?key|authorization"
+    r"pass(word|wd)|secret|credential|api_?key|access_?key|private_?key|pseudonym_?key|authorization"
     r"|(^|_)(o?auth|[a-z]*token)$"
 )
 _CAMEL = re.compile(r"([a-z0-9])([A-Z])")

@@ -180,6 +180,27 @@ def test_data_docs_are_written_and_replaced(
     assert summary == clean_summary
 
 
+def test_identifiers_among_unexpected_values_are_masked_in_the_summary_and_data_docs(
+    tmp_path: Path, table: pd.DataFrame, suite: dict[str, Any]
+) -> None:
+    bad = table.copy()
+    bad.loc[:59, "workclass"] = "jane.doe@example.com"
+    bad.loc[60:119, "occupation"] = "card 4111 1111 1111 1111"
+    summary = validate_table(bad, suite, COLUMNS, CFG, docs_dir=tmp_path / "docs")
+    shown = {r["column"]: r["unexpected_examples"] for r in summary["results"] if not r["success"]}
+    assert shown == {"workclass": ["<email>"], "occupation": ["card <card>"]}
+    pages = [p.read_text() for p in (tmp_path / "docs").rglob("*.html")]
+    assert not any("jane.doe" in page or "4111 1111" in page for page in pages)
+
+
+def test_a_drafted_suite_holds_no_identifier_in_its_category_sets(table: pd.DataFrame) -> None:
+    noted = table.assign(
+        workclass=[f"mail {i}@example.com" if i < 5 else "Private" for i in range(len(table))]
+    )
+    drafted = json.dumps(draft_suite(noted, COLUMNS, CFG, name="tabular"))
+    assert "@example.com" not in drafted and "Private" not in drafted  # no set for that column at all
+
+
 def test_draft_names_missing_declared_columns(table: pd.DataFrame) -> None:
     with pytest.raises(ValueError, match="occupation"):
         draft_suite(table.drop(columns="occupation"), COLUMNS, CFG, name="tabular")

@@ -297,7 +297,7 @@ def test_the_webhook_must_be_http(tmp_path: Path) -> None:
     "key",
     ["password", "DB_PASSWORD", "passwd", "client_secret", "apiToken", "api_key", "X-Api-Key", "apikey",
      "AWS_SECRET_ACCESS_KEY", "private_key", "credentials", "auth", "basic_auth", "Authorization",
-     "MLFLOW_TRACKING_TOKEN", "db.password"],
+     "MLFLOW_TRACKING_TOKEN", "db.password", "DLOPS_PSEUDONYM_KEY"],
 )  # fmt: skip
 def test_secret_looking_keys(key: str) -> None:
     assert redact.is_secret_key(key)

@@ -126,7 +126,9 @@ def run_suite(
             gx.ValidationDefinition(name=f"{suite['name']}-validation", data=batch, suite=gx_suite)
         )
         result = definition.run(batch_parameters={"dataframe": df}, result_format=RESULT_FORMAT)
+        found = _detectors(cfg)
         if staging is not None and docs_dir is not None:
+            _mask_stored_results(context, found)
             context.build_data_docs(site_names=["dlops"])
             _replace_dir(staging, docs_dir)
             staging = None
@@ -134,19 +136,32 @@ def run_suite(
         if staging is not None:
             shutil.rmtree(staging, ignore_errors=True)
 
-    keyed = [_summarize(r.to_json_dict(), df) for r in result.results]
+    keyed = [_summarize(r.to_json_dict(), df, found) for r in result.results]
     keyed.sort(key=lambda pair: (pair[1]["expectation"], pair[1]["column"] or "", pair[0]))
-    rows = [row for _, row in keyed]
+    return recounted({"row_count": len(df), "results": [row for _, row in keyed]})
+
+
+def recounted(summary: dict[str, Any]) -> dict[str, Any]:
+    """The summary with `success`, `evaluated`, `failed_critical` and `failed_warning` counted from its
+    `results` rows (`success`: no critical row failed; a failed "warning" or "info" row is a warning)."""
+    rows = summary["results"]
     failed = [r for r in rows if not r["success"]]
     failed_critical = sum(r["severity"] == CRITICAL for r in failed)
-    return {
+    counts = {
         "success": failed_critical == 0,
         "evaluated": len(rows),
         "failed_critical": failed_critical,
         "failed_warning": len(failed) - failed_critical,
-        "row_count": len(df),
-        "results": rows,
     }
+    return {**summary, **counts}
+
+
+def _detectors(cfg: ValidateParams) -> tuple[Any, ...]:
+    """The PII detectors that mask the values a summary shows (with the task's declared national IDs)."""
+    from dlops.privacy.pii import detectors
+
+    pii = getattr(cfg, "pii", None)
+    return detectors(pii.national_ids if pii is not None else None)
 
 
 def _normalized(suite: dict[str, Any]) -> dict[str, Any]:
@@ -218,6 +233,23 @@ def _ephemeral_context(docs_base: Path | None) -> Any:
     return gx.get_context(project_config=config, mode="ephemeral")
 
 
+def _mask_stored_results(context: Any, found: tuple[Any, ...]) -> None:
+    """Data Docs show the stored results' unexpected values: mask the identifiers in them (`pii.mask`)."""
+    store = context.validation_results_store
+    for key in store.list_keys():
+        stored = store.get(key)
+        for expectation in stored.results:
+            res = expectation.result or {}
+            if "partial_unexpected_list" in res:
+                res["partial_unexpected_list"] = masked(res["partial_unexpected_list"], found)
+            if "partial_unexpected_counts" in res:
+                counts = res["partial_unexpected_counts"]
+                res["partial_unexpected_counts"] = [{**c, "value": masked(c["value"], found)} for c in counts]
+            if "observed_value" in res:
+                res["observed_value"] = masked(res["observed_value"], found)
+        store.set(key, stored)
+
+
 def _staging_dir(docs_dir: Path) -> Path:
     docs_dir.parent.mkdir(parents=True, exist_ok=True)
     return Path(tempfile.mkdtemp(prefix=f".{docs_dir.name}.", dir=docs_dir.parent))
@@ -236,32 +268,37 @@ def _replace_dir(new: Path, target: Path) -> None:
 
 
 # ------------------------------------------------------------------------------------------- summaries
-def _summarize(result: dict[str, Any], df: pd.DataFrame) -> tuple[str, dict[str, Any]]:
-    """(a sort key that tells apart same-type checks on one column, the summary row)."""
+def _summarize(
+    result: dict[str, Any], df: pd.DataFrame, found: tuple[Any, ...] = ()
+) -> tuple[str, dict[str, Any]]:
+    """(a sort key that tells apart same-type checks on one column, the summary row); the values it
+    shows are masked by the PII detectors `found` (all built-in ones when none are given)."""
     config = result["expectation_config"]
     expectation_type, kwargs = config["type"], config["kwargs"]
     res = result.get("result") or {}
     column = kwargs.get("column")
     absent = [c for c in (kwargs.get("column_list") or [column]) if c is not None and c not in df.columns]
     error = _exception_message(result.get("exception_info") or {})
-    examples = _examples(res.get("partial_unexpected_list") or [])
+    examples = _examples(res.get("partial_unexpected_list") or [], found)
     if (
         expectation_type == "expect_column_values_to_be_in_type_list"
         and not result["success"]
         and column in df
     ):
-        examples = _examples(_not_numeric(df[column]))  # the values that made a numeric column text
+        # the values that made a numeric column text
+        examples = _examples(_not_numeric(df[column]), found)
     percent = res.get("unexpected_percent")
     percent = None if percent is None else round(float(percent), 4)
     if absent:
         observed: Any = "column missing" if column else f"columns missing: {', '.join(absent)}"
     elif error and (odd := _odd_columns(df, kwargs.get("column_list") or [column])):
         # GE could not evaluate it: say what the column holds, not GE's internal error
-        observed = "not evaluated: " + "; ".join(f"column {c!r} holds {_value_kinds(df[c])}" for c in odd)
+        held = "; ".join(f"column {c!r} holds {_value_kinds(df[c])}" for c in odd)
+        observed = "not evaluated: " + masked(held, found)
     elif error:
         observed = f"error: {error}"
     elif "observed_value" in res:
-        observed = json_safe(res["observed_value"])
+        observed = masked(json_safe(res["observed_value"]), found)
     elif "unexpected_count" in res:
         observed = {k: res[k] for k in ("element_count", "missing_count", "unexpected_count") if k in res}
     else:
@@ -284,7 +321,8 @@ def _summarize(result: dict[str, Any], df: pd.DataFrame) -> tuple[str, dict[str,
         else _detail(expectation_type, kwargs, observed, percent, examples, unevaluated)
     )
     if not row["success"] and not unevaluated and column in df and _holds_containers(df[column]):
-        row["detail"] += f"; column {column!r} holds {_value_kinds(df[column])}, not single values"
+        held = masked(_value_kinds(df[column]), found)
+        row["detail"] += f"; column {column!r} holds {held}, not single values"
     return json.dumps(json_safe(kwargs), sort_keys=True), row
 
 
@@ -327,16 +365,30 @@ def _exception_message(info: dict[str, Any]) -> str | None:
     return None
 
 
-def _examples(values: list[Any]) -> list[Any]:
+def _examples(values: list[Any], found: tuple[Any, ...] = ()) -> list[Any]:
+    """Up to five distinct values, JSON-safe, with any e-mail, card number, ... in them masked."""
     seen: dict[str, Any] = {}
     for value in values:
         # infinity is JSON-safe as text; json_safe would turn it into None, which reads as "missing"
         infinite = isinstance(value, float) and math.isinf(value)
-        plain = str(value) if infinite else json_safe(value)
+        plain = masked(str(value) if infinite else json_safe(value), found)
         seen.setdefault(json.dumps(plain, sort_keys=True), plain)
         if len(seen) == EXAMPLES:
             break
     return list(seen.values())
+
+
+def masked(value: Any, found: tuple[Any, ...] = ()) -> Any:
+    """`value` (JSON-safe) with every identifier in its strings replaced by `<kind>` (`pii.mask`)."""
+    from dlops.privacy.pii import mask
+
+    if isinstance(value, str):
+        return mask(value, found)
+    if isinstance(value, list):
+        return [masked(v, found) for v in value]
+    if isinstance(value, dict):
+        return {k: masked(v, found) for k, v in value.items()}
+    return value
 
 
 def _detail(
@@ -475,8 +527,9 @@ def _offending(frame: pd.DataFrame, row: dict[str, Any]) -> pd.Series | None:
 
 # ------------------------------------------------------------------------------------------------ gate
 def drafted_params(validate_cfg: Any) -> dict[str, Any]:
-    """The `validate` params a suite's limits are drafted from, kept in its meta (`dlops.validate`)."""
-    return dict(validate_cfg.model_dump(mode="json", exclude={"suite", "draft_if_missing"}))
+    """The `validate` params a suite's limits are drafted from, kept in its meta (`dlops.validate`); the PII
+    screen (`pii`) runs beside the suite, not in it."""
+    return dict(validate_cfg.model_dump(mode="json", exclude={"suite", "draft_if_missing", "pii"}))
 
 
 def params_disagreement(suite: dict[str, Any], validate_cfg: Any) -> list[str]:

@@ -7,7 +7,7 @@ One module per concern: `fields` (shared rules), `tasks_<kind>` and `tasks` (a t
 `load_params`) and `paths`.
 """
 
-from dlops.params.fields import ConfigError, SplitConfig, params_hash
+from dlops.params.fields import ConfigError, PiiScreen, SplitConfig, params_hash
 from dlops.params.gates import GatesConfig
 from dlops.params.models import ModelEntry, PretrainingConfig
 from dlops.params.paths import SPLITS, Paths, paths
@@ -61,6 +61,7 @@ __all__ = [
     "NpzSource",
     "Params",
     "Paths",
+    "PiiScreen",
     "PreprocessConfig",
     "PretrainingConfig",
     "SearchConfig",

@@ -158,6 +158,27 @@ class TableFile(Strict):
         return self
 
 
+def _regex(value: str) -> str:
+    """A pattern Python's `re` compiles (a declared national-ID shape for the PII screen)."""
+    try:
+        pattern = re.compile(value)
+    except re.error as exc:
+        raise ValueError(f"not a valid regular expression ({exc}): {value!r}") from None
+    if pattern.fullmatch(""):
+        raise ValueError(f"{value!r} matches the empty string, so it would flag every text")
+    return value
+
+
+class PiiScreen(Strict):
+    """`validate.pii`: the screen of string columns for direct identifiers (`dlops.privacy.pii`).
+
+    `critical` fails validate on a finding, `warning` logs it and goes on, `off` does not screen.
+    `national_ids` adds a pattern per national ID the data may hold, `{name: regex}`."""
+
+    severity: Literal["critical", "warning", "off"] = "critical"
+    national_ids: dict[str, Annotated[str, AfterValidator(_regex)]] = Field(default_factory=dict)
+
+
 class TaskSchema(Strict):
     """What every kind's task section declares besides its keys (each kind's schema subclasses it)."""
 

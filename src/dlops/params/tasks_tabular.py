@@ -7,7 +7,7 @@ from typing import Annotated, Literal
 
 from pydantic import ConfigDict, Field, model_validator
 
-from dlops.params.fields import ProjectPath, SplitConfig, Strict, TableFile, TaskSchema
+from dlops.params.fields import PiiScreen, ProjectPath, SplitConfig, Strict, TableFile, TaskSchema
 
 
 # ---------------------------------------------------------------------------------------------- ingest
@@ -56,6 +56,9 @@ class ColumnRoles(Strict):
     categorical: list[str] = Field(default_factory=list)
     numeric: list[str] = Field(default_factory=list)
     ignored: list[str] = Field(default_factory=list)
+    # Direct identifiers (a customer number, an e-mail): replaced by a keyed pseudonym or dropped at
+    # ingest, before anything is written; never a model input.
+    identifiers: dict[str, Literal["pseudonymise", "drop"]] = Field(default_factory=dict)
 
     @model_validator(mode="after")
     def _disjoint(self) -> ColumnRoles:
@@ -65,12 +68,16 @@ class ColumnRoles(Strict):
             "categorical": self.categorical,
             "numeric": self.numeric,
             "ignored": self.ignored,
+            "identifiers": list(self.identifiers),
         }
         for role, names in roles.items():
             for name in names:
                 if name in seen:
                     raise ValueError(f"column {name!r} is both {seen[name]} and {role}")
                 seen[name] = role
+        for name in self.identifiers:
+            if name in self.sensitive:
+                raise ValueError(f"column {name!r} is both sensitive and identifiers")
         if not self.categorical and not self.numeric:
             raise ValueError("declare at least one 'categorical' or 'numeric' feature column")
         return self
@@ -89,6 +96,7 @@ class ValidateConfig(Strict):
     max_null_fraction: float = Field(0.1, ge=0.0, le=1.0)
     min_class_fraction: float = Field(0.05, ge=0.0, le=0.5)
     max_duplicate_fraction: float = Field(0.01, ge=0.0, le=1.0)
+    pii: PiiScreen = Field(default_factory=PiiScreen)
 
 
 # ---------------------------------------------------------------------------------------------- preprocess

@@ -7,7 +7,7 @@ from typing import Annotated, ClassVar, Literal
 
 from pydantic import ConfigDict, Field
 
-from dlops.params.fields import LocalPath, ProjectPath, SplitConfig, Strict, TaskSchema
+from dlops.params.fields import LocalPath, PiiScreen, ProjectPath, SplitConfig, Strict, TaskSchema
 
 
 # ---------------------------------------------------------------------------------------------- ingest
@@ -72,6 +72,7 @@ class TextValidateConfig(Strict):
     max_chars: int = Field(100_000, ge=1)
     min_class_fraction: float = Field(0.05, ge=0.0, le=0.5)
     max_duplicate_fraction: float = Field(0.01, ge=0.0, le=1.0)
+    pii: PiiScreen = Field(default_factory=PiiScreen)
 
 
 class TokenizerConfig(Strict):

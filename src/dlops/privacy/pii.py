@@ -53,9 +53,15 @@ def _ip_ok(text: str) -> bool:
     return True
 
 
+# A decimal number (3.14159265) or a date with its hour (2024-01-15 12): long digit runs with separators
+NOT_PHONE = re.compile(r"\d+\.\d+|\d{4}-\d{2}-\d{2}(?:[ T]\d{1,2})?")
+
+
 def _phone_ok(text: str) -> bool:
     """9-15 digits (E.164's range, with a trunk prefix), written with a leading + or separators."""
     digits = sum(c.isdigit() for c in text)
+    if NOT_PHONE.fullmatch(text.strip()):
+        return False
     return 9 <= digits <= 15 and (text.startswith("+") or bool(re.search(r"[\s().-]", text)))
 
 
@@ -102,7 +108,9 @@ class Finding:
 
     def describe(self) -> str:
         share = f"{self.share:.1%}"
-        return f"column {self.column!r}: {self.rows} row(s) ({share}) hold a {self.kind} (values masked)"
+        article = "an" if self.kind[:1].lower() in "aeiou" else "a"
+        what = f"{article} {self.kind}"
+        return f"column {self.column!r}: {self.rows} row(s) ({share}) hold {what} (values masked)"
 
 
 def screen(
@@ -112,11 +120,12 @@ def screen(
     chosen = tuple(found or detectors())
     findings = []
     for column in columns:
-        values = frame[column]
+        values = frame[column].astype(object)
         counts: dict[str, int] = {}
-        for value in values[values.map(lambda v: isinstance(v, str))]:
-            for kind in found_in(value, chosen):
-                counts[kind] = counts.get(kind, 0) + 1
+        texts = values[values.map(lambda v: isinstance(v, str))]
+        for value, rows in texts.value_counts().items():  # each distinct text once
+            for kind in found_in(str(value), chosen):
+                counts[kind] = counts.get(kind, 0) + int(rows)
         findings += [
             Finding(column, kind, rows, rows / max(len(values), 1)) for kind, rows in sorted(counts.items())
         ]

@@ -34,14 +34,21 @@ class Tabular(Kind):
     def validate(
         self, raw: Any, suite: dict[str, Any], task_cfg: Any, docs_dir: Path | None
     ) -> dict[str, Any]:
-        from dlops.data.validation import with_warnings
+        """The suite and the PII screen of every string column (pseudonymised identifiers aside); the
+        summary records what ingest did to the identifier columns under `identifiers`."""
+        from dlops.data.validation import masked, with_warnings
         from dlops.kinds.tabular.suite import validate_table
+        from dlops.privacy.pii_summary import string_columns, with_pii_screen
+        from dlops.privacy.pseudonyms import handling
 
-        summary = validate_table(raw, suite, task_cfg.columns, task_cfg.validate_, docs_dir)
-        columns = task_cfg.columns
+        columns, cfg = task_cfg.columns, task_cfg.validate_
+        summary = validate_table(raw, suite, columns, cfg, docs_dir)
+        summary = with_pii_screen(summary, raw, string_columns(raw, skip=columns.identifiers), cfg.pii)
+        if columns.identifiers:
+            summary["identifiers"] = handling(columns.identifiers)
         constant = [
-            f"column {col!r} holds one value ({raw[col].dropna().iloc[0]!r}) in every row: it carries no "
-            "information; check the feed, or list it under columns.ignored"
+            f"column {col!r} holds one value ({masked(repr(raw[col].dropna().iloc[0]))}) in every row: it "
+            "carries no information; check the feed, or list it under columns.ignored"
             for col in [*columns.numeric, *columns.categorical]
             if col in raw.columns and len(raw) > 1 and raw[col].dropna().map(repr).nunique() == 1
         ]  # (repr: a cell may be a list, which has no hash)
@@ -61,7 +68,7 @@ class Tabular(Kind):
         raw = raw.assign(**{FEATURES: feature_key(raw, task_cfg.columns)})
         splits = split_by_key(raw, task_cfg.columns, split, blocks, key=FEATURES)
         provenance = split_provenance(raw, splits, split, key=FEATURES)
-        hidden = [FEATURES, *hidden_columns(raw, split)]
+        hidden = [FEATURES, *hidden_columns(raw, split, task_cfg.columns)]
         splits = {name: frame.drop(columns=hidden) for name, frame in splits.items()}
         transform = TabularTransform.fit(splits["train"], task_cfg.columns, task_cfg.preprocess)
         p.processed(task).mkdir(parents=True, exist_ok=True)

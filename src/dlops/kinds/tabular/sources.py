@@ -76,9 +76,11 @@ def feature_duplicates(frame: pd.DataFrame, columns: ColumnRoles) -> dict[str, A
     }
 
 
-def hidden_columns(frame: pd.DataFrame, split: Any) -> list[str]:
-    """The bookkeeping columns of a raw table that are not inputs: `__record` and the split column."""
-    names = [RECORD, GIVEN_SPLIT, *([split.column] if split.column else [])]
+def hidden_columns(frame: pd.DataFrame, split: Any, columns: ColumnRoles | None = None) -> list[str]:
+    """The columns of a raw table that are not inputs: `__record`, the split column and the
+    (pseudonymised) identifiers."""
+    identifiers = list(columns.identifiers) if columns is not None else []
+    names = [RECORD, GIVEN_SPLIT, *([split.column] if split.column else []), *identifiers]
     return [c for c in dict.fromkeys(names) if c in frame.columns]
 
 
@@ -90,7 +92,8 @@ def check_columns(
     extra: list[str] | None = None,
 ) -> pd.DataFrame:
     """Require every declared column (and the `extra` ones) and refuse undeclared ones (dropped with
-    `undeclared_ok`); drop the ignored ones."""
+    `undeclared_ok`); drop the ignored ones; pseudonymise or drop the identifiers, so that no original
+    identifier reaches data/raw, a batch or the DVC cache."""
     extra = [*(extra or []), *([RECORD] if RECORD in df.columns else [])]
     roles = {
         "split": [c for c in extra if c != RECORD],
@@ -99,6 +102,7 @@ def check_columns(
         "numeric": columns.numeric,
         "categorical": columns.categorical,
         "ignored": columns.ignored,
+        "identifier": list(columns.identifiers),
     }
     present = [str(c) for c in df.columns]
     problems = []
@@ -118,5 +122,7 @@ def check_columns(
             f"{where}: column(s) {undeclared} not declared in params.yaml; give each a role under "
             "tasks.<task>.columns (list it in columns.ignored to drop it)"
         )
+    from dlops.privacy.pseudonyms import protect_identifiers
+
     keep = [c for c in df.columns if c in declared and c not in set(columns.ignored)]
-    return df.loc[:, keep]
+    return protect_identifiers(df.loc[:, keep], columns.identifiers)

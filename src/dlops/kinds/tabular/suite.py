@@ -22,6 +22,7 @@ import pandas as pd
 
 from dlops.data.validation import CRITICAL, NUMERIC_TYPES, expect, fraction, json_safe, run_suite, without_ids
 from dlops.params import ColumnRoles, ValidateConfig
+from dlops.privacy.pii import Detector, detectors, found_in
 
 log = logging.getLogger(__name__)
 
@@ -65,13 +66,14 @@ def draft_suite(df: pd.DataFrame, columns: ColumnRoles, cfg: ValidateConfig, nam
         expect(gxe.ExpectTableRowCountToBeBetween, "validate.min_rows", min_value=cfg.min_rows),
         _duplicate_check(gxe, df, declared, cfg),
     ]
+    found = detectors(cfg.pii.national_ids)
     for col in declared:
         exps.append(expect(gxe.ExpectColumnToExist, "declared in params columns", column=col))
         exps.append(_null_check(gxe, col, df[col], columns, cfg))
         if col in columns.numeric:
             exps += _numeric_checks(gxe, col, df[col])
         if col in (*columns.categorical, *columns.sensitive, columns.target):
-            exps += _category_check(gxe, col, df[col], columns, name)
+            exps += _category_check(gxe, col, df[col], columns, name, found)
     exps += _balance_checks(gxe, columns.target, df[columns.target], cfg, name)
 
     meta = {"dlops": {"reference_rows": len(df), "drafted_by": "dlops expectations init", "task": name}}
@@ -127,10 +129,16 @@ def _numeric_checks(gxe: Any, col: str, series: pd.Series) -> list[Any]:
     return checks
 
 
-def _category_check(gxe: Any, col: str, series: pd.Series, columns: ColumnRoles, name: str) -> list[Any]:
+def _category_check(
+    gxe: Any, col: str, series: pd.Series, columns: ColumnRoles, name: str, found: tuple[Detector, ...]
+) -> list[Any]:
     values = _distinct(series)
     if len(values) > MAX_SET_SIZE:
         log.warning("draft %s: %r has %d distinct values; no category set drafted", name, col, len(values))
+        return []
+    if any(isinstance(v, str) and found_in(v, found) for v in values):
+        # the set would copy e-mails or card numbers into the committed suite and its Data Docs
+        log.warning("draft %s: %r holds direct identifiers; no category set drafted", name, col)
         return []
     if col in columns.sensitive or col == columns.target:
         why, severity = "a new group or label breaks fairness reports and label encoding", CRITICAL

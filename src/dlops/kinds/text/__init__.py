@@ -35,11 +35,13 @@ class Text(ArrayKind):
     def validate(
         self, raw: Any, suite: dict[str, Any], task_cfg: Any, docs_dir: Path | None
     ) -> dict[str, Any]:
-        """The suite on the text table; failures name the source lines (file:line)."""
+        """The suite and the PII screen on the text table; failures name the source lines (file:line)."""
         from dlops.data.validation import name_files, with_warnings
         from dlops.kinds.text.suite import validate_table
+        from dlops.privacy.pii_summary import with_pii_screen
 
         summary = validate_table(raw, suite, task_cfg.columns, task_cfg.validate_, docs_dir)
+        summary = with_pii_screen(summary, raw, ["text"], task_cfg.validate_.pii)
         summary = name_files(summary, raw, noun="lines") if "source" in raw.columns else summary
         nul = raw["text"].astype(str).str.contains("\x00", regex=False)
         warnings = []
