@@ -39,6 +39,7 @@ GATES: dict[str, tuple[str, Op, bool]] = {
     "max_mase": ("test/mase", "<=", False),
     "max_coverage_error": ("forecast/coverage_error", "<=", False),
     "max_group_error_gap": ("fairness/group_error_gap", "<=", False),
+    "max_membership_auc": ("privacy/membership_auc", "<=", False),
 }
 
 

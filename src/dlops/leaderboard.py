@@ -1,5 +1,6 @@
 """One table across tasks and families: each model's test metrics (with intervals), fairness gaps,
-mitigation cost, and where it stands in the registry. `dlops leaderboard` prints it; `--log` also
+mitigation cost, privacy (membership-inference AUC; ε when trained with DP-SGD, blank otherwise), and
+where it stands in the registry. `dlops leaderboard` prints it; `--log` also
 records it as one MLflow run per pipeline run (tagged with the pipeline run id) holding the table.
 """
 
@@ -14,7 +15,8 @@ from dlops.params import MlflowConfig
 from dlops.tracking import TAG_MAX_CHARS, log_report_run, model_name, quote, version_by_alias
 
 COLUMNS = ("model", "task", "family", "primary", "value", "ci", "dp_gap", "eo_gap", "mase", "mitigation_cost",
-           "champion", "latest", "decision")  # fmt: skip
+           "membership_auc", "epsilon", "champion", "latest", "decision")  # fmt: skip
+NUMERIC = ("value", "dp_gap", "eo_gap", "membership_auc", "epsilon")  # right-aligned in the printed table
 
 
 def rows(params: Any, eval_dir: Any, registry: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
@@ -38,6 +40,8 @@ def rows(params: Any, eval_dir: Any, registry: dict[str, dict[str, Any]]) -> lis
                 "mase": scores.get("test/mase"),  # forecasters
                 "eo_gap": scores.get("fairness/max/equalized_odds_difference"),
                 "mitigation_cost": scores.get("mitigation/accuracy_cost"),
+                "membership_auc": scores.get("privacy/membership_auc"),  # classifiers
+                "epsilon": scores.get("privacy/epsilon"),  # DP-SGD only
                 "champion": state.get("champion"),
                 "latest": state.get("latest"),
                 "decision": state.get("decision"),
@@ -57,7 +61,7 @@ def print_table(table: list[dict[str, Any]]) -> None:
 
     view = Table(title="dlops leaderboard (test split)")
     for column in COLUMNS:
-        view.add_column(column, justify="right" if column in ("value", "dp_gap", "eo_gap") else "left")
+        view.add_column(column, justify="right" if column in NUMERIC else "left")
     for row in table:
         view.add_row(*(_cell(row[c]) for c in COLUMNS))
     Console(width=200).print(view)

@@ -49,6 +49,9 @@ METRICS = (
     "naive/mase",
 )
 GAPS = ("demographic_parity_difference", "equalized_odds_difference", "error_gap")  # error: forecasters
+DP_METRICS = ("epsilon", "delta", "noise_multiplier", "max_grad_norm")  # privacy/<name>, from DP-SGD
+ATTACKS = {"loss threshold": "", "modified entropy": "_mentr"}  # privacy/membership<suffix>_auc ...
+PII_EXPECTATION = "pii_screen"  # one row per screened column in the validation summary
 
 
 def build_card(
@@ -81,6 +84,7 @@ def build_card(
         "fairness": _json(eval_dir / "fairness.json"),
         "fairness_gaps": _gaps(scores),
         "overfitting": {k.split("/", 1)[1]: v for k, v in scores.items() if k.startswith("overfit/")},
+        "privacy": _privacy(scores, _json(validation_summary)),
         "importance": _importance(_json(eval_dir / "interpretation.json")),
         "gates": report["checks"],
         "decision": {
@@ -140,6 +144,37 @@ def _validation(path: Path) -> dict[str, Any]:
         **_feature_duplicates(summary.get("feature_duplicates")),
         "rows": rows,
     }
+
+
+def _privacy(scores: dict[str, Any], summary: dict[str, Any]) -> dict[str, Any]:
+    """What the card's Privacy section shows: DP-SGD's budget, the membership audit, a generator's
+    memorisation, the task's PII screen (findings without values) and what ingest did to identifiers."""
+    found: dict[str, Any] = {}
+    if scores.get("privacy/epsilon") is not None:
+        found["differential_privacy"] = {name: scores.get(f"privacy/{name}") for name in DP_METRICS}
+    if scores.get("privacy/membership_auc") is not None:
+        found["membership"] = [
+            {
+                "attack": attack,
+                "auc": scores.get(f"privacy/membership{suffix}_auc"),
+                "ci_low": scores.get(f"privacy/membership{suffix}_auc_low"),
+                "ci_high": scores.get(f"privacy/membership{suffix}_auc_high"),
+                "tpr_at_1pct_fpr": scores.get(f"privacy/membership{suffix}_tpr_at_1pct_fpr"),
+            }
+            for attack, suffix in ATTACKS.items()
+        ]
+        found["membership_pairs"] = scores.get("privacy/membership_pairs")
+    if scores.get("generate/memorization_ratio") is not None:
+        found["memorization_ratio"] = scores["generate/memorization_ratio"]
+    if summary.get("pii") is not None:  # absent or None: the screen was off
+        found["pii"] = summary["pii"]
+        screened = {
+            r.get("column") for r in summary.get("results", []) if r.get("expectation") == PII_EXPECTATION
+        }
+        found["pii_screened_columns"] = len(screened)
+    if summary.get("identifiers"):
+        found["identifiers"] = summary["identifiers"]
+    return found
 
 
 def _feature_duplicates(found: dict[str, Any] | None) -> dict[str, str]:

@@ -30,6 +30,7 @@ HEADINGS = [
     "Fairness gaps",
     "Fairness by group",
     "Overfitting",
+    "Privacy",
     "Feature importance",
     "Validation",
     "Params",
@@ -64,6 +65,30 @@ def _groups(count: int, measurable: bool = True) -> list[dict[str, Any]]:
         }
         for i in range(count)
     ]
+
+
+PRIVACY: dict[str, Any] = {
+    "membership": [
+        {
+            "attack": "loss threshold",
+            "auc": 0.512,
+            "ci_low": 0.503,
+            "ci_high": 0.521,
+            "tpr_at_1pct_fpr": 0.011,
+        },
+        {
+            "attack": "modified entropy",
+            "auc": 0.509,
+            "ci_low": None,
+            "ci_high": None,
+            "tpr_at_1pct_fpr": 0.01,
+        },
+    ],
+    "membership_pairs": 10000,
+    "pii": [],
+    "pii_screened_columns": 9,
+    "identifiers": {"customer_id": "pseudonymised", "email": "dropped"},
+}
 
 
 def _card(figures: list[Path] | None = None) -> dict[str, Any]:
@@ -133,6 +158,7 @@ def _card(figures: list[Path] | None = None) -> dict[str, Any]:
             },
         ],  # fmt: skip
         "overfitting": {"diagnosis": "good fit", "primary_gap_train_test": 0.01},
+        "privacy": PRIVACY,
         "importance": [
             {"feature": f"f{i}", "importance_mean": i / 100, "importance_std": 0.001, "proxy": i == 11}
             for i in range(12)
@@ -353,3 +379,80 @@ def test_write_card_writes_both_files_atomically(tmp_path: Path, figures: list[P
     assert sorted(path.name for path in out_dir.iterdir()) == ["model_card.html", "model_card.md"]
     assert html_path.read_text(encoding="utf-8") == render_html(card)
     assert (out_dir / "model_card.md").read_text(encoding="utf-8") == markdown == render_markdown(card)
+
+
+def test_privacy_section_without_dp_shows_the_audit_screen_and_identifiers() -> None:
+    markdown = render_markdown(_card(), max_chars=100_000)
+    privacy = markdown.split("## Privacy")[1].split("## Feature importance")[0]
+    assert "not trained with differential privacy" in privacy
+    assert "| membership attack | AUC | 95% CI | TPR at 1% FPR |" in privacy
+    assert "| loss threshold | 0.512 | [0.503, 0.521] | 0.011 |" in privacy
+    assert "| modified entropy | 0.509 | — | 0.01 |" in privacy
+    assert "10000 training rows against as many test rows" in privacy
+    assert "PII screen: no direct identifiers found in 9 screened columns" in privacy
+    assert "identifiers: customer_id pseudonymised; email dropped" in privacy
+
+
+def test_privacy_section_with_dp_and_pii_findings() -> None:
+    card = _card()
+    card["privacy"] = {
+        "differential_privacy": {
+            "epsilon": 2.5,
+            "delta": 1e-5,
+            "noise_multiplier": 1.1,
+            "max_grad_norm": 1.0,
+        },
+        "pii": [{"column": "notes", "kind": "email", "rows": 12, "share": 0.0123}],
+        "pii_screened_columns": 4,
+        "memorization_ratio": 0.97,
+    }
+    markdown = render_markdown(card, max_chars=100_000)
+    assert "ε = 2.5 at δ = 1e-05 (DP-SGD, noise σ = 1.1, clip C = 1)" in markdown
+    assert "PII screen: direct identifiers found in 4 screened columns (values masked)" in markdown
+    assert "- notes: email in 12 rows (1.2%)" in markdown
+    assert "memorisation ratio of samples: 0.97" in markdown
+    assert "membership attack" not in markdown
+    assert "<h2>Privacy</h2>" in render_html(card)
+
+
+def test_privacy_section_is_dropped_after_fairness_rows_but_before_the_gates() -> None:
+    from dlops.evaluation.card_sections import compactions
+
+    first = next(step for step in compactions() if "privacy" in step.dropped)
+    assert {"figures", "params", "importance", "validation", "overfitting", "fairness"} <= first.dropped
+    assert not first.dropped & {"gates", "metrics", "lineage", "summary", "decision"}
+    card = _card()
+    card["fairness"] = {"sex": _groups(60), "race": _groups(60)}
+    card["params"] = {f"train.param_{i}": f"value-{i}" for i in range(300)}
+    assert "## Privacy" in render_markdown(card, max_chars=4800)
+
+
+def test_model_card_gathers_privacy_from_metrics_and_the_validation_summary() -> None:
+    from dlops.model_card import _privacy
+
+    scores = {
+        "privacy/membership_auc": 0.52,
+        "privacy/membership_auc_low": 0.51, "privacy/membership_auc_high": 0.53,
+        "privacy/membership_tpr_at_1pct_fpr": 0.012, "privacy/membership_mentr_auc": 0.515,
+        "privacy/membership_mentr_tpr_at_1pct_fpr": 0.011, "privacy/membership_pairs": 5000,
+    }  # fmt: skip
+    summary = {
+        "results": [
+            {"expectation": "pii_screen", "column": "a", "success": True},
+            {"expectation": "pii_screen", "column": "b", "success": False},
+            {"expectation": "pii_screen", "column": "b", "success": False},
+            {"expectation": "not_null", "column": "c", "success": True},
+        ],
+        "pii": [{"column": "b", "kind": "phone", "rows": 3, "share": 0.001}],
+        "identifiers": {"id": "dropped"},
+    }
+    found = _privacy(scores, summary)
+    assert "differential_privacy" not in found
+    assert found["membership"][0] == {
+        "attack": "loss threshold", "auc": 0.52, "ci_low": 0.51, "ci_high": 0.53, "tpr_at_1pct_fpr": 0.012
+    }  # fmt: skip
+    assert found["membership"][1]["auc"] == 0.515 and found["membership"][1]["ci_low"] is None
+    assert found["membership_pairs"] == 5000
+    assert found["pii_screened_columns"] == 2 and found["identifiers"] == {"id": "dropped"}
+    assert _privacy({"privacy/epsilon": 3.0}, {"pii": None})["differential_privacy"]["epsilon"] == 3.0
+    assert _privacy({}, {}) == {}

@@ -27,6 +27,7 @@ HEADINGS = {  # section key -> heading, in the order both forms show them
     "fairness_gaps": "Fairness gaps",
     "fairness": "Fairness by group",
     "overfitting": "Overfitting",
+    "privacy": "Privacy",
     "importance": "Feature importance",
     "validation": "Validation",
     "params": "Params",
@@ -39,6 +40,7 @@ LAST_RESORT_DROPS = (
     "validation",
     "overfitting",
     "fairness",
+    "privacy",  # short; a gated membership AUC also stays in the Gates table
     "lineage",
     "summary",
     "mitigation",
@@ -200,6 +202,7 @@ def build_sections(card: Mapping[str, Any], compaction: Compaction) -> list[Sect
         "fairness_gaps": _fairness_gap_blocks,
         "fairness": _fairness_group_blocks,
         "overfitting": _key_value_blocks,
+        "privacy": _privacy_blocks,
         "importance": _importance_blocks,
         "validation": _validation_blocks,
         "params": _key_value_blocks,
@@ -330,6 +333,52 @@ def _importance_rank(row: Mapping[str, Any]) -> float:
     if isinstance(mean, numbers.Real) and math.isfinite(float(mean)):
         return -float(mean)
     return math.inf
+
+
+def _privacy_blocks(privacy: Mapping[str, Any], compaction: Compaction) -> list[Block]:
+    """DP-SGD's (ε, δ) or its absence, the membership audit, memorisation, the PII screen, identifiers."""
+    blocks: list[Block] = [Text(_dp_line(privacy.get("differential_privacy")))]
+    attacks = privacy.get("membership") or []
+    if attacks:
+        rows = tuple(
+            (str(a.get("attack")), format_value(a.get("auc")), _format_interval(a),
+             format_value(a.get("tpr_at_1pct_fpr")))
+            for a in attacks
+        )  # fmt: skip
+        blocks.append(Table(("membership attack", "AUC", CI_HEADER, "TPR at 1% FPR"), rows))
+        pairs = format_value(privacy.get("membership_pairs"))
+        blocks.append(Text(f"{pairs} training rows against as many test rows; AUC 0.5 = chance"))
+    if privacy.get("memorization_ratio") is not None:
+        ratio = format_value(privacy["memorization_ratio"])
+        blocks.append(
+            Text(f"memorisation ratio of samples: {ratio} (1 = no closer to training than held-out)")
+        )
+    if "pii" in privacy:
+        blocks += _pii_blocks(privacy["pii"], privacy.get("pii_screened_columns"))
+    identifiers = privacy.get("identifiers") or {}
+    if identifiers:
+        blocks.append(Text("identifiers: " + "; ".join(f"{col} {how}" for col, how in identifiers.items())))
+    return blocks
+
+
+def _dp_line(dp: Mapping[str, Any] | None) -> str:
+    if not dp:
+        return "not trained with differential privacy"
+    epsilon, delta = format_value(dp.get("epsilon")), format_value(dp.get("delta"))
+    noise, clip = format_value(dp.get("noise_multiplier")), format_value(dp.get("max_grad_norm"))
+    return f"ε = {epsilon} at δ = {delta} (DP-SGD, noise σ = {noise}, clip C = {clip})"
+
+
+def _pii_blocks(findings: Sequence[Mapping[str, Any]], screened: int | None) -> list[Block]:
+    where = f" in {screened} screened columns" if screened else ""
+    if not findings:
+        return [Text(f"PII screen: no direct identifiers found{where}")]
+    items = tuple(
+        f"{f.get('column')}: {f.get('kind')} in {format_value(f.get('rows'))} rows "
+        f"({100 * float(f.get('share') or 0):.1f}%)"
+        for f in findings
+    )
+    return [Text(f"PII screen: direct identifiers found{where} (values masked)"), Bullets(items)]
 
 
 def _validation_blocks(validation: Mapping[str, Any], compaction: Compaction) -> list[Block]:

@@ -76,12 +76,23 @@ def evaluate_classifier(
     gap_limit = entry.gates.max_overfit_gap
     gap_limit = overfitting.DEFAULT_GAP if gap_limit is None else gap_limit  # diagnosis even if not gated
     scores.update(overfitting.diagnose(history, scores, entry.gates.primary_metric, gap_limit))
+    scores.update(_membership(splits, proba, entry.train.seed))
     write_json(out / "fairness.json", tables)
     write_json(out / "mitigation.json", mitigation)
     write_json(out / "confusion.json", metrics.confusion(y, test["y_pred"], classes))
     plots.write_plot_data(out, y, test["proba"], classes, history, test["y_pred"])
     plots.write_plots(out / "figures", y, test["proba"], classes, history, tables, test["y_pred"])
     return scores, test
+
+
+def _membership(splits: dict[str, Split], proba: dict[str, np.ndarray], seed: int) -> dict[str, Any]:
+    """The membership-inference audit on the probabilities already computed: training rows against
+    test rows (dlops.privacy.membership)."""
+    from dlops.privacy import membership
+
+    if "train" not in splits or "test" not in splits:
+        return {}
+    return membership.audit(proba["train"], splits["train"][1], proba["test"], splits["test"][1], seed=seed)
 
 
 def _decisions(

@@ -46,6 +46,9 @@ class GatesConfig(Strict):
     max_mase: float | None = Field(None, gt=0.0)
     max_coverage_error: float | None = Field(None, ge=0.0, le=1.0)
     max_group_error_gap: float | None = Field(None, ge=0.0)
+    # classifiers: ROC AUC of the loss-threshold membership-inference attack, training rows against as
+    # many test rows (0.5 = the attacker cannot tell them apart; dlops.privacy.membership)
+    max_membership_auc: float | None = Field(None, ge=0.5, le=1.0)
     # `point`: a fairness gap fails when its estimate exceeds the limit; `confident`: only when the lower
     # bound of its bootstrap interval does ("exceeds the limit with 95% confidence")
     fairness_rule: Literal["point", "confident"] = "point"
