@@ -145,3 +145,36 @@ def test_the_checkpoint_and_the_registered_version_carry_the_budget(tmp_path: Pa
     assert tags["privacy"] == "dp-sgd" and float(tags["privacy.epsilon"]) == result.privacy["epsilon"]
     assert tags["privacy.delta"] == "0.0001"
     assert version_tags({"test/accuracy": 0.9}) == {"privacy": "none"}
+
+
+def test_the_dp_twin_of_a_memorising_network_passes_the_membership_gate_it_fails() -> None:
+    from dlops.gates import decide
+    from dlops.params import GatesConfig
+    from dlops.privacy import membership
+    from dlops.training.loop import predict_proba
+
+    def noisy(rows: int, seed: int) -> tuple[np.ndarray, np.ndarray]:  # 20% flipped labels to memorise
+        rng = np.random.default_rng(seed)
+        x = rng.normal(size=(rows, 6)).astype(np.float32)
+        y = (x[:, :2].sum(axis=1) > 0).astype(np.int64)
+        return x, np.where(rng.random(rows) < 0.2, 1 - y, y)
+
+    (x, y), (x_test, y_test) = noisy(200, 0), noisy(200, 1)
+    data = {"train": (x, y), "val": (x, y)}  # the kept epoch is the one that fits the training rows best
+    memorise = TrainConfig(
+        epochs=300, batch_size=50, lr=0.01, weight_decay=0.0, scheduler="none", patience=1000,
+        grad_clip=0.0, device="cpu", seed=0, augment=False,
+    )  # fmt: skip
+    private = memorise.model_copy(update={"privacy": PrivacyConfig(target_epsilon=1.0, delta=1e-3)})
+    audits = []
+    for cfg in (memorise, private):
+        torch.manual_seed(0)
+        config = {"hidden_sizes": [256], "dropout": 0.0, "batch_norm": False}
+        model = train(build_model("mlp", input_shape=(6,), num_classes=2, config=config), data, cfg).model
+        train_proba, test_proba = predict_proba(model, x), predict_proba(model, x_test)
+        audits.append(membership.audit(train_proba, y, test_proba, y_test, seed=0))
+    over, twin = (audit["privacy/membership_auc"] for audit in audits)
+    assert over > 0.62 and abs(twin - 0.5) < 0.05, (over, twin)  # measured 0.639 and 0.531
+    gates = GatesConfig(min_primary=0.0, max_membership_auc=0.6)
+    verdicts = [decide({"test/balanced_accuracy": 0.6, **audit}, gates, None).verdict for audit in audits]
+    assert verdicts == ["rejected", "promoted"]
