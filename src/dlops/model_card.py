@@ -157,8 +157,8 @@ def _privacy(scores: dict[str, Any], summary: dict[str, Any]) -> dict[str, Any]:
             {
                 "attack": attack,
                 "auc": scores.get(f"privacy/membership{suffix}_auc"),
-                "ci_low": scores.get(f"privacy/membership{suffix}_auc_low"),
-                "ci_high": scores.get(f"privacy/membership{suffix}_auc_high"),
+                "ci_low": scores.get(f"privacy/membership{suffix}_auc/ci_low"),
+                "ci_high": scores.get(f"privacy/membership{suffix}_auc/ci_high"),
                 "tpr_at_1pct_fpr": scores.get(f"privacy/membership{suffix}_tpr_at_1pct_fpr"),
             }
             for attack, suffix in ATTACKS.items()

@@ -432,7 +432,7 @@ def test_model_card_gathers_privacy_from_metrics_and_the_validation_summary() ->
 
     scores = {
         "privacy/membership_auc": 0.52,
-        "privacy/membership_auc_low": 0.51, "privacy/membership_auc_high": 0.53,
+        "privacy/membership_auc/ci_low": 0.51, "privacy/membership_auc/ci_high": 0.53,
         "privacy/membership_tpr_at_1pct_fpr": 0.012, "privacy/membership_mentr_auc": 0.515,
         "privacy/membership_mentr_tpr_at_1pct_fpr": 0.011, "privacy/membership_pairs": 5000,
     }  # fmt: skip

@@ -88,13 +88,13 @@ def test_audit_reports_every_metric_and_needs_two_rows() -> None:
     y = rng.integers(0, 3, 400)
     scores = membership.audit(proba[:300], y[:300], proba[300:], y[300:], seed=0)
     assert set(scores) == {
-        "privacy/membership_auc", "privacy/membership_auc_low", "privacy/membership_auc_high",
+        "privacy/membership_auc", "privacy/membership_auc/ci_low", "privacy/membership_auc/ci_high",
         "privacy/membership_tpr_at_1pct_fpr", "privacy/membership_mentr_auc",
         "privacy/membership_mentr_tpr_at_1pct_fpr", "privacy/membership_pairs",
     }  # fmt: skip
     assert scores["privacy/membership_pairs"] == 100
-    assert scores["privacy/membership_auc_low"] <= scores["privacy/membership_auc"]
-    assert scores["privacy/membership_auc"] <= scores["privacy/membership_auc_high"]
+    assert scores["privacy/membership_auc/ci_low"] <= scores["privacy/membership_auc"]
+    assert scores["privacy/membership_auc"] <= scores["privacy/membership_auc/ci_high"]
     assert membership.audit(proba[:1], y[:1], proba, y) == {}
 
 
@@ -147,7 +147,7 @@ def test_gate_rejects_an_overfitted_network_and_passes_its_regularised_twin() ->
     audits = [membership.audit(train, y, test, y_test, seed=0) for train, test in (memorised, regularised)]
     over, twin = (a["privacy/membership_auc"] for a in audits)
     assert over > 0.65 and twin < 0.56, (over, twin)  # measured: 0.709 and 0.510
-    assert audits[0]["privacy/membership_auc_low"] > audits[1]["privacy/membership_auc_high"]
+    assert audits[0]["privacy/membership_auc/ci_low"] > audits[1]["privacy/membership_auc/ci_high"]
 
     gates = GatesConfig(min_primary=0.0, max_membership_auc=0.6)
     verdicts = [decide({"test/balanced_accuracy": 0.6, **a}, gates, None) for a in audits]

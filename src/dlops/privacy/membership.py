@@ -135,5 +135,5 @@ def audit(
         scores[f"{PREFIX}{name}_tpr_at_1pct_fpr"] = round(tpr_at_fpr(members, nonmembers), 6)
         if not name:  # the gated attack carries the interval
             low, high = auc_interval(members, nonmembers, seed, resamples)
-            scores[f"{PREFIX}_auc_low"], scores[f"{PREFIX}_auc_high"] = round(low, 6), round(high, 6)
+            scores[f"{PREFIX}_auc/ci_low"], scores[f"{PREFIX}_auc/ci_high"] = round(low, 6), round(high, 6)
     return scores
