@@ -7,19 +7,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from tests.unit.test_training import _data  # the same 600-row linear task as the plain loop's tests
 
 from dlops.models.registry import build_model
 from dlops.params import PrivacyConfig, TrainConfig
 from dlops.privacy.dp import PrivacyError, privacy_metrics
 from dlops.training.loop import train
-
-
-def _data(n: int = 600, seed: int = 0) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-    rng = np.random.default_rng(seed)
-    x = rng.normal(size=(n, 6)).astype(np.float32)
-    y = (x[:, 0] + 0.5 * x[:, 1] - x[:, 2] > 0).astype(np.int64)
-    cut = int(0.8 * n)
-    return {"train": (x[:cut], y[:cut]), "val": (x[cut:], y[cut:])}
 
 
 def _model(batch_norm: bool = False, seed: int = 0) -> torch.nn.Module:
