@@ -69,6 +69,12 @@ def refuse_unsupported(
         raise PrivacyError("train.privacy: " + "; ".join(reasons))
 
 
+def _rdp_accountant() -> Any:
+    from opacus.accountants import RDPAccountant
+
+    return RDPAccountant()
+
+
 @dataclass
 class PrivateTraining:
     """DP-SGD state for one training run: the accountant's steps and the noise generator."""
@@ -78,25 +84,17 @@ class PrivateTraining:
     sample_rate: float
     generator: torch.Generator
     wrapped: Any = None  # the GradSampleModule
-    history: list[tuple[float, float, int]] = field(default_factory=list)  # the accountant's
+    accountant: Any = field(default_factory=_rdp_accountant)  # Opacus' RDPAccountant: the steps taken
 
     def epsilon(self) -> float:
-        from opacus.accountants import RDPAccountant
-
-        accountant = RDPAccountant()
-        accountant.history = list(self.history)
-        return float(accountant.get_epsilon(self.cfg.delta)) if self.history else 0.0
+        return float(self.accountant.get_epsilon(self.cfg.delta)) if self.accountant.history else 0.0
 
     def step(self) -> None:
         """Count one noisy optimizer step."""
-        if self.history and self.history[-1][:2] == (self.noise_multiplier, self.sample_rate):
-            sigma, rate, steps = self.history[-1]
-            self.history[-1] = (sigma, rate, steps + 1)
-        else:
-            self.history.append((self.noise_multiplier, self.sample_rate, 1))
+        self.accountant.step(noise_multiplier=self.noise_multiplier, sample_rate=self.sample_rate)
 
     def steps(self) -> int:
-        return sum(steps for _, _, steps in self.history)
+        return sum(steps for _, _, steps in self.accountant.history)
 
     def record(self) -> dict[str, Any]:
         """What the checkpoint, the metrics and the card say about this run's privacy."""
@@ -111,10 +109,11 @@ class PrivateTraining:
         }
 
     def state(self) -> dict[str, Any]:
-        return {"history": [list(entry) for entry in self.history], "noise_rng": self.generator.get_state()}
+        history = [list(entry) for entry in self.accountant.history]
+        return {"history": history, "noise_rng": self.generator.get_state()}
 
     def restore(self, state: dict[str, Any]) -> None:
-        self.history = [(float(s), float(r), int(n)) for s, r, n in state["history"]]
+        self.accountant.history = [(float(s), float(r), int(n)) for s, r, n in state["history"]]
         self.generator.set_state(state["noise_rng"])
 
     def close(self) -> None:

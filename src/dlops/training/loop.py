@@ -323,13 +323,11 @@ def _train_one_epoch(
                 _, loss = forward(xb, yb, wb)
             optimizers[0].zero_grad(set_to_none=True)
             loss.backward()
-            if private is not None:  # DP-SGD clips each example's gradient instead, then adds noise
-                optimizers[0].step()
+            if cfg.grad_clip > 0 and private is None:  # DP-SGD clips each example's gradient instead
+                nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+            optimizers[0].step()
+            if private is not None:  # count the noisy step
                 private.step()
-            else:
-                if cfg.grad_clip > 0:
-                    nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-                optimizers[0].step()
             losses = {"loss": loss.detach()}
         for name, value in losses.items():
             weighted = torch.as_tensor(value, dtype=torch.float64, device=data.device) * len(idx)
