@@ -10,6 +10,9 @@ default. The verdict is one of:
   (`first_version: promote`), or it is indistinguishable and `when_indistinguishable: promote`;
 - `kept`: gates passed, indistinguishable from the champion, and `when_indistinguishable: keep`;
 - `held`: gates passed, no champion yet, and `first_version: hold` (a person decides: `dlops promote`).
+
+A control (`models.<name>.control`: a model built to fail one gate) is never promoted: its verdict is
+`rejected` whatever the gates say, and `judge_control` says whether its gate caught it.
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ import math
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
-from dlops.errors import Rejected
+from dlops.errors import DlopsError, Rejected
 from dlops.params import GatesConfig
 
 Op = Literal["<=", ">="]
@@ -88,6 +91,27 @@ class GateFailure(Rejected, RuntimeError):
         self.decision = decision
         failed = [r for r, c in zip(decision.reasons, decision.checks, strict=False) if not c.passed]
         super().__init__("quality gates failed: " + "; ".join(failed or decision.reasons))
+
+
+class ControlNotCaught(DlopsError):
+    """A control model passed the gate it was built to fail: that gate does not catch what it must."""
+
+    label = "control not caught"
+
+
+def judge_control(decision: Decision, control: str) -> bool:
+    """Make the decision of a control model (built to fail gate `control`): never promoted, with a reason
+    saying whether that gate caught it. Returns whether it did."""
+    check = next((c for c in decision.checks if c.name == control), None)
+    caught = check is not None and not check.passed
+    decision.promote, decision.verdict = False, "rejected"
+    decision.reasons.append(
+        f"control model: built to fail {control}, and it did: the gate catches what it must"
+        if caught
+        else f"control model: built to fail {control}, but it passed: that gate does not catch what this "
+        "model was built to show; never promoted"
+    )
+    return caught
 
 
 def decide(

@@ -93,6 +93,8 @@ def registry_state(pairs: list[str], cfg: MlflowConfig) -> dict[str, dict[str, A
             "latest": f"v{latest.version}",
             "decision": latest.tags.get("decision"),
         }
+        if latest.tags.get("control"):  # built to fail a gate: rejected is the expected outcome
+            state[pair]["decision"] = f"{state[pair]['decision']} (control: {latest.tags['control']})"
     return state
 
 

@@ -232,6 +232,7 @@ def evaluate(pair: str, root: Path | None = None) -> dict[str, Any]:
     (classifier, anomaly detector, generator); JSON for DVC, everything to MLflow."""
     from dlops import objectives, tracking
     from dlops.files import file_sha256
+    from dlops.pairs.setup import model_split
     from dlops.privacy.dp import privacy_metrics
     from dlops.training.checkpoint import load_model
 
@@ -244,7 +245,7 @@ def evaluate(pair: str, root: Path | None = None) -> dict[str, Any]:
     (out / "figures").mkdir(parents=True, exist_ok=True)
     history = json.loads(p.history(pair).read_text())
     kind = kind_of(params.task(entry.task))
-    splits = {split: kind.load_split(p, entry.task, split) for split in SPLITS}
+    splits = {split: model_split(p, kind, entry, split) for split in SPLITS}  # train: its max_rows
     scores = objectives.evaluate(model, p, kind, entry, splits, classes, history, out)
     scores.update(privacy_metrics(meta.get("privacy")))  # DP-SGD's spent budget (none without)
     write_json(p.eval_metrics(pair), scores)
@@ -455,8 +456,11 @@ def register(pair: str, root: Path | None = None) -> dict[str, Any]:
         tabular_signature=served.tabular_signature,
         paired=served.paired,
         card=card,
+        control=entry.gates.control,
     )
     receipt = p.register_report(pair)
+    if entry.gates.control is not None:  # a control: registered, never promoted; its gate must catch it
+        return _control_receipt(pair, entry.gates.control, report, receipt, sha)
     if not all(check["passed"] for check in report["checks"]):
         from dlops.gates import Decision
 
@@ -467,6 +471,21 @@ def register(pair: str, root: Path | None = None) -> dict[str, Any]:
     # the same in any store goes in it (not the verdict, which depends on the champion there), so two
     # runners and two clones write the same dvc.lock.
     write_json(receipt, {"model_name": report["model_name"], "model_sha256": sha, "gates_passed": True})
+    return report
+
+
+def _control_receipt(pair: str, control: str, report: dict[str, Any], receipt: Path, sha: str) -> dict[str, Any]:
+    """A control's registration succeeds when the gate it was built to fail rejected it (its receipt
+    says so) and fails, with no receipt, when that gate passed it."""
+    from dlops.gates import ControlNotCaught
+
+    if any(check["name"] == control and check["passed"] for check in report["checks"]):
+        receipt.unlink(missing_ok=True)
+        raise ControlNotCaught(
+            f"register {pair}: models.{pair} is a control built to fail gates.{control}, and it passed it "
+            f"(version {report['version']}, not promoted): the gate does not catch what the control shows"
+        )
+    write_json(receipt, {"model_name": report["model_name"], "model_sha256": sha, "control": control})
     return report
 
 
@@ -486,7 +505,11 @@ def promote(pair: str, version: str, override: bool, reason: str, root: Path | N
     from dlops import decisions, tracking
 
     params, p = _context(root)
-    params.pair(pair)
+    control = params.pair(pair).gates.control
+    if control is not None:
+        raise ConfigError(
+            f"models.{pair}.gates.control: {pair} is a control built to fail gates.{control}; it is never promoted"
+        )
     tracking.configure(p.root, params.mlflow)
     return decisions.promote(pair, version, params.mlflow, user=_user(), override=override, reason=reason)
 

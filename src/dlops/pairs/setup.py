@@ -80,9 +80,22 @@ def task_classes_and_shape(p: Paths, kind: Kind, task: str) -> tuple[list[str], 
     return kind.classes_and_shape(json.loads(p.transform(task).read_text()))
 
 
+def model_split(p: Paths, kind: Kind, entry: ModelEntry, split: str) -> tuple[Any, Any, dict[str, Any]]:
+    """(x, y, groups) of a split as this model sees it: with `train.max_rows`, the training split is a
+    seeded sample of that many rows (in their original order), the same in training and evaluation."""
+    x, y, groups = kind.load_split(p, entry.task, split)
+    limit = entry.train.max_rows
+    if split != "train" or limit is None or limit >= len(y):
+        return x, y, groups
+    import numpy as np
+
+    rows = np.sort(np.random.default_rng(entry.train.seed).choice(len(y), size=limit, replace=False))
+    return x[rows], y[rows], {name: values[rows] for name, values in groups.items()}
+
+
 def training_data(p: Paths, kind: Kind, entry: ModelEntry, split: str) -> tuple[Any, Any]:
     """(x, y) of a split as a family trains on it: anomaly models see only their `normal_classes`."""
-    x, y, _ = kind.load_split(p, entry.task, split)
+    x, y, _ = model_split(p, kind, entry, split)
     normal = entry.model.get("normal_classes")
     if normal is not None:
         import numpy as np
@@ -98,7 +111,7 @@ def reweigh(p: Paths, kind: Kind, entry: ModelEntry) -> Any:
         return None
     from dlops.mitigation import joint_groups, reweigh_weights
 
-    _, y, groups = kind.load_split(p, entry.task, "train")
+    _, y, groups = model_split(p, kind, entry, "train")
     weights = reweigh_weights(y, joint_groups(groups, entry.train.reweigh))
     log.info("train: reweighing by %s, weights %.3f..%.3f", entry.train.reweigh, weights.min(), weights.max())
     return weights

@@ -60,6 +60,10 @@ class GatesConfig(Strict):
     when_indistinguishable: Literal["keep", "promote"] = "keep"
     first_version: Literal["promote", "hold"] = "promote"  # no champion yet; hold = wait for `dlops promote`
     promotion_tolerance: float = Field(0.005, ge=0.0, le=1.0)
+    # a control model: built to fail the gate named here (e.g. `max_membership_auc` for a model that
+    # memorises its training rows), run to show that the gate catches it. It is registered, never
+    # promoted; `register` succeeds when that gate rejects it and fails when it does not.
+    control: str | None = None
 
 
 class PostprocessConfig(Strict):

@@ -36,6 +36,10 @@ class TrainConfig(Strict):
     scheduler: Literal["cosine", "onecycle", "none"] = "cosine"
     warmup_epochs: int = Field(0, ge=0)
     patience: int = Field(5, ge=1)
+    early_stopping: bool = True  # false: train every epoch and keep the last (no patience, no best epoch)
+    # train on a seeded sample of this many training rows (null: all); evaluation and the membership
+    # audit use the same rows as the training split. For controls and small-data studies.
+    max_rows: int | None = Field(None, ge=1)
     # what early stopping and the kept epoch follow: the validation loss, or (classifiers) the validation
     # accuracy, closer to the primary metric on real corpora where the loss turns up while accuracy rises
     monitor: Literal["val_loss", "val_accuracy"] = "val_loss"

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from dlops.gates import Decision, decide
+from dlops.gates import Decision, decide, judge_control
 from dlops.params import GatesConfig, MlflowConfig
 from dlops.redact import redact_text
 from dlops.tracking import store
@@ -57,6 +57,7 @@ def register(
     score_champion: Callable[[str], float] | None = None,
     paired: PairedRows | None = None,
     card: Callable[[dict[str, Any], dict[str, str]], dict[str, Any]] | None = None,
+    control: str | None = None,
 ) -> dict[str, Any]:
     """Register the checkpoint as a version of `<prefix>-<pair>` (once per sha256), record every gate and
     the decision as version tags, a verdict artifact and the model card, and move @champion (old one to
@@ -69,7 +70,8 @@ def register(
     ask for one (dlops.gates), else its primary metric within `promotion_tolerance`, re-scored by
     `score_champion(model_uri)` when it was scored on another test split (tag `data.test_split`).
     `card(report, tags)` returns the model card (dlops.model_card) for the description and artifact;
-    `tags` are the version's (the training run's lineage plus this registration's).
+    `tags` are the version's (the training run's lineage plus this registration's). A `control` (the
+    gate a control model was built to fail) is never promoted (dlops.gates.judge_control).
     """
     client = store.client()
     name = model_name(pair, cfg)
@@ -100,6 +102,9 @@ def register(
             else f"this model is champion v{current} but now fails a gate; it keeps @champion until "
             "another model is promoted"
         )
+    if control is not None:
+        caught = judge_control(decision, control)
+        tags.update({"control": control, "control.caught": str(caught).lower()})
     tags.update(_decision_tags(decision, metrics))
     # a reason may quote a URL (a champion that could not be re-scored): no password reaches a tag
     tags = {metric_key(k): redact_text(str(v))[:TAG_MAX_CHARS] for k, v in tags.items()}

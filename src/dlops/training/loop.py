@@ -119,7 +119,7 @@ def train(
         transfer.freeze(model, cfg.freeze)
     optimizers = _optimizers(model, cfg)
     base_lrs = [[group["lr"] for group in opt.param_groups] for opt in optimizers]
-    early_stopping = getattr(model, "early_stopping", True)
+    early_stopping = cfg.early_stopping and getattr(model, "early_stopping", True)
     batch_gen = torch.Generator().manual_seed(cfg.seed)  # the same global batch order on every rank
     aug_gen = torch.Generator().manual_seed(world.seed(cfg.seed) + 1)
     use_amp = cfg.amp and device.type == "cuda" and cfg.privacy is None  # DP-SGD trains in fp32
@@ -199,7 +199,7 @@ def train(
         # lower is better: the loss, or minus the accuracy (`train.monitor`; models without one use the loss)
         monitored = -val_acc if cfg.monitor == "val_accuracy" and val_acc is not None else val_loss
         improved = monitored < state["best_val_loss"] - cfg.min_delta
-        if not early_stopping:  # e.g. a GAN: its losses do not measure quality; keep the last epoch
+        if not early_stopping:  # a GAN (its losses do not measure quality), or asked: keep the last epoch
             state.update(best_val_loss=monitored, best_epoch=epoch + 1, bad_epochs=0)
             state["best_model"] = None
         elif improved:
