@@ -474,7 +474,9 @@ def register(pair: str, root: Path | None = None) -> dict[str, Any]:
     return report
 
 
-def _control_receipt(pair: str, control: str, report: dict[str, Any], receipt: Path, sha: str) -> dict[str, Any]:
+def _control_receipt(
+    pair: str, control: str, report: dict[str, Any], receipt: Path, sha: str
+) -> dict[str, Any]:
     """A control's registration succeeds when the gate it was built to fail rejected it (its receipt
     says so) and fails, with no receipt, when that gate passed it."""
     from dlops.gates import ControlNotCaught
@@ -508,7 +510,8 @@ def promote(pair: str, version: str, override: bool, reason: str, root: Path | N
     control = params.pair(pair).gates.control
     if control is not None:
         raise ConfigError(
-            f"models.{pair}.gates.control: {pair} is a control built to fail gates.{control}; it is never promoted"
+            f"models.{pair}.gates.control: {pair} is a control built to fail gates.{control}; "
+            "it is never promoted"
         )
     tracking.configure(p.root, params.mlflow)
     return decisions.promote(pair, version, params.mlflow, user=_user(), override=override, reason=reason)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import copy
 import hashlib
+import json
 import shutil
 import signal
 import subprocess
@@ -39,11 +40,19 @@ def _dlops_run(root: Path, env: dict[str, str] | None = None) -> subprocess.Comp
 
 @pytest.fixture(scope="module")
 def ran(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, subprocess.CompletedProcess[str]]]:
-    """A project whose first `dlops run` had one candidate rejected (tabular-strict) and one promoted."""
+    """A project whose first `dlops run` had one candidate rejected (tabular-strict), one promoted and a
+    control (tabular-control, built to fail min_primary) rejected as it must be."""
     params = tiny_params()
     strict = copy.deepcopy(params["models"]["tabular-mlp"])
     strict["gates"] = {**strict["gates"], "min_primary": 0.999}  # no model reaches it
-    params["models"] = {"tabular-strict": strict, "tabular-mlp": params["models"]["tabular-mlp"]}
+    control = copy.deepcopy(strict)
+    control["gates"]["control"] = "min_primary"
+    control["train"].update(max_rows=200, early_stopping=False, epochs=3)
+    params["models"] = {
+        "tabular-strict": strict,
+        "tabular-mlp": params["models"]["tabular-mlp"],
+        "tabular-control": control,
+    }
     root = make_project(tmp_path_factory.mktemp("ran") / "project", params)
     yield root, _dlops_run(root)
 
@@ -57,6 +66,32 @@ def test_a_rejected_candidate_does_not_stop_the_others(ran: tuple[Path, Any]) ->
     version = client(root).get_model_version_by_alias("dlops-tabular-mlp", "champion")
     assert version.tags["decision"] == "promoted"
     assert (root / "reports/register/tabular-mlp.json").is_file()
+
+
+def test_a_control_rejected_by_its_gate_is_a_success_and_is_never_promoted(ran: tuple[Path, Any]) -> None:
+    root, proc = ran
+    # not among the rejected: its gate caught it, so its register stage succeeded
+    assert "rejected by their gates: tabular-strict (exit 3)" in proc.stderr
+    version = client(root).get_model_version("dlops-tabular-control", "1")
+    assert version.tags["control"] == "min_primary" and version.tags["control.caught"] == "true"
+    assert version.tags["decision"] == "rejected" and not version.aliases
+    board = subprocess.run(
+        [bin_path("dlops"), "leaderboard", "--json"], cwd=root, env=project_env(root), capture_output=True
+    )
+    rows = {row["model"]: row for row in json.loads(board.stdout)}
+    assert rows["tabular-control"]["decision"] == "rejected (control: min_primary)"
+    receipt = json.loads((root / "reports/register/tabular-control.json").read_text())
+    assert receipt["control"] == "min_primary"
+    history = json.loads((root / "reports/train/tabular-control/history.json").read_text())
+    assert len(history["epochs"]) == 3  # no early stopping
+    refused = subprocess.run(
+        [bin_path("dlops"), "promote", "tabular-control", "1", "--override", "--reason", "try"],
+        cwd=root,
+        env=project_env(root),
+        capture_output=True,
+        text=True,
+    )
+    assert refused.returncode == 65 and "models.tabular-control.gates.control" in refused.stderr
 
 
 def _md5(path: Path) -> str:

@@ -180,6 +180,9 @@ POST = {"constraint": "equalized_odds", "attributes": ["sex"]}
         ("models.tabular-mlp.evaluate.postprocess", {**POST, "constraint": "parity"}, "constraint"),
         ("models.tabular-mlp.gates.promotion_test", "t-test", "promotion_test"),
         ("models.tabular-mlp.gates.fairness_rule", "lenient", "fairness_rule"),
+        ("models.tabular-mlp.gates.control", "max_memberhip_auc", "'max_memberhip_auc' is not a gate"),
+        ("models.tabular-mlp.gates.control", "max_class_recall_gap", "gates.max_class_recall_gap is null"),
+        ("models.tabular-mlp.train.max_rows", 0, "max_rows"),
     ],
 )
 def test_mitigation_and_decision_policy_errors_name_the_key(

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from dlops.gates import Decision, GateFailure, decide
+from dlops.gates import Decision, GateFailure, decide, judge_control
 from dlops.params import GatesConfig
 
 GATES = GatesConfig(
@@ -183,3 +183,12 @@ def test_register_says_the_versions_decision(report: dict, said: str) -> None:
     from dlops.cli import _register_verdict
 
     assert _register_verdict(report) == said  # never "kept the current champion" for a rejected version
+
+
+@pytest.mark.parametrize("overfit_gap", [0.2, 0.01])
+def test_a_control_is_never_promoted_and_says_whether_its_gate_caught_it(overfit_gap: float) -> None:
+    decision = decide(good(**{"overfit/primary_gap_train_test": overfit_gap}), GATES, champion_primary=None)
+    caught = judge_control(decision, "max_overfit_gap")
+    assert caught is (overfit_gap > 0.05)
+    assert not decision.promote and decision.verdict == "rejected"
+    assert ("and it did" if caught else "but it passed") in decision.reasons[-1]

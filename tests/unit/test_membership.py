@@ -32,6 +32,17 @@ def test_mentr_prefers_confident_right_over_confident_wrong() -> None:
     assert unsure == pytest.approx(-np.log(2))
 
 
+def test_float32_probabilities_that_round_to_one_are_still_ranked_by_the_other_classes() -> None:
+    # a memorised training row and a confidently right test row both have p_y == 1.0 in float32
+    members = np.array([[1.0, 1e-12], [1e-13, 1.0]], dtype=np.float32)
+    nonmembers = np.array([[1.0, 1e-7], [1e-6, 1.0]], dtype=np.float32)
+    y = np.array([0, 1])
+    assert members[0, 0] == nonmembers[0, 0] == 1.0
+    for score in (membership.loss_scores, membership.mentr_scores):
+        assert score(members, y).min() > score(nonmembers, y).max()
+    np.testing.assert_allclose(membership.loss_scores(nonmembers, y), [-1e-7, -1e-6], rtol=1e-6)
+
+
 def test_separable_scores_give_auc_one_and_full_tpr() -> None:
     members, nonmembers = np.linspace(1, 2, 50), np.linspace(-2, -1, 50)
     assert _auc(members, nonmembers) == pytest.approx(1.0)

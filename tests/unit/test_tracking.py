@@ -32,6 +32,7 @@ from dlops.serving import DlopsTabularModel
 from dlops.training.checkpoint import model_checkpoint, save_atomic
 
 CFG = MlflowConfig(experiment="dlops-test", model_prefix="t")
+DPD = "max_demographic_parity_difference"
 GATES = GatesConfig(
     primary_metric="balanced_accuracy",
     min_primary=0.7,
@@ -119,6 +120,7 @@ def register(
     score_champion: Any = None,
     paired: Any = None,
     gates: GatesConfig = GATES,
+    control: str | None = None,
 ) -> dict[str, Any]:
     ckpt = make_checkpoint(store, pair, seed, _input_dim(transform))
     sha = file_sha256(ckpt)
@@ -138,6 +140,7 @@ def register(
         extra_tags={"data.test_split": split},
         score_champion=score_champion,
         paired=paired,
+        control=control,
         card=lambda report, tags: {
             "title": f"{report['model_name']} v{report['version']}",
             "decision": {"verdict": report["verdict"], "reasons": report["reasons"]},
@@ -566,6 +569,23 @@ def test_first_version_can_wait_for_a_person(store: Path, transform_json: Path) 
     report = register(store, transform_json, "reg-h", seed=1, primary=0.80, gates=hold)
     assert report["verdict"] == "held" and not report["promoted"] and report["current_champion"] is None
     assert tracking.champion_info("reg-h", CFG) is None
+
+
+def test_a_control_is_never_promoted_and_its_tags_say_whether_its_gate_caught_it(
+    store: Path, transform_json: Path
+) -> None:
+    caught = register(store, transform_json, "reg-c", seed=1, primary=0.80, dpd=0.3, control=DPD)
+    passed = register(store, transform_json, "reg-c", seed=2, primary=0.85, control=DPD)  # every gate passes
+    assert not caught["promoted"] and not passed["promoted"] and passed["current_champion"] is None
+    assert caught["verdict"] == passed["verdict"] == "rejected"
+    assert "built to fail max_demographic_parity_difference, and it did" in caught["reasons"][-1]
+    assert "but it passed" in passed["reasons"][-1]
+    assert tracking.champion_info("reg-c", CFG) is None
+    tags = client().get_model_version("t-reg-c", "2").tags
+    assert tags["control"] == DPD and tags["control.caught"] == "false" and tags["decision"] == "rejected"
+    assert client().get_model_version("t-reg-c", "1").tags["control.caught"] == "true"
+    state = leaderboard.registry_state(["reg-c"], CFG)["reg-c"]
+    assert state["decision"] == f"rejected (control: {DPD})" and state["champion"] is None
 
 
 def test_human_promote_refuses_a_failed_gate_without_override_and_rollback_restores(

@@ -88,6 +88,19 @@ def test_early_stopping_restores_best_epoch() -> None:
     assert result.best_epoch == best["epoch"]
 
 
+def test_without_early_stopping_every_epoch_runs_and_the_last_is_kept() -> None:
+    cfg = TrainConfig(epochs=12, batch_size=32, lr=0.05, patience=1, device="cpu", seed=1)
+    cfg.early_stopping = False
+    model = _model()
+    result = train(model, _data(n=200), cfg)
+    assert len(result.history) == 12 and result.best_epoch == 12 and not result.stopped_early
+    assert result.history[-1]["val/loss"] > min(row["val/loss"] for row in result.history)  # not the best
+    last = {k: v.clone() for k, v in model.state_dict().items()}
+    again = _model()
+    train(again, _data(n=200), cfg)
+    assert all(torch.equal(last[k], v) for k, v in again.state_dict().items())
+
+
 def test_early_stopping_can_follow_validation_accuracy() -> None:
     cfg = TrainConfig(
         epochs=60,
@@ -245,3 +258,30 @@ def test_text_predictions_come_back_in_row_order() -> None:
     together = predict_proba(model, x, batch_size=64)  # sorted by length inside, unsorted back
     one_by_one = np.concatenate([predict_proba(model, x[i : i + 1]) for i in range(0, 300, 37)])
     np.testing.assert_allclose(together[::37], one_by_one, atol=1e-5)
+
+
+class _Splits:
+    """A kind whose split i holds rows whose features, label and group all encode the row number."""
+
+    def load_split(self, p: object, task: str, split: str) -> tuple[np.ndarray, np.ndarray, dict]:
+        n = 100 if split == "train" else 30
+        rows = np.arange(n)
+        return np.stack([rows, -rows], axis=1).astype(np.float32), rows % 2, {"sex": rows}
+
+
+def test_max_rows_is_one_seeded_sample_of_the_training_split_and_leaves_the_others_whole() -> None:
+    from types import SimpleNamespace
+
+    from dlops.pairs.setup import model_split
+
+    def split(name: str, **train: int) -> tuple[np.ndarray, np.ndarray, dict]:
+        entry = SimpleNamespace(task="t", train=TrainConfig(**train))
+        return model_split(Path("."), _Splits(), entry, name)  # type: ignore[arg-type]
+
+    x, y, groups = split("train", max_rows=10, seed=3)
+    rows = groups["sex"]
+    assert len(rows) == 10 and np.all(np.diff(rows) > 0)  # distinct, in their original order
+    assert np.array_equal(x[:, 0], rows) and np.array_equal(y, rows % 2)  # the same rows everywhere
+    assert np.array_equal(split("train", max_rows=10, seed=3)[2]["sex"], rows)  # training = evaluation
+    assert not np.array_equal(split("train", max_rows=10, seed=4)[2]["sex"], rows)
+    assert len(split("val", max_rows=10)[1]) == 30 and len(split("train", max_rows=500)[1]) == 100

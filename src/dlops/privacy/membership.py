@@ -21,28 +21,45 @@ from typing import Any
 
 import numpy as np
 
-EPS = 1e-12  # probabilities are clipped here so that log(0) does not appear
+EPS = 1e-300  # probabilities are clipped here so that log(0) does not appear
 MAX_PAIRS = 10_000
 RESAMPLES = 200
 LOW_FPR = 0.01
 PREFIX = "privacy/membership"
 
 
+def _true_and_rest(proba: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(p as float64, p_y, 1 - p_y as the sum of the other classes' probabilities). A float32 p_y rounds
+    to exactly 1 once the other classes hold less than 6e-8: a model that memorised its training rows
+    and one merely confident on test rows would tie there, while the rest still tells them apart."""
+    p = np.asarray(proba, dtype=np.float64)
+    rows = np.arange(len(y))
+    p_true = p[rows, y]
+    others = p.copy()
+    others[rows, y] = 0.0
+    rest = others.sum(axis=1)
+    return p, p_true, rest
+
+
+def _log_true(p_true: np.ndarray, rest: np.ndarray) -> np.ndarray:
+    """log p_y, exact at both ends: from p_y when it is small, from log1p(-rest) when it is close to 1."""
+    return np.where(p_true > 0.5, np.log1p(-np.minimum(rest, 0.5)), np.log(np.clip(p_true, EPS, 1.0)))
+
+
 def loss_scores(proba: np.ndarray, y: np.ndarray) -> np.ndarray:
     """Minus the cross-entropy of the true label, per row: log p_y (higher = better fitted)."""
-    true = np.clip(np.asarray(proba, dtype=np.float64)[np.arange(len(y)), y], EPS, 1.0)
-    return np.log(true)
+    _, p_true, rest = _true_and_rest(proba, y)
+    return _log_true(p_true, rest)
 
 
 def mentr_scores(proba: np.ndarray, y: np.ndarray) -> np.ndarray:
     """Minus the modified entropy, per row:
     Mentr = -(1 - p_y) log p_y - sum_{i != y} p_i log(1 - p_i)."""
-    p = np.clip(np.asarray(proba, dtype=np.float64), EPS, 1.0 - EPS)  # float32 rounds 1 - EPS to 1
+    p, p_true, rest = _true_and_rest(proba, y)
     rows = np.arange(len(y))
-    p_true = p[rows, y]
-    others = p * np.log(1.0 - p)  # (N, C)
+    others = p * np.log1p(-np.clip(p, 0.0, 1.0 - 1e-16))  # (N, C); the true class's term is replaced
     others[rows, y] = 0.0
-    mentr = -(1.0 - p_true) * np.log(p_true) - others.sum(axis=1)
+    mentr = -rest * _log_true(p_true, rest) - others.sum(axis=1)
     return -mentr
 
 
