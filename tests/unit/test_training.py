@@ -89,8 +89,8 @@ def test_early_stopping_restores_best_epoch() -> None:
 
 
 def test_without_early_stopping_every_epoch_runs_and_the_last_is_kept() -> None:
-    cfg = TrainConfig(epochs=12, batch_size=32, lr=0.05, patience=1, device="cpu", seed=1)
-    cfg.early_stopping = False
+    settings = {"epochs": 12, "batch_size": 32, "lr": 0.05, "patience": 1, "device": "cpu", "seed": 1}
+    cfg = TrainConfig(**settings, early_stopping=False)
     model = _model()
     result = train(model, _data(n=200), cfg)
     assert len(result.history) == 12 and result.best_epoch == 12 and not result.stopped_early
