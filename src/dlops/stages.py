@@ -394,7 +394,6 @@ def register(pair: str, root: Path | None = None) -> dict[str, Any]:
     from dlops.files import file_sha256
     from dlops.gates import GateFailure
     from dlops.model_card import build_card
-    from dlops.privacy.dp import version_tags
     from dlops.training.checkpoint import load_safe
 
     params, p = _context(root)
@@ -415,7 +414,6 @@ def register(pair: str, root: Path | None = None) -> dict[str, Any]:
     extra_tags = {
         "data.test_split": file_sha256(kind_of(task_cfg).split_file(p, entry.task, "test")),
         "params.hash": params_hash(entry),
-        **version_tags(scores),  # DP-SGD's ε and δ, or `privacy: none`
     }
     if split := json.loads(p.transform(entry.task).read_text(encoding="utf-8")).get("split"):
         from dlops.data.splitting import provenance_tag

@@ -115,7 +115,7 @@ def test_max_epsilon_passes_a_budget_within_it_and_fails_a_model_without_one() -
 
 
 def test_the_checkpoint_and_the_registered_version_carry_the_budget(tmp_path: Path) -> None:
-    from dlops.privacy.dp import version_tags
+    from dlops.privacy.dp import run_tags
     from dlops.training.checkpoint import load_model, model_checkpoint, save_atomic
 
     result = train(_model(), _data(), CFG.model_copy(update={"epochs": 2}))
@@ -134,10 +134,10 @@ def test_the_checkpoint_and_the_registered_version_carry_the_budget(tmp_path: Pa
     save_atomic(ckpt, tmp_path / "model.pt")
     _, meta = load_model(tmp_path / "model.pt")
     assert meta["privacy"] == result.privacy and meta["privacy"]["steps"] == 16
-    tags = version_tags(privacy_metrics(meta["privacy"]))
+    tags = run_tags(meta["privacy"])
     assert tags["privacy"] == "dp-sgd" and float(tags["privacy.epsilon"]) == result.privacy["epsilon"]
     assert tags["privacy.delta"] == "0.0001"
-    assert version_tags({"test/accuracy": 0.9}) == {"privacy": "none"}
+    assert run_tags(None) == {"privacy": "none"}
 
 
 def test_the_dp_twin_of_a_memorising_network_passes_the_membership_gate_it_fails() -> None:

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 from dlops.files import write_json
 from dlops.pairs.setup import resumable, train_setup, warm_start_record
 from dlops.params import Params, Paths
+from dlops.privacy.dp import run_tags
 
 if TYPE_CHECKING:
     from dlops.params import ModelEntry
@@ -88,19 +89,12 @@ def train_and_record(
                 "dlops.model_sha256": sha,
                 "train.best_epoch": str(result.best_epoch),
                 "train.resumed_from_epoch": str(result.resumed_from_epoch),
-                **privacy_tags(result.privacy),
+                **run_tags(result.privacy),
             }
         )
     p.resume_checkpoint(pair).unlink(missing_ok=True)
     warm_start_record(p, pair).unlink(missing_ok=True)
     return {"best_epoch": result.best_epoch, "epochs": len(result.history), "model_sha256": sha}
-
-
-def privacy_tags(record: dict[str, Any] | None) -> dict[str, str]:
-    """`privacy.epsilon`, `privacy.delta`, ... for a DP-SGD run; `privacy: none` otherwise."""
-    if record is None:
-        return {"privacy": "none"}
-    return {f"privacy.{key}": str(value) for key, value in record.items()}
 
 
 def warm_start(

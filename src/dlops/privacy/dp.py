@@ -189,13 +189,10 @@ def privacy_metrics(record: dict[str, Any] | None) -> dict[str, float]:
     return {f"privacy/{key}": float(record[key]) for key in keys}
 
 
-def version_tags(scores: dict[str, Any]) -> dict[str, str]:
-    """The registered version's tags: `privacy.epsilon` and `privacy.delta` for DP-SGD, else
-    `privacy: none` (no differential-privacy guarantee)."""
-    if "privacy/epsilon" not in scores:
+def run_tags(record: dict[str, Any] | None) -> dict[str, str]:
+    """The training run's tags, which its registered versions carry too: `privacy: dp-sgd` with
+    `privacy.epsilon`, `privacy.delta`, ... from the checkpoint's record, or `privacy: none` (no
+    differential-privacy guarantee)."""
+    if record is None:
         return {"privacy": "none"}
-    return {
-        "privacy": "dp-sgd",
-        "privacy.epsilon": str(scores["privacy/epsilon"]),
-        "privacy.delta": str(scores["privacy/delta"]),
-    }
+    return {"privacy": "dp-sgd", **{f"privacy.{key}": str(value) for key, value in record.items()}}
