@@ -42,6 +42,15 @@ def test_every_image_family_is_registered_with_its_gates(images_project: Path) -
         assert "git.commit" in version.tags and "data.version" in version.tags
 
 
+def test_the_memorising_control_is_caught_by_the_membership_gate_and_never_promoted(
+    images_project: Path,
+) -> None:
+    version = client(images_project).get_model_version("dlops-text-mlp-memorised", "1")
+    assert version.tags["control"] == "max_membership_auc" and version.tags["control.caught"] == "true"
+    assert version.tags["gate.max_membership_auc.passed"] == "false" and not version.aliases
+    assert float(version.tags["gate.max_membership_auc.value"]) > 0.6
+
+
 def test_the_private_twin_is_registered_with_its_budget_in_tags_metrics_and_history(
     images_project: Path,
 ) -> None:
