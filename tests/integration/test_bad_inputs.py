@@ -18,12 +18,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+import pandas as pd
 import pytest
 import yaml
 from tests.conftest import bin_path, make_project, mlflow_uris_restored, project_env, tiny_params
 from tests.integration.corpus_inputs import CASES, Case, make_writable_again, write_inputs
 from tests.integration.corpus_outcomes import OUTCOME_CASES
-from tests.integration.corpus_serving import REQUESTS, Request
+from tests.integration.corpus_serving import IMAGES, REQUESTS, TABLE, TEXT, Request, _rows, _with
+from tests.integration.rest_server import answer_frame, frame_body, invoke, served, tensor_body
 from typer.testing import CliRunner
 
 from dlops.errors import EXIT_REJECTED
@@ -299,3 +302,76 @@ def test_bad_request_to_a_champion_is_refused_naming_its_place(
     print(f"{request_.name}: {type(refused.value).__name__}: {message}")
     for needle in request_.names:
         assert needle in message, f"{request_.name}: {needle!r} not in {message!r}"
+
+
+# ------------------------------------------------------------------------- the same, over HTTP (REST)
+def _valid(model: str, root: Path) -> Any:
+    """A request each kind's champion must answer: rows of the table, uint8 digits, two reviews."""
+    if model == TABLE:
+        return _rows(root)
+    if model == IMAGES:
+        return (np.random.default_rng(0).random((3, 1, 8, 8)) * 255).astype(np.uint8)
+    return pd.DataFrame({"text": ["a fine film", "dull and long"], "group": ["casual", "formal"]})
+
+
+def _body(payload: Any) -> str:
+    return frame_body(payload) if isinstance(payload, pd.DataFrame) else tensor_body(payload)
+
+
+@pytest.fixture(scope="module")
+def rest(baseline: Path) -> Iterator[dict[str, str]]:
+    """`mlflow models serve` of each kind's champion on loopback: {registered model name: base URL}."""
+    from contextlib import ExitStack
+
+    env = project_env(baseline)
+    with ExitStack() as stack:
+        yield {
+            name: stack.enter_context(served(f"models:/{name}@champion", baseline, bin_path("mlflow"), env))
+            for name in (TABLE, IMAGES, TEXT)
+        }
+
+
+@pytest.mark.parametrize("model", [TABLE, IMAGES, TEXT])
+def test_the_rest_server_answers_what_the_pyfunc_answers(
+    model: str, baseline: Path, rest: dict[str, str], champion: Callable[[str], Any]
+) -> None:
+    payload = _valid(model, baseline)
+    status, answer = invoke(rest[model], _body(payload))
+    assert status == 200, answer
+    over_http, direct = answer_frame(answer), champion(model).predict(payload)
+    assert list(over_http["prediction"].astype(str)) == list(direct["prediction"].astype(str))
+    probabilities = [c for c in direct.columns if c != "prediction"]
+    got, want = over_http[probabilities].to_numpy(float), direct[probabilities].to_numpy(float)
+    np.testing.assert_allclose(got, want, atol=1e-6)
+
+
+def _wide_images(root: Path) -> str:
+    return tensor_body(np.zeros((3, 1, 16, 16), dtype=np.uint8))
+
+
+def _table_without_occupation(root: Path) -> str:
+    return frame_body(_rows(root).drop(columns=["occupation"]))
+
+
+REST_REQUESTS: dict[str, tuple[str, Callable[[Path], str], tuple[str, ...]]] = {
+    "table-missing-column": (TABLE, _table_without_occupation, ("occupation",)),
+    "table-word-for-number": (TABLE, lambda r: frame_body(_with(r, "age", 0, "forty")), ("age",)),
+    "table-empty-payload": (TABLE, lambda r: "{}", ("dataframe_split",)),
+    "images-wrong-shape": (IMAGES, _wide_images, ("(3, 1, 16, 16)", "(-1, 1, 8, 8)")),
+    "images-empty-payload": (IMAGES, lambda r: "", ()),
+    "text-missing-column": (TEXT, lambda r: frame_body(pd.DataFrame({"review": ["fine"]})), ("text",)),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("case", list(REST_REQUESTS))
+def test_a_malformed_rest_request_gets_a_4xx_naming_its_place_and_the_server_keeps_serving(
+    case: str, baseline: Path, rest: dict[str, str]
+) -> None:
+    model, make, names = REST_REQUESTS[case]
+    status, answer = invoke(rest[model], make(baseline))
+    print(f"{case}: {status} {str(answer)[:600]}")
+    assert 400 <= status < 500, answer
+    message = answer.get("message", "") if isinstance(answer, dict) else str(answer)
+    for needle in names:
+        assert needle in message, f"{case}: {needle!r} not in {message[:2000]!r}"
+    assert invoke(rest[model], _body(_valid(model, baseline)))[0] == 200  # still serving
