@@ -324,6 +324,26 @@ def run(
 
 
 @app.command()
+def predict(
+    pair: Pair,
+    source: Annotated[
+        Path, typer.Option("--input", help="Rows: .csv .tsv .parquet .jsonl; images: .npz .npy.")
+    ],
+    output: Annotated[Path, typer.Option("--output", help="Predictions: .csv .parquet or .jsonl.")],
+    model_version: Annotated[
+        str | None, typer.Option("--model-version", help="A registered version (default: @champion).")
+    ] = None,
+    batch_size: Annotated[int, typer.Option("--batch-size", min=1, help="Rows per batch.")] = 1024,
+    root: Root = None,
+) -> None:
+    """Score a file with the registered model in batches (the pyfunc `mlflow models serve` runs)."""
+    from dlops import stages
+
+    done = _run("predict", lambda: stages.predict(pair, source, output, model_version, batch_size, root))
+    typer.echo(f"predict {pair}: {done['rows']} rows -> {output} ({done['rows_per_s']} rows/s)")
+
+
+@app.command()
 def leaderboard(
     log: Annotated[bool, typer.Option("--log", help="Also record it as an MLflow run.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,

@@ -489,6 +489,28 @@ def _control_receipt(
     return report
 
 
+def predict(
+    pair: str,
+    src: Path,
+    dst: Path,
+    version: str | None = None,
+    batch_size: int = 1024,
+    root: Path | None = None,
+) -> dict[str, Any]:
+    """`dlops predict`: score `src` with the pair's @champion (or registered `version`) into `dst`."""
+    from dlops import tracking
+    from dlops.predict import predict_file
+
+    params, p = _context(root)
+    params.pair(pair)
+    tracking.configure(p.root, params.mlflow)
+    if version is None:
+        model = tracking.load_champion(pair, params.mlflow)
+    else:
+        model = tracking.load_registered(f"models:/{tracking.model_name(pair, params.mlflow)}/{version}")
+    return predict_file(model, src, dst, batch_size)
+
+
 def champion(pair: str, root: Path | None = None) -> dict[str, Any] | None:
     """The registered @champion of a pair (version, run id, decision tags), or None."""
     from dlops import tracking

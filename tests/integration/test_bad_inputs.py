@@ -375,3 +375,42 @@ def test_a_malformed_rest_request_gets_a_4xx_naming_its_place_and_the_server_kee
     for needle in names:
         assert needle in message, f"{case}: {needle!r} not in {message[:2000]!r}"
     assert invoke(rest[model], _body(_valid(model, baseline)))[0] == 200  # still serving
+
+
+def test_dlops_predict_scores_a_file_in_batches_as_the_pyfunc_does_and_refuses_bad_rows_whole(
+    baseline: Path, champion: Callable[[str], Any], tmp_path: Path
+) -> None:
+    def predict(pair: str, src: Path, dst: Path) -> subprocess.CompletedProcess[str]:
+        command = [
+            bin_path("dlops"),
+            "predict",
+            pair,
+            "--input",
+            str(src),
+            "--output",
+            str(dst),
+            "--batch-size",
+            "3",
+        ]
+        return subprocess.run(
+            command, cwd=baseline, env=project_env(baseline), capture_output=True, text=True
+        )
+
+    rows = _rows(baseline, n=10)
+    rows.to_csv(tmp_path / "rows.csv", index=False)
+    done = predict("tabular-mlp", tmp_path / "rows.csv", tmp_path / "scored.parquet")
+    assert done.returncode == 0, done.stderr
+    assert "10 rows" in done.stdout
+    scored, direct = pd.read_parquet(tmp_path / "scored.parquet"), champion(TABLE).predict(rows)
+    pd.testing.assert_frame_equal(scored, direct.reset_index(drop=True), check_dtype=False)
+
+    images = _valid(IMAGES, baseline)
+    np.savez(tmp_path / "digits.npz", x=images)
+    assert predict("images-mlp", tmp_path / "digits.npz", tmp_path / "digits.csv").returncode == 0
+    got = pd.read_csv(tmp_path / "digits.csv")["prediction"].astype(str)
+    assert list(got) == list(champion(IMAGES).predict(images)["prediction"].astype(str))
+
+    rows.drop(columns=["occupation"]).to_csv(tmp_path / "short.csv", index=False)
+    refused = predict("tabular-mlp", tmp_path / "short.csv", tmp_path / "short-scored.csv")
+    assert refused.returncode == 65 and "occupation" in refused.stderr and "rows 0-2" in refused.stderr
+    assert not (tmp_path / "short-scored.csv").exists()
