@@ -11,7 +11,7 @@ default. The verdict is one of:
 - `kept`: gates passed, indistinguishable from the champion, and `when_indistinguishable: keep`;
 - `held`: gates passed, no champion yet, and `first_version: hold` (a person decides: `dlops promote`).
 
-A control (`models.<name>.control`: a model built to fail one gate) is never promoted: its verdict is
+A control (`gates.control` names the one gate a model is built to fail) is never promoted: its verdict is
 `rejected` whatever the gates say, and `judge_control` says whether its gate caught it.
 """
 
