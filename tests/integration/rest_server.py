@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import socket
 import subprocess
+import tempfile
 import time
 import urllib.error
 import urllib.request
@@ -34,7 +35,7 @@ def served(
     env = {**env, "MLFLOW_TRACKING_URI": f"sqlite:///{root}/mlflow.db"}
     command = [mlflow_bin, "models", "serve", "-m", model_uri, "--env-manager", "local", "-h", "127.0.0.1",
                "-p", str(port), "--workers", "1"]  # fmt: skip
-    log = (root / f"serve-{port}.log").open("w")
+    log = tempfile.NamedTemporaryFile("w", prefix=f"mlflow-serve-{port}-", suffix=".log", delete=False)
     server = subprocess.Popen(command, cwd=root, env=env, stdout=log, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
     try:
@@ -59,6 +60,7 @@ def served(
         except subprocess.TimeoutExpired:
             server.kill()
         log.close()
+        Path(log.name).unlink(missing_ok=True)
 
 
 def _tail(path: str) -> str:
