@@ -35,7 +35,7 @@ def served(
     env = {**env, "MLFLOW_TRACKING_URI": f"sqlite:///{root}/mlflow.db"}
     command = [mlflow_bin, "models", "serve", "-m", model_uri, "--env-manager", "local", "-h", "127.0.0.1",
                "-p", str(port), "--workers", "1"]  # fmt: skip
-    log = tempfile.NamedTemporaryFile("w", prefix=f"mlflow-serve-{port}-", suffix=".log", delete=False)
+    log = (Path(tempfile.gettempdir()) / f"mlflow-serve-{port}.log").open("w")  # not in the project
     server = subprocess.Popen(command, cwd=root, env=env, stdout=log, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
     try:
