@@ -192,3 +192,10 @@ def test_a_control_is_never_promoted_and_says_whether_its_gate_caught_it(overfit
     assert caught is (overfit_gap > 0.05)
     assert not decision.promote and decision.verdict == "rejected"
     assert ("and it did" if caught else "but it passed") in decision.reasons[-1]
+
+
+def test_every_limit_of_the_gates_section_is_a_gate_the_decision_checks() -> None:
+    """gates.control is checked against the `min_`/`max_` fields; each must be a gate of GATES."""
+    from dlops.gates import GATES
+
+    assert sorted(GATES) == sorted(name for name in GatesConfig.model_fields if name.startswith(("min_", "max_")))

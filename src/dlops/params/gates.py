@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from dlops.params.fields import Strict
 from dlops.params.train import TrainConfig
@@ -64,6 +64,18 @@ class GatesConfig(Strict):
     # memorises its training rows), run to show that the gate catches it. It is registered, never
     # promoted; `register` succeeds when that gate rejects it and fails when it does not.
     control: str | None = None
+
+    @model_validator(mode="after")
+    def _control_names_a_set_gate(self) -> GatesConfig:
+        """A control names one of the limits above (a `min_` or `max_` field), and that limit is set."""
+        if self.control is None:
+            return self
+        limits = sorted(name for name in type(self).model_fields if name.startswith(("min_", "max_")))
+        if self.control not in limits:
+            raise ValueError(f"control: {self.control!r} is not a gate; one of {limits}")
+        if getattr(self, self.control) is None:
+            raise ValueError(f"control: gates.{self.control} is null; a control must fail a set gate")
+        return self
 
 
 class PostprocessConfig(Strict):

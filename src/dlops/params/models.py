@@ -96,7 +96,6 @@ def check_entry_fits(name: str, entry: ModelEntry, task: TaskConfig) -> None:
             "series by; set it null"
         )
     _check_mitigation(where, entry, task, classes)
-    _check_control(where, entry)
     _check_transfer(where, entry, classes)
     if entry.search is not None:
         check_search(where, entry, objectives)
@@ -113,19 +112,6 @@ def _check_transfer(where: str, entry: ModelEntry, classes: bool) -> None:
         )
     if entry.train.head_lr is not None and not classes:
         raise ValueError(f"{where}.train.head_lr: a {entry.family} has no classifier `head`; set null")
-
-
-def _check_control(where: str, entry: ModelEntry) -> None:
-    """A control names a gate that is set on its entry: the one it must fail."""
-    control = entry.gates.control
-    if control is None:
-        return
-    from dlops.gates import GATES
-
-    if control not in GATES:
-        raise ValueError(f"{where}.gates.control: {control!r} is not a gate; one of {sorted(GATES)}")
-    if getattr(entry.gates, control) is None:
-        raise ValueError(f"{where}.gates.control: gates.{control} is null; a control must fail a set gate")
 
 
 def _check_mitigation(where: str, entry: ModelEntry, task: TaskConfig, classes: bool) -> None:
