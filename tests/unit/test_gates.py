@@ -198,4 +198,5 @@ def test_every_limit_of_the_gates_section_is_a_gate_the_decision_checks() -> Non
     """gates.control is checked against the `min_`/`max_` fields; each must be a gate of GATES."""
     from dlops.gates import GATES
 
-    assert sorted(GATES) == sorted(name for name in GatesConfig.model_fields if name.startswith(("min_", "max_")))
+    limits = [name for name in GatesConfig.model_fields if name.startswith(("min_", "max_"))]
+    assert sorted(GATES) == sorted(limits)
