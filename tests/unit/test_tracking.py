@@ -574,17 +574,17 @@ def test_first_version_can_wait_for_a_person(store: Path, transform_json: Path) 
 def test_a_control_is_never_promoted_and_its_tags_say_whether_its_gate_caught_it(
     store: Path, transform_json: Path
 ) -> None:
-    caught = register(store, transform_json, "reg-c", seed=1, primary=0.80, dpd=0.3, control=DPD)
-    passed = register(store, transform_json, "reg-c", seed=2, primary=0.85, control=DPD)  # every gate passes
+    caught = register(store, transform_json, "reg-ctl", seed=1, primary=0.80, dpd=0.3, control=DPD)
+    passed = register(store, transform_json, "reg-ctl", seed=2, primary=0.85, control=DPD)  # every gate passes
     assert not caught["promoted"] and not passed["promoted"] and passed["current_champion"] is None
     assert caught["verdict"] == passed["verdict"] == "rejected"
     assert "built to fail max_demographic_parity_difference, and it did" in caught["reasons"][-1]
     assert "but it passed" in passed["reasons"][-1]
-    assert tracking.champion_info("reg-c", CFG) is None
-    tags = client().get_model_version("t-reg-c", "2").tags
+    assert tracking.champion_info("reg-ctl", CFG) is None
+    tags = client().get_model_version("t-reg-ctl", "2").tags
     assert tags["control"] == DPD and tags["control.caught"] == "false" and tags["decision"] == "rejected"
-    assert client().get_model_version("t-reg-c", "1").tags["control.caught"] == "true"
-    state = leaderboard.registry_state(["reg-c"], CFG)["reg-c"]
+    assert client().get_model_version("t-reg-ctl", "1").tags["control.caught"] == "true"
+    state = leaderboard.registry_state(["reg-ctl"], CFG)["reg-ctl"]
     assert state["decision"] == f"rejected (control: {DPD})" and state["champion"] is None
 
 
