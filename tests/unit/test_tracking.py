@@ -575,7 +575,7 @@ def test_a_control_is_never_promoted_and_its_tags_say_whether_its_gate_caught_it
     store: Path, transform_json: Path
 ) -> None:
     caught = register(store, transform_json, "reg-ctl", seed=1, primary=0.80, dpd=0.3, control=DPD)
-    passed = register(store, transform_json, "reg-ctl", seed=2, primary=0.85, control=DPD)  # every gate passes
+    passed = register(store, transform_json, "reg-ctl", seed=2, primary=0.85, control=DPD)  # passes all
     assert not caught["promoted"] and not passed["promoted"] and passed["current_champion"] is None
     assert caught["verdict"] == passed["verdict"] == "rejected"
     assert "built to fail max_demographic_parity_difference, and it did" in caught["reasons"][-1]
