@@ -578,6 +578,7 @@ def test_a_control_is_never_promoted_and_its_tags_say_whether_its_gate_caught_it
     passed = register(store, transform_json, "reg-ctl", seed=2, primary=0.85, control=DPD)  # passes all
     assert not caught["promoted"] and not passed["promoted"] and passed["current_champion"] is None
     assert caught["verdict"] == passed["verdict"] == "rejected"
+    assert caught["control_caught"] is True and passed["control_caught"] is False
     assert "built to fail max_demographic_parity_difference, and it did" in caught["reasons"][-1]
     assert "but it passed" in passed["reasons"][-1]
     assert tracking.champion_info("reg-ctl", CFG) is None

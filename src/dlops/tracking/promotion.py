@@ -102,8 +102,8 @@ def register(
             else f"this model is champion v{current} but now fails a gate; it keeps @champion until "
             "another model is promoted"
         )
+    caught = None if control is None else judge_control(decision, control)
     if control is not None:
-        caught = judge_control(decision, control)
         tags.update({"control": control, "control.caught": str(caught).lower()})
     tags.update(_decision_tags(decision, metrics))
     # a reason may quote a URL (a champion that could not be re-scored): no password reaches a tag
@@ -125,6 +125,7 @@ def register(
         "run_id": run_id,
         "promoted": decision.promote,
         "current_champion": current,
+        "control_caught": caught,  # None unless a control: whether the gate it was built to fail caught it
     }
     _publish(client, report, card(report, tags) if card else None)
 
