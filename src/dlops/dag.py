@@ -2,8 +2,8 @@
 
 DVC's templating cannot index one mapping by another's value (`${tasks.${item.task}.kind}`) nor splice
 a list into `deps`. So `dlops dag` writes, from params.yaml, each task's kind, suite and input files (fixed
-slots; an unused slot repeats the kind's package, which the stage reads anyway) and each model's task,
-kind and family. dvc.yaml loads it as `vars` and walks it with `foreach`: every stage lists the code of
+slots; an unused slot repeats the kind's package, which the stage reads anyway), each model's task,
+kind and family, and `searches`: the models that have a search, the only ones with a `search` stage. dvc.yaml loads it as `vars` and walks it with `foreach`: every stage lists the code of
 its own kind only, and `ingest` the user's files, so editing, replacing or appending to them reruns that
 task's stages and nothing else. `dlops run` rewrites it before `dvc repro`; every stage and
 `dlops check-params` stop, naming the command, when it no longer matches params.yaml.
@@ -25,7 +25,8 @@ HEADER = (
 
 
 def render(params: Params, root: Path) -> dict[str, Any]:
-    """The `dag` mapping for params: tasks with kind and input slots, models and studies with kind."""
+    """The `dag` mapping for params: tasks with kind and input slots; models, searches and studies with
+    kind."""
     from dlops.params.fields import input_paths
 
     tasks: dict[str, Any] = {}
@@ -39,10 +40,18 @@ def render(params: Params, root: Path) -> dict[str, Any]:
         slots = inputs + [package] * (INPUT_SLOTS - len(inputs))
         tasks[name] = {"kind": task_cfg.kind, **{f"input_{i + 1}": s for i, s in enumerate(slots)}}
         tasks[name]["suite"] = task_cfg.validate_.suite
-    models = {
-        name: {"task": entry.task, "kind": params.tasks[entry.task].kind, "family": entry.family}
-        for name, entry in params.models.items()
-    }
+    models = {}
+    for name, entry in params.models.items():
+        family_file = f"src/dlops/models/{entry.family}.py"
+        models[name] = {
+            "task": entry.task,
+            "kind": params.tasks[entry.task].kind,
+            "family": entry.family,
+            # train's dep on its search's best values; a model without a search has no search stage,
+            # and the slot repeats its family's file, which train reads anyway
+            "search_result": f"reports/search/{name}.json" if entry.search is not None else family_file,
+        }
+    searches = {name: models[name] for name, entry in params.models.items() if entry.search is not None}
     studies = {}
     for name, study in params.pretraining.items():
         # a text study pretrains the classifier's own architecture: its encoder slots name the classifier
@@ -58,7 +67,7 @@ def render(params: Params, root: Path) -> dict[str, Any]:
             "encoder": encoder,
             "encoder_file": encoder_file,
         }
-    return {"dag": {"tasks": tasks, "models": models, "pretraining": studies}}
+    return {"dag": {"tasks": tasks, "models": models, "searches": searches, "pretraining": studies}}
 
 
 def text(params: Params, root: Path) -> str:

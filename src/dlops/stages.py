@@ -203,9 +203,10 @@ def train(pair: str, root: Path | None = None, max_epochs: int | None = None) ->
 # --------------------------------------------------------------------------------------------- search
 def search(pair: str, root: Path | None = None, join: bool = False, worker: int = 0) -> dict[str, Any]:
     """Stage `search`: an Optuna study over `models.<pair>.search` on the train/val splits; writes the
-    best values to reports/search/<pair>.json, which `train` reads. A pair whose search is null gets
-    `{"search": null}` (train keeps params.yaml's values). `join`: only run trials of the study another
-    `dlops search` started (another process or machine on the same storage); writes nothing."""
+    best values to reports/search/<pair>.json, which `train` reads. A pair whose search is null has no
+    search stage and trains with params.yaml's values: the command says so and writes nothing. `join`:
+    only run trials of the study another `dlops search` started (another process or machine on the same
+    storage); writes nothing."""
     from dlops.pairs import search as pair_search
 
     params, p = _context(root)
@@ -214,8 +215,7 @@ def search(pair: str, root: Path | None = None, join: bool = False, worker: int 
     if entry.search is None:
         if join:
             raise ConfigError(f"models.{pair}.search is null: there is no study to join")
-        _writable(p, out.parent)
-        write_json(out, {"pair": pair, "search": None})
+        log.info("models.%s.search is null: nothing to search; train uses params.yaml's values", pair)
         return {"search": None}
     if not join:
         _writable(p, out.parent)

@@ -43,7 +43,22 @@ def test_each_task_names_its_kind_and_input_files_and_each_model_its_kind(tmp_pa
     ]
     assert tasks["text"]["input_1"] == "src/dlops/kinds/text"  # the built-in grammar reads no file
     models = dag.render(params, p.root)["dag"]["models"]
-    assert models["text-rnn"] == {"task": "text", "kind": "text", "family": "rnn"}
+    assert models["text-rnn"] == {
+        "task": "text",
+        "kind": "text",
+        "family": "rnn",
+        "search_result": "src/dlops/models/rnn.py",  # no search: train's slot repeats its family file
+    }
+
+
+def test_only_models_with_a_search_get_a_search_stage(tmp_path: Path) -> None:
+    raw = tiny_params()
+    raw["models"]["tabular-mlp"]["search"] = {"trials": 2, "space": {"train.lr": {"low": 1e-4, "high": 1e-2}}}
+    params, p = _project(tmp_path, raw)
+    rendered = dag.render(params, p.root)["dag"]
+    assert list(rendered["searches"]) == ["tabular-mlp"]
+    assert rendered["models"]["tabular-mlp"]["search_result"] == "reports/search/tabular-mlp.json"
+    assert rendered["searches"]["tabular-mlp"] == rendered["models"]["tabular-mlp"]
 
 
 def test_a_study_names_its_encoder_file_and_entry(tmp_path: Path) -> None:

@@ -70,7 +70,7 @@ class Paths:
         return self.eval_dir(pair) / "metrics.json"
 
     def search_result(self, pair: str) -> Path:
-        """The best parameters `train` reads (or `{"search": null}` for a pair that does not search)."""
+        """The best parameters `train` reads, for a pair with a search."""
         return self.root / "reports" / "search" / f"{pair}.json"
 
     def search_storage(self) -> str:
