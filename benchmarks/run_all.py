@@ -1,5 +1,6 @@
-"""Run the issue-7 benchmarks one after another as subprocesses, so every table comes from one run on
-the same machine: trainer_overhead, tracking_overhead, orchestration, full_pipeline, gpu.
+"""Run the overhead benchmarks one after another as subprocesses, so every table comes from one run on
+the same machine: trainer_overhead, tracking_overhead, search_overhead, stage_startup, orchestration,
+full_pipeline, gpu.
 --quick and --results are passed on. Run: .venv/bin/python benchmarks/run_all.py [--quick]
 """
 
@@ -15,6 +16,7 @@ SCRIPTS = (
     "trainer_overhead",
     "tracking_overhead",
     "search_overhead",
+    "stage_startup",
     "orchestration",
     "full_pipeline",
     "gpu",

@@ -3,9 +3,10 @@
 DVC's templating cannot index one mapping by another's value (`${tasks.${item.task}.kind}`) nor splice
 a list into `deps`. So `dlops dag` writes, from params.yaml, each task's kind, suite and input files (fixed
 slots; an unused slot repeats the kind's package, which the stage reads anyway), each model's task,
-kind and family, and `searches`: the models that have a search, the only ones with a `search` stage. dvc.yaml loads it as `vars` and walks it with `foreach`: every stage lists the code of
-its own kind only, and `ingest` the user's files, so editing, replacing or appending to them reruns that
-task's stages and nothing else. `dlops run` rewrites it before `dvc repro`; every stage and
+kind and family, and `searches`: the models that have a search, the only ones with a `search` stage.
+dvc.yaml loads it as `vars` and walks it with `foreach`: every stage lists the code of its own kind
+only, and `ingest` the user's files, so editing, replacing or appending to them reruns that task's
+stages and nothing else. `dlops run` rewrites it before `dvc repro`; every stage and
 `dlops check-params` stop, naming the command, when it no longer matches params.yaml.
 """
 
