@@ -31,8 +31,9 @@ STAGES = [("ingest", TASK), ("validate", TASK), ("preprocess", TASK)]
 STAGES += [("train", PAIR), ("evaluate", PAIR), ("register", PAIR)]
 IMPORT_LINE = re.compile(r"^import time:\s+(\d+) \|\s+(\d+) \|( *)(\S+)")
 STORE = (
-    "import time, mlflow; from dlops import tracking; from dlops.params import load_params, paths; "
-    "p = paths('.'); tracking.configure(p.root, load_params(p.params).mlflow); t = time.perf_counter(); "
+    "import time, mlflow; from pathlib import Path; from dlops import tracking; "
+    "from dlops.params import load_params, paths; p = paths(Path('.')); "
+    "tracking.configure(p.root, load_params(p.params).mlflow); t = time.perf_counter(); "
     "from dlops.tracking import store; store.client().search_experiments(max_results=1); "
     "print(time.perf_counter() - t)"
 )
