@@ -17,7 +17,6 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from dlops.evaluation import fairness, metrics, overfitting, plots
 from dlops.files import write_json
 from dlops.objectives.base import Served
 
@@ -61,6 +60,9 @@ def evaluate_classifier(
     out: Path,
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     """Every score of the classifier, and the test split's arrays (x, y, proba, y_pred, groups)."""
+    # here, not at the top: `register` imports this module for serving() and needs none of them (1 s)
+    from dlops.evaluation import metrics, overfitting, plots
+
     proba = {name: predict(split[0]) for name, split in splits.items()}
     decisions, mitigation = _decisions(entry, splits, proba, classes, out)
     scores: dict[str, Any] = {}
@@ -144,6 +146,8 @@ def _decisions(
 def _summary(y: np.ndarray, y_pred: np.ndarray, groups: dict[str, np.ndarray]) -> dict[str, Any]:
     from sklearn.metrics import accuracy_score, balanced_accuracy_score
 
+    from dlops.evaluation import fairness
+
     flat, _ = fairness.fairness_report(y, y_pred, groups, num_classes=2)
     row: dict[str, Any] = {
         "accuracy": round(float(accuracy_score(y, y_pred)), 6),
@@ -158,7 +162,7 @@ def _fairness(
 ) -> dict[str, list[dict[str, Any]]]:
     """Fairness per attribute and per intersection of all attributes (reported, not in `fairness/max`),
     with bootstrap intervals on every gap and on accuracy / balanced accuracy / ROC AUC."""
-    from dlops.evaluation import uncertainty
+    from dlops.evaluation import fairness, uncertainty
     from dlops.mitigation import GROUP_JOIN, joint_groups
 
     y, y_pred, groups = test["y"], test["y_pred"], test["groups"]
