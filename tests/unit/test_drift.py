@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -125,22 +126,47 @@ def _texts(rng: np.random.Generator, n: int, low: int, high: int, words: list[st
     return [" ".join(rng.choice(words, rng.integers(low, high + 1))) for _ in range(n)]
 
 
+def _lower_words(text: str) -> list[str]:
+    return text.lower().split()
+
+
 def test_text_drift() -> None:
     rng = np.random.default_rng(5)
     vocabulary = set(WORDS[:180])  # ~10% of reference tokens are out of vocabulary
     reference = _texts(rng, 1000, 5, 15)
-    same = text_drift(reference, [t.upper() for t in _texts(rng, 1000, 5, 15)], vocabulary)
+    same = text_drift(reference, [t.upper() for t in _texts(rng, 1000, 5, 15)], vocabulary, _lower_words)
     assert same["drifted"] is False and same["length_psi"] < 0.1
     assert same["oov_rate_reference"] == pytest.approx(0.1, abs=0.02)
     assert abs(same["oov_rise"]) < 0.02
 
-    longer = text_drift(reference, _texts(rng, 1000, 20, 40), vocabulary)
+    longer = text_drift(reference, _texts(rng, 1000, 20, 40), vocabulary, _lower_words)
     assert longer["drifted"] is True and longer["length_psi"] >= 0.2
     assert longer["mean_length_current"] > 2 * longer["mean_length_reference"]
 
-    unknown = text_drift(reference, _texts(rng, 1000, 5, 15, [f"zzq{i}" for i in range(50)]), vocabulary)
+    zzq = [f"zzq{i}" for i in range(50)]
+    unknown = text_drift(reference, _texts(rng, 1000, 5, 15, zzq), vocabulary, _lower_words)
     assert unknown["drifted"] is True and unknown["length_psi"] < 0.1
     assert unknown["oov_rate_current"] == 1.0 and unknown["oov_rise"] > 0.8
+
+
+def test_text_drift_reads_texts_with_the_tasks_tokenizer(tmp_path: Path) -> None:
+    """Punctuation and case as the model sees them: the training texts are 0% unknown (a whitespace
+    split called "movie," and "Great" unknown words)."""
+    from dlops.kinds import get_kind
+    from dlops.kinds.text.tokenizer import WordTokenizer
+    from dlops.params import TokenizerConfig, paths
+
+    texts = ["Great movie, loved it!", "A dull, slow film.", "Great acting; dull plot?"] * 5
+    tokenizer = WordTokenizer.fit(texts, TokenizerConfig(min_freq=1, max_length=16))
+    p = paths(tmp_path)
+    p.processed("reviews").mkdir(parents=True)
+    tokenizer.to_json(p.processed("reviews") / "tokenizer.json")
+    frame = pd.DataFrame({"text": texts, "label": ["pos", "neg", "pos"] * 5})
+    text_kind = get_kind("text")
+    report = text_kind.drift(None, frame, frame.assign(text=frame["text"] + " zzq"), p, "reviews", 0.2)
+    assert report["oov_rate_reference"] == 0.0
+    assert report["mean_length_reference"] == pytest.approx(6.0)  # words and punctuation marks
+    assert report["oov_rate_current"] == pytest.approx(15 / (15 * 7))  # one unknown word per text
 
 
 def _images(rng: np.random.Generator, n: int, darken: float = 1.0) -> np.ndarray:
@@ -177,7 +203,7 @@ def test_reports_json_safe_deterministic_and_summarised() -> None:
         current.loc[:, "age"] = np.nan  # all missing: KS is undefined and must come out as None
         return [
             table_drift(_frame(rng, 500), current, ["age", "income"], ["city"], "label"),
-            text_drift(_texts(rng, 200, 5, 15), _texts(rng, 200, 5, 15) + [""], set(WORDS)),
+            text_drift(_texts(rng, 200, 5, 15), _texts(rng, 200, 5, 15) + [""], set(WORDS), _lower_words),
             image_drift(_images(rng, 200), _images(rng, 200, darken=0.5)),
         ]
 

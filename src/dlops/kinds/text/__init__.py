@@ -8,7 +8,6 @@ tokenizer, augment, evaluate (challenge set, token attributions), drift."""
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 import shutil
 from pathlib import Path
@@ -144,13 +143,16 @@ class Text(ArrayKind):
         self, task_cfg: Any, reference: Any, current: Any, p: Any, task: str, threshold: float
     ) -> dict[str, Any]:
         from dlops.kinds.text.drift import text_drift
+        from dlops.kinds.text.tokenizer import WordTokenizer
         from dlops.monitoring.drift import with_label_drift
 
         path = p.processed(task) / "tokenizer.json"
         if not path.is_file():
             raise FileNotFoundError(f"{path}: no training vocabulary for the OOV rate; run `dvc repro` first")
-        vocabulary = set(json.loads(path.read_text(encoding="utf-8"))["vocab"][2:])
-        report = text_drift(reference["text"].astype(str), current["text"].astype(str), vocabulary, threshold)
+        tokenizer = WordTokenizer.from_json(path)  # the words, split and cased as the model reads them
+        vocabulary = set(tokenizer.vocab[2:])  # without padding and the unknown token
+        texts = (frame["text"].astype(str) for frame in (reference, current))
+        report = text_drift(*texts, vocabulary, tokenizer.tokenize, threshold)
         return with_label_drift(report, reference, current, threshold)
 
     def drift_summary(self, report: dict[str, Any]) -> str:

@@ -1,10 +1,11 @@
-"""Drift of a batch of texts against the reference: PSI of the token count per text (lowercased
-whitespace tokens) and the out-of-vocabulary rate (share of tokens not in the training vocabulary); a
-rise of more than `OOV_RISE` (0.1 absolute) in OOV rate counts as drift."""
+"""Drift of a batch of texts against the reference: PSI of the token count per text and the
+out-of-vocabulary rate (share of tokens the model reads as unknown), both with the task's own
+tokenizer (its splitting and case), so the training texts' words are never counted unknown; a rise of
+more than `OOV_RISE` (0.1 absolute) in OOV rate counts as drift."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import numpy as np
@@ -13,10 +14,6 @@ from dlops.evaluation.report import clean
 from dlops.monitoring.drift import PSI_THRESHOLD, cell, psi, summary_markdown, table
 
 OOV_RISE = 0.1  # absolute rise in out-of-vocabulary rate called drift
-
-
-def _tokens(text: str) -> list[str]:
-    return text.lower().split()
 
 
 def _oov_rate(token_lists: list[list[str]], vocabulary: set[str]) -> float:
@@ -29,16 +26,17 @@ def text_drift(
     reference_texts: Iterable[str],
     current_texts: Iterable[str],
     vocabulary: set[str],
+    tokenize: Callable[[str], list[str]],
     threshold: float = PSI_THRESHOLD,
 ) -> dict[str, Any]:
-    """Token-length PSI and out-of-vocabulary rates of two batches of texts."""
-    ref_tokens = [_tokens(t) for t in reference_texts]
-    cur_tokens = [_tokens(t) for t in current_texts]
+    """Token-length PSI and out-of-vocabulary rates of two batches of texts, split by `tokenize` (the
+    task's tokenizer) and looked up in `vocabulary` as it returns them."""
+    ref_tokens = [tokenize(t) for t in reference_texts]
+    cur_tokens = [tokenize(t) for t in current_texts]
     ref_lengths = np.array([len(t) for t in ref_tokens], dtype=float)
     cur_lengths = np.array([len(t) for t in cur_tokens], dtype=float)
     length_psi = psi(ref_lengths, cur_lengths)
-    vocab = {word.lower() for word in vocabulary}
-    oov_ref, oov_cur = _oov_rate(ref_tokens, vocab), _oov_rate(cur_tokens, vocab)
+    oov_ref, oov_cur = _oov_rate(ref_tokens, vocabulary), _oov_rate(cur_tokens, vocabulary)
     oov_rise = oov_cur - oov_ref  # NaN when a batch has no tokens: never drift on its own
     return {
         "kind": "text",
