@@ -29,8 +29,14 @@ from dlops.errors import (
     transient_reason,
 )
 
+EXIT_CODES = (
+    "Exit codes: 0 done; 1 failed (a crash, an unwritable output, a corrupt checkpoint); 3 a candidate "
+    "was rejected by its gates (recorded, not a crash); 65 bad data or params, named in the message (also "
+    "a quarantined batch); 75 transient (tracking server or network away): a retry may succeed."
+)
 app = typer.Typer(
     help="Train, check and register deep-learning models: the stages of dvc.yaml.",
+    epilog=EXIT_CODES,
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     add_completion=False,
@@ -39,6 +45,24 @@ expectations_app = typer.Typer(help="Great Expectations suites kept in the repo.
 app.add_typer(expectations_app, name="expectations")
 batch_app = typer.Typer(help="New data for a task: check, then append or quarantine.", no_args_is_help=True)
 app.add_typer(batch_app, name="batch")
+
+
+def _print_version(asked: bool) -> None:
+    if asked:
+        from importlib.metadata import version
+
+        typer.echo(f"dlops {version('dlops')}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _main(
+    version: Annotated[
+        bool,
+        typer.Option("--version", callback=_print_version, is_eager=True, help="Print the version and exit."),
+    ] = False,
+) -> None:
+    """Train, check and register deep-learning models: the stages of dvc.yaml."""
 
 
 Task = Annotated[str, typer.Argument(help="Task name from params.yaml `tasks` (e.g. tabular).")]
