@@ -15,7 +15,6 @@ from pathlib import Path
 from typing import IO, Any
 
 MODE = 0o644
-CHUNK = 1 << 20
 
 
 def temp_sibling(path: Path) -> Path:
@@ -67,8 +66,5 @@ def write_parquet(frame: Any, path: Path) -> Path:
 
 
 def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
     with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(CHUNK), b""):
-            digest.update(block)
-    return digest.hexdigest()
+        return hashlib.file_digest(handle, "sha256").hexdigest()
