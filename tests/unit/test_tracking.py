@@ -198,11 +198,24 @@ def test_training_run_logs_params_once_and_epochs_in_batches(
         "dlops.task": "income",
         "dlops.family": "mlp",
         "host.device": "cpu",
+        "mlflow.source.type": "LOCAL",  # MLflow's own source column; the store's root is no git tree
     }.items() <= got.data.tags.items()
+    assert got.data.tags["mlflow.source.name"] and "mlflow.source.git.commit" not in got.data.tags
     history = client().get_metric_history(run.run_id, "train/loss")
     assert [(m.step, m.value) for m in history] == [(e, pytest.approx(1.0 / e)) for e in range(1, 26)]
     assert tracking.find_run("runs-a", "a" * 64) == run.run_id
     assert tracking.find_run("runs-a", "b" * 64) is None
+
+
+def test_source_tags_name_the_checkouts_commit_for_mlflows_ui() -> None:
+    from tests.conftest import REPO
+
+    from dlops.tracking.lineage import source_tags
+
+    head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO, capture_output=True, text=True).stdout
+    tags = source_tags(REPO)
+    assert tags["mlflow.source.git.commit"] == head.strip()
+    assert tags["mlflow.source.type"] == "LOCAL"
 
 
 def test_failed_block_marks_run_failed_and_find_run_skips_it(store: Path) -> None:

@@ -4,11 +4,13 @@ accepted batches, the params hash, the pipeline and Prefect run ids, and library
 
 from __future__ import annotations
 
+import functools
 import importlib.metadata
 import json
 import os
 import platform
 import subprocess
+import sys
 from pathlib import Path
 
 
@@ -30,6 +32,19 @@ def lineage_tags(root: Path, task: str, params_digest: str) -> dict[str, str]:
     }
     if flow_run := os.environ.get("PREFECT__FLOW_RUN_ID"):
         tags["prefect.flow_run_id"] = flow_run
+    return tags
+
+
+@functools.cache
+def source_tags(root: Path | None) -> dict[str, str]:
+    """MLflow's own source tags, which its UI shows as a run's source and git commit: the `dlops`
+    command that made the run, and the checkout's commit when `root` is a git work tree."""
+    program = Path(sys.argv[0]).name if sys.argv and sys.argv[0] else "python"
+    if program in ("dlops", "__main__.py"):  # the console script or `python -m dlops`
+        program = " ".join(["dlops", *sys.argv[1:2]])
+    tags = {"mlflow.source.type": "LOCAL", "mlflow.source.name": program}
+    if root is not None and (commit := _git(root, "rev-parse", "HEAD")):
+        tags["mlflow.source.git.commit"] = commit
     return tags
 
 

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from dlops.redact import MASK, is_secret_key, redact_mapping, redact_text
 from dlops.tracking import store
+from dlops.tracking.lineage import source_tags
 from dlops.workspace import alive
 
 log = logging.getLogger(__name__)
@@ -89,6 +90,7 @@ def training_run(
 
     client = store.client()
     run_tags = {
+        **source_tags(store.project_root()),
         **_tag_values(tags),
         "dlops.pair": pair,
         "dlops.task": task,
@@ -158,7 +160,8 @@ def search_parent_run(
             f"{store.redact_uri(mlflow.get_tracking_uri())}: "
             "a joining worker needs the main search's MLFLOW_TRACKING_URI"
         )
-    run_tags = {**_tag_values(tags), "dlops.pair": pair, "dlops.search.study": study}
+    run_tags = {**source_tags(store.project_root()), **_tag_values(tags), "dlops.pair": pair}
+    run_tags["dlops.search.study"] = study
     run = client.create_run(store.experiment_id(), tags=run_tags, run_name=f"search:{pair}")
     flat = flatten_params(params)
     _log_batch(client, run.info.run_id, params=[Param(k, v) for k, v in flat.items()])
@@ -277,7 +280,11 @@ def log_report_run(
     from mlflow.entities import Metric, Param
 
     client = store.client()
-    tags = {"pipeline.run_id": os.environ.get("DLOPS_PIPELINE_RUN_ID", "manual"), **redact_mapping(tags)}
+    tags = {
+        **source_tags(store.project_root()),
+        "pipeline.run_id": os.environ.get("DLOPS_PIPELINE_RUN_ID", "manual"),
+        **redact_mapping(tags),
+    }
     if flow_run := os.environ.get("PREFECT__FLOW_RUN_ID"):
         tags["prefect.flow_run_id"] = flow_run
     run_id = str(client.create_run(store.experiment_id(), tags=tags, run_name=run_name).info.run_id)

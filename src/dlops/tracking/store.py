@@ -22,6 +22,11 @@ if TYPE_CHECKING:
 _STATE: dict[str, str] = {}
 
 
+def project_root() -> Path | None:
+    """The project `configure` was last called for (None before)."""
+    return Path(_STATE["root"]) if "root" in _STATE else None
+
+
 def tracking_uri(root: Path) -> str:
     return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{root.resolve() / 'mlflow.db'}"
 
@@ -53,6 +58,7 @@ def configure(root: Path, cfg: MlflowConfig) -> str:
             "and set MLFLOW_TRACKING_URI=http://<host>:5000"
         )
     _STATE["target"] = uri  # named by the CLI if the server does not answer from here on
+    _STATE["root"] = str(root.resolve())  # the checkout whose commit runs carry (lineage.source_tags)
     mlflow.set_tracking_uri(uri)
     mlflow.set_registry_uri(uri)
     with _store_lock(uri):
