@@ -276,6 +276,21 @@ def test_log_evaluation_logs_numbers_tags_and_files(store: Path, tmp_path: Path)
     assert listed == {"evaluation/metrics.json", "evaluation/plots"}
 
 
+def test_training_and_evaluation_data_are_mlflow_datasets_with_dvcs_md5(store: Path, tmp_path: Path) -> None:
+    raw_md5, processed_md5 = "0123456789abcdef0123456789abcdef", "fedcba9876543210fedcba9876543210.dir"
+    lineage = {"data.version": raw_md5, "data.processed": processed_md5}
+    with tracking.training_run("runs-data", "income", "mlp", {}, lineage) as run:
+        run.log_epoch({"train/loss": 1.0}, 1)
+    tracking.log_evaluation(run.run_id, {"test/accuracy": 0.8}, tmp_path / "nothing")
+    inputs = client().get_run(run.run_id).inputs.dataset_inputs
+    found = {(i.dataset.name, i.dataset.digest, i.tags[0].value) for i in inputs}
+    assert found == {
+        ("data/raw/income.parquet", raw_md5, "training"),
+        ("data/processed/income", processed_md5, "training"),
+        ("data/processed/income#test", processed_md5, "evaluation"),
+    }
+
+
 def test_lineage_tags(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     (tmp_path / "dvc.lock").write_text(
         "schema: '2.0'\nstages:\n  ingest@income:\n    cmd: dlops ingest income\n    outs:\n"

@@ -104,6 +104,8 @@ def training_run(
     try:
         flat = flatten_params(params)
         _log_batch(client, logger.run_id, params=[Param(k, v) for k, v in flat.items()])
+        if inputs := data_inputs(task, run_tags, "training"):
+            client.log_inputs(logger.run_id, datasets=inputs)
         yield logger
         logger.flush()
     except BaseException as exc:
@@ -226,6 +228,9 @@ def log_evaluation(run_id: str, metrics: dict[str, Any], artifact_dir: Path) -> 
     from mlflow.entities import Metric, RunTag
 
     client = store.client()
+    run_tags = client.get_run(run_id).data.tags
+    if inputs := data_inputs(run_tags.get("dlops.task", ""), run_tags, "evaluation"):
+        client.log_inputs(run_id, datasets=inputs)
     now = int(time.time() * 1000)
     numbers, tags = [], []
     for key, value in metrics.items():
@@ -239,6 +244,28 @@ def log_evaluation(run_id: str, metrics: dict[str, Any], artifact_dir: Path) -> 
     _log_batch(client, run_id, metrics=numbers, tags=tags)
     if artifact_dir.is_dir() and any(artifact_dir.iterdir()):
         client.log_artifacts(run_id, str(artifact_dir), "evaluation")
+
+
+def data_inputs(task: str, tags: dict[str, str], context: str) -> list[Any]:
+    """The run's data as MLflow datasets (the UI's Datasets column and view), named as DVC names them
+    and with their DVC md5 from dvc.lock as the digest (the lineage tags `data.version`,
+    `data.processed`): for `training` the task's raw table and processed splits, for `evaluation` the
+    processed splits' test split (`data/processed/<task>#test`)."""
+    from mlflow.entities import Dataset, DatasetInput, InputTag
+
+    processed = f"data/processed/{task}"
+    named = [("data.processed", f"{processed}#test")]
+    if context == "training":
+        named = [("data.version", f"data/raw/{task}.parquet"), ("data.processed", processed)]
+    found = []
+    for key, name in named:
+        digest = tags.get(key, "")
+        if digest in ("", "unknown", "untracked") or len(digest) > 36:  # MLflow keeps 36 characters
+            continue
+        source = json.dumps({"uri": name.split("#")[0], "dvc_md5": digest})
+        dataset = Dataset(name=name, digest=digest, source_type="local", source=source)
+        found.append(DatasetInput(dataset, tags=[InputTag("mlflow.data.context", context)]))
+    return found
 
 
 def _log_batch(
