@@ -17,6 +17,7 @@ from typing import Annotated, Any
 import typer
 
 from dlops.errors import (
+    EXIT_DRIFTED,
     EXIT_FAILED,
     EXIT_REJECTED,
     EXIT_TRANSIENT,
@@ -32,7 +33,8 @@ from dlops.errors import (
 EXIT_CODES = (
     "Exit codes: 0 done; 1 failed (a crash, an unwritable output, a corrupt checkpoint); 3 a candidate "
     "was rejected by its gates (recorded, not a crash); 65 bad data or params, named in the message (also "
-    "a quarantined batch); 75 transient (tracking server or network away): a retry may succeed."
+    "a quarantined batch); 75 transient (tracking server or network away): a retry may succeed; 4 drift "
+    "found (`dlops drift --exit-code` only)."
 )
 app = typer.Typer(
     help="Train, check and register deep-learning models: the stages of dvc.yaml.",
@@ -490,15 +492,20 @@ def drift(
     path: BatchPath = None,
     date: BatchDate = None,
     no_log: Annotated[bool, typer.Option("--no-log", help="Do not record an MLflow run.")] = False,
+    exit_code: Annotated[
+        bool, typer.Option("--exit-code", help=f"Exit {EXIT_DRIFTED} when the batch drifted (for scripts).")
+    ] = False,
     root: Root = None,
 ) -> None:
     """Compare a batch with the task's training data (PSI/KS, label balance, text length and OOV rate,
-    pixel statistics); exit 0 either way, the JSON says `drifted`."""
+    pixel statistics); the JSON says `drifted`, and the exit code is 0 unless `--exit-code`."""
     from dlops import intake
 
     chosen = _batch_spec(task, spec, path, root)
     report = _run("drift", lambda: intake.check_drift(task, chosen, date, root, log_run=not no_log))
     _echo_json({k: v for k, v in report.items() if k != "markdown"})
+    if exit_code and report["drifted"]:
+        raise typer.Exit(EXIT_DRIFTED)
 
 
 @app.command()

@@ -17,6 +17,7 @@ EXIT_REJECTED = 3  # a candidate failed a gate: a recorded outcome, not a crash;
 EXIT_BAD_INPUT = 65  # EX_DATAERR: bad data or bad params (named); fix the input, then rerun
 EXIT_QUARANTINED = EXIT_BAD_INPUT  # a new batch failed its checks and was quarantined
 EXIT_TRANSIENT = 75  # EX_TEMPFAIL: the tracking server or network went away; a retry may succeed
+EXIT_DRIFTED = 4  # `dlops drift --exit-code` only: the batch drifted (a finding, not a failure)
 
 OUTCOME_ENV = "DLOPS_OUTCOME_FILE"  # where the CLI records a failed command's exit code and message
 OUTCOME_LOG_ENV = "DLOPS_OUTCOME_LOG"  # a file each failed stage appends its outcome to (`dlops run`)
