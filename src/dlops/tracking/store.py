@@ -5,7 +5,6 @@ retry bounds, the lock serialising a fresh local store, and the client every oth
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -144,12 +143,10 @@ def _store_lock(uri: str) -> Iterator[None]:
         return
     db = Path(uri[len("sqlite:///") :])
     db.parent.mkdir(parents=True, exist_ok=True)
-    with open(f"{db}.lock", "a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+    from filelock import FileLock  # flock on POSIX, msvcrt on Windows
+
+    with FileLock(f"{db}.lock"):
+        yield
 
 
 def client() -> MlflowClient:
