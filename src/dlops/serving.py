@@ -103,7 +103,11 @@ class DlopsImageClassifier(PythonModel):
         self._classes = [str(c) for c in meta["classes"]]
         self._shape = meta["input_shape"]
 
-    def predict(self, context: Any, model_input: Any, params: dict[str, Any] | None = None) -> pd.DataFrame:
+    # np.ndarray: what MLflow passes for a tensor signature, and a hint it validates nothing against
+    # (a hint it cannot read, such as Any, makes every load print a warning)
+    def predict(
+        self, context: Any, model_input: np.ndarray, params: dict[str, Any] | None = None
+    ) -> pd.DataFrame:
         from dlops.training.loop import predict_proba
 
         x = _pixels(model_input, self._shape).numpy()
@@ -125,7 +129,11 @@ class DlopsAnomalyModel(PythonModel):
         self._shape = meta["input_shape"]
         self._threshold = float(json.loads(Path(context.artifacts["threshold"]).read_text())["threshold"])
 
-    def predict(self, context: Any, model_input: Any, params: dict[str, Any] | None = None) -> pd.DataFrame:
+    # np.ndarray: what MLflow passes for a tensor signature, and a hint it validates nothing against
+    # (a hint it cannot read, such as Any, makes every load print a warning)
+    def predict(
+        self, context: Any, model_input: np.ndarray, params: dict[str, Any] | None = None
+    ) -> pd.DataFrame:
         import torch
 
         with torch.no_grad():
