@@ -151,8 +151,8 @@ class Text(ArrayKind):
             raise FileNotFoundError(f"{path}: no training vocabulary for the OOV rate; run `dvc repro` first")
         tokenizer = WordTokenizer.from_json(path)  # the words, split and cased as the model reads them
         vocabulary = set(tokenizer.vocab[2:])  # without padding and the unknown token
-        texts = (frame["text"].astype(str) for frame in (reference, current))
-        report = text_drift(*texts, vocabulary, tokenizer.tokenize, threshold)
+        ref_texts, cur_texts = reference["text"].astype(str), current["text"].astype(str)
+        report = text_drift(ref_texts, cur_texts, vocabulary, tokenizer.tokenize, threshold)
         return with_label_drift(report, reference, current, threshold)
 
     def drift_summary(self, report: dict[str, Any]) -> str:
