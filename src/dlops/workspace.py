@@ -118,9 +118,9 @@ class Interrupted(DlopsError):
 
 
 def _run_process_tree(command: list[str], cwd: Path, env: dict[str, str], grace_s: float = 30.0) -> int:
-    """Run `command` in its own process group; on SIGTERM, SIGINT or SIGHUP send the group SIGINT (DVC
-    and the stages unwind and release DVC's lock), SIGKILL what is left after `grace_s`, and raise
-    Interrupted once the whole group is gone."""
+    """Run `command` in its own process group; on SIGTERM, SIGINT or SIGHUP send the group SIGINT, each
+    second until DVC stops (DVC and the stages unwind and release DVC's lock), SIGKILL what is left
+    after `grace_s`, and raise Interrupted once the whole group is gone."""
     import signal
     import subprocess
 
@@ -153,12 +153,20 @@ def _stop_group(proc: Any, grace_s: float) -> None:
         with suppress(ProcessLookupError):
             os.killpg(proc.pid, sig)
 
-    send(signal.SIGINT)
-    try:
-        proc.wait(timeout=grace_s)
-    except subprocess.TimeoutExpired:
-        send(signal.SIGKILL)
-        proc.wait()
+    # DVC ignores SIGINT while a stage's command runs and, with --keep-going, goes on to the next
+    # independent stage once that command dies of it; so SIGINT is repeated each second until DVC
+    # itself stops (between stages it unwinds and releases its rwlock), and SIGKILL ends the grace
+    deadline = time.monotonic() + grace_s
+    while True:
+        send(signal.SIGINT)
+        try:
+            proc.wait(timeout=min(1.0, max(deadline - time.monotonic(), 0.01)))
+            break
+        except subprocess.TimeoutExpired:
+            if time.monotonic() >= deadline:
+                send(signal.SIGKILL)
+                proc.wait()
+                break
     deadline = time.monotonic() + grace_s  # grandchildren that outlived dvc itself
     while time.monotonic() < deadline and alive(proc.pid, group=True):
         time.sleep(0.1)
