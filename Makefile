@@ -11,17 +11,30 @@ export DO_NOT_TRACK := 1
 export MLFLOW_DISABLE_TELEMETRY := true
 export GIT_PYTHON_REFRESH := quiet
 
-.PHONY: run test lint typecheck unit docs ui prefect-server tracking-server retrain push pull clean-state help
+.PHONY: lock run test lint typecheck unit docs ui prefect-server tracking-server retrain push pull clean-state help
 
 help:
 	@echo "make run | test | docs | ui | prefect-server | tracking-server | retrain | push | pull"
 
-$(STAMP): pyproject.toml
+# Installs from the lock (requirements/lock.txt, pip constraints): a fresh machine gets the versions the
+# tests passed with, not whatever the index holds that day.
+LOCK := requirements/lock.txt
+$(STAMP): pyproject.toml $(LOCK)
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip setuptools wheel
-	$(BIN)/pip install --quiet torch==2.13.0
-	$(BIN)/pip install --quiet -e '.[dev]'
+	$(BIN)/pip install --quiet -c $(LOCK) torch==2.13.0
+	$(BIN)/pip install --quiet -c $(LOCK) -e '.[dev]'
 	touch $(STAMP)
+
+## Re-resolve the lock from pyproject.toml in a throwaway venv (newest allowed versions), then run
+## `make test` and commit requirements/lock.txt.
+lock:
+	rm -rf .lock-venv && $(PYTHON) -m venv .lock-venv
+	.lock-venv/bin/pip install --quiet --upgrade pip setuptools wheel
+	.lock-venv/bin/pip install --quiet torch==2.13.0
+	.lock-venv/bin/pip install --quiet -e '.[dev,tracking-server]'
+	{ sed -n '/^#/p' $(LOCK); .lock-venv/bin/pip freeze --exclude-editable | sed 's/^torch==\([0-9.]*\)+cpu$$/torch==\1/'; } > $(LOCK).new
+	mv $(LOCK).new $(LOCK) && rm -rf .lock-venv
 
 ## Run the default pipeline (`dlops run`: dvc repro holding the workspace lock), then print and record the
 ## leaderboard.

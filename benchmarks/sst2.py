@@ -46,6 +46,33 @@ VARIANTS: dict[str, dict[str, Any]] = {
         },
         "text-mlp": {"model": {"hidden_sizes": [256], "dropout": 0.5}},
     },
+    "max-pool": {  # the Transformer's features: max over positions instead of the mean
+        "text-transformer": {"model": {"pooling": "max"}, "train": {"monitor": "val_accuracy"}},
+    },
+    "alibi": {  # positions as ALiBi's distance bias: trained on short phrases, scored on long sentences
+        "text-transformer": {
+            "model": {"positions": "alibi"},
+            "train": {"monitor": "val_accuracy", "epochs": 30},
+        },
+    },
+    "alibi-max": {
+        "text-transformer": {
+            "model": {"positions": "alibi", "pooling": "max"},
+            "train": {"monitor": "val_accuracy", "epochs": 30},
+        },
+    },
+    "max-pool-64": {
+        "text-transformer": {
+            "model": {
+                "pooling": "max",
+                "d_model": 64,
+                "num_heads": 4,
+                "dim_feedforward": 128,
+                "dropout": 0.2,
+            },  # fmt: skip
+            "train": {"monitor": "val_accuracy"},
+        },
+    },
 }
 
 

@@ -41,7 +41,6 @@ app = typer.Typer(
     epilog=EXIT_CODES,
     no_args_is_help=True,
     pretty_exceptions_enable=False,
-    add_completion=False,
 )
 expectations_app = typer.Typer(help="Great Expectations suites kept in the repo.", no_args_is_help=True)
 app.add_typer(expectations_app, name="expectations")
@@ -63,13 +62,48 @@ def _main(
         bool,
         typer.Option("--version", callback=_print_version, is_eager=True, help="Print the version and exit."),
     ] = False,
+    root: Annotated[
+        Path | None,
+        typer.Option(
+            "--root",
+            envvar="DLOPS_ROOT",
+            help="Project root, for every command (default: current directory).",
+        ),
+    ] = None,
 ) -> None:
     """Train, check and register deep-learning models: the stages of dvc.yaml."""
+    if root is not None:  # one process per command: every `paths()` below reads it
+        os.environ["DLOPS_ROOT"] = str(root.resolve())
 
 
-Task = Annotated[str, typer.Argument(help="Task name from params.yaml `tasks` (e.g. tabular).")]
-Pair = Annotated[str, typer.Argument(help="Model name from params.yaml `models` (e.g. tabular-mlp).")]
-Root = Annotated[Path | None, typer.Option("--root", help="Project root (default: current directory).")]
+def _names(section: str) -> Callable[[str], list[str]]:
+    """Shell completion of the names under params.yaml's `section` (tasks, models) of the project."""
+
+    def complete(incomplete: str) -> list[str]:
+        import yaml
+
+        root = Path(os.environ.get("DLOPS_ROOT") or Path.cwd())
+        try:
+            names = yaml.safe_load((root / "params.yaml").read_text(encoding="utf-8"))[section]
+        except (OSError, yaml.YAMLError, KeyError, TypeError):
+            return []
+        return [name for name in names or {} if str(name).startswith(incomplete)]
+
+    return complete
+
+
+Task = Annotated[
+    str,
+    typer.Argument(help="Task name from params.yaml `tasks` (e.g. tabular).", autocompletion=_names("tasks")),
+]
+Pair = Annotated[
+    str,
+    typer.Argument(
+        help="Model name from params.yaml `models` (e.g. tabular-mlp).", autocompletion=_names("models")
+    ),
+]
+# each command's own --root: kept for scripts written before the global `dlops --root DIR <command>`
+Root = Annotated[Path | None, typer.Option("--root", hidden=True)]
 
 
 def _setup_logging() -> None:
@@ -171,7 +205,7 @@ def preprocess(task: Task, root: Root = None) -> None:
     _echo_json(_run("preprocess", lambda: stages.preprocess(task, root)))
 
 
-@app.command()
+@app.command(short_help="Train one model; resumes after an interruption, runs under torchrun.")
 def train(pair: Pair, root: Root = None) -> None:
     """Train one (task, family) pair; resumes automatically after an interruption. Under torchrun each
     process trains its shard; DLOPS_NPROC_PER_NODE=N relaunches this command under torchrun itself."""
@@ -189,7 +223,7 @@ def train(pair: Pair, root: Root = None) -> None:
         _echo_json(result)
 
 
-@app.command()
+@app.command(short_help="Search a model's hyperparameters with Optuna; writes the best values.")
 def search(
     pair: Pair,
     root: Root = None,
@@ -228,7 +262,7 @@ def evaluate(pair: Pair, root: Root = None) -> None:
     _echo_json(shown)
 
 
-@app.command()
+@app.command(short_help="Few labels: a classifier from scratch vs from a pretrained encoder.")
 def pretraining(
     name: Annotated[str, typer.Argument(help="Study name from params.yaml `pretraining`.")],
     root: Root = None,
@@ -309,7 +343,7 @@ def rollback(
     typer.echo(f"{done['model_name']}: v{done['rolled_back']} rolled back, v{done['version']} is @champion")
 
 
-@app.command()
+@app.command(short_help="The whole pipeline (dvc repro holding the workspace), then the leaderboard.")
 def run(
     wait: Annotated[
         float | None,
@@ -485,7 +519,7 @@ def batch_list(task: Task, root: Root = None) -> None:
     _echo_json(_run("batch list", lambda: intake.list_batches(task, root)))
 
 
-@app.command()
+@app.command(short_help="Compare a batch with the task's training data; says whether it drifted.")
 def drift(
     task: Task,
     spec: BatchSpec = None,
@@ -508,7 +542,7 @@ def drift(
         raise typer.Exit(EXIT_DRIFTED)
 
 
-@app.command()
+@app.command(short_help="Serve the retraining flow and drift monitor on a Prefect server.")
 def schedule(
     once: Annotated[
         bool, typer.Option("--print", help="Print the deployments and schedules, then exit.")
@@ -569,7 +603,7 @@ def check_params(root: Root = None) -> None:
 
 @app.command("dag")
 def write_dag(root: Root = None) -> None:
-    """Write dag.yaml from params.yaml: each task's kind and input files, each model's kind, for dvc.yaml."""
+    """Write dag.yaml (what dvc.yaml reads of params.yaml) and reports/dvc.yaml (the plots DVC draws)."""
     from dlops import dag
     from dlops.params import load_params, paths
 
@@ -578,7 +612,7 @@ def write_dag(root: Root = None) -> None:
         return dag.write(load_params(p.params), p)
 
     changed = _run("dag", written)
-    typer.echo("dag.yaml written" if changed else "dag.yaml up to date")
+    typer.echo("dag.yaml, reports/dvc.yaml written" if changed else "dag.yaml, reports/dvc.yaml up to date")
 
 
 if __name__ == "__main__":  # pragma: no cover

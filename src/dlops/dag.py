@@ -8,6 +8,13 @@ dvc.yaml loads it as `vars` and walks it with `foreach`: every stage lists the c
 only, and `ingest` the user's files, so editing, replacing or appending to them reruns that task's
 stages and nothing else. `dlops run` rewrites it before `dvc repro`; every stage and
 `dlops check-params` stop, naming the command, when it no longer matches params.yaml.
+
+`dlops dag` also writes reports/dvc.yaml: top-level plots only (DVC collects every dvc.yaml in the
+repository), because which plots a model has depends on what it is trained for, and a `foreach` stage
+declares the same plots for every entry. Each model gets its learning curves (train and val loss) and its
+figures folder (confusion matrix, per-group bars, reconstruction or sample grids, attributions); a
+classifier its calibration and confusion matrix; a forecaster predicted against actual; and each task one
+ROC overlay of its classifiers (and one of its anomaly detectors). A model without a curve declares none.
 """
 
 from __future__ import annotations
@@ -22,6 +29,10 @@ INPUT_SLOTS = 3  # input files a task's source may read: IDX images + labels + m
 HEADER = (
     "# Written by `dlops dag` from params.yaml (`dlops run` does it first); dvc.yaml reads it as vars.\n"
     "# Do not edit: change params.yaml, then run `dlops dag`.\n"
+)
+PLOTS_HEADER = (
+    "# Written by `dlops dag` from params.yaml: the plots `dvc plots show` and `dvc plots diff` draw.\n"
+    "# Paths are relative to this folder. Do not edit: change params.yaml, then run `dlops dag`.\n"
 )
 
 
@@ -77,15 +88,68 @@ def text(params: Params, root: Path) -> str:
     return HEADER + yaml.safe_dump(render(params, root), sort_keys=True, default_flow_style=False)
 
 
+def plots(params: Params) -> list[Any]:
+    """reports/dvc.yaml's top-level plots for params, in params order (see the module docstring)."""
+    from dlops.models.registry import pair_objectives
+
+    declared: list[Any] = []
+    overlays: dict[str, dict[str, str]] = {}  # title -> {roc file: field}
+    for name, entry in params.models.items():
+        objectives = pair_objectives(entry.family, params.tasks[entry.task].kind)
+        out = f"evaluate/{name}"
+        declared.append({
+            f"train/{name}/history.json": {
+                "x": "epoch", "y": ["train/loss", "val/loss"], "title": f"{name}: learning curves",
+                "y_label": "loss",
+            }
+        })  # fmt: skip
+        if "classifier" in objectives:
+            declared.append({
+                f"{out}/calibration.json": {
+                    "x": "confidence", "y": "accuracy", "title": f"{name}: calibration (test)",
+                    "x_label": "mean confidence", "y_label": "accuracy",
+                }
+            })  # fmt: skip
+        if "forecaster" in objectives:
+            declared.append({
+                f"{out}/predictions.csv": {
+                    "template": "scatter", "x": "actual", "y": "predicted",
+                    "title": f"{name}: forecast against actual (test)",
+                }
+            })  # fmt: skip
+        else:
+            declared.append({
+                f"{out}/predictions.csv": {
+                    "template": "confusion", "x": "actual", "y": "predicted",
+                    "title": f"{name}: confusion matrix (test)",
+                }
+            })  # fmt: skip
+        for objective, what in (("classifier", "ROC of every classifier"), ("anomaly", "anomaly ROC")):
+            if objective in objectives:
+                overlays.setdefault(f"{entry.task}: {what} (test)", {})[f"{out}/roc.json"] = "tpr"
+        declared.append(f"{out}/figures")  # PNGs: image plots
+    for title, files in overlays.items():
+        axes = {"x_label": "false positive rate", "y_label": "true positive rate"}
+        declared.append({title: {"x": "fpr", "y": files, **axes}})
+    return declared
+
+
+def plots_text(params: Params) -> str:
+    import yaml
+
+    return PLOTS_HEADER + yaml.safe_dump({"plots": plots(params)}, sort_keys=False, default_flow_style=False)
+
+
 def write(params: Params, p: Paths) -> bool:
-    """Write dag.yaml for params; True when it changed."""
+    """Write dag.yaml and reports/dvc.yaml for params; True when either changed."""
     from dlops.files import write_text
 
-    new = text(params, p.root)
-    if p.dag.is_file() and p.dag.read_text(encoding="utf-8") == new:
-        return False
-    write_text(p.dag, new)
-    return True
+    changed = False
+    for path, new in ((p.dag, text(params, p.root)), (p.plots, plots_text(params))):
+        if not (path.is_file() and path.read_text(encoding="utf-8") == new):
+            write_text(path, new)
+            changed = True
+    return changed
 
 
 def check_inputs(params: Params, root: Path) -> None:

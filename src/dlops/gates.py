@@ -180,6 +180,29 @@ def decide(
     )
 
 
+def headline(metrics: dict[str, Any], gates: GatesConfig) -> dict[str, Any]:
+    """Ten figures under the same keys for every model, so `dvc metrics show` is one narrow table
+    (evaluate's `headline.json`, the DVC metric; every figure stays in metrics.json and MLflow): the primary
+    metric's name, value and 95% interval, the largest fairness gaps, the train-test gap and diagnosis, the
+    membership-inference AUC, and the gates' verdict naming the failed ones. Gates only: the comparison
+    with the champion is register's, in MLflow."""
+    primary = f"test/{gates.primary_metric}"
+    decision = decide(metrics, gates, champion_primary=None)
+    failed = [check.name for check in decision.failed]
+    return {
+        "metric": gates.primary_metric,
+        "value": _number(metrics.get(primary)),
+        "ci_low": _number(metrics.get(f"{primary}/ci_low")),
+        "ci_high": _number(metrics.get(f"{primary}/ci_high")),
+        "dp_gap": _number(metrics.get(GATES["max_demographic_parity_difference"][0])),
+        "eo_gap": _number(metrics.get(GATES["max_equalized_odds_difference"][0])),
+        "overfit_gap": _number(metrics.get(GATES["max_overfit_gap"][0])),
+        "diagnosis": metrics.get("overfit/diagnosis"),
+        "membership_auc": _number(metrics.get(GATES["max_membership_auc"][0])),
+        "gates": "failed: " + ", ".join(failed) if failed else "passed",
+    }
+
+
 def _paired_verdict(comparison: dict[str, Any], gates: GatesConfig, who: str) -> tuple[str, str]:
     """better -> promoted; worse -> rejected; indistinguishable -> kept or promoted, by params."""
     outcome = comparison["verdict"]

@@ -232,6 +232,7 @@ def evaluate(pair: str, root: Path | None = None) -> dict[str, Any]:
     (classifier, anomaly detector, generator); JSON for DVC, everything to MLflow."""
     from dlops import objectives, tracking
     from dlops.files import file_sha256
+    from dlops.gates import headline
     from dlops.pairs.setup import model_split
     from dlops.privacy.dp import privacy_metrics
     from dlops.training.checkpoint import load_model
@@ -249,6 +250,7 @@ def evaluate(pair: str, root: Path | None = None) -> dict[str, Any]:
     scores = objectives.evaluate(model, p, kind, entry, splits, classes, history, out)
     scores.update(privacy_metrics(meta.get("privacy")))  # DP-SGD's spent budget (none without)
     write_json(p.eval_metrics(pair), scores)
+    write_json(p.eval_headline(pair), headline(scores, entry.gates))
 
     tracking.configure(p.root, params.mlflow)
     run_id = tracking.find_run(pair, file_sha256(p.checkpoint(pair)))

@@ -88,12 +88,38 @@ def test_a_fresh_clone_with_the_committed_lock_registers_into_its_own_store(
 
 def test_metrics_and_plots_are_readable_by_dvc(repro_project: Path) -> None:
     shown = json.loads(dvc(repro_project, "metrics", "show", "--json").stdout)
-    assert shown, "dvc metrics show returned nothing"
+    files = shown["workspace"]["data"]
+    assert set(files) == {"reports/evaluate/tabular-mlp/headline.json"}  # one narrow table: the headlines
+    headline = files["reports/evaluate/tabular-mlp/headline.json"]["data"]
     metrics = json.loads((repro_project / "reports/evaluate/tabular-mlp/metrics.json").read_text())
+    assert len(headline) == 10 and headline["metric"] == "balanced_accuracy"
+    assert headline["value"] == metrics["test/balanced_accuracy"] and headline["gates"] == "passed"
     assert metrics["test/accuracy"] > 0.7
     assert "fairness/sex/demographic_parity_difference" in metrics
-    proc = dvc(repro_project, "plots", "show", "--json")
-    assert "roc.json" in proc.stdout
+    _every_declared_plot_renders(repro_project)
+
+
+def _every_declared_plot_renders(root: Path) -> None:
+    """`dvc plots show` and `dvc plots diff` draw every plot reports/dvc.yaml declares, with no error and
+    no warning: learning curves with train and val, calibration and confusion, the task's ROC overlay, the
+    figures as images."""
+    if subprocess.run(["git", "status", "--porcelain"], cwd=root, capture_output=True, text=True).stdout:
+        git_commit(root, "pipeline run")  # diff against a HEAD that holds the run's outputs
+    for args in (("plots", "show", "--json"), ("plots", "diff", "HEAD", "--json")):
+        proc = dvc(root, *args)
+        assert "failed" not in proc.stderr.lower() and "warning" not in proc.stderr.lower(), proc.stderr
+        shown = json.loads(proc.stdout)
+        assert not shown.get("errors"), shown["errors"]
+        data = shown["data"]
+        assert {"learning_curves.png", "roc.png", "calibration.png", "confusion_matrix.png"} <= {
+            Path(name).name for name, items in data.items() if items and items[0]["type"] == "image"
+        }
+        curve = data["reports/train/tabular-mlp/history.json"][0]
+        fields = {row["field"] for row in curve["content"]["data"]["values"]}
+        assert {"train/loss", "val/loss"} <= fields, fields
+        assert "tabular: ROC of every classifier (test)" in data
+        calibration = data["reports/evaluate/tabular-mlp/calibration.json"][0]["content"]["data"]["values"]
+        assert calibration and {"confidence", "accuracy"} <= set(calibration[0])
 
 
 def test_prefect_flow_matches_dvc_repro(repro_project: Path, tmp_path: Path) -> None:

@@ -37,3 +37,53 @@ def test_drift_exit_code_says_drift_only_when_asked(
     result = CliRunner().invoke(app, args)
     assert result.exit_code == code == (errors.EXIT_DRIFTED if drifted and flag else 0)
     assert f'"drifted": {str(drifted).lower()}' in result.stdout
+
+
+def test_one_root_option_for_every_command_and_its_env_var(tmp_path, monkeypatch) -> None:  # noqa: ANN001
+    """`dlops --root DIR <command>` and DLOPS_ROOT: every command works on that project; the per-command
+    --root of older scripts still works but is not listed."""
+    import os
+
+    import yaml
+    from tests.conftest import tiny_params
+
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(tiny_params()))
+    monkeypatch.delenv("DLOPS_ROOT", raising=False)
+    runner = CliRunner()
+    for args, env in (
+        (["--root", str(tmp_path), "check-params"], {}),
+        (["check-params"], {"DLOPS_ROOT": str(tmp_path)}),
+        (["check-params", "--root", str(tmp_path)], {}),
+    ):
+        result = runner.invoke(app, args, env=env)
+        os.environ.pop("DLOPS_ROOT", None)  # the global option sets it for the rest of its process
+        assert result.exit_code == 65 and "dag.yaml is missing" in result.output, (args, result.output)
+    help_text = runner.invoke(app, ["check-params", "--help"]).stdout
+    assert "--root" not in help_text
+    assert "DLOPS_ROOT" in runner.invoke(app, ["--help"], terminal_width=200).stdout
+
+
+def test_task_and_model_names_complete_from_the_projects_params(tmp_path, monkeypatch) -> None:  # noqa: ANN001
+    import yaml
+    from tests.conftest import tiny_params
+
+    from dlops.cli import _names
+
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(tiny_params(images=True)))
+    monkeypatch.setenv("DLOPS_ROOT", str(tmp_path))
+    raw = yaml.safe_load((tmp_path / "params.yaml").read_text())
+    assert _names("models")("tabular-") == [m for m in raw["models"] if m.startswith("tabular-")]
+    assert "tabular-mlp" in _names("models")("tab") and "images-cnn" not in _names("models")("tab")
+    assert _names("tasks")("") == list(raw["tasks"])
+    monkeypatch.setenv("DLOPS_ROOT", str(tmp_path / "nowhere"))
+    assert _names("models")("") == []  # no project: no names, no traceback in the shell
+
+
+def test_every_command_summary_is_one_whole_sentence() -> None:
+    import typer.main
+
+    group = typer.main.get_command(app)
+    for name, command in group.commands.items():  # type: ignore[attr-defined]
+        summary = command.short_help or (command.help or "").split("\n\n")[0]
+        summary = " ".join(summary.split())
+        assert len(summary) <= 100 and summary.endswith("."), (name, summary)

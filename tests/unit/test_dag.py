@@ -110,3 +110,30 @@ def test_a_missing_input_file_is_named_with_its_key_before_dvc_runs(tmp_path: Pa
     params, p = _project(tmp_path, raw)
     with pytest.raises(DataSourceError, match=r"tasks\.tabular\.ingest: data/input/income\.test: not found"):
         dag.check_inputs(params, p.root)
+
+
+def test_plots_declare_what_each_model_has_and_one_roc_overlay_per_task() -> None:
+    """reports/dvc.yaml: learning curves and figures for every model; calibration and confusion for
+    classifiers; predicted against actual for forecasters; no ROC for a GAN or a forecaster."""
+    root = Path(__file__).resolve().parents[2]
+    params = load_params(paths(root).params)
+    declared = dag.plots(params)
+    paths_ = {item if isinstance(item, str) else next(iter(item)) for item in declared}
+    for name in params.models:
+        assert f"train/{name}/history.json" in paths_ and f"evaluate/{name}/figures" in paths_
+    entry = {next(iter(item)): next(iter(item.values())) for item in declared if isinstance(item, dict)}
+    assert entry["train/text-rnn/history.json"]["y"] == ["train/loss", "val/loss"]
+    assert entry["evaluate/text-rnn/calibration.json"] == {
+        "x": "confidence", "y": "accuracy", "title": "text-rnn: calibration (test)",
+        "x_label": "mean confidence", "y_label": "accuracy",
+    }  # fmt: skip
+    assert "evaluate/images-gan/calibration.json" not in entry
+    assert "evaluate/images-autoencoder/calibration.json" not in entry
+    assert entry["evaluate/series-rnn/predictions.csv"]["template"] == "scatter"
+    assert entry["evaluate/images-cnn/predictions.csv"]["template"] == "confusion"
+    roc = entry["images: ROC of every classifier (test)"]["y"]
+    assert set(roc) == {f"evaluate/{m}/roc.json" for m in ("images-cnn", "images-mlp", "images-mlp-private")}
+    anomaly = entry["images: anomaly ROC (test)"]["y"]
+    assert set(anomaly) == {"evaluate/images-autoencoder/roc.json", "evaluate/images-vae/roc.json"}
+    assert not any("series" in title for title in entry if "ROC" in title)  # forecasters have no ROC
+    assert (root / "reports/dvc.yaml").read_text() == dag.plots_text(params)  # committed and current

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from dlops.gates import Decision, GateFailure, decide, judge_control
+from dlops.gates import Decision, GateFailure, decide, headline, judge_control
 from dlops.params import GatesConfig
 
 GATES = GatesConfig(
@@ -200,3 +200,19 @@ def test_every_limit_of_the_gates_section_is_a_gate_the_decision_checks() -> Non
 
     limits = [name for name in GatesConfig.model_fields if name.startswith(("min_", "max_"))]
     assert sorted(GATES) == sorted(limits)
+
+
+def test_the_headline_has_the_same_ten_keys_for_every_model_and_names_the_failed_gates() -> None:
+    metrics = good(**{"test/balanced_accuracy/ci_low": 0.78, "test/balanced_accuracy/ci_high": 0.82})
+    metrics["overfit/diagnosis"] = "ok"  # type: ignore[assignment]
+    assert headline(metrics, GATES) == {
+        "metric": "balanced_accuracy", "value": 0.8, "ci_low": 0.78, "ci_high": 0.82,
+        "dp_gap": 0.05, "eo_gap": 0.05, "overfit_gap": 0.01, "diagnosis": "ok", "membership_auc": None,
+        "gates": "passed",
+    }  # fmt: skip
+    failing = headline(good(**{"overfit/primary_gap_train_test": 0.2, "test/balanced_accuracy": 0.5}), GATES)
+    assert failing["gates"] == "failed: min_primary, max_overfit_gap"
+    sampler = GatesConfig(primary_metric="sample_accuracy", min_primary=0.5)
+    generator = headline({"test/sample_accuracy": 0.9}, sampler)
+    assert generator.keys() == failing.keys()
+    assert generator["dp_gap"] is None and generator["gates"] == "passed"

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -35,3 +37,18 @@ def test_texts_refuse_a_missing_column_and_values_that_are_not_text() -> None:
         _texts(pd.DataFrame({"review": ["a"]}))
     with pytest.raises(ValueError, match=r"row\(s\) \[1, 2\]: NoneType values"):
         _texts(pd.DataFrame({"text": ["a", None, 3]}))
+
+
+def test_a_served_model_requires_the_locked_versions_of_what_its_code_imports() -> None:
+    """requirements.txt of a registered model: exact versions, the same as requirements/lock.txt (which
+    `make` installs from); torch without its local label (+cpu is on no public index)."""
+    from dlops.tracking.promotion import _pip_requirements
+
+    lock = Path(__file__).resolve().parents[2] / "requirements/lock.txt"
+    locked = dict(
+        line.lower().replace("_", "-").split("==") for line in lock.read_text().splitlines() if "==" in line
+    )
+    required = dict(line.split("==") for line in _pip_requirements())
+    assert {"torch", "pandas", "numpy", "pyarrow", "pydantic", "mlflow"} <= set(required)
+    for name, version in required.items():
+        assert locked[name] == version, (name, version, locked.get(name))

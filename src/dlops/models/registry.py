@@ -100,7 +100,7 @@ FAMILIES: dict[str, Family] = {
     "transformer": Family(
         "dlops.models.transformer", _SEQUENCES, _TEXT_OR_SERIES,
         {"d_model": int, "num_heads": int, "num_layers": int, "dim_feedforward": int, "dropout": float,
-         "max_length": int, "pooling": str},
+         "max_length": int, "pooling": str, "positions": str},
         _TOKENS | _HORIZON,
     ),
 }  # fmt: skip

@@ -1,8 +1,11 @@
-"""Transformer text classifier: token embedding + fixed sinusoidal positions, pre-norm encoder, CLS/mean pool;
+"""Transformer text classifier: token embedding + positions, pre-norm encoder, CLS/mean/max pool;
 with `horizon` set, a series forecaster: windows (B, L, F) projected to d_model, the same encoder.
 
-Inputs are right-padded token ids (B, L), 0 = padding (masked out of attention), 1 = unknown. Positions are
-sinusoidal (Vaswani et al.), a non-persistent buffer: no parameters, nothing extra in the checkpoint.
+Inputs are right-padded token ids (B, L), 0 = padding (masked out of attention), 1 = unknown. Positions
+(`positions`) are either sinusoidal (Vaswani et al.), added to the embeddings, or ALiBi (Press et al. 2022):
+no position vectors, each head's attention score is lowered by a fixed slope times the distance between
+the two tokens. ALiBi carries to lengths seen rarely in training (SST-2 trains on short phrases and is
+scored on whole sentences). Both are fixed tables (non-persistent buffers): nothing extra in the checkpoint.
 """
 
 from __future__ import annotations
@@ -35,7 +38,8 @@ class TransformerConfig:
     dim_feedforward: int = 128
     dropout: float = 0.1
     max_length: int = 512  # longest sequence (without the CLS token) the model accepts
-    pooling: str = "cls"  # cls (learned token prepended) | mean (over non-padding positions)
+    pooling: str = "cls"  # cls (learned token prepended) | mean | max (over non-padding positions)
+    positions: str = "sinusoidal"  # sinusoidal (added to the embeddings) | alibi (distance bias in attention)
     horizon: int | None = None  # set by the pipeline on a series task: a forecaster of that many steps
 
     def __post_init__(self) -> None:
@@ -51,8 +55,10 @@ class TransformerConfig:
             raise ValueError(f"model.d_model ({self.d_model}) must be divisible by model.num_heads")
         if not in_range(self.dropout, 0.0, 1.0) or self.dropout == 1.0:
             raise ValueError(f"model.dropout must be in [0, 1), got {self.dropout!r}")
-        if self.pooling not in ("cls", "mean"):
-            raise ValueError(f"model.pooling must be 'cls' or 'mean', got {self.pooling!r}")
+        if self.pooling not in ("cls", "mean", "max"):
+            raise ValueError(f"model.pooling must be 'cls', 'mean' or 'max', got {self.pooling!r}")
+        if self.positions not in ("sinusoidal", "alibi"):
+            raise ValueError(f"model.positions must be 'sinusoidal' or 'alibi', got {self.positions!r}")
 
 
 def sinusoidal_positions(length: int, dim: int) -> torch.Tensor:
@@ -64,9 +70,31 @@ def sinusoidal_positions(length: int, dim: int) -> torch.Tensor:
     return table  # (L, D)
 
 
+def alibi_slopes(num_heads: int) -> torch.Tensor:
+    """ALiBi's per-head slopes: the geometric sequence 2^(-8/H), 2^(-16/H), ... (H,)."""
+    return torch.tensor([2.0 ** (-8.0 * (i + 1) / num_heads) for i in range(num_heads)])
+
+
+def attention_bias(
+    config: TransformerConfig, slopes: torch.Tensor, batch: int, length: int, pad: torch.Tensor | None
+) -> torch.Tensor | None:
+    """The float mask (B * H, L, L) the encoder adds to attention scores: ALiBi's -slope * |i - j|, and
+    -inf on padded keys; None for sinusoidal positions (the padding mask then goes alone)."""
+    if config.positions != "alibi":
+        return None
+    index = torch.arange(length, device=slopes.device)
+    distance = (index[None, :] - index[:, None]).abs().to(slopes.dtype)  # (L, L)
+    bias = -slopes[:, None, None] * distance  # (H, L, L)
+    bias = bias.unsqueeze(0).expand(batch, -1, -1, -1)  # (B, H, L, L)
+    if pad is not None:
+        bias = bias.masked_fill(pad[:, None, None, :], float("-inf"))
+    return bias.reshape(batch * config.num_heads, length, length)
+
+
 class TransformerClassifier(nn.Module):
     is_classifier = True
     positions: torch.Tensor  # (max_length + 1, D) sinusoidal table, a non-persistent buffer
+    slopes: torch.Tensor  # (H,) ALiBi slopes, a non-persistent buffer
 
     def __init__(self, num_classes: int, config: TransformerConfig) -> None:
         super().__init__()
@@ -75,6 +103,7 @@ class TransformerClassifier(nn.Module):
         d = config.d_model
         self.embedding = nn.Embedding(config.vocab_size, d, padding_idx=0)
         self.register_buffer("positions", sinusoidal_positions(config.max_length + 1, d), persistent=False)
+        self.register_buffer("slopes", alibi_slopes(config.num_heads), persistent=False)
         self.cls = nn.Parameter(torch.randn(1, 1, d) * 0.02) if config.pooling == "cls" else None
         self.encoder = encoder_stack(config)
         self.dropout = nn.Dropout(config.dropout)
@@ -85,6 +114,10 @@ class TransformerClassifier(nn.Module):
         h, pad = self._encode(x)
         if self.cls is not None:
             return h[:, 0]  # (B, D)
+        if (
+            self.config.pooling == "max"
+        ):  # the strongest evidence per feature (InferSent, Kim's max-over-time)
+            return h.masked_fill(pad.unsqueeze(-1), float("-inf")).amax(1)  # (B, D)
         keep = (~pad).unsqueeze(-1).to(h.dtype)  # (B, L, 1)
         return (h * keep).sum(1) / keep.sum(1)  # (B, D)
 
@@ -108,6 +141,9 @@ class TransformerClassifier(nn.Module):
         if self.cls is not None:
             h = torch.cat([self.cls.expand(len(x), -1, -1), h], dim=1)  # (B, 1 + L, D)
             pad = torch.cat([pad.new_zeros(len(x), 1), pad], dim=1)  # (B, 1 + L)
+        bias = attention_bias(self.config, self.slopes, len(x), h.shape[1], pad)
+        if bias is not None:  # ALiBi: positions live in the attention scores, padding with them
+            return self.encoder(self.dropout(h), mask=bias), pad  # (B, L', D), (B, L')
         h = self.dropout(h + self.positions[: h.shape[1]])
         return self.encoder(h, src_key_padding_mask=pad), pad  # (B, L', D), (B, L')
 
@@ -136,6 +172,7 @@ class TransformerForecaster(nn.Module):
 
     is_classifier = False
     positions: torch.Tensor  # (max_length + 1, D)
+    slopes: torch.Tensor  # (H,)
 
     def __init__(self, features: int, horizon: int, config: TransformerConfig) -> None:
         super().__init__()
@@ -143,6 +180,7 @@ class TransformerForecaster(nn.Module):
         d = config.d_model
         self.project = nn.Linear(features, d)
         self.register_buffer("positions", sinusoidal_positions(config.max_length + 1, d), persistent=False)
+        self.register_buffer("slopes", alibi_slopes(config.num_heads), persistent=False)
         self.cls = nn.Parameter(torch.randn(1, 1, d) * 0.02) if config.pooling == "cls" else None
         self.encoder = encoder_stack(config)
         self.dropout = nn.Dropout(config.dropout)
@@ -154,8 +192,11 @@ class TransformerForecaster(nn.Module):
         h = self.project(x)  # (B, L, D)
         if self.cls is not None:
             h = torch.cat([self.cls.expand(len(x), -1, -1), h], dim=1)  # (B, 1 + L, D)
-        h = self.encoder(self.dropout(h + self.positions[: h.shape[1]]))  # (B, L', D)
-        pooled = h[:, 0] if self.cls is not None else h.mean(1)  # (B, D)
+        bias = attention_bias(self.config, self.slopes, len(x), h.shape[1], None)
+        if bias is None:
+            h = h + self.positions[: h.shape[1]]
+        h = self.encoder(self.dropout(h), mask=bias)  # (B, L', D)
+        pooled = h[:, 0] if self.cls is not None else h.amax(1) if self.config.pooling == "max" else h.mean(1)
         pred = self.head(self.dropout(pooled)) + last_value(x)  # (B, H)
         return pred, None if targets is None else forecast_loss(pred, targets, weights)
 

@@ -22,6 +22,7 @@ class Paths:
         self.dvc_yaml = root / "dvc.yaml"
         self.dvc_lock = root / "dvc.lock"
         self.dag = root / "dag.yaml"  # what dvc.yaml reads of params.yaml (dlops dag)
+        self.plots = root / "reports" / "dvc.yaml"  # the plots `dvc plots show` draws (dlops dag)
         self.state = root / ".dlops"  # resume checkpoints, locks: never DVC outputs
 
     def raw(self, task: str) -> Path:
@@ -68,6 +69,10 @@ class Paths:
 
     def eval_metrics(self, pair: str) -> Path:
         return self.eval_dir(pair) / "metrics.json"
+
+    def eval_headline(self, pair: str) -> Path:
+        """About ten of metrics.json's figures and the gates' verdict: the DVC metric people compare."""
+        return self.eval_dir(pair) / "headline.json"
 
     def search_result(self, pair: str) -> Path:
         """The best parameters `train` reads, for a pair with a search."""

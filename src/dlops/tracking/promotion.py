@@ -328,13 +328,13 @@ def _signature_frame(raw: pd.DataFrame) -> pd.DataFrame:
     return frame
 
 
+SERVED_PACKAGES = ("pandas", "numpy", "pyarrow", "pydantic", "scikit-learn", "pyyaml", "mlflow")
+
+
 def _pip_requirements() -> list[str]:
-    torch = package_version("torch").split("+")[0]  # "2.13.0+cpu" is not on PyPI; the plain version is
-    return [
-        f"torch=={torch}",
-        "pandas",
-        "numpy",
-        "pyarrow",
-        "pydantic",
-        f"mlflow=={package_version('mlflow')}",
-    ]
+    """The served model's requirements.txt: exact versions of what its code imports, as installed here
+    (from requirements/lock.txt). torch is the plain version: "2.13.0+cpu" is on no public index, and
+    which build 2.13.0 resolves to (CPU or CUDA) is the serving machine's index's choice (docs/serving.md)."""
+    torch = package_version("torch").split("+")[0]
+    pinned = {name: package_version(name) for name in SERVED_PACKAGES}
+    return [f"torch=={torch}", *(f"{name}=={v}" for name, v in pinned.items() if v != "absent")]
