@@ -27,8 +27,8 @@ from pipelines.retrain import (
 
 @flow(name="drift-monitor", log_prints=True, on_failure=[_notify_failure], on_crashed=[_notify_failure])
 def drift_monitor(
-    root: str = str(PROJECT_ROOT), batches: dict[str, dict[str, Any]] | None = None, date: str | None = None
-) -> dict[str, Any]:
+    root: str = "", batches: dict[str, dict[str, Any]] | None = None, date: str | None = None
+) -> dict[str, Any]:  # root empty: the checkout this flow file sits in
     """Drift reports for the given batches (default: params `retrain.batches`); retrain on drift."""
     from prefect.runtime import flow_run
 
@@ -36,6 +36,7 @@ def drift_monitor(
     from dlops.redact import install
 
     install(*PREFECT_LOGGERS)
+    root = root or str(PROJECT_ROOT)
     params = load_params(Path(root) / "params.yaml")
     chosen = dict(batches or {}) or dict(params.retrain.batches)
     if not chosen:

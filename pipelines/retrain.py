@@ -249,7 +249,7 @@ def _environment(root: str, flow_run_id: str | None) -> dict[str, str]:
 
 @flow(name="retrain", log_prints=True, on_failure=[_notify_failure], on_crashed=[_notify_failure])
 def retrain(
-    root: str = str(PROJECT_ROOT),
+    root: str = "",  # empty: the checkout this flow file sits in
     batches: dict[str, dict[str, Any]] | None = None,
     date: str | None = None,
     scheduled: bool = False,
@@ -264,6 +264,7 @@ def retrain(
     from dlops.workspace import workspace_lock
 
     install(*PREFECT_LOGGERS)
+    root = root or str(PROJECT_ROOT)
     params = load_params(Path(root) / "params.yaml")
     chosen = dict(batches or {}) or (dict(params.retrain.batches) if scheduled else {})
     run_id = flow_run.get_id()

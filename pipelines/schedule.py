@@ -169,10 +169,6 @@ def deploy_to_pool(pool: str, root: Path | None = None, source: str | None = Non
     for name, kwargs in definitions.items():
         loaded = cast("Flow[..., Any]", Flow.from_source(source=chosen, entrypoint=ENTRYPOINTS[name]))
         deployment = cast("RunnerDeployment", loaded.to_deployment(**kwargs, work_pool_name=pool))
-        if not local:
-            # the schema's default `root` is where this process loaded the flow (a temporary clone);
-            # without it, a run started from the UI uses the worker's checkout too
-            deployment._parameter_openapi_schema.properties.get("root", {}).pop("default", None)
         deployment_id = deployment.apply(work_pool_name=pool)
         limit = kwargs.get("concurrency_limit")
         summary[name].update(

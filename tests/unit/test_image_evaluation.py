@@ -218,15 +218,16 @@ def test_class_coverage_is_over_the_sampled_classes() -> None:
     assert class_coverage(labels[2:], labels[2:], 10) == 1.0  # classes never sampled do not count
 
 
-def test_nearest_distances_chunked_matches_brute_force(monkeypatch: pytest.MonkeyPatch) -> None:
-    import dlops.evaluation.images as images
-
+def test_nearest_distances_match_brute_force_and_find_exact_copies() -> None:
     rng = np.random.default_rng(0)
     queries, reference = rng.normal(size=(37, 5)), rng.normal(size=(23, 5))
     brute = np.sqrt(((queries[:, None, :] - reference[None, :, :]) ** 2).sum(-1)).min(axis=1)
-    monkeypatch.setattr(images, "REFERENCE_CHUNK", 10)  # reference blocks of 10, 10, 3
-    monkeypatch.setattr(images, "DISTANCE_CHUNK_CELLS", 25)  # 2 or more queries per chunk
-    np.testing.assert_allclose(nearest_distances(queries, reference), brute, rtol=1e-9)
+    np.testing.assert_allclose(nearest_distances(queries, reference), brute, rtol=1e-7)
+    pixels = rng.integers(0, 256, size=(50, 64), dtype=np.uint8)  # uint8 images: searched in float32
+    found = nearest_distances(pixels[[3, 17]], pixels)
+    assert found.dtype == np.float64 and np.all(found < 1e-2)  # a copy is at distance ~0
+    noisy = nearest_distances(pixels[:5].astype(np.float32) + 1.0, pixels)
+    np.testing.assert_allclose(noisy, 8.0, rtol=1e-5)  # +1 on each of 64 pixels: sqrt(64)
 
 
 # ------------------------------------------------------------------------------------------ figures

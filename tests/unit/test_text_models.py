@@ -38,6 +38,11 @@ CASES: dict[str, tuple[Callable[..., Any], dict[str, Any]]] = {
             "pooling": "mean",
         },
     ),
+    "transformer-alibi-max": (  # positions as ALiBi's distance bias, max pooling
+        build_transformer,
+        {"d_model": 16, "num_heads": 2, "num_layers": 2, "dim_feedforward": 32, "dropout": 0.0,
+         "pooling": "max", "positions": "alibi"},
+    ),  # fmt: skip
     "mlp-bow": (build_mlp, {"hidden_sizes": [16], "dropout": 0.0}),
 }
 
@@ -170,6 +175,8 @@ def test_word_order_task(case: str, steps: int, low: float, high: float) -> None
         ("transformer-cls", {"num_heads": 3}, "model.d_model"),
         ("transformer-cls", {"dropout": 1.0}, "model.dropout"),
         ("transformer-cls", {"max_length": 4}, "model.max_length"),
+        ("transformer-cls", {"positions": "rope"}, "model.positions"),
+        ("transformer-cls", {"pooling": "sum"}, "model.pooling"),
         ("transformer-cls", {"heads": 2}, "valid keys: vocab_size, d_model"),
         ("mlp-bow", {"vocab_size": 1}, "model.vocab_size"),
     ],

@@ -24,8 +24,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 Metrics = dict[str, Any]  # values: float | int | None
-DISTANCE_CHUNK_CELLS = 4_000_000  # (queries) x (reference images) distances held at once: 32 MB of float64
-REFERENCE_CHUNK = 8_192  # reference images converted to float64 at a time (~51 MB at 28 x 28)
+DISTANCE_WORKING_MB = 64  # scikit-learn's working memory for the nearest-image search
 HELDOUT_QUERIES = 1_000  # held-out images whose nearest-training-image distance sets the baseline
 
 
@@ -271,23 +270,19 @@ def memorization_ratio(
 
 
 def nearest_distances(queries: np.ndarray, reference: np.ndarray) -> np.ndarray:
-    """L2 distance from each query row (N, D) to its nearest reference row (M, D), as (N,), in float64.
+    """L2 distance from each query row (N, D) to its nearest reference row (M, D), as (N,) float64:
+    scikit-learn's exact search (`pairwise_distances_argmin_min`, its chunked and parallel ArgKmin),
+    holding at most `DISTANCE_WORKING_MB` of distances at once whatever N and M are. Pixels stay float32
+    (a 60,000-image set is not copied into float64); float64 input is searched in float64."""
+    from sklearn import config_context
+    from sklearn.metrics import pairwise_distances_argmin_min
 
-    Memory-safe: the reference is walked in blocks of `REFERENCE_CHUNK` rows and the queries in chunks
-    so that at most `DISTANCE_CHUNK_CELLS` distances are held at once (~32 MB, plus one float64
-    reference block, whatever N and M are)."""
     if len(reference) == 0:
         raise ValueError("no reference rows to measure distances to")
-    best = np.full(len(queries), np.inf)  # (N,) squared distances
-    for r_start in range(0, len(reference), REFERENCE_CHUNK):
-        r = np.asarray(reference[r_start : r_start + REFERENCE_CHUNK], dtype=np.float64)  # (m, D)
-        r_sq = np.einsum("md,md->m", r, r)  # (m,)
-        chunk = max(1, DISTANCE_CHUNK_CELLS // len(r))
-        for q_start in range(0, len(queries), chunk):
-            q = np.asarray(queries[q_start : q_start + chunk], dtype=np.float64)  # (n, D)
-            sq = np.einsum("nd,nd->n", q, q)[:, None] - 2.0 * q @ r.T + r_sq[None, :]  # (n, m)
-            np.minimum(best[q_start : q_start + chunk], sq.min(axis=1), out=best[q_start : q_start + chunk])
-    return np.sqrt(best.clip(min=0.0))
+    dtype = np.result_type(queries.dtype, reference.dtype, np.float32)
+    with config_context(working_memory=DISTANCE_WORKING_MB):
+        _, distances = pairwise_distances_argmin_min(queries.astype(dtype), reference.astype(dtype))
+    return np.asarray(distances, dtype=np.float64)
 
 
 def _flat(images: np.ndarray) -> np.ndarray:

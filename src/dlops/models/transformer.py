@@ -79,7 +79,7 @@ def attention_bias(
     config: TransformerConfig, slopes: torch.Tensor, batch: int, length: int, pad: torch.Tensor | None
 ) -> torch.Tensor | None:
     """The float mask (B * H, L, L) the encoder adds to attention scores: ALiBi's -slope * |i - j|, and
-    -inf on padded keys; None for sinusoidal positions (the padding mask then goes alone)."""
+    -1e4 on padded keys; None for sinusoidal positions (the padding mask then goes alone)."""
     if config.positions != "alibi":
         return None
     index = torch.arange(length, device=slopes.device)
@@ -87,7 +87,9 @@ def attention_bias(
     bias = -slopes[:, None, None] * distance  # (H, L, L)
     bias = bias.unsqueeze(0).expand(batch, -1, -1, -1)  # (B, H, L, L)
     if pad is not None:
-        bias = bias.masked_fill(pad[:, None, None, :], float("-inf"))
+        # a large finite value, not -inf: the encoder's inference fast path turns -inf rows into NaN; exp(-1e4)
+        # is exactly 0 in float32 and it stays finite in float16/bfloat16
+        bias = bias.masked_fill(pad[:, None, None, :], -1e4)
     return bias.reshape(batch * config.num_heads, length, length)
 
 
@@ -156,9 +158,17 @@ class TransformerClassifier(nn.Module):
         return logits, classification_loss(logits, targets, weights)
 
 
+def _gelu(x: torch.Tensor) -> torch.Tensor:
+    """GELU that PyTorch does not recognise as its own, which keeps an encoder off the inference fast path."""
+    return nn.functional.gelu(x)
+
+
 def encoder_stack(config: TransformerConfig) -> nn.TransformerEncoder:
+    # ALiBi's per-head float mask (B * H, L, L) comes out NaN on torch 2.13's CPU inference fast path
+    # (`_transformer_encoder_layer_fwd`); the same layers on the regular path are exact
+    activation = _gelu if config.positions == "alibi" else "gelu"
     layer = nn.TransformerEncoderLayer(
-        config.d_model, config.num_heads, config.dim_feedforward, config.dropout, activation="gelu",
+        config.d_model, config.num_heads, config.dim_feedforward, config.dropout, activation=activation,
         batch_first=True, norm_first=True,
     )  # fmt: skip
     return nn.TransformerEncoder(
