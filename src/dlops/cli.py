@@ -445,6 +445,52 @@ def lineage(
         typer.echo(render(chain))
 
 
+def _names_list(value: str | None) -> list[str] | None:
+    """`a,b` -> [a, b]; None stays None (infer); an empty string is an empty list (none)."""
+    return None if value is None else [v.strip() for v in value.split(",") if v.strip()]
+
+
+@app.command("add-task", short_help="Add a task and its models to params.yaml from a data file.")
+def add_task(
+    name: Annotated[str, typer.Argument(help="The new task's name (lowercase letters, digits, '-').")],
+    source: Annotated[
+        Path, typer.Option("--from", help="CSV/TSV/Parquet/JSONL table, IDX images file, .npz or folder.")
+    ],
+    label: Annotated[str | None, typer.Option("--label", help="The label column.")] = None,
+    text: Annotated[str | None, typer.Option("--text", help="The free-text column (a text task).")] = None,
+    sensitive: Annotated[
+        str | None, typer.Option("--sensitive", help="Columns measured for fairness, COL,... ('' for none).")
+    ] = None,
+    ignore: Annotated[str | None, typer.Option("--ignore", help="Columns to drop, COL,...")] = None,
+    kind: Annotated[
+        str | None, typer.Option("--kind", help="tabular, text or images (default: inferred).")
+    ] = None,
+    test: Annotated[
+        str | None, typer.Option("--test", help="The dataset's own test file or folder, kept as test.")
+    ] = None,
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask; take the inferred roles.")] = False,
+    root: Root = None,
+) -> None:
+    """Write tasks.NAME and its models into params.yaml from FILE's columns (roles given or inferred,
+    sensitive columns named), ingest it and draft its expectation suite, then print the next command.
+    Asks before writing when run in a terminal, unless --yes."""
+    from dlops import add_task as adding
+    from dlops.add_task_inference import Choices
+
+    if kind not in (None, "tabular", "text", "images"):
+        raise typer.BadParameter(f"--kind must be tabular, text or images, got {kind!r}")
+    choices = Choices(label, text, _names_list(sensitive), _names_list(ignore) or [], kind, test)
+    planned = _run("add-task", lambda: adding.plan(name, source, choices, root))
+    if sys.stdin.isatty() and not yes:
+        adding.print_roles(planned)
+        if not typer.confirm(f"Write task {name!r} and its models to params.yaml?", default=True):
+            typer.echo("nothing written")
+            raise typer.Exit(1)
+    suite = _run("add-task", lambda: adding.apply(planned, root))
+    for line in adding.summary(planned, suite, root):
+        typer.echo(line)
+
+
 @expectations_app.command("init")
 def expectations_init(
     task: Task,
