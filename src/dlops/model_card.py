@@ -54,6 +54,9 @@ ATTACKS = {"loss threshold": "", "modified entropy": "_mentr"}  # privacy/member
 PII_EXPECTATION = "pii_screen"  # one row per screened column in the validation summary
 
 
+FIGURE_SUFFIXES = (".png", ".svg", ".html")  # what the card shows of the figures folder
+
+
 def build_card(
     *,
     pair: str,
@@ -93,7 +96,7 @@ def build_card(
             "by": "pipeline",
             "champion_before": report.get("champion_version"),
         },
-        "figures": sorted(p for p in (eval_dir / "figures").glob("*") if p.suffix in (".png", ".html")),
+        "figures": sorted(p for p in (eval_dir / "figures").glob("*") if p.suffix in FIGURE_SUFFIXES),
     }
     if report.get("comparison"):
         card["comparison"] = report["comparison"]

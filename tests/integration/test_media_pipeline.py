@@ -129,7 +129,7 @@ def test_text_models_predict_raw_text_and_report_the_challenge_set(images_projec
         assert (
             "challenge/negation/accuracy" in metrics and "fairness/group/equalized_odds_difference" in metrics
         )
-        assert (images_project / f"reports/evaluate/{pair}/figures/token_attributions.html").is_file()
+        assert (images_project / f"reports/evaluate/{pair}/figures/token_attributions.svg").is_file()
     mitigation = json.loads((images_project / "reports/evaluate/text-mlp/mitigation.json").read_text())
     assert [row["variant"] for row in mitigation["rows"]] == ["unmitigated", "mitigated"]
     assert mitigation["thresholds"]["constraint"] == "equalized_odds"

@@ -117,25 +117,31 @@ def tiny_models(vocab_size: int) -> list[torch.nn.Module]:
 
 
 @pytest.mark.parametrize("index", [0, 1, 2], ids=["rnn", "transformer", "mlp-occlusion"])
-def test_token_attributions_html(tokenizer: WordTokenizer, tmp_path: Path, index: int) -> None:
+def test_token_attributions_svg(tokenizer: WordTokenizer, tmp_path: Path, index: int) -> None:
+    """An SVG image (what `dvc plots` and the card show): every token in a box whose tooltip is its
+    attribution, at most 1 in size with the largest exactly 1, under its target and predicted class."""
+    import xml.etree.ElementTree as ET
+
     model = tiny_models(tokenizer.vocab_size)[index].train()
     texts = [*SENTENCES, "an unseen word"]
     targets = [1, 0, 1, 0, 1]
     first = token_attributions(
-        model, tokenizer, texts, targets, tmp_path / "a.html", steps=4, classes=CLASSES
+        model, tokenizer, texts, targets, tmp_path / "a.svg", steps=4, classes=CLASSES
     )
     second = token_attributions(
-        model, tokenizer, texts, targets, tmp_path / "b.html", steps=4, classes=CLASSES
+        model, tokenizer, texts, targets, tmp_path / "b.svg", steps=4, classes=CLASSES
     )
     assert model.training  # mode restored
     page = first.read_text(encoding="utf-8")
     assert first.read_bytes() == second.read_bytes()
-    assert "<script" not in page and "<link" not in page and "http" not in page
-    spans = re.findall(r'<span class="tok"[^>]*>([^<]*)</span>', page)
-    assert spans == [token for text in texts for token in tokenizer.tokenize(text)]
-    weights = [float(w) for w in re.findall(r'title="([-+][0-9.]+)"', page)]
+    ET.fromstring(page)  # well-formed XML: browsers and DVC render it
+    assert "<script" not in page and "href" not in page
+    tokens = re.findall(r'<text x="[0-9.]+" y="[0-9]+" class="tok">([^<]*)</text>', page)
+    assert tokens == [token for text in texts for token in tokenizer.tokenize(text)]
+    weights = [float(w) for w in re.findall(r"<title>([-+][0-9.]+)</title>", page)]
+    assert len(weights) == len(tokens)
     assert all(-1.0 <= w <= 1.0 for w in weights) and 1.0 in np.abs(weights)
-    assert page.count("target: <b>pos</b>") == 3 and page.count("predicted: <b>") == 5
+    assert page.count("target: pos") == 3 and page.count("predicted: ") == 5
 
 
 def test_predict_texts_returns_names(tokenizer: WordTokenizer) -> None:

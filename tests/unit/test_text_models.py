@@ -40,8 +40,15 @@ CASES: dict[str, tuple[Callable[..., Any], dict[str, Any]]] = {
     ),
     "transformer-alibi-max": (  # positions as ALiBi's distance bias, max pooling
         build_transformer,
-        {"d_model": 16, "num_heads": 2, "num_layers": 2, "dim_feedforward": 32, "dropout": 0.0,
-         "pooling": "max", "positions": "alibi"},
+        {
+            "d_model": 16,
+            "num_heads": 2,
+            "num_layers": 2,
+            "dim_feedforward": 32,
+            "dropout": 0.0,
+            "pooling": "max",
+            "positions": "alibi",
+        },
     ),  # fmt: skip
     "mlp-bow": (build_mlp, {"hidden_sizes": [16], "dropout": 0.0}),
 }

@@ -87,8 +87,8 @@ def attention_bias(
     bias = -slopes[:, None, None] * distance  # (H, L, L)
     bias = bias.unsqueeze(0).expand(batch, -1, -1, -1)  # (B, H, L, L)
     if pad is not None:
-        # a large finite value, not -inf: the encoder's inference fast path turns -inf rows into NaN; exp(-1e4)
-        # is exactly 0 in float32 and it stays finite in float16/bfloat16
+        # a large finite value, not -inf (an all -inf row is NaN): exp(-1e4) is exactly 0 in float32, and
+        # it stays finite in float16/bfloat16
         bias = bias.masked_fill(pad[:, None, None, :], -1e4)
     return bias.reshape(batch * config.num_heads, length, length)
 

@@ -112,7 +112,7 @@ class Text(ArrayKind):
         if n:
             texts = raw_test["text"].astype(str).tolist()[:n]
             targets = [int(v) for v in test["y"][:n]]
-            path = out / "figures" / "token_attributions.html"
+            path = out / "figures" / "token_attributions.svg"
             text.token_attributions(model, tokenizer, texts, targets, path, classes=classes)
         if not {"pos", "neg"} <= set(classes):
             log.info(

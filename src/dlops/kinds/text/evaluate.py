@@ -112,7 +112,8 @@ def token_attributions(
     steps: int = 32,
     classes: list[str] | None = None,
 ) -> Path:
-    """An HTML page (self-contained, deterministic bytes) colouring each token of `texts` by its
+    """An SVG image (self-contained, deterministic bytes; `dvc plots` and the model card show it as a
+    figure) colouring each token of `texts` by its
     attribution to the target class `targets[i]` (green = evidence for it, red = against), with the
     target and predicted class (names from `classes`, else indices).
 
@@ -147,10 +148,11 @@ def token_attributions(
         tokens = tokenizer.tokenize(text)[: tokenizer.max_length] or [UNK_TOKEN]
         weights = _normalise(scores[i, : int(lengths[i])])
         predicted = int(probs[i].argmax())
-        rows.append(_html_row(tokens, weights, names[targets[i]], names[predicted], probs[i, targets[i]]))
+        meta = f"target: {names[targets[i]]} (p={probs[i, targets[i]]:.3f}) · predicted: {names[predicted]}"
+        rows.append((meta, tokens, weights))
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(_html_page(method, rows).encode("utf-8"))
+    path.write_bytes(_svg_page(method, rows).encode("utf-8"))
     return path
 
 
@@ -215,36 +217,39 @@ def _normalise(scores: np.ndarray) -> np.ndarray:
     return scores / largest if largest > 0 else np.zeros_like(scores)
 
 
-# ------------------------------------------------------------------------------------------ HTML
-PAGE_STYLE = (
-    "body{font-family:sans-serif;margin:1.5em;color:#222}"
-    "p.text{line-height:2;margin:0.2em 0 1.2em}"
-    "p.meta{font-size:0.85em;color:#555;margin:0}"
-    "span.tok{padding:0.15em 0.25em;margin:0 0.1em;border-radius:0.25em}"
-)
+# ------------------------------------------------------------------------------------------ SVG
+CHAR_W, LINE_H, WIDTH = 7.8, 22, 960  # monospace 13px: pixels per character, per line; image width
 
 
-def _html_row(tokens: list[str], weights: np.ndarray, target: str, predicted: str, target_prob: float) -> str:
-    spans = []
-    for token, weight in zip(tokens, weights.tolist(), strict=True):
-        rgb = "22,163,74" if weight >= 0 else "220,38,38"  # green for, red against the target class
-        spans.append(
-            f'<span class="tok" style="background:rgba({rgb},{abs(weight):.3f})" '
-            f'title="{weight:+.3f}">{html.escape(token)}</span>'
-        )
-    meta = (
-        f"target: <b>{html.escape(target)}</b> (p={target_prob:.3f}) &middot; "
-        f"predicted: <b>{html.escape(predicted)}</b>"
-    )
-    return f'<p class="meta">{meta}</p>\n<p class="text">{" ".join(spans)}</p>'
-
-
-def _html_page(method: str, rows: list[str]) -> str:
-    body = "\n".join(rows)
+def _svg_page(method: str, rows: list[tuple[str, list[str], np.ndarray]]) -> str:
+    """Each text as a paragraph of token boxes (green = evidence for the target class, red = against,
+    shade = |attribution| / largest in the text; the value in each token's tooltip), under its target and
+    predicted class. Lines wrap at WIDTH; monospace, so a token's box width is known without a font."""
+    y = 28
+    out = [
+        f'<text x="8" y="{y}" class="meta">{html.escape(method)}; green = evidence for the target class, '
+        "red = against; shade = |attribution| / largest in the text</text>"
+    ]
+    for meta, tokens, weights in rows:
+        y += 2 * LINE_H + 8
+        out.append(f'<text x="8" y="{y - LINE_H}" class="meta">{html.escape(meta)}</text>')
+        x = 8.0
+        for token, weight in zip(tokens, weights.tolist(), strict=True):
+            w = CHAR_W * len(token) + 8
+            if x + w > WIDTH - 8 and x > 8:
+                x, y = 8.0, y + LINE_H
+            rgb = "22,163,74" if weight >= 0 else "220,38,38"  # green for, red against the target class
+            out.append(
+                f'<g><title>{weight:+.3f}</title><rect x="{x:.1f}" y="{y - 15}" width="{w:.1f}" height="20" '
+                f'rx="3" fill="rgb({rgb})" fill-opacity="{abs(weight):.3f}"/>'
+                f'<text x="{x + 4:.1f}" y="{y}" class="tok">{html.escape(token)}</text></g>'
+            )
+            x += w + 4
+    height = y + 16
     return (
-        '<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n'
-        f"<title>Token attributions</title>\n<style>{PAGE_STYLE}</style>\n</head>\n<body>\n"
-        f'<h1>Token attributions</h1>\n<p class="meta">{html.escape(method)}; green = evidence for the '
-        "target class, red = against; shade = |attribution| / largest in the text.</p>\n"
-        f"{body}\n</body>\n</html>\n"
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{WIDTH}" height="{height}" '
+        f'viewBox="0 0 {WIDTH} {height}">\n<title>Token attributions</title>\n'
+        "<style>text{font-family:monospace;font-size:13px;fill:#222}"
+        "text.meta{font-family:sans-serif;font-size:12px;fill:#555}</style>\n"
+        f'<rect width="{WIDTH}" height="{height}" fill="#fff"/>\n' + "\n".join(out) + "\n</svg>\n"
     )
