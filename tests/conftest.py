@@ -176,3 +176,15 @@ def mlflow_uris_restored() -> Iterator[None]:
 def _no_leaked_tracking_uri() -> Any:
     with mlflow_uris_restored():
         yield
+
+
+@pytest.fixture(autouse=True)
+def _no_leaked_project_root() -> Any:
+    """`dlops --root DIR` sets DLOPS_ROOT for the rest of its process; under CliRunner that process is
+    the test run, so each test gets back the value it started with."""
+    before = os.environ.get("DLOPS_ROOT")
+    yield
+    if before is None:
+        os.environ.pop("DLOPS_ROOT", None)
+    else:
+        os.environ["DLOPS_ROOT"] = before

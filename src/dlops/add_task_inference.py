@@ -170,7 +170,8 @@ def _read(file: Path, written: str, jsonl: bool) -> Any:
     from dlops.data.tables import load_table
     from dlops.params import TableSource
 
-    return load_table(TableSource(source="table", path=str(file), **_table_format(file.name)), file.parent)
+    full = file.resolve()  # a relative --from is relative to the current directory, not to the file's folder
+    return load_table(TableSource(source="table", path=str(full), **_table_format(file.name)), full.parent)
 
 
 def _table_format(name: str) -> dict[str, Any]:

@@ -153,3 +153,13 @@ def test_idx_images_without_labels_file_names_what_it_looked_for(root: Path) -> 
     (root / "train-images-idx3-ubyte").write_bytes(b"\x00\x00\x08\x03")
     result = add(root, "digits", "--from", str(root / "train-images-idx3-ubyte"))
     assert result.exit_code == 65 and "train-labels-idx1-ubyte" in result.output
+
+
+def test_a_relative_path_is_read_from_the_current_directory(root: Path, monkeypatch) -> None:  # noqa: ANN001
+    (root / "data/external").mkdir(parents=True)
+    people_csv(root / "data/external/people.csv")
+    monkeypatch.chdir(root)
+    result = runner.invoke(app, ["add-task", "people", "--from", "data/external/people.csv"])
+    assert result.exit_code == 0, result.output
+    task = yaml.safe_load((root / "params.yaml").read_text())["tasks"]["people"]
+    assert task["ingest"]["path"] == "data/external/people.csv"
