@@ -125,9 +125,7 @@ def test_token_attributions_svg(tokenizer: WordTokenizer, tmp_path: Path, index:
     model = tiny_models(tokenizer.vocab_size)[index].train()
     texts = [*SENTENCES, "an unseen word"]
     targets = [1, 0, 1, 0, 1]
-    first = token_attributions(
-        model, tokenizer, texts, targets, tmp_path / "a.svg", steps=4, classes=CLASSES
-    )
+    first = token_attributions(model, tokenizer, texts, targets, tmp_path / "a.svg", steps=4, classes=CLASSES)
     second = token_attributions(
         model, tokenizer, texts, targets, tmp_path / "b.svg", steps=4, classes=CLASSES
     )
