@@ -88,7 +88,8 @@ def test_a_fresh_clone_with_the_committed_lock_registers_into_its_own_store(
 
 def test_metrics_and_plots_are_readable_by_dvc(repro_project: Path) -> None:
     shown = json.loads(dvc(repro_project, "metrics", "show", "--json").stdout)
-    files = shown["workspace"]["data"]
+    (workspace,) = shown.values()  # keyed by revision: "" for the workspace
+    files = workspace["data"]
     assert set(files) == {"reports/evaluate/tabular-mlp/headline.json"}  # one narrow table: the headlines
     headline = files["reports/evaluate/tabular-mlp/headline.json"]["data"]
     metrics = json.loads((repro_project / "reports/evaluate/tabular-mlp/metrics.json").read_text())
