@@ -33,7 +33,10 @@ DEFAULT_MODELS = {
     "images": ["images-cnn", "images-mlp"],
     "text": ["text-rnn", "text-transformer", "text-mlp"],
 }
-FAIRNESS_GATES = {"max_demographic_parity_difference": 0.1, "max_equalized_odds_difference": 0.15}
+FAIRNESS_LIMITS = {  # a new model's fairness gates when the copied entry sets none
+    "max_demographic_parity_difference": 0.1,
+    "max_equalized_odds_difference": 0.15,
+}
 SPLIT = {"train": 0.7, "val": 0.15, "test": 0.15, "seed": 0}
 # used when params.yaml has no task or model of the kind to copy: small, and every limit loose
 BUILT_IN_TASKS: dict[str, dict[str, Any]] = {
@@ -160,7 +163,7 @@ def _models(name: str, inferred: Inferred, raw: dict[str, Any]) -> dict[str, dic
         entry.get("evaluate", {}).pop("postprocess", None)
         gates = entry.setdefault("gates", {})
         gates.pop("control", None)
-        for gate, limit in FAIRNESS_GATES.items():
+        for gate, limit in FAIRNESS_LIMITS.items():
             gates[gate] = (gates.get(gate) or limit) if sensitive else None
         models[f"{name}-{entry['family']}"] = entry
     return models
