@@ -16,6 +16,7 @@ from dlops.models.transformer import build_transformer
 V, L, K = 10, 8, 3
 A, B = 2, 3  # the order task: is token A before token B?
 
+TWO_LAYERS = {"d_model": 16, "num_heads": 2, "num_layers": 2, "dim_feedforward": 32, "dropout": 0.0}
 # Tiny widths and no dropout: these tests are about plumbing and must stay fast.
 CASES: dict[str, tuple[Callable[..., Any], dict[str, Any]]] = {
     "rnn-lstm-last": (build_rnn, {"embedding_dim": 16, "hidden_size": 16, "dropout": 0.0}),
@@ -27,29 +28,9 @@ CASES: dict[str, tuple[Callable[..., Any], dict[str, Any]]] = {
         build_transformer,
         {"d_model": 16, "num_heads": 2, "num_layers": 1, "dim_feedforward": 32, "dropout": 0.0},
     ),
-    "transformer-mean": (
-        build_transformer,
-        {
-            "d_model": 16,
-            "num_heads": 2,
-            "num_layers": 2,
-            "dim_feedforward": 32,
-            "dropout": 0.0,
-            "pooling": "mean",
-        },
-    ),
-    "transformer-alibi-max": (  # positions as ALiBi's distance bias, max pooling
-        build_transformer,
-        {
-            "d_model": 16,
-            "num_heads": 2,
-            "num_layers": 2,
-            "dim_feedforward": 32,
-            "dropout": 0.0,
-            "pooling": "max",
-            "positions": "alibi",
-        },
-    ),  # fmt: skip
+    "transformer-mean": (build_transformer, {**TWO_LAYERS, "pooling": "mean"}),
+    # positions as ALiBi's distance bias, max pooling
+    "transformer-alibi-max": (build_transformer, {**TWO_LAYERS, "pooling": "max", "positions": "alibi"}),
     "mlp-bow": (build_mlp, {"hidden_sizes": [16], "dropout": 0.0}),
 }
 
