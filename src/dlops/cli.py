@@ -257,7 +257,7 @@ def evaluate(pair: Pair, root: Root = None) -> None:
     shown = {
         k: v
         for k, v in scores.items()
-        if k.startswith(("test/", "fairness/max", "overfit/")) and "/class/" not in k
+        if k.startswith(("test/", "fairness/max", "overfit/", "shift/")) and "/class/" not in k
     }
     _echo_json(shown)
 

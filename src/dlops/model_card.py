@@ -86,7 +86,11 @@ def build_card(
         "metrics": _metrics(scores),
         "fairness": _json(eval_dir / "fairness.json"),
         "fairness_gaps": _gaps(scores),
-        "overfitting": {k.split("/", 1)[1]: v for k, v in scores.items() if k.startswith("overfit/")},
+        "overfitting": {
+            k.split("/", 1)[1] if k.startswith("overfit/") else k.replace("/", "_"): v
+            for k, v in scores.items()
+            if k.startswith(("overfit/", "shift/"))
+        },
         "privacy": _privacy(scores, _json(validation_summary)),
         "importance": _importance(_json(eval_dir / "interpretation.json")),
         "gates": report["checks"],

@@ -153,6 +153,11 @@ def test_a_census_income_file_runs_through_the_whole_dag_by_params_alone(tmp_pat
     assert champion.tags["data.split"].startswith("given by test: sub-source, val carved from train")
     metrics = json.loads((root / "reports/evaluate/census-mlp/metrics.json").read_text())
     assert metrics["test/n"] == 1500
+    # an official test file: the overfit gate reads train − val, val − test is reported as shift
+    assert metrics["overfit/gap_basis"] == "train - val (test split given)"
+    assert metrics["overfit/primary_gap"] == metrics["overfit/primary_gap_train_val"]
+    shift = metrics["val/balanced_accuracy"] - metrics["test/balanced_accuracy"]
+    assert metrics["shift/primary_gap_val_test"] == pytest.approx(shift, abs=1e-6)
     # integer-valued features repeat across different people: reported, kept in one split, not failed
     summary = json.loads((root / "reports/validate/census/summary.json").read_text())
     assert summary["feature_duplicates"]["rows"] > 0

@@ -24,7 +24,7 @@ def good(**overrides: float | None) -> dict[str, float | None]:
         "test/balanced_accuracy": 0.8,
         "fairness/max/demographic_parity_difference": 0.05,
         "fairness/max/equalized_odds_difference": 0.05,
-        "overfit/primary_gap_train_test": 0.01,
+        "overfit/primary_gap": 0.01,
     }
     metrics.update(overrides)
     return {k: v for k, v in metrics.items() if v is not None}
@@ -40,7 +40,7 @@ def check(decision: Decision, name: str):
         ("min_primary", "test/balanced_accuracy", 0.7, 0.6999),
         ("max_demographic_parity_difference", "fairness/max/demographic_parity_difference", 0.1, 0.1001),
         ("max_equalized_odds_difference", "fairness/max/equalized_odds_difference", 0.15, 0.1501),
-        ("max_overfit_gap", "overfit/primary_gap_train_test", 0.05, 0.0501),
+        ("max_overfit_gap", "overfit/primary_gap", 0.05, 0.0501),
     ],
 )
 def test_each_gate_passes_at_its_limit_and_fails_beyond(
@@ -57,7 +57,7 @@ def test_each_gate_passes_at_its_limit_and_fails_beyond(
 
 
 def test_overfit_gap_is_checked_as_an_absolute_value():
-    decision = decide(good(**{"overfit/primary_gap_train_test": -0.08}), GATES, None)
+    decision = decide(good(**{"overfit/primary_gap": -0.08}), GATES, None)
     gap = check(decision, "max_overfit_gap")
     assert not gap.passed and gap.value == pytest.approx(0.08)
     assert not decision.promote
@@ -69,7 +69,7 @@ def test_overfit_gap_is_checked_as_an_absolute_value():
         "test/balanced_accuracy",
         "fairness/max/demographic_parity_difference",
         "fairness/max/equalized_odds_difference",
-        "overfit/primary_gap_train_test",
+        "overfit/primary_gap",
     ],
 )
 def test_a_missing_metric_fails_its_gate(metric: str):
@@ -187,7 +187,7 @@ def test_register_says_the_versions_decision(report: dict, said: str) -> None:
 
 @pytest.mark.parametrize("overfit_gap", [0.2, 0.01])
 def test_a_control_is_never_promoted_and_says_whether_its_gate_caught_it(overfit_gap: float) -> None:
-    decision = decide(good(**{"overfit/primary_gap_train_test": overfit_gap}), GATES, champion_primary=None)
+    decision = decide(good(**{"overfit/primary_gap": overfit_gap}), GATES, champion_primary=None)
     caught = judge_control(decision, "max_overfit_gap")
     assert caught is (overfit_gap > 0.05)
     assert not decision.promote and decision.verdict == "rejected"
@@ -210,7 +210,7 @@ def test_the_headline_has_the_same_ten_keys_for_every_model_and_names_the_failed
         "dp_gap": 0.05, "eo_gap": 0.05, "overfit_gap": 0.01, "diagnosis": "ok", "membership_auc": None,
         "gates": "passed",
     }  # fmt: skip
-    failing = headline(good(**{"overfit/primary_gap_train_test": 0.2, "test/balanced_accuracy": 0.5}), GATES)
+    failing = headline(good(**{"overfit/primary_gap": 0.2, "test/balanced_accuracy": 0.5}), GATES)
     assert failing["gates"] == "failed: min_primary, max_overfit_gap"
     sampler = GatesConfig(primary_metric="sample_accuracy", min_primary=0.5)
     generator = headline({"test/sample_accuracy": 0.9}, sampler)

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from dlops.evaluation.overfitting import diagnose
+from dlops.evaluation.overfitting import diagnose, given_test_split
 
 
 def _history(train: list[float], val: list[float], best_epoch: int | None = None) -> dict[str, Any]:
@@ -33,6 +33,8 @@ def test_monotone_history_is_ok() -> None:
         "overfit/loss_gap_val_train_final": 0.1,
         "overfit/primary_gap_train_val": 0.02,
         "overfit/primary_gap_train_test": 0.03,
+        "overfit/primary_gap": 0.03,
+        "overfit/gap_basis": "train - test",
         "overfit/best_epoch": 5,
         "overfit/epochs_run": 5,
         "overfit/diverged": False,
@@ -71,6 +73,34 @@ def test_primary_gap_beyond_limit_is_overfitting() -> None:
     assert out["overfit/primary_gap_train_val"] == 0.1
     assert out["overfit/primary_gap_train_test"] == 0.05
     assert out["overfit/diagnosis"] == "overfitting"  # outranks the divergence warning
+
+
+def test_a_given_test_split_is_judged_on_train_minus_val_and_its_gap_to_val_is_shift() -> None:
+    """SST-2-like: fits its training phrases (train 0.93, val 0.91), scores 0.85 on the official
+    sentences. The 0.08 train − test gap is mostly the phrase/sentence shift, not overfitting."""
+    metrics = {"train/accuracy": 0.93, "val/accuracy": 0.91, "test/accuracy": 0.85}
+    carved = diagnose(MONOTONE, metrics, "accuracy", gap_limit=0.05)
+    assert carved["overfit/primary_gap"] == 0.08 and carved["overfit/diagnosis"] == "overfitting"
+    assert "shift/primary_gap_val_test" not in carved
+
+    given = diagnose(MONOTONE, metrics, "accuracy", gap_limit=0.05, test_given=True)
+    assert given["overfit/primary_gap"] == 0.02
+    assert given["overfit/primary_gap_train_test"] == 0.08  # still reported
+    assert given["overfit/gap_basis"] == "train - val (test split given)"
+    assert given["shift/primary_gap_val_test"] == 0.06
+    assert given["overfit/diagnosis"] == "ok"
+
+    overfit = {"train/accuracy": 0.99, "val/accuracy": 0.9, "test/accuracy": 0.89}  # same-distribution test
+    out = diagnose(MONOTONE, overfit, "accuracy", gap_limit=0.05, test_given=True)
+    assert out["overfit/primary_gap"] == 0.09 and out["overfit/diagnosis"] == "overfitting"
+
+
+def test_given_test_split_reads_the_split_provenance() -> None:
+    given = {"split": {"how": "given", "given": {"train": 900, "val": 0, "test": 100}}}
+    assert given_test_split(given)
+    assert not given_test_split({"split": {"how": "given", "given": {"train": 900, "val": 100, "test": 0}}})
+    assert not given_test_split({"split": {"how": "fractions", "train": 0.7, "val": 0.15, "test": 0.15}})
+    assert not given_test_split({})  # a transform.json from before provenance was recorded
 
 
 def test_gap_equal_to_limit_is_not_overfitting() -> None:

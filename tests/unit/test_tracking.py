@@ -102,7 +102,7 @@ def metrics(primary: float, dpd: float = 0.02) -> dict[str, Any]:
         "fairness/max/demographic_parity_difference": dpd,
         "fairness/max/equalized_odds_difference": 0.03,
         "fairness/sex/demographic_parity_difference": dpd,
-        "overfit/primary_gap_train_test": 0.01,
+        "overfit/primary_gap": 0.01,
         "overfit/diverged": False,
         "overfit/diagnosis": "ok",
     }

@@ -42,10 +42,12 @@ def evaluate(
     out: Path,
 ) -> dict[str, Any]:
     """Every score of a classifier, with what its task kind adds (interpretation, attributions, tests)."""
+    from dlops.evaluation.overfitting import given_test_split
     from dlops.training.loop import predict_proba
 
+    given = given_test_split(json.loads(p.transform(entry.task).read_text(encoding="utf-8")))
     scores, test = evaluate_classifier(
-        lambda x: predict_proba(model, x), entry, splits, classes, history, out
+        lambda x: predict_proba(model, x), entry, splits, classes, history, out, test_given=given
     )
     scores.update(kind.evaluate_classifier(model, p, entry, classes, test, out))
     return scores
@@ -58,8 +60,11 @@ def evaluate_classifier(
     classes: list[str],
     history: dict[str, Any],
     out: Path,
+    *,
+    test_given: bool = False,
 ) -> tuple[dict[str, Any], dict[str, Any]]:
-    """Every score of the classifier, and the test split's arrays (x, y, proba, y_pred, groups)."""
+    """Every score of the classifier, and the test split's arrays (x, y, proba, y_pred, groups).
+    `test_given`: the test split is the dataset's own, so overfitting is judged on train − val."""
     # here, not at the top: `register` imports this module for serving() and needs none of them (1 s)
     from dlops.evaluation import metrics, overfitting, plots
 
@@ -77,7 +82,9 @@ def evaluate_classifier(
         scores["bias/class_recall_gap"] = round(balanced - worst, 6)
     gap_limit = entry.gates.max_overfit_gap
     gap_limit = overfitting.DEFAULT_GAP if gap_limit is None else gap_limit  # diagnosis even if not gated
-    scores.update(overfitting.diagnose(history, scores, entry.gates.primary_metric, gap_limit))
+    scores.update(
+        overfitting.diagnose(history, scores, entry.gates.primary_metric, gap_limit, test_given=test_given)
+    )
     scores.update(_membership(splits, proba, entry.train.seed))
     write_json(out / "fairness.json", tables)
     write_json(out / "mitigation.json", mitigation)

@@ -29,7 +29,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-_METRIC_TAG_PREFIXES = ("test/", "fairness/max/", "overfit/")
+_METRIC_TAG_PREFIXES = ("test/", "fairness/max/", "overfit/", "shift/")
 
 
 @dataclass
