@@ -61,6 +61,12 @@ VARIANTS: dict[str, dict[str, Any]] = {
             "train": {"monitor": "val_accuracy", "epochs": 30},
         },
     },
+    "conv": {  # positions from a convolution over neighbouring tokens (wav2vec 2.0, CPVT)
+        "text-transformer": {"model": {"positions": "conv"}},
+    },
+    "conv-max": {
+        "text-transformer": {"model": {"positions": "conv", "pooling": "max"}},
+    },
     "max-pool-64": {
         "text-transformer": {
             "model": {
@@ -135,6 +141,8 @@ def run_variant(
                 "dev_accuracy": round(metrics["test/accuracy"], 4),
                 "dev_n": metrics["test/n"],
                 "overfit_gap_train_test": metrics.get("overfit/primary_gap_train_test"),
+                "overfit_gap_gated": metrics.get("overfit/primary_gap"),  # train − val: dev is given
+                "shift_val_dev": metrics.get("shift/primary_gap_val_test"),
                 "diagnosis": metrics.get("overfit/diagnosis"),
                 "best_epoch": metrics.get("overfit/best_epoch"),
                 "epochs_run": metrics.get("overfit/epochs_run"),

@@ -31,6 +31,8 @@ CASES: dict[str, tuple[Callable[..., Any], dict[str, Any]]] = {
     "transformer-mean": (build_transformer, {**TWO_LAYERS, "pooling": "mean"}),
     # positions as ALiBi's distance bias, max pooling
     "transformer-alibi-max": (build_transformer, {**TWO_LAYERS, "pooling": "max", "positions": "alibi"}),
+    # positions from a convolution over neighbouring tokens (wav2vec 2.0, CPVT)
+    "transformer-conv": (build_transformer, {**TWO_LAYERS, "positions": "conv"}),
     "mlp-bow": (build_mlp, {"hidden_sizes": [16], "dropout": 0.0}),
 }
 

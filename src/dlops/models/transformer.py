@@ -4,8 +4,10 @@ with `horizon` set, a series forecaster: windows (B, L, F) projected to d_model,
 Inputs are right-padded token ids (B, L), 0 = padding (masked out of attention), 1 = unknown. Positions
 (`positions`) are either sinusoidal (Vaswani et al.), added to the embeddings, or ALiBi (Press et al. 2022):
 no position vectors, each head's attention score is lowered by a fixed slope times the distance between
-the two tokens. ALiBi carries to lengths seen rarely in training (SST-2 trains on short phrases and is
-scored on whole sentences). Both are fixed tables (non-persistent buffers): nothing extra in the checkpoint.
+the two tokens, or a convolution (`conv`, wav2vec 2.0's and CPVT's convolutional position embedding): a
+learned convolution over neighbouring tokens (kernel 3) added to the embeddings, so order enters as
+local n-gram features and no table limits the length. Sinusoidal and ALiBi are fixed tables
+(non-persistent buffers): nothing extra in the checkpoint.
 """
 
 from __future__ import annotations
@@ -28,6 +30,9 @@ from dlops.models.blocks import (
 )
 from dlops.models.registry import classification_loss, make_config, register_family
 
+POSITIONS = ("sinusoidal", "alibi", "conv")
+CONV_POSITION_KERNEL = 3  # `positions: conv`: a token and its two neighbours
+
 
 @dataclass(frozen=True)
 class TransformerConfig:
@@ -39,7 +44,7 @@ class TransformerConfig:
     dropout: float = 0.1
     max_length: int = 512  # longest sequence (without the CLS token) the model accepts
     pooling: str = "cls"  # cls (learned token prepended) | mean | max (over non-padding positions)
-    positions: str = "sinusoidal"  # sinusoidal (added to the embeddings) | alibi (distance bias in attention)
+    positions: str = "sinusoidal"  # sinusoidal (added) | alibi (distance bias in attention) | conv (learned)
     horizon: int | None = None  # set by the pipeline on a series task: a forecaster of that many steps
 
     def __post_init__(self) -> None:
@@ -57,8 +62,8 @@ class TransformerConfig:
             raise ValueError(f"model.dropout must be in [0, 1), got {self.dropout!r}")
         if self.pooling not in ("cls", "mean", "max"):
             raise ValueError(f"model.pooling must be 'cls', 'mean' or 'max', got {self.pooling!r}")
-        if self.positions not in ("sinusoidal", "alibi"):
-            raise ValueError(f"model.positions must be 'sinusoidal' or 'alibi', got {self.positions!r}")
+        if self.positions not in POSITIONS:
+            raise ValueError(f"model.positions must be one of {POSITIONS}, got {self.positions!r}")
 
 
 def sinusoidal_positions(length: int, dim: int) -> torch.Tensor:
@@ -93,6 +98,32 @@ def attention_bias(
     return bias.reshape(batch * config.num_heads, length, length)
 
 
+class ConvPositions(nn.Module):
+    """`positions: conv`: h + GELU(Conv1d(h)) over the sequence, zero-padded at both ends, so a token's
+    features depend on its neighbours (order) and on the sequence's edges (where it is), at any length.
+    Padded positions are zeroed first: a text's states do not depend on how much padding its batch has."""
+
+    def __init__(self, d_model: int) -> None:
+        super().__init__()
+        self.conv = nn.Conv1d(d_model, d_model, CONV_POSITION_KERNEL, padding=CONV_POSITION_KERNEL // 2)
+
+    def forward(self, h: torch.Tensor, pad: torch.Tensor | None) -> torch.Tensor:
+        if pad is not None:
+            h = h.masked_fill(pad.unsqueeze(-1), 0.0)  # (B, L, D)
+        return h + nn.functional.gelu(self.conv(h.transpose(1, 2))).transpose(1, 2)  # (B, L, D)
+
+
+def add_positions(
+    module: TransformerClassifier | TransformerForecaster, h: torch.Tensor, pad: torch.Tensor | None
+) -> torch.Tensor:
+    """The embeddings with sinusoidal or convolutional positions; unchanged for ALiBi (in the attention)."""
+    if module.conv_positions is not None:
+        return module.conv_positions(h, pad)
+    if module.config.positions == "sinusoidal":
+        return h + module.positions[: h.shape[1]]
+    return h
+
+
 class TransformerClassifier(nn.Module):
     is_classifier = True
     positions: torch.Tensor  # (max_length + 1, D) sinusoidal table, a non-persistent buffer
@@ -106,6 +137,7 @@ class TransformerClassifier(nn.Module):
         self.embedding = nn.Embedding(config.vocab_size, d, padding_idx=0)
         self.register_buffer("positions", sinusoidal_positions(config.max_length + 1, d), persistent=False)
         self.register_buffer("slopes", alibi_slopes(config.num_heads), persistent=False)
+        self.conv_positions = ConvPositions(d) if config.positions == "conv" else None
         self.cls = nn.Parameter(torch.randn(1, 1, d) * 0.02) if config.pooling == "cls" else None
         self.encoder = encoder_stack(config)
         self.dropout = nn.Dropout(config.dropout)
@@ -116,9 +148,7 @@ class TransformerClassifier(nn.Module):
         h, pad = self._encode(x)
         if self.cls is not None:
             return h[:, 0]  # (B, D)
-        if (
-            self.config.pooling == "max"
-        ):  # the strongest evidence per feature (InferSent, Kim's max-over-time)
+        if self.config.pooling == "max":  # the strongest evidence per feature (Kim's max-over-time)
             return h.masked_fill(pad.unsqueeze(-1), float("-inf")).amax(1)  # (B, D)
         keep = (~pad).unsqueeze(-1).to(h.dtype)  # (B, L, 1)
         return (h * keep).sum(1) / keep.sum(1)  # (B, D)
@@ -146,7 +176,7 @@ class TransformerClassifier(nn.Module):
         bias = attention_bias(self.config, self.slopes, len(x), h.shape[1], pad)
         if bias is not None:  # ALiBi: positions live in the attention scores, padding with them
             return self.encoder(self.dropout(h), mask=bias), pad  # (B, L', D), (B, L')
-        h = self.dropout(h + self.positions[: h.shape[1]])
+        h = self.dropout(add_positions(self, h, pad))
         return self.encoder(h, src_key_padding_mask=pad), pad  # (B, L', D), (B, L')
 
     def forward(
@@ -191,6 +221,7 @@ class TransformerForecaster(nn.Module):
         self.project = nn.Linear(features, d)
         self.register_buffer("positions", sinusoidal_positions(config.max_length + 1, d), persistent=False)
         self.register_buffer("slopes", alibi_slopes(config.num_heads), persistent=False)
+        self.conv_positions = ConvPositions(d) if config.positions == "conv" else None
         self.cls = nn.Parameter(torch.randn(1, 1, d) * 0.02) if config.pooling == "cls" else None
         self.encoder = encoder_stack(config)
         self.dropout = nn.Dropout(config.dropout)
@@ -203,8 +234,7 @@ class TransformerForecaster(nn.Module):
         if self.cls is not None:
             h = torch.cat([self.cls.expand(len(x), -1, -1), h], dim=1)  # (B, 1 + L, D)
         bias = attention_bias(self.config, self.slopes, len(x), h.shape[1], None)
-        if bias is None:
-            h = h + self.positions[: h.shape[1]]
+        h = add_positions(self, h, None)
         h = self.encoder(self.dropout(h), mask=bias)  # (B, L', D)
         pooled = h[:, 0] if self.cls is not None else h.amax(1) if self.config.pooling == "max" else h.mean(1)
         pred = self.head(self.dropout(pooled)) + last_value(x)  # (B, H)
