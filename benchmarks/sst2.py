@@ -67,6 +67,24 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "conv-max": {
         "text-transformer": {"model": {"positions": "conv", "pooling": "max"}},
     },
+    "conv-max-vocab": {  # and every word of the training phrases (SST-2 has about 15,000)
+        "tokenizer": {"max_vocab": 20000, "min_freq": 1},
+        "text-transformer": {"model": {"positions": "conv", "pooling": "max"}},
+    },
+    "conv-max-dropout": {
+        "text-transformer": {"model": {"positions": "conv", "pooling": "max", "dropout": 0.3}},
+    },
+    "conv-max-64": {
+        "text-transformer": {
+            "model": {
+                "positions": "conv",
+                "pooling": "max",
+                "d_model": 64,
+                "num_heads": 4,
+                "dim_feedforward": 128,
+            }
+        },
+    },
     "max-pool-64": {
         "text-transformer": {
             "model": {
