@@ -74,6 +74,12 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "conv-max-dropout": {
         "text-transformer": {"model": {"positions": "conv", "pooling": "max", "dropout": 0.3}},
     },
+    "conv-max-accuracy": {  # early stopping on val accuracy instead of val loss
+        "text-transformer": {
+            "model": {"positions": "conv", "pooling": "max"},
+            "train": {"monitor": "val_accuracy"},
+        },
+    },
     "conv-max-64": {
         "text-transformer": {
             "model": {
