@@ -80,6 +80,7 @@ VARIANTS: dict[str, dict[str, Any]] = {
             "train": {"monitor": "val_accuracy"},
         },
     },
+    "seed-7": {"*": {"train": {"seed": 7}}},  # the shipped settings with another seed: the spread
     "conv-max-64": {
         "text-transformer": {
             "model": {
