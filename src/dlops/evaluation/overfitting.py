@@ -91,7 +91,11 @@ def diagnose(
     else:
         diagnosis = "ok"
 
-    shift = {"shift/primary_gap_val_test": _gap(split_metrics, f"val/{primary}", f"test/{primary}")}
+    shift = (
+        {"shift/primary_gap_val_test": _gap(split_metrics, f"val/{primary}", f"test/{primary}")}
+        if test_given
+        else {}
+    )
     return {
         "overfit/loss_gap_val_train": clean(val[best_i] - train[best_i]),
         "overfit/loss_gap_val_train_final": clean(val[-1] - train[-1]),
@@ -103,7 +107,7 @@ def diagnose(
         "overfit/epochs_run": len(rows),
         "overfit/diverged": bool(blew_up or turned_up),
         "overfit/diagnosis": diagnosis,
-    } | (shift if test_given else {})
+    } | shift
 
 
 def _loss(row: dict[str, Any], key: str) -> float:
