@@ -4,7 +4,8 @@ peak memory (max RSS of one process from /usr/bin/time -v, and the sampled RSS o
 tree) and per-stage times from the moments DVC announces each stage.
 
 --quick runs only ingest, validate and preprocess (`dvc repro preprocess`).
-Run: .venv/bin/python benchmarks/full_pipeline.py [--quick] [--keep]
+Run: .venv/bin/python benchmarks/full_pipeline.py [--quick] [--keep | --keep-at DIR]
+Then `dvc repro` again, five times, with nothing left to do (the no-op figure).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import os
 import re
 import resource
 import shutil
+import statistics
 import subprocess
 import tempfile
 import threading
@@ -129,8 +131,22 @@ def clone_repo(tmp: Path) -> tuple[Path, dict[str, str]]:
     return clone, env
 
 
+def noop_repro_seconds(clone: Path, env: dict[str, str], targets: list[str], repeats: int = 5) -> list[float]:
+    """Wall seconds of `dvc repro` with nothing to do, `repeats` times, right after the full run."""
+    samples = []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        out = wl.run([str(wl.BIN / "dvc"), "repro", *targets], clone, env).stdout
+        samples.append(time.perf_counter() - started)
+        if "Running stage" in out:
+            raise SystemExit(f"dvc repro after the full run still ran stages:\n{out[-2000:]}")
+    return samples
+
+
 def main(args: argparse.Namespace) -> None:
-    tmp = Path(tempfile.mkdtemp(prefix="dlops-full-"))
+    if args.keep_at:
+        args.keep_at.mkdir(parents=True, exist_ok=False)
+    tmp = args.keep_at or Path(tempfile.mkdtemp(prefix="dlops-full-"))
     targets = ["preprocess"] if args.quick else []
     try:
         clone, env = clone_repo(tmp)
@@ -140,8 +156,9 @@ def main(args: argparse.Namespace) -> None:
         print(f"dvc status in the clone: {len(pending)} of {len(stages)} stages need a run", flush=True)
         run = repro(clone, env, targets, tmp / "time.txt")
         after = " ".join(wl.run([dvc, "status", *targets], clone, env).stdout.split())[:120].rstrip(".")
+        noop = noop_repro_seconds(clone, env, targets)
     finally:
-        if args.keep:
+        if args.keep or args.keep_at:
             print(f"kept {tmp}")
         else:
             shutil.rmtree(tmp, ignore_errors=True)
@@ -155,6 +172,10 @@ def main(args: argparse.Namespace) -> None:
     rows += [
         {"stage": "dvc before its first stage", "seconds": round(first, 1)},
         {"stage": f"dvc repro (wall, {len(per_stage)} stages)", "seconds": round(run["wall"], 1)},
+        {
+            "stage": f"then dvc repro with nothing to do (median of {len(noop)})",
+            "seconds": round(statistics.median(noop), 2),
+        },
         {"stage": "max RSS of one process", "MiB": round(run["max_rss_kib"] / 1024)},
         {
             "stage": "peak RSS of the process tree (sampled every 0.5 s)",
@@ -179,4 +200,5 @@ def main(args: argparse.Namespace) -> None:
 if __name__ == "__main__":
     ap = parser(__doc__.splitlines()[0])
     ap.add_argument("--keep", action="store_true", help="keep the temporary clone")
+    ap.add_argument("--keep-at", type=Path, help="run in this new directory and keep it (clone: DIR/clone)")
     main(ap.parse_args())

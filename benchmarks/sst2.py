@@ -81,6 +81,10 @@ VARIANTS: dict[str, dict[str, Any]] = {
         },
     },
     "seed-7": {"*": {"train": {"seed": 7}}},  # the shipped settings with another seed: the spread
+    **{f"transformer-seed-{s}": {"text-transformer": {"train": {"seed": s}}} for s in (1, 2, 3)},
+    "transformer-lr": {"text-transformer": {"train": {"lr": 0.001, "epochs": 30, "patience": 5}}},
+    "transformer-one-layer": {"text-transformer": {"model": {"num_layers": 1}}},
+    "transformer-weight-decay": {"text-transformer": {"train": {"weight_decay": 0.01}}},
     "conv-max-64": {
         "text-transformer": {
             "model": {

@@ -138,6 +138,7 @@ def _run_process_tree(command: list[str], cwd: Path, env: dict[str, str], grace_
         return proc.wait()
     except Interrupted:
         _stop_group(proc, grace_s)
+        release_dead_rwlock_entries(cwd)
         raise
     finally:
         for sig, handler in previous.items():
@@ -172,6 +173,38 @@ def _stop_group(proc: Any, grace_s: float) -> None:
         time.sleep(0.1)
     if alive(proc.pid, group=True):
         send(signal.SIGKILL)
+
+
+def release_dead_rwlock_entries(root: Path) -> list[str]:
+    """Drop the entries of processes that no longer exist from DVC's stage lock (.dvc/tmp/rwlock) and
+    return their paths. A dvc stopped while it unwinds (a second SIGINT, or SIGKILL after the grace)
+    leaves its entries behind; DVC drops them itself on the next run, with a warning per path, so the run
+    that stopped it cleans up instead. Live processes' entries (another dvc in the workspace) stay."""
+    import psutil
+    from dvc.config import Config
+    from dvc.fs import localfs
+    from dvc.rwlock import _edit_rwlock  # DVC's own reader/writer, under its own lock file
+
+    lock_dir = root / ".dvc" / "tmp"
+    if not (lock_dir / "rwlock").exists():
+        return []
+    hardlink = Config(dvc_dir=str(root / ".dvc"))["core"].get("hardlink_lock", False)
+    released: list[str] = []
+    with _edit_rwlock(str(lock_dir), localfs, hardlink=hardlink) as lock:
+        for path, info in list(lock["write"].items()):
+            if not psutil.pid_exists(info["pid"]):
+                del lock["write"][path]
+                released.append(path)
+        for path, infos in list(lock["read"].items()):
+            live = [info for info in infos if psutil.pid_exists(info["pid"])]
+            released += [path] * (len(infos) - len(live))
+            if live:
+                lock["read"][path] = live
+            else:
+                del lock["read"][path]
+    if released:
+        log.info("released %d stage lock entries of the stopped dvc", len(released))
+    return released
 
 
 def alive(pid: int, group: bool = False) -> bool:

@@ -29,6 +29,7 @@ from dlops.training.checkpoint import FORMAT, CheckpointError, load_safe, save_a
 from dlops.training.device import (
     Split,
     configure_backends,
+    deterministic_kernels,
     mark_batch_dynamic,
     prepare_model,
     select_device,
@@ -63,7 +64,7 @@ def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)
-    torch.use_deterministic_algorithms(True, warn_only=True)
+    deterministic_kernels(True)
 
 
 def lr_factor(epoch: int, cfg: TrainConfig) -> float:
