@@ -28,7 +28,8 @@ from images_70k import REPO, _cores, step  # noqa: E402
 DATA = REPO.parent / "shared" / "data" / "sst2"
 MODELS = ["text-mlp", "text-rnn", "text-transformer"]
 
-# Params-only variants: {model: {section: {key: value}}}, "*" for every model, "tokenizer" for the task.
+# Params-only variants: {model: {section: {key: value}}}, "*" for every model, "tokenizer" and "augment"
+# for the task.
 VARIANTS: dict[str, dict[str, Any]] = {
     "defaults": {},
     "monitor-accuracy": {"*": {"train": {"monitor": "val_accuracy"}}},
@@ -85,6 +86,8 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "transformer-lr": {"text-transformer": {"train": {"lr": 0.001, "epochs": 30, "patience": 5}}},
     "transformer-one-layer": {"text-transformer": {"model": {"num_layers": 1}}},
     "transformer-weight-decay": {"text-transformer": {"train": {"weight_decay": 0.01}}},
+    "token-dropout": {"augment": {"token_dropout": 0.15}},  # words to <unk> in training batches
+    "token-dropout-swap": {"augment": {"token_dropout": 0.1, "local_swap": 0.1}},
     "conv-max-64": {
         "text-transformer": {
             "model": {
@@ -132,6 +135,7 @@ def project(root: Path, variant: dict[str, Any], models: list[str], studies: boo
         suite="expectations/sst2.json", draft_if_missing=True, max_duplicate_fraction=0.05
     )
     task["preprocess"]["tokenizer"].update(max_length=64, **variant.get("tokenizer", {}))
+    task["augment"].update(variant.get("augment", {}))  # the task's training-batch augmentation
     params["tasks"] = {"text": task}
     params["retrain"]["batches"] = {}
     params["pretraining"] = {
