@@ -180,7 +180,6 @@ def release_dead_rwlock_entries(root: Path) -> list[str]:
     return their paths. A dvc stopped while it unwinds (a second SIGINT, or SIGKILL after the grace)
     leaves its entries behind; DVC drops them itself on the next run, with a warning per path, so the run
     that stopped it cleans up instead. Live processes' entries (another dvc in the workspace) stay."""
-    import psutil
     from dvc.config import Config
     from dvc.fs import localfs
     from dvc.rwlock import _edit_rwlock  # DVC's own reader/writer, under its own lock file
@@ -192,11 +191,11 @@ def release_dead_rwlock_entries(root: Path) -> list[str]:
     released: list[str] = []
     with _edit_rwlock(str(lock_dir), localfs, hardlink=hardlink) as lock:
         for path, info in list(lock["write"].items()):
-            if not psutil.pid_exists(info["pid"]):
+            if not alive(info["pid"]):
                 del lock["write"][path]
                 released.append(path)
         for path, infos in list(lock["read"].items()):
-            live = [info for info in infos if psutil.pid_exists(info["pid"])]
+            live = [info for info in infos if alive(info["pid"])]
             released += [path] * (len(infos) - len(live))
             if live:
                 lock["read"][path] = live
