@@ -42,14 +42,7 @@ def configure_backends(device: torch.device, cfg: TrainConfig) -> None:
     torch.backends.cuda.matmul.allow_tf32 = cfg.fast_math
     torch.backends.cudnn.allow_tf32 = cfg.fast_math
     torch.backends.cudnn.benchmark = cfg.fast_math
-    deterministic_kernels(not cfg.fast_math)
-
-
-def deterministic_kernels(on: bool) -> None:
-    """torch.use_deterministic_algorithms(on, warn_only=True) without its import of torch._inductor, which
-    only sets the inductor's own flag and costs every training process 1.5 s of start-up on 2 cores;
-    prepare_model sets that flag from this switch right before torch.compile."""
-    torch._C._set_deterministic_algorithms(on, warn_only=True)
+    torch.use_deterministic_algorithms(not cfg.fast_math, warn_only=True)
 
 
 def is_convolutional(model: nn.Module) -> bool:
@@ -64,9 +57,6 @@ def prepare_model(model: nn.Module, device: torch.device, cfg: TrainConfig) -> b
     if channels_last:
         model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]  # not in the stubs
     if cfg.compile:
-        import torch._inductor.config as inductor_config
-
-        inductor_config.deterministic = torch.are_deterministic_algorithms_enabled()
         # in place: the module object and its state_dict keys stay the same (checkpoints, DDP, EMA)
         model.compile()
     return channels_last

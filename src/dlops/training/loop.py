@@ -29,7 +29,6 @@ from dlops.training.checkpoint import FORMAT, CheckpointError, load_safe, save_a
 from dlops.training.device import (
     Split,
     configure_backends,
-    deterministic_kernels,
     mark_batch_dynamic,
     prepare_model,
     select_device,
@@ -64,7 +63,7 @@ def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)
-    deterministic_kernels(True)
+    torch.use_deterministic_algorithms(True, warn_only=True)
 
 
 def lr_factor(epoch: int, cfg: TrainConfig) -> float:
