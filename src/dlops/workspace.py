@@ -138,7 +138,10 @@ def _run_process_tree(command: list[str], cwd: Path, env: dict[str, str], grace_
         return proc.wait()
     except Interrupted:
         _stop_group(proc, grace_s)
-        release_dead_rwlock_entries(cwd)
+        try:
+            release_dead_rwlock_entries(cwd)
+        except Exception as exc:  # the stop is what gets reported; the next dvc cleans up and warns
+            log.warning("could not release the stopped dvc's stage-lock entries: %s", exc)
         raise
     finally:
         for sig, handler in previous.items():
