@@ -23,49 +23,17 @@ from typing import Any
 import yaml
 
 from dlops.add_task_inference import AddTaskError, Choices, Inferred, infer, written_path
+from dlops.kinds.base import NewTask
 from dlops.params import ConfigError, Params, Paths, load_params, paths
 
 log = logging.getLogger(__name__)
 
 NAME_RULE = re.compile(r"^[a-z][a-z0-9-]{0,39}$")
-DEFAULT_MODELS = {
-    "tabular": ["tabular-mlp"],
-    "images": ["images-cnn", "images-mlp"],
-    "text": ["text-rnn", "text-transformer", "text-mlp"],
-}
 FAIRNESS_LIMITS = {  # a new model's fairness gates when the copied entry sets none
     "max_demographic_parity_difference": 0.1,
     "max_equalized_odds_difference": 0.15,
 }
-SPLIT = {"train": 0.7, "val": 0.15, "test": 0.15, "seed": 0}
-# used when params.yaml has no task or model of the kind to copy: small, and every limit loose
-BUILT_IN_TASKS: dict[str, dict[str, Any]] = {
-    "tabular": {
-        "validate": {"min_rows": 500, "max_null_fraction": 0.1, "min_class_fraction": 0.05,
-                     "max_duplicate_fraction": 0.01},
-        "preprocess": {"split": SPLIT, "scaling": "standard", "max_categories": 50},
-        "augment": {"noise_std": 0.0, "mixup_alpha": 0.0},
-    },
-    "images": {
-        "validate": {"min_rows": 100, "min_class_fraction": 0.02, "max_class_fraction": 0.5,
-                     "max_duplicate_fraction": 0.01},
-        "preprocess": {"split": SPLIT},
-        "augment": {"degrees": 10.0, "translate": 0.08},
-    },
-    "text": {
-        "validate": {"min_rows": 100, "min_chars": 1, "max_chars": 100_000, "min_class_fraction": 0.05,
-                     "max_duplicate_fraction": 0.01},
-        "preprocess": {"split": SPLIT, "tokenizer": {"min_freq": 2, "max_vocab": 20_000, "max_length": 64}},
-        "augment": {"token_dropout": 0.0},
-    },
-}  # fmt: skip
-BUILT_IN_MODELS: dict[str, dict[str, Any]] = {
-    "tabular-mlp": {"family": "mlp", "model": {"hidden_sizes": [128, 64], "dropout": 0.1}},
-    "images-cnn": {"family": "cnn", "model": {"channels": [16, 32, 64], "dropout": 0.2}},
-    "text-rnn": {"family": "rnn", "model": {"cell": "gru", "embedding_dim": 32, "hidden_size": 32}},
-}
 BUILT_IN_TRAIN = {"epochs": 20, "batch_size": 64, "lr": 0.003, "patience": 5, "seed": 42}
-BUILT_IN_GATES = {"tabular": "balanced_accuracy", "images": "accuracy", "text": "accuracy"}
 
 
 @dataclass
@@ -125,7 +93,7 @@ def _task(name: str, inferred: Inferred, raw: dict[str, Any], notes: list[str]) 
     tasks = raw.get("tasks") or {}
     same_kind = [t for n, t in tasks.items() if t.get("kind") == inferred.kind and n == inferred.kind]
     same_kind += [t for t in tasks.values() if t.get("kind") == inferred.kind]
-    template = copy.deepcopy(same_kind[0] if same_kind else BUILT_IN_TASKS[inferred.kind])
+    template = copy.deepcopy(same_kind[0] if same_kind else _new_task(inferred.kind).sections)
     if not same_kind:
         notes.append(f"params.yaml has no {inferred.kind} task to copy: built-in validate/preprocess limits")
     validate = template.get("validate", {})
@@ -133,11 +101,8 @@ def _task(name: str, inferred: Inferred, raw: dict[str, Any], notes: list[str]) 
     preprocess = template.get("preprocess", {})
     preprocess.get("split", {}).pop("column", None)  # the template's own split column is not in this file
     ingest = dict(inferred.ingest)
-    if inferred.kind == "images":  # the template's size and channels, not its source's other keys
-        ingest = {
-            **ingest,
-            **{k: template["ingest"][k] for k in ("size", "channels") if k in template.get("ingest", {})},
-        }
+    kept = _new_task(inferred.kind).template_ingest  # e.g. an image size, not the template's source
+    ingest.update({k: v for k, v in template.get("ingest", {}).items() if k in kept})
     return {"kind": inferred.kind, "ingest": ingest, "columns": inferred.columns, "validate": validate,
             "preprocess": preprocess, "augment": template.get("augment", {})}  # fmt: skip
 
@@ -148,13 +113,13 @@ def _models(name: str, inferred: Inferred, raw: dict[str, Any]) -> dict[str, dic
     known = raw.get("models") or {}
     sensitive = bool(inferred.columns.get("sensitive"))
     models = {}
-    for default in DEFAULT_MODELS[inferred.kind]:
+    new_task = _new_task(inferred.kind)
+    for default in new_task.models:
         if default in known:
             entry = copy.deepcopy(known[default])
-        elif default in BUILT_IN_MODELS:
-            primary = BUILT_IN_GATES[inferred.kind]
-            gates = {"primary_metric": primary, "min_primary": 0.7, "max_overfit_gap": 0.1}
-            entry = {**copy.deepcopy(BUILT_IN_MODELS[default]), "train": dict(BUILT_IN_TRAIN)}
+        elif default in new_task.built_in_models:
+            gates = {"primary_metric": new_task.primary_metric, "min_primary": 0.7, "max_overfit_gap": 0.1}
+            entry = {**copy.deepcopy(new_task.built_in_models[default]), "train": dict(BUILT_IN_TRAIN)}
             entry.update(evaluate={}, gates=gates)
         else:
             continue
@@ -170,9 +135,6 @@ def _models(name: str, inferred: Inferred, raw: dict[str, Any]) -> dict[str, dic
 
 
 # ---------------------------------------------------------------------------------------------- limits
-DUPLICATE_KEY = {"tabular": "__record", "text": "text", "images": "sha1"}  # what the suites count
-
-
 def _fit_limits(name: str, task: dict[str, Any], root: Path, notes: list[str]) -> None:
     """Read the file as ingest will, and relax a `validate` limit the file itself breaks (fewer rows than
     min_rows, a rarer class, more duplicates, longer texts), saying which and why."""
@@ -185,27 +147,41 @@ def _fit_limits(name: str, task: dict[str, Any], root: Path, notes: list[str]) -
         cfg = TypeAdapter(TaskConfig).validate_python(task)
     except ValidationError as exc:
         raise ConfigError(f"tasks.{name}: the drafted entry is invalid: {exc}") from None
-    frame = kind_of(cfg).load(cfg, root)
-    validate, kind = task["validate"], task["kind"]
+    kind = kind_of(cfg)
+    frame = kind.load(cfg, root)
+    validate = task["validate"]
     label = frame[task["columns"].get("target", "label")].dropna().astype(str)
     shares = label.value_counts(normalize=True)
-    duplicates = float(frame[DUPLICATE_KEY[kind]].duplicated(keep=False).mean())
+    duplicates = float(frame[_new_task(kind.name).duplicate_key].duplicated(keep=False).mean())
     observed = {
-        "min_rows": (len(frame), "the file has {} rows", min),
-        "min_class_fraction": (_down(shares.min()), "its rarest class is {:.0%} of rows", min),
-        "max_class_fraction": (_up(shares.max()), "its commonest class is {:.0%} of rows", max),
-        "max_duplicate_fraction": (_up(duplicates), "{:.0%} of its rows are duplicated", max),
+        "min_rows": (len(frame), "the file has {} rows"),
+        "min_class_fraction": (_down(shares.min()), "its rarest class is {:.0%} of rows"),
+        "max_class_fraction": (_up(shares.max()), "its commonest class is {:.0%} of rows"),
+        "max_duplicate_fraction": (_up(duplicates), "{:.0%} of its rows are duplicated"),
+        **kind.observed_limits(frame),
     }
-    if kind == "text":
-        observed["max_chars"] = (
-            int(frame["text"].str.len().max()),
-            "its longest text has {} characters",
-            max,
-        )
-    for key, (value, why, keep) in observed.items():
+    for key, (value, why) in observed.items():
+        keep = max if key.startswith("max_") else min  # a limit only loosens, to let the file pass
         if key in validate and keep(validate[key], value) != validate[key]:
             notes.append(f"validate.{key}: {validate[key]} -> {value} ({why.format(value)})")
             validate[key] = value
+
+
+def drafted_kinds() -> list[str]:
+    """The task kinds `dlops add-task` drafts: those with `Kind.new_task` set."""
+    from dlops.kinds import get_kind, known_kinds
+
+    return [k for k in known_kinds() if get_kind(k).new_task is not None]
+
+
+def _new_task(kind_name: str) -> NewTask:
+    """The kind's add-task defaults (`Kind.new_task`)."""
+    from dlops.kinds import get_kind
+
+    new_task = get_kind(kind_name).new_task
+    if new_task is None:
+        raise AddTaskError(f"dlops add-task drafts {', '.join(drafted_kinds())} tasks, not {kind_name}")
+    return new_task
 
 
 def _down(share: float) -> float:

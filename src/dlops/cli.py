@@ -252,13 +252,10 @@ def _nproc_per_node() -> int:
 def evaluate(pair: Pair, root: Root = None) -> None:
     """Metrics, fairness and overfitting diagnosis on the test split."""
     from dlops import stages
+    from dlops.gates import HEADLINE_PREFIXES
 
     scores = _run("evaluate", lambda: stages.evaluate(pair, root))
-    shown = {
-        k: v
-        for k, v in scores.items()
-        if k.startswith(("test/", "fairness/max", "overfit/", "shift/")) and "/class/" not in k
-    }
+    shown = {k: v for k, v in scores.items() if k.startswith(HEADLINE_PREFIXES) and "/class/" not in k}
     _echo_json(shown)
 
 
@@ -477,8 +474,8 @@ def add_task(
     from dlops import add_task as adding
     from dlops.add_task_inference import Choices
 
-    if kind not in (None, "tabular", "text", "images"):
-        raise typer.BadParameter(f"--kind must be tabular, text or images, got {kind!r}")
+    if kind is not None and kind not in adding.drafted_kinds():
+        raise typer.BadParameter(f"--kind must be one of {', '.join(adding.drafted_kinds())}, got {kind!r}")
     choices = Choices(label, text, _names_list(sensitive), _names_list(ignore) or [], kind, test)
     planned = _run("add-task", lambda: adding.plan(name, source, choices, root))
     if sys.stdin.isatty() and not yes:

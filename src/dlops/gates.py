@@ -26,6 +26,10 @@ from dlops.params import GatesConfig
 
 Op = Literal["<=", ">="]
 
+# metric-key prefixes of the figures shown first: evaluate's printout, the model card, a version's tags
+DIAGNOSIS_PREFIXES = ("overfit/", "shift/")  # overfitting (train − test, or − val) and val − test shift
+HEADLINE_PREFIXES = ("test/", "fairness/max/", *DIAGNOSIS_PREFIXES)
+
 # gate name (the GatesConfig field holding its limit) -> (metrics key, comparison, use |value|)
 # A gate whose limit is null in params is not checked (and not listed); `min_primary` is always set.
 FAIRNESS_GATES = ("max_demographic_parity_difference", "max_equalized_odds_difference", "max_group_error_gap")

@@ -10,6 +10,8 @@ import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from dlops.gates import DIAGNOSIS_PREFIXES
+
 if TYPE_CHECKING:
     from dlops.params import ModelEntry
 
@@ -89,7 +91,7 @@ def build_card(
         "overfitting": {
             k.split("/", 1)[1] if k.startswith("overfit/") else k.replace("/", "_"): v
             for k, v in scores.items()
-            if k.startswith(("overfit/", "shift/"))
+            if k.startswith(DIAGNOSIS_PREFIXES)
         },
         "privacy": _privacy(scores, _json(validation_summary)),
         "importance": _importance(_json(eval_dir / "interpretation.json")),

@@ -163,3 +163,35 @@ def test_a_relative_path_is_read_from_the_current_directory(root: Path, monkeypa
     assert result.exit_code == 0, result.output
     task = yaml.safe_load((root / "params.yaml").read_text())["tasks"]["people"]
     assert task["ingest"]["path"] == "data/external/people.csv"
+
+
+def test_a_kind_params_yaml_lacks_gets_the_kinds_built_in_task_and_model(tmp_path: Path) -> None:
+    """No tabular task or model to copy: the tabular kind's own `new_task` template (kinds/tabular)."""
+    from dlops import add_task as adding
+    from dlops.add_task_inference import Choices
+
+    (tmp_path / "params.yaml").write_text(
+        "tasks:\n  words:\n    kind: text\nmodels:\n  words-rnn:\n    family: rnn\n    task: words\n"
+    )
+    people_csv(tmp_path / "people.csv")
+    planned = adding.plan("people", tmp_path / "people.csv", Choices(), tmp_path)
+    assert any("no tabular task to copy" in note for note in planned.notes)
+    assert planned.task["preprocess"] == {
+        "split": {"train": 0.7, "val": 0.15, "test": 0.15, "seed": 0},
+        "scaling": "standard",
+        "max_categories": 50,
+    }
+    assert planned.task["validate"]["min_rows"] == 500  # the file's 600 rows pass: not lowered
+    entry = planned.models["people-mlp"]
+    assert entry["model"] == {"hidden_sizes": [128, 64], "dropout": 0.1}
+    assert entry["gates"]["primary_metric"] == "balanced_accuracy"
+    assert yaml.safe_load(planned.after)["models"]["people-mlp"]["task"] == "people"
+
+
+def test_add_task_drafts_the_kinds_that_carry_a_template(root: Path) -> None:
+    from dlops import add_task as adding
+
+    assert adding.drafted_kinds() == ["images", "tabular", "text"]  # not timeseries: no `new_task`
+    people_csv(root / "people.csv")
+    result = add(root, "people", "--from", str(root / "people.csv"), "--kind", "timeseries")
+    assert result.exit_code != 0 and "--kind must be one of images, tabular, text" in result.output

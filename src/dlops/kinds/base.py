@@ -21,6 +21,22 @@ if TYPE_CHECKING:
     from dlops.params import ModelEntry, Paths, TaskConfig
 
 
+NEW_TASK_SPLIT = {"train": 0.7, "val": 0.15, "test": 0.15, "seed": 0}  # a drafted task's random split
+
+
+@dataclass(frozen=True)
+class NewTask:
+    """What `dlops add-task` drafts for a task of this kind: the params.yaml model entries it copies, and
+    what it uses when params.yaml has no task or model of the kind to copy (small, every limit loose)."""
+
+    models: tuple[str, ...]  # the model entries copied for the new task, in order
+    sections: dict[str, Any]  # built-in validate, preprocess and augment sections
+    built_in_models: dict[str, dict[str, Any]]  # family and model of a copied entry params.yaml lacks
+    primary_metric: str  # a built-in model's gated metric
+    duplicate_key: str  # the raw column whose repeats the drafted suite counts
+    template_ingest: tuple[str, ...] = ()  # ingest keys kept from the copied task (an image size)
+
+
 @dataclass
 class ServingInputs:
     """What a registered classifier of this kind is called with, and what comes with the model.
@@ -42,6 +58,7 @@ class Kind:
     """One task kind. Subclasses override what differs; every method takes plain values."""
 
     name: str = ""
+    new_task: NewTask | None = None  # None: `dlops add-task` does not draft tasks of this kind
 
     # ---------------------------------------------------------------------------------------- ingest
     def load(self, task_cfg: TaskConfig, root: Path) -> pd.DataFrame:
@@ -51,6 +68,11 @@ class Kind:
     def tag_batch_rows(self, frame: pd.DataFrame, batch_id: str) -> pd.DataFrame:
         """A batch's rows as stored in data/raw (e.g. source lines prefixed with the batch id)."""
         return frame
+
+    def observed_limits(self, frame: pd.DataFrame) -> dict[str, tuple[Any, str]]:
+        """Validate limits beyond the common ones that `dlops add-task` fits to the file: key -> (the
+        file's value, why in words with `{}` for the value); the limit moves only to let the file pass."""
+        return {}
 
     # -------------------------------------------------------------------------------------- validate
     def draft_suite(self, task: str, task_cfg: TaskConfig, frame: pd.DataFrame) -> dict[str, Any]:

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from dlops.gates import Decision, decide, judge_control
+from dlops.gates import HEADLINE_PREFIXES, Decision, decide, judge_control
 from dlops.params import GatesConfig, MlflowConfig
 from dlops.redact import redact_text
 from dlops.tracking import store
@@ -28,8 +28,6 @@ if TYPE_CHECKING:
     from mlflow.pyfunc import PythonModel
 
 log = logging.getLogger(__name__)
-
-_METRIC_TAG_PREFIXES = ("test/", "fairness/max/", "overfit/", "shift/")
 
 
 @dataclass
@@ -232,7 +230,7 @@ def _decision_tags(decision: Decision, metrics: dict[str, Any]) -> dict[str, str
             tags[f"comparison.{key}"] = str(value)
     for key, value in metrics.items():
         if (
-            key.startswith(_METRIC_TAG_PREFIXES)
+            key.startswith(HEADLINE_PREFIXES)
             and isinstance(value, int | float)
             and not isinstance(value, bool)
         ):

@@ -11,13 +11,27 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from dlops.kinds.base import ArrayKind, ServingInputs
+from dlops.kinds.base import NEW_TASK_SPLIT, ArrayKind, NewTask, ServingInputs
 
 log = logging.getLogger(__name__)
 
 
 class Images(ArrayKind):
     name = "images"
+    new_task = NewTask(
+        models=("images-cnn", "images-mlp"),
+        sections={
+            "validate": {"min_rows": 100, "min_class_fraction": 0.02, "max_class_fraction": 0.5,
+                         "max_duplicate_fraction": 0.01},
+            "preprocess": {"split": NEW_TASK_SPLIT},
+            "augment": {"degrees": 10.0, "translate": 0.08},
+        },
+        built_in_models={"images-cnn": {"family": "cnn",
+                                        "model": {"channels": [16, 32, 64], "dropout": 0.2}}},
+        primary_metric="accuracy",
+        duplicate_key="sha1",
+        template_ingest=("size", "channels"),  # the copied task's image size, not its source's other keys
+    )  # fmt: skip
 
     def load(self, task_cfg: Any, root: Path) -> Any:
         from dlops.kinds.images.sources import load_images

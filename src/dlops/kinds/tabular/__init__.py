@@ -11,7 +11,7 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from dlops.kinds.base import Kind, ServingInputs
+from dlops.kinds.base import NEW_TASK_SPLIT, Kind, NewTask, ServingInputs
 
 log = logging.getLogger(__name__)
 
@@ -20,6 +20,19 @@ FEATURES = "__features"  # a hash of a row's declared feature columns: identical
 
 class Tabular(Kind):
     name = "tabular"
+    new_task = NewTask(
+        models=("tabular-mlp",),
+        sections={
+            "validate": {"min_rows": 500, "max_null_fraction": 0.1, "min_class_fraction": 0.05,
+                         "max_duplicate_fraction": 0.01},
+            "preprocess": {"split": NEW_TASK_SPLIT, "scaling": "standard", "max_categories": 50},
+            "augment": {"noise_std": 0.0, "mixup_alpha": 0.0},
+        },
+        built_in_models={"tabular-mlp": {"family": "mlp",
+                                         "model": {"hidden_sizes": [128, 64], "dropout": 0.1}}},
+        primary_metric="balanced_accuracy",
+        duplicate_key="__record",
+    )  # fmt: skip
 
     def load(self, task_cfg: Any, root: Path) -> Any:
         from dlops.kinds.tabular.sources import load_raw

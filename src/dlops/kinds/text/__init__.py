@@ -13,13 +13,30 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from dlops.kinds.base import ArrayKind, ServingInputs
+from dlops.kinds.base import NEW_TASK_SPLIT, ArrayKind, NewTask, ServingInputs
 
 log = logging.getLogger(__name__)
 
 
 class Text(ArrayKind):
     name = "text"
+    new_task = NewTask(
+        models=("text-rnn", "text-transformer", "text-mlp"),
+        sections={
+            "validate": {"min_rows": 100, "min_chars": 1, "max_chars": 100_000, "min_class_fraction": 0.05,
+                         "max_duplicate_fraction": 0.01},
+            "preprocess": {"split": NEW_TASK_SPLIT,
+                           "tokenizer": {"min_freq": 2, "max_vocab": 20_000, "max_length": 64}},
+            "augment": {"token_dropout": 0.0},
+        },
+        built_in_models={"text-rnn": {"family": "rnn",
+                                      "model": {"cell": "gru", "embedding_dim": 32, "hidden_size": 32}}},
+        primary_metric="accuracy",
+        duplicate_key="text",
+    )  # fmt: skip
+
+    def observed_limits(self, frame: Any) -> dict[str, tuple[Any, str]]:
+        return {"max_chars": (int(frame["text"].str.len().max()), "its longest text has {} characters")}
 
     def load(self, task_cfg: Any, root: Path) -> Any:
         from dlops.kinds.text.sources import load_texts
