@@ -81,7 +81,11 @@ VARIANTS: dict[str, dict[str, Any]] = {
             "train": {"monitor": "val_accuracy"},
         },
     },
-    "seed-7": {"*": {"train": {"seed": 7}}},  # the shipped settings with another seed: the spread
+    **{f"seed-{s}": {"*": {"train": {"seed": s}}} for s in (1, 2, 3, 7)},  # another seed: the spread
+    "rnn-max": {"text-rnn": {"model": {"pooling": "max"}}},  # the GRU's strongest step per feature
+    **{
+        f"rnn-max-seed-{s}": {"text-rnn": {"model": {"pooling": "max"}, "train": {"seed": s}}} for s in (1, 7)
+    },
     **{f"transformer-seed-{s}": {"text-transformer": {"train": {"seed": s}}} for s in (1, 2, 3)},
     "transformer-lr": {"text-transformer": {"train": {"lr": 0.001, "epochs": 30, "patience": 5}}},
     "transformer-one-layer": {"text-transformer": {"model": {"num_layers": 1}}},

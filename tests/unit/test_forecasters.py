@@ -120,3 +120,15 @@ def test_a_forecaster_resumed_after_an_interruption_ends_as_an_uninterrupted_one
     assert resumed.resumed_from_epoch == 2 and resumed.history == whole.history
     for key, value in whole.model.state_dict().items():
         assert torch.equal(value, resumed.model.state_dict()[key]), key
+
+
+@pytest.mark.parametrize("pooling", ["last", "mean", "max"])
+def test_rnn_forecaster_pools_its_steps_as_configured(pooling: str) -> None:
+    torch.manual_seed(0)
+    model = build("rnn", pooling=pooling).eval()
+    x = torch.randn(4, LOOKBACK, 1)
+    out, _ = model.rnn(model.project(x))
+    features = {"last": out[:, -1], "mean": out.mean(1), "max": out.amax(1)}[pooling]  # one direction
+    with torch.no_grad():
+        expected = model.head(features) + x[:, -1, 0:1]
+        assert torch.allclose(model(x)[0], expected, atol=1e-6)

@@ -34,7 +34,7 @@ class RNNConfig:
     cell: str = "lstm"  # lstm | gru
     bidirectional: bool = True
     dropout: float = 0.2
-    pooling: str = "last"  # last (final hidden state per direction) | mean (over non-padding steps)
+    pooling: str = "last"  # last (final hidden state per direction) | mean | max (over non-padding steps)
     horizon: int | None = None  # set by the pipeline on a series task: a forecaster of that many steps
 
     def __post_init__(self) -> None:
@@ -52,8 +52,8 @@ class RNNConfig:
             raise ValueError(f"model.bidirectional must be true or false, got {self.bidirectional!r}")
         if not in_range(self.dropout, 0.0, 1.0) or self.dropout == 1.0:
             raise ValueError(f"model.dropout must be in [0, 1), got {self.dropout!r}")
-        if self.pooling not in ("last", "mean"):
-            raise ValueError(f"model.pooling must be 'last' or 'mean', got {self.pooling!r}")
+        if self.pooling not in ("last", "mean", "max"):
+            raise ValueError(f"model.pooling must be 'last', 'mean' or 'max', got {self.pooling!r}")
 
 
 class RNNClassifier(nn.Module):
@@ -76,6 +76,10 @@ class RNNClassifier(nn.Module):
             h_n = hidden[0] if isinstance(hidden, tuple) else hidden  # (layers * dirs, B, H), input order
             return h_n[-self.directions :].transpose(0, 1).flatten(1)  # (B, dirs * H)
         padded, _ = nn.utils.rnn.pad_packed_sequence(out, batch_first=True)  # (B, L', dirs * H), zero-padded
+        if self.config.pooling == "max":  # each feature's strongest step, padding excluded (InferSent)
+            steps = torch.arange(padded.shape[1], device=padded.device)
+            past_end = (steps[None, :] >= lengths[:, None].to(padded.device))[..., None]  # (B, L', 1)
+            return padded.masked_fill(past_end, float("-inf")).amax(1)  # (B, dirs * H)
         return padded.sum(1) / lengths[:, None].to(padded.dtype)  # (B, dirs * H)
 
     def token_states(self, x: torch.Tensor) -> torch.Tensor:
@@ -135,6 +139,8 @@ class RNNForecaster(nn.Module):
         if self.config.pooling == "last":
             h_n = hidden[0] if isinstance(hidden, tuple) else hidden  # (layers * dirs, B, H_rnn)
             features = h_n[-self.directions :].transpose(0, 1).flatten(1)  # (B, dirs * H_rnn)
+        elif self.config.pooling == "max":
+            features = out.amax(1)  # (B, dirs * H_rnn)
         else:
             features = out.mean(1)  # (B, dirs * H_rnn)
         pred = self.head(self.dropout(features)) + last_value(x)  # (B, H)
