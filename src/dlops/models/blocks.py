@@ -159,6 +159,15 @@ def weighted_mean(per_sample: torch.Tensor, weights: torch.Tensor | None) -> tor
     return (per_sample * weights).sum() / weights.sum()
 
 
+def pool_steps(h: torch.Tensor, pad: torch.Tensor, pooling: str) -> torch.Tensor:
+    """Sequence features (B, D) from per-step states h (B, L, D), over the steps where pad (B, L) is
+    False: `max` keeps each feature's strongest step (max-over-time), anything else averages."""
+    if pooling == "max":
+        return h.masked_fill(pad.unsqueeze(-1), float("-inf")).amax(1)  # (B, D)
+    keep = (~pad).unsqueeze(-1).to(h.dtype)  # (B, L, 1)
+    return (h * keep).sum(1) / keep.sum(1)  # (B, D)
+
+
 class OptimizerSettings(Protocol):
     """What a family that owns its optimisation reads of `train:` (params' TrainConfig has these)."""
 

@@ -18,6 +18,7 @@ from dlops.models.blocks import (
     forecast_loss,
     in_range,
     last_value,
+    pool_steps,
     positive_int,
     text_length,
     window_shape,
@@ -75,12 +76,9 @@ class RNNClassifier(nn.Module):
         if self.config.pooling == "last":
             h_n = hidden[0] if isinstance(hidden, tuple) else hidden  # (layers * dirs, B, H), input order
             return h_n[-self.directions :].transpose(0, 1).flatten(1)  # (B, dirs * H)
-        padded, _ = nn.utils.rnn.pad_packed_sequence(out, batch_first=True)  # (B, L', dirs * H), zero-padded
-        if self.config.pooling == "max":  # each feature's strongest step, padding excluded (InferSent)
-            steps = torch.arange(padded.shape[1], device=padded.device)
-            past_end = (steps[None, :] >= lengths[:, None].to(padded.device))[..., None]  # (B, L', 1)
-            return padded.masked_fill(past_end, float("-inf")).amax(1)  # (B, dirs * H)
-        return padded.sum(1) / lengths[:, None].to(padded.dtype)  # (B, dirs * H)
+        padded, _ = nn.utils.rnn.pad_packed_sequence(out, batch_first=True)  # (B, L', dirs * H)
+        past_end = torch.arange(padded.shape[1], device=padded.device)[None, :] >= lengths[:, None]  # (B, L')
+        return pool_steps(padded, past_end, self.config.pooling)  # mean or max (InferSent's BiLSTM-max)
 
     def token_states(self, x: torch.Tensor) -> torch.Tensor:
         """One state per token position (B, L', dirs * H), L' = the batch's longest text, zero past each

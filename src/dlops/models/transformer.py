@@ -24,6 +24,7 @@ from dlops.models.blocks import (
     forecast_loss,
     in_range,
     last_value,
+    pool_steps,
     positive_int,
     text_length,
     window_shape,
@@ -148,10 +149,7 @@ class TransformerClassifier(nn.Module):
         h, pad = self._encode(x)
         if self.cls is not None:
             return h[:, 0]  # (B, D)
-        if self.config.pooling == "max":  # the strongest evidence per feature (Kim's max-over-time)
-            return h.masked_fill(pad.unsqueeze(-1), float("-inf")).amax(1)  # (B, D)
-        keep = (~pad).unsqueeze(-1).to(h.dtype)  # (B, L, 1)
-        return (h * keep).sum(1) / keep.sum(1)  # (B, D)
+        return pool_steps(h, pad, self.config.pooling)  # mean, or max: Kim's max-over-time
 
     def token_states(self, x: torch.Tensor) -> torch.Tensor:
         """One state per token position (B, L', D), L' = the batch's longest text (masked-token
