@@ -83,6 +83,9 @@ VARIANTS: dict[str, dict[str, Any]] = {
     },
     **{f"seed-{s}": {"*": {"train": {"seed": s}}} for s in (1, 2, 3, 7)},  # another seed: the spread
     "rnn-max": {"text-rnn": {"model": {"pooling": "max"}}},  # the GRU's strongest step per feature
+    "rnn-64": {"text-rnn": {"model": {"embedding_dim": 64, "hidden_size": 64, "dropout": 0.3}}},
+    "rnn-vocab": {"tokenizer": {"max_vocab": 20000, "min_freq": 1}},  # every word SST-2's phrases use
+    "rnn-emb128": {"text-rnn": {"model": {"embedding_dim": 128, "hidden_size": 64, "dropout": 0.3}}},
     "encoder-epochs-30": {"pretraining": {"encoder_epochs": 30}},  # masked tokens for 30 epochs, not 10
     **{  # the GRU for 16 epochs instead of 8: at 8 its best epoch is the last on SST-2
         f"rnn-epochs-16-seed-{s}": {"text-rnn": {"train": {"epochs": 16, "seed": s}}} for s in (1, 7, 42)
@@ -122,7 +125,13 @@ VARIANTS: dict[str, dict[str, Any]] = {
 }
 
 
-def project(root: Path, variant: dict[str, Any], models: list[str], studies: bool = False) -> None:
+def project(
+    root: Path,
+    variant: dict[str, Any],
+    models: list[str],
+    studies: bool = False,
+    seed: int | None = None,
+) -> None:
     for name in ("src", "pipelines", "expectations"):
         shutil.copytree(REPO / name, root / name, ignore=shutil.ignore_patterns("__pycache__"))
     (root / "data/external").mkdir(parents=True)
@@ -160,17 +169,23 @@ def project(root: Path, variant: dict[str, Any], models: list[str], studies: boo
             entry[section].update(values)
         for section, values in variant.get(name, {}).items():
             entry[section].update(values)
+        if seed is not None:  # --seed: the same variant at another seed
+            entry["train"]["seed"] = seed
         chosen[name] = entry
     params["models"] = chosen
     (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
 
 
 def run_variant(
-    name: str, models: list[str], studies: bool = False, study: str | None = None
+    name: str,
+    models: list[str],
+    studies: bool = False,
+    study: str | None = None,
+    seed: int | None = None,
 ) -> dict[str, Any]:
     root = Path(tempfile.mkdtemp(prefix=f"dlops-sst2-{name}-"))
     try:
-        project(root, VARIANTS[name], models, studies)
+        project(root, VARIANTS[name], models, studies, seed)
         steps = {s: step(root, s, "text") for s in ("ingest", "validate", "preprocess")}
         split = json.loads((root / "data/processed/text/transform.json").read_text())["split"]
         rows = {}
@@ -225,13 +240,16 @@ def main() -> None:
     parser.add_argument("--models", default=",".join(MODELS))
     parser.add_argument("--pretraining", action="store_true", help="also the masked-token studies")
     parser.add_argument("--study", help="with --pretraining: only this study, and no model training")
+    parser.add_argument("--seed", type=int, help="every model's train.seed, over the variant's")
     args = parser.parse_args()
     models = args.models.split(",")
     report = {
         "date": time.strftime("%Y-%m-%d"),
         "machine": f"{_cores()} cores, CPU only",
+        "seed": args.seed,  # None: each model's own (params.yaml or the variant)
         "variants": {
-            v: run_variant(v, models, args.pretraining, args.study) for v in args.variant or ["defaults"]
+            v: run_variant(v, models, args.pretraining, args.study, args.seed)
+            for v in args.variant or ["defaults"]
         },
     }
     print(json.dumps(report, indent=2))
