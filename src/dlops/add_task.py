@@ -91,9 +91,10 @@ def _task(name: str, inferred: Inferred, raw: dict[str, Any], notes: list[str]) 
     """The default task of the kind (its validate, preprocess and augment sections) with the new source
     and columns; the built-in template when params.yaml has no task of that kind."""
     tasks = raw.get("tasks") or {}
+    new_task = _new_task(inferred.kind)
     same_kind = [t for n, t in tasks.items() if t.get("kind") == inferred.kind and n == inferred.kind]
     same_kind += [t for t in tasks.values() if t.get("kind") == inferred.kind]
-    template = copy.deepcopy(same_kind[0] if same_kind else _new_task(inferred.kind).sections)
+    template = copy.deepcopy(same_kind[0] if same_kind else new_task.sections)
     if not same_kind:
         notes.append(f"params.yaml has no {inferred.kind} task to copy: built-in validate/preprocess limits")
     validate = template.get("validate", {})
@@ -101,7 +102,7 @@ def _task(name: str, inferred: Inferred, raw: dict[str, Any], notes: list[str]) 
     preprocess = template.get("preprocess", {})
     preprocess.get("split", {}).pop("column", None)  # the template's own split column is not in this file
     ingest = dict(inferred.ingest)
-    kept = _new_task(inferred.kind).template_ingest  # e.g. an image size, not the template's source
+    kept = new_task.template_ingest  # e.g. an image size, not the template's source
     ingest.update({k: v for k, v in template.get("ingest", {}).items() if k in kept})
     return {"kind": inferred.kind, "ingest": ingest, "columns": inferred.columns, "validate": validate,
             "preprocess": preprocess, "augment": template.get("augment", {})}  # fmt: skip
