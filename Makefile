@@ -42,9 +42,10 @@ run: $(STAMP)
 	export DLOPS_PIPELINE_RUN_ID=$${DLOPS_PIPELINE_RUN_ID:-make-$$(date -u +%Y%m%dT%H%M%SZ)}; \
 	$(BIN)/dlops run
 
-## ruff, mypy, the docs site (--strict: a broken link fails) and pytest (the integration tier included).
+## ruff, mypy, the docs site (--strict: a broken link fails) and pytest (the integration tier included);
+## the 25 slowest tests are listed at the end, so the suite's time is visible in every CI log.
 test: $(STAMP) lint typecheck docs
-	$(BIN)/pytest -q
+	$(BIN)/pytest -q --durations=25
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests pipelines benchmarks
