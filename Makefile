@@ -43,9 +43,10 @@ run: $(STAMP)
 	$(BIN)/dlops run
 
 ## ruff, mypy, the docs site (--strict: a broken link fails) and pytest (the integration tier included);
-## the 25 slowest tests are listed at the end, so the suite's time is visible in every CI log.
+## two pytest workers (pytest-xdist; a test file stays on one worker, so its module fixtures are built
+## once), and the 25 slowest tests listed at the end, so the suite's time is visible in every CI log.
 test: $(STAMP) lint typecheck docs
-	$(BIN)/pytest -q --durations=25
+	$(BIN)/pytest -q -n 2 --dist loadfile --durations=25
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests pipelines benchmarks
