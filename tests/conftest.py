@@ -178,6 +178,14 @@ def _no_leaked_tracking_uri() -> Any:
         yield
 
 
+@pytest.fixture(scope="module", autouse=True)
+def _no_tracking_uri_leaked_by_a_module() -> Any:
+    """The same around each test file: a module fixture that configures tracking outlives the per-test
+    restore, and under pytest-xdist the next file on that worker may be any tier's."""
+    with mlflow_uris_restored():
+        yield
+
+
 @pytest.fixture(autouse=True)
 def _no_leaked_project_root() -> Any:
     """`dlops --root DIR` sets DLOPS_ROOT for the rest of its process; under CliRunner that process is

@@ -21,6 +21,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from tests.conftest import mlflow_uris_restored
 
 from dlops import decisions, leaderboard, tracking
 from dlops.errors import BadInput
@@ -47,7 +48,7 @@ CLASSES = ["<=50K", ">50K"]
 @pytest.fixture(scope="module")
 def store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     root = tmp_path_factory.mktemp("mlflow")
-    with pytest.MonkeyPatch.context() as mp:
+    with mlflow_uris_restored(), pytest.MonkeyPatch.context() as mp:  # configure exports both URIs
         mp.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{root}/mlflow.db")
         mp.delenv("DLOPS_PIPELINE_RUN_ID", raising=False)
         tracking.configure(root, CFG)
