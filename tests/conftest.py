@@ -21,6 +21,14 @@ os.environ.setdefault("GIT_PYTHON_REFRESH", "quiet")
 os.environ.setdefault("DO_NOT_TRACK", "1")
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 
+# Under pytest-xdist each worker, and every `dlops` or `dvc` process it starts, gets its share of the
+# cores: two workers at torch's default (every core each) trained a small CNN 4x slower than at one
+# thread each on 2 cores, their OpenMP threads spinning against each other (docs/tests.md).
+if _workers := int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "0")):
+    os.environ.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // _workers)))
+    if "torch" in sys.modules:  # imported before this file: its pool is already sized
+        sys.modules["torch"].set_num_threads(int(os.environ["OMP_NUM_THREADS"]))
+
 
 def tiny_params(images: bool = False, series: bool = False, **overrides: Any) -> dict[str, Any]:
     """The repo's params.yaml shrunk: 6,000 rows, a small MLP, a few epochs. Without `images`, only the
