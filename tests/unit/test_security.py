@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 import torch
 import yaml
-from tests.conftest import REPO, mlflow_uris_restored, tiny_params
+from tests.conftest import REPO, tiny_params
 from tests.unit.test_tracking import CFG, _write_transform, raw_rows
 from tests.unit.test_tracking import register as register_version
 from typer.testing import CliRunner
@@ -110,7 +110,7 @@ def test_a_checkpoint_carrying_a_pickled_object_is_refused_by_every_entry_point(
 @pytest.fixture(scope="module")
 def store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     root = tmp_path_factory.mktemp("mlflow-security")
-    with mlflow_uris_restored(), pytest.MonkeyPatch.context() as mp:  # configure exports both URIs
+    with pytest.MonkeyPatch.context() as mp:  # conftest's per-file guard restores the URIs
         mp.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{root}/mlflow.db")
         mp.delenv("DLOPS_PIPELINE_RUN_ID", raising=False)
         tracking.configure(root, CFG)

@@ -21,7 +21,6 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-from tests.conftest import mlflow_uris_restored
 
 from dlops import decisions, leaderboard, tracking
 from dlops.errors import BadInput
@@ -48,7 +47,7 @@ CLASSES = ["<=50K", ">50K"]
 @pytest.fixture(scope="module")
 def store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     root = tmp_path_factory.mktemp("mlflow")
-    with mlflow_uris_restored(), pytest.MonkeyPatch.context() as mp:  # configure exports both URIs
+    with pytest.MonkeyPatch.context() as mp:  # conftest's per-file guard restores the URIs
         mp.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{root}/mlflow.db")
         mp.delenv("DLOPS_PIPELINE_RUN_ID", raising=False)
         tracking.configure(root, CFG)
