@@ -4,8 +4,9 @@ A stand-alone probe in plain torch (no dlops code), before building anything int
 The model follows params.yaml's text-rnn: embedding 32, bi-GRU 32, mean pooling, dropout 0.2, AdamW 3e-3
 (weight decay 1e-4), batch 64, 8 epochs, early stopping on val loss (patience 3); the vocabulary is the
 5,000 most frequent training words seen at least twice; texts are lowercased, split into words and
-punctuation, cut at 64 tokens. Unlike the pipeline it has no LR schedule, no token dropout and no length
-bucketing. Val is a random 15% of train.tsv; dev.tsv is scored after every epoch.
+punctuation, cut at 64 tokens. Unlike the pipeline it has no token dropout and no length bucketing, and
+no LR schedule unless a third argument `cosine` asks for the pipeline's (cosine over the 8 epochs, no
+warmup). Val is a random 15% of train.tsv; dev.tsv is scored after every epoch.
 
 Modes (how a word outside the vocabulary is read):
   words           as <unk>
@@ -15,7 +16,7 @@ Modes (how a word outside the vocabulary is read):
   subwords-train  the same, but a word the training split never had is <unk>
   nearest         as the vocabulary word sharing most character 3-5-grams (Jaccard >= 0.3), else <unk>
 
-Run: .venv/bin/python benchmarks/subword_probe.py MODE SEED  (one JSON line per epoch, then the result)
+Run: .venv/bin/python benchmarks/subword_probe.py MODE SEED [cosine]  (a JSON line per epoch, then the result)
 Results: benchmarks/results/subword-probe-2026-12-07.json (and WordPiece runs made with HF tokenizers).
 """
 
@@ -66,7 +67,7 @@ def nearest_word(vocab: list[str]) -> collections.abc.Callable[[str], str | None
     return nearest
 
 
-def main(mode: str, seed: int) -> None:
+def main(mode: str, seed: int, cosine: bool) -> None:
     torch.set_num_threads(1)
     train, dev = read(DATA / "train.tsv"), read(DATA / "dev.tsv")
     order = list(range(len(train)))
@@ -117,6 +118,7 @@ def main(mode: str, seed: int) -> None:
     torch.manual_seed(seed)
     net, loss = Net(), nn.CrossEntropyLoss()
     opt = torch.optim.AdamW(net.parameters(), lr=3e-3, weight_decay=1e-4)
+    schedule = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=8) if cosine else None
     (xt, yt), (xv, yv), (xd, yd) = encode(train), encode(val), encode(dev)
 
     def score(x: torch.Tensor, y: torch.Tensor) -> tuple[float, float]:
@@ -136,6 +138,8 @@ def main(mode: str, seed: int) -> None:
             loss(net(xt[batch]), yt[batch]).backward()
             nn.utils.clip_grad_norm_(net.parameters(), 1.0)
             opt.step()
+        if schedule is not None:
+            schedule.step()
         val_loss, val_acc = score(xv, yv)
         line = {"epoch": epoch, "val_loss": val_loss, "val_acc": val_acc, "dev_acc": score(xd, yd)[1]}
         print(json.dumps({k: round(v, 4) for k, v in line.items()}), flush=True)
@@ -149,4 +153,4 @@ def main(mode: str, seed: int) -> None:
 
 
 if __name__ == "__main__":
-    main(sys.argv[1], int(sys.argv[2]))
+    main(sys.argv[1], int(sys.argv[2]), sys.argv[3:] == ["cosine"])
