@@ -61,8 +61,8 @@ def nearest_word(vocab: list[str]) -> collections.abc.Callable[[str], str | None
         for gram in mine:
             hits.update(index.get(gram, ()))
         scored = [(c / (len(mine) + len(set(grams(v))) - c), v) for v, c in hits.items()]
-        best = max(scored, key=lambda sv: (sv[0], -vocab.index(sv[1])), default=(0.0, None))
-        return best[1] if best[0] >= 0.3 else None
+        similarity, word = min(scored, key=lambda sv: (-sv[0], sv[1]), default=(0.0, None))  # ties: a-z
+        return word if similarity >= 0.3 else None
 
     return nearest
 
