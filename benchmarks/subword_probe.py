@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import collections
 import csv
+import functools
 import json
 import random
 import re
@@ -56,6 +57,7 @@ def nearest_word(vocab: list[str]) -> collections.abc.Callable[[str], str | None
         for gram in set(grams(word)):
             index[gram].add(word)
 
+    @functools.cache  # one search per distinct word
     def nearest(word: str) -> str | None:
         mine, hits = set(grams(word)), collections.Counter()
         for gram in mine:
