@@ -34,6 +34,7 @@ MODELS = ["text-mlp", "text-rnn", "text-transformer"]
 # to params.yaml's (name: settings over the all-labels study's).
 VARIANTS: dict[str, dict[str, Any]] = {
     "defaults": {},
+    "subwords": {"tokenizer": {"subword_buckets": 50000}},  # fastText's n-grams for unknown words
     "monitor-accuracy": {"*": {"train": {"monitor": "val_accuracy"}}},
     "wider": {
         "tokenizer": {"max_vocab": 20000, "min_freq": 1},

@@ -165,12 +165,13 @@ class DlopsTextClassifier(PythonModel):
     `prediction` and `proba_<class>` out (tokenizer shipped along)."""
 
     def load_context(self, context: Any) -> None:
-        from dlops.kinds.text.tokenizer import WordTokenizer
+        from dlops.kinds.text.tokenizer import WordTokenizer, attach
         from dlops.training.checkpoint import load_model
 
         self._model, meta = load_model(Path(context.artifacts["checkpoint"]))
         self._classes = [str(c) for c in meta["classes"]]
         self._tokenizer = WordTokenizer.from_json(Path(context.artifacts["tokenizer"]))
+        attach(self._model, self._tokenizer)  # words never seen in training read by their n-grams
         self._fair = _fair_thresholds(context)
 
     def predict(

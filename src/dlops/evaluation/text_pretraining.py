@@ -30,16 +30,17 @@ class MaskedTokens(nn.Module):
 
     def __init__(self, body: nn.Module, vocab_size: int, mask_fraction: float) -> None:
         super().__init__()
-        self.body, self.mask_fraction = body, mask_fraction
+        self.body, self.mask_fraction, self.vocab_size = body, mask_fraction, vocab_size
         head = body.head
         assert isinstance(head, nn.Linear)  # the text classifiers' head reads their pooled states
         self.tokens = nn.Linear(head.in_features, vocab_size)
 
     def mask(self, x: torch.Tensor) -> torch.Tensor:
-        """The positions to hide (bool, x's shape): known tokens drawn at `mask_fraction`, from torch's
-        seeded RNG in training and from a fixed seed in evaluation."""
+        """The positions to hide (bool, x's shape): vocabulary tokens (not <unk>, not spelled-out words)
+        drawn at `mask_fraction`, from torch's seeded RNG in training and from a fixed seed in evaluation."""
         gen = None if self.training else torch.Generator(device=x.device).manual_seed(0)
-        return (torch.rand(x.shape, generator=gen, device=x.device) < self.mask_fraction) & (x > UNK_ID)
+        known = (x > UNK_ID) & (x < self.vocab_size)
+        return (torch.rand(x.shape, generator=gen, device=x.device) < self.mask_fraction) & known
 
     def forward(
         self, x: torch.Tensor, targets: torch.Tensor | None = None, weights: torch.Tensor | None = None

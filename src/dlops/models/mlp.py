@@ -15,6 +15,7 @@ from torch import nn
 
 from dlops.models.blocks import check_horizon, forecast_loss, last_value, window_shape
 from dlops.models.registry import classification_loss, make_config, register_family
+from dlops.models.subwords import check_subwords, known_ids
 
 
 @dataclass(frozen=True)
@@ -24,9 +25,12 @@ class MLPConfig:
     batch_norm: bool = True
     vocab_size: int | None = None  # set: inputs are token ids (B, L), read as a bag of words
     horizon: int | None = None  # set by the pipeline on a series task: a forecaster of that many steps
+    # injected when the tokenizer spells words out: the bag counts vocabulary words, a spelled one as <unk>
+    subwords: dict | None = None
 
     def __post_init__(self) -> None:
         check_horizon(self.horizon)
+        check_subwords(self.subwords, self.vocab_size)
         if self.vocab_size is not None and (
             not isinstance(self.vocab_size, int) or isinstance(self.vocab_size, bool) or self.vocab_size < 2
         ):
@@ -58,7 +62,7 @@ class MLP(nn.Module):
         self, x: torch.Tensor, targets: torch.Tensor | None = None, weights: torch.Tensor | None = None
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
         if self.vocab_size is not None:
-            x = bag_of_words(x, self.vocab_size)  # (B, V)
+            x = bag_of_words(known_ids(x, self.vocab_size), self.vocab_size)  # (B, V)
         logits = self.head(self.body(x.flatten(1)))  # (B, K)
         if targets is None:
             return logits, None

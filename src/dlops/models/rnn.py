@@ -24,6 +24,7 @@ from dlops.models.blocks import (
     window_shape,
 )
 from dlops.models.registry import classification_loss, make_config, register_family
+from dlops.models.subwords import check_subwords, token_embedding
 
 
 @dataclass(frozen=True)
@@ -37,11 +38,13 @@ class RNNConfig:
     dropout: float = 0.2
     pooling: str = "last"  # last (final hidden state per direction) | mean | max (over non-padding steps)
     horizon: int | None = None  # set by the pipeline on a series task: a forecaster of that many steps
+    subwords: dict | None = None  # injected when the tokenizer spells words out (models/subwords.py)
 
     def __post_init__(self) -> None:
         check_horizon(self.horizon)
         if self.horizon is None:
             check_vocab_size(self.vocab_size)
+            check_subwords(self.subwords, self.vocab_size)
         elif self.vocab_size is not None:
             raise ValueError("model.vocab_size: a forecaster reads windows of values, not token ids")
         for key in ("embedding_dim", "hidden_size", "num_layers"):
@@ -64,7 +67,7 @@ class RNNClassifier(nn.Module):
         super().__init__()
         assert config.vocab_size is not None
         self.config = config
-        self.embedding = nn.Embedding(config.vocab_size, config.embedding_dim, padding_idx=0)
+        self.embedding = token_embedding(config.vocab_size, config.embedding_dim, config.subwords)
         self.rnn = recurrent_core(config)
         self.directions = 2 if config.bidirectional else 1
         self.dropout = nn.Dropout(config.dropout)

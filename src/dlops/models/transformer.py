@@ -30,6 +30,7 @@ from dlops.models.blocks import (
     window_shape,
 )
 from dlops.models.registry import classification_loss, make_config, register_family
+from dlops.models.subwords import check_subwords, token_embedding
 
 POSITIONS = ("sinusoidal", "alibi", "conv")
 CONV_POSITION_KERNEL = 3  # `positions: conv`: a token and its two neighbours
@@ -47,11 +48,13 @@ class TransformerConfig:
     pooling: str = "cls"  # cls (learned token prepended) | mean | max (over non-padding positions)
     positions: str = "sinusoidal"  # sinusoidal (added) | alibi (distance bias in attention) | conv (learned)
     horizon: int | None = None  # set by the pipeline on a series task: a forecaster of that many steps
+    subwords: dict | None = None  # injected when the tokenizer spells words out (models/subwords.py)
 
     def __post_init__(self) -> None:
         check_horizon(self.horizon)
         if self.horizon is None:
             check_vocab_size(self.vocab_size)
+            check_subwords(self.subwords, self.vocab_size)
         elif self.vocab_size is not None:
             raise ValueError("model.vocab_size: a forecaster reads windows of values, not token ids")
         for key in ("d_model", "num_heads", "num_layers", "dim_feedforward", "max_length"):
@@ -135,7 +138,7 @@ class TransformerClassifier(nn.Module):
         assert config.vocab_size is not None
         self.config = config
         d = config.d_model
-        self.embedding = nn.Embedding(config.vocab_size, d, padding_idx=0)
+        self.embedding = token_embedding(config.vocab_size, d, config.subwords)
         self.register_buffer("positions", sinusoidal_positions(config.max_length + 1, d), persistent=False)
         self.register_buffer("slopes", alibi_slopes(config.num_heads), persistent=False)
         self.conv_positions = ConvPositions(d) if config.positions == "conv" else None

@@ -84,6 +84,9 @@ class TokenizerConfig(Strict):
     # `head` keeps the first max_length tokens; `head_tail` the first quarter and the last three quarters
     truncate: Literal["head", "head_tail"] = "head"
     lowercase: bool = True
+    # > 0: a word outside the vocabulary is read by its character 3-5-grams hashed into this many rows
+    # (fastText's subword vectors) instead of as <unk>; the RNN and Transformer use them (models/subwords.py)
+    subword_buckets: int = Field(0, ge=0, le=2_000_000)
 
 
 class TextPreprocessConfig(Strict):

@@ -99,13 +99,17 @@ class Text(ArrayKind):
             p.raw_split(task, "test"),
         )
         transform = {"kind": "text", "classes": classes, "input_shape": [tokenizer.max_length]}
-        write_json(p.transform(task), transform | {"vocab_size": tokenizer.vocab_size, "split": provenance})
+        transform |= {"vocab_size": tokenizer.vocab_size, "split": provenance}
+        if tokenizer.subword_buckets:  # every word the splits spell out, in id order: the model's table
+            transform["subwords"] = tokenizer.subwords()
+        write_json(p.transform(task), transform)
         sizes = {name: len(frame) for name, frame in splits.items()}
         log.info("preprocess %s: %s texts, vocabulary %d", task, sizes, tokenizer.vocab_size)
         return sizes
 
     def model_config(self, transform: dict[str, Any], model: dict[str, Any]) -> dict[str, Any]:
-        return {**model, "vocab_size": int(transform["vocab_size"])}
+        subwords = {"subwords": transform["subwords"]} if "subwords" in transform else {}
+        return {**model, "vocab_size": int(transform["vocab_size"]), **subwords}
 
     def batch_augment(self, task_cfg: Any, num_classes: int) -> Any:
         from dlops.kinds.text.augment import make_text_augment
@@ -120,10 +124,11 @@ class Text(ArrayKind):
 
         from dlops.files import write_json
         from dlops.kinds.text import evaluate as text
-        from dlops.kinds.text.tokenizer import WordTokenizer
+        from dlops.kinds.text.tokenizer import WordTokenizer, attach
 
         write_json(out / "interpretation.json", {})
         tokenizer = WordTokenizer.from_json(p.processed(entry.task) / "tokenizer.json")
+        attach(model, tokenizer)  # the challenge set's words the training texts never had
         raw_test = pd.read_parquet(p.raw_split(entry.task, "test"))
         n = entry.evaluate.attribution_images
         if n:

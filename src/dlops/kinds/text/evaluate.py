@@ -174,7 +174,10 @@ def _integrated_gradients(
     passed: dict[str, torch.Tensor] = {}
 
     def embed_passed(module: nn.Embedding, args: Any, output: torch.Tensor) -> torch.Tensor:
-        return F.embedding(passed["ids"][:, : output.shape[1]], module.weight, module.padding_idx)
+        ids = passed["ids"][:, : output.shape[1]]
+        if hasattr(module, "embed"):  # subword vectors (models/subwords.py)
+            return module.embed(ids)
+        return F.embedding(ids, module.weight, module.padding_idx)
 
     def forward(batch: torch.Tensor, real: torch.Tensor) -> torch.Tensor:
         passed["ids"] = batch

@@ -1,5 +1,10 @@
 """The word tokenizer of the `text` task: fitted on the training split, saved as JSON with the processed
-data and shipped with a served model. Words and punctuation marks; ids 0 = <pad>, 1 = <unk>."""
+data and shipped with a served model. Words and punctuation marks; ids 0 = <pad>, 1 = <unk>.
+
+With `subword_buckets` set, a word outside the vocabulary is not <unk>: it gets the next id after the
+vocabulary and the words spelled before it (`spelled`, kept in the JSON), and the model reads it by its
+character n-grams (models/subwords.py). Encoding new texts adds their new words to `words`; a model
+reads them once attached to this tokenizer (`attach`)."""
 
 from __future__ import annotations
 
@@ -8,6 +13,7 @@ import re
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -25,7 +31,13 @@ class WordTokenizer:
     """Word-level tokenizer: words and punctuation marks, ids 0 = <pad>, 1 = <unk>."""
 
     def __init__(
-        self, vocab: Sequence[str], max_length: int, lowercase: bool, truncate: str = "head"
+        self,
+        vocab: Sequence[str],
+        max_length: int,
+        lowercase: bool,
+        truncate: str = "head",
+        subword_buckets: int = 0,
+        spelled: Sequence[str] = (),
     ) -> None:
         if list(vocab[:2]) != [PAD_TOKEN, UNK_TOKEN]:
             raise TextDataError(
@@ -35,7 +47,9 @@ class WordTokenizer:
         self.max_length = max_length
         self.lowercase = lowercase
         self.truncate = truncate  # "head": the first max_length tokens; "head_tail": a quarter + the end
-        self.ids = {token: i for i, token in enumerate(self.vocab)}
+        self.subword_buckets = subword_buckets  # 0: words outside the vocabulary are <unk>
+        self.words = [*self.vocab, *spelled]  # ids in order: the vocabulary, then spelled-out words
+        self.ids = {token: i for i, token in enumerate(self.words)}
 
     @classmethod
     def fit(cls, texts: Iterable[str], cfg: TokenizerConfig) -> WordTokenizer:
@@ -45,11 +59,21 @@ class WordTokenizer:
             counts.update(_split(text, cfg.lowercase))
         kept = sorted((t for t, c in counts.items() if c >= cfg.min_freq), key=lambda t: (-counts[t], t))
         kept = [t for t in kept if t not in (PAD_TOKEN, UNK_TOKEN)][: cfg.max_vocab - 2]
-        return cls([PAD_TOKEN, UNK_TOKEN, *kept], cfg.max_length, cfg.lowercase, cfg.truncate)
+        vocab = [PAD_TOKEN, UNK_TOKEN, *kept]
+        return cls(vocab, cfg.max_length, cfg.lowercase, cfg.truncate, cfg.subword_buckets)
 
     @property
     def vocab_size(self) -> int:
+        """Vocabulary words (own embedding rows); spelled-out words have ids from here on."""
         return len(self.vocab)
+
+    @property
+    def spelled(self) -> list[str]:
+        return self.words[self.vocab_size :]
+
+    def subwords(self) -> dict[str, Any] | None:
+        """What a model's subword embedding needs ({buckets, words}), None without subwords."""
+        return {"buckets": self.subword_buckets, "words": list(self.words)} if self.subword_buckets else None
 
     def tokenize(self, text: str) -> list[str]:
         return _split(text, self.lowercase)
@@ -58,13 +82,23 @@ class WordTokenizer:
         """Ids (N, max_length) int64, right-padded with 0 and truncated, and lengths (N,) int64 (>= 1)."""
         rows = []
         for text in texts:
-            ids = [self.ids.get(token, UNK_ID) for token in self.truncated(self.tokenize(text))]
+            ids = [self._id(token) for token in self.truncated(self.tokenize(text))]
             rows.append(ids or [UNK_ID])
         encoded = np.zeros((len(rows), self.max_length), dtype=np.int64)
         lengths = np.fromiter((len(ids) for ids in rows), dtype=np.int64, count=len(rows))
         for i, ids in enumerate(rows):
             encoded[i, : len(ids)] = ids
         return encoded, lengths
+
+    def _id(self, token: str) -> int:
+        found = self.ids.get(token)
+        if found is not None:
+            return found
+        if not self.subword_buckets:
+            return UNK_ID
+        self.ids[token] = len(self.words)  # spelled out: read by its character n-grams
+        self.words.append(token)
+        return self.ids[token]
 
     def truncated(self, tokens: list[str]) -> list[str]:
         """At most max_length tokens: the head, or (`head_tail`, Sun et al. 2019) the first quarter and
@@ -78,16 +112,18 @@ class WordTokenizer:
         """Tokens of `ids`, padding dropped; an id outside the vocabulary raises."""
         tokens = []
         for i in ids:
-            if not 0 <= int(i) < self.vocab_size:
-                raise TextDataError(f"token id {int(i)} is outside the vocabulary (size {self.vocab_size})")
+            if not 0 <= int(i) < len(self.words):
+                raise TextDataError(f"token id {int(i)} is outside the vocabulary (size {len(self.words)})")
             if int(i) != PAD_ID:
-                tokens.append(self.vocab[int(i)])
+                tokens.append(self.words[int(i)])
         return tokens
 
     def to_json(self, path: Path) -> None:
         data = {"vocab": self.vocab, "max_length": self.max_length, "lowercase": self.lowercase}
         if self.truncate != "head":
             data["truncate"] = self.truncate
+        if self.subword_buckets:
+            data |= {"subword_buckets": self.subword_buckets, "spelled": self.spelled}
         Path(path).write_text(json.dumps(data, ensure_ascii=False), encoding="utf-8")
 
     @classmethod
@@ -95,11 +131,21 @@ class WordTokenizer:
         try:
             data = json.loads(Path(path).read_text(encoding="utf-8"))
             truncate = str(data.get("truncate", "head"))
-            return cls(data["vocab"], int(data["max_length"]), bool(data["lowercase"]), truncate)
+            subwords = int(data.get("subword_buckets", 0)), list(data.get("spelled", []))
+            return cls(data["vocab"], int(data["max_length"]), bool(data["lowercase"]), truncate, *subwords)
         except (json.JSONDecodeError, UnicodeDecodeError) as error:
             raise TextDataError(f"{path}: not a tokenizer JSON file ({error})") from None
         except KeyError as error:
             raise TextDataError(f"{path}: tokenizer JSON has no key {error.args[0]!r}") from None
+
+
+def attach(model: Any, tokenizer: WordTokenizer) -> None:
+    """Let a model with subword vectors read the words `tokenizer` spells from now on (no-op without)."""
+    from dlops.models.subwords import SubwordEmbedding
+
+    embedding = getattr(model, "embedding", None)
+    if isinstance(embedding, SubwordEmbedding):
+        embedding.attach(tokenizer.words)
 
 
 def _split(text: str, lowercase: bool) -> list[str]:
