@@ -29,12 +29,28 @@ from images_70k import REPO, _cores, step  # noqa: E402
 DATA = REPO.parent / "shared" / "data" / "sst2"
 MODELS = ["text-mlp", "text-rnn", "text-transformer"]
 
-# Params-only variants: {model: {section: {key: value}}}, "*" for every model, "tokenizer" and "augment"
-# for the task, "pretraining" for every text study (with --pretraining), "studies" for studies added
-# to params.yaml's (name: settings over the all-labels study's).
+# Params-only variants: {model: {section: {key: value}}}, "*" for every model, "tokenizer", "augment"
+# and "split" (preprocess.split's fractions) for the task, "pretraining" for every text study (with
+# --pretraining), "studies" for studies added to params.yaml's (name: settings over the all-labels study's).
+PLAIN: dict[str, Any] = {"augment": {"token_dropout": 0.0}, "*": {"train": {"length_bucketing": False}}}
+VAL5 = {"train": 0.80, "val": 0.05, "test": 0.15}
 VARIANTS: dict[str, dict[str, Any]] = {
     "defaults": {},
     "subwords": {"tokenizer": {"subword_buckets": 50000}},  # fastText's n-grams for unknown words
+    # without the training-batch changes the probe does not make (token dropout, length bucketing)
+    "subwords-no-token-dropout": {"tokenizer": {"subword_buckets": 50000}, "augment": {"token_dropout": 0.0}},
+    "no-token-dropout": {"augment": {"token_dropout": 0.0}},
+    "subwords-no-bucketing": {
+        "tokenizer": {"subword_buckets": 50000},
+        "*": {"train": {"length_bucketing": False}},
+    },
+    "no-bucketing": {"*": {"train": {"length_bucketing": False}}},
+    "subwords-plain": {"tokenizer": {"subword_buckets": 50000}, **PLAIN},
+    "plain": PLAIN,
+    # val carved as 0.05 / 0.85 = 5.9% of train.tsv instead of 0.15 / 0.85 = 17.6%: more phrases to learn
+    "val5": {"split": VAL5},
+    "subwords-val5": {"split": VAL5, "tokenizer": {"subword_buckets": 50000}},
+    "subwords-plain-val5": {"split": VAL5, "tokenizer": {"subword_buckets": 50000}, **PLAIN},
     "monitor-accuracy": {"*": {"train": {"monitor": "val_accuracy"}}},
     "wider": {
         "tokenizer": {"max_vocab": 20000, "min_freq": 1},
@@ -159,6 +175,7 @@ def project(
     )
     task["preprocess"]["tokenizer"].update(max_length=64, **variant.get("tokenizer", {}))
     task["augment"].update(variant.get("augment", {}))  # the task's training-batch augmentation
+    task["preprocess"]["split"].update(variant.get("split", {}))  # the fractions; dev.tsv stays the test
     params["tasks"] = {"text": task}
     params["retrain"]["batches"] = {}
     base = params["pretraining"]["text-transformer-masked-tokens-all-labels"]

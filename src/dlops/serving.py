@@ -177,10 +177,15 @@ class DlopsTextClassifier(PythonModel):
     def predict(
         self, context: Any, model_input: pd.DataFrame, params: dict[str, Any] | None = None
     ) -> pd.DataFrame:
+        from dlops.kinds.text.tokenizer import forget_new_words
         from dlops.training.loop import predict_proba
 
-        ids, _ = self._tokenizer.encode(_texts(model_input))  # (N, L) int64
-        proba = predict_proba(self._model, ids) if len(ids) else np.zeros((0, len(self._classes)))
+        known = len(self._tokenizer.words)  # the words spelled at training time
+        try:
+            ids, _ = self._tokenizer.encode(_texts(model_input))  # (N, L) int64
+            proba = predict_proba(self._model, ids) if len(ids) else np.zeros((0, len(self._classes)))
+        finally:  # a request's new words are read by their spelling, then forgotten: memory stays flat
+            forget_new_words(self._model, self._tokenizer, known)
         return _class_frame(proba, self._classes, self._fair, model_input)
 
 

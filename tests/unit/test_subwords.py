@@ -7,6 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 
@@ -104,3 +105,40 @@ def test_the_bag_of_words_counts_a_spelled_word_as_unknown() -> None:
     as_unknown = torch.where(ids < tokenizer.vocab_size, ids, torch.full_like(ids, UNK_ID))
     with torch.no_grad():
         assert np.allclose(model(ids)[0].numpy(), model(as_unknown)[0].numpy())
+
+
+def test_the_served_text_model_reads_words_it_never_saw_by_their_spelling(tmp_path: Path) -> None:
+    """The pyfunc loads the checkpoint and the shipped tokenizer, attaches them, and scores a text whose
+    word is new to both the same as the model does on that word's n-gram rows (not as <unk>)."""
+    from types import SimpleNamespace
+
+    from dlops.serving import DlopsTextClassifier
+    from dlops.training.checkpoint import model_checkpoint, save_atomic
+
+    tokenizer = _tokenizer()
+    config = {"embedding_dim": 8, "hidden_size": 8, "pooling": "mean", "cell": "gru"}
+    config |= {"vocab_size": tokenizer.vocab_size, "subwords": tokenizer.subwords()}
+    torch.manual_seed(0)
+    model = build_model("rnn", input_shape=(8,), num_classes=2, config=config).eval()
+    ckpt = model_checkpoint(
+        model=model, pair="text-rnn", task="text", family="rnn", model_config=config, input_shape=[8],
+        classes=["neg", "pos"], train_config={}, best_epoch=1,
+    )  # fmt: skip
+    save_atomic(ckpt, tmp_path / "model.pt")
+    tokenizer.to_json(tmp_path / "tokenizer.json")
+    served = DlopsTextClassifier()
+    artifacts = {"checkpoint": str(tmp_path / "model.pt"), "tokenizer": str(tmp_path / "tokenizer.json")}
+    served.load_context(SimpleNamespace(artifacts=artifacts))
+    texts = ["a wonderful film", "a film"]
+    frame = served.predict(None, pd.DataFrame({"text": texts}))
+    words = tokenizer.encode(texts)[0]  # the same ids: "wonderful" spelled as word 5
+    attach(model, tokenizer)
+    with torch.no_grad():
+        expected = torch.softmax(model(torch.as_tensor(words))[0], dim=1)[:, 1].numpy()
+        as_unknown = torch.softmax(model(torch.tensor([[3, UNK_ID, 4]]))[0], dim=1)[0, 1].item()
+    assert np.allclose(frame["proba_pos"].to_numpy(), expected, atol=1e-6)
+    assert abs(frame["proba_pos"].iloc[0] - as_unknown) > 1e-6  # read by its spelling, not as <unk>
+    known = len(served._tokenizer.words)
+    again = served.predict(None, pd.DataFrame({"text": ["a dreadful film", *texts]}))
+    assert np.allclose(again["proba_pos"].to_numpy()[1:], expected, atol=1e-6)  # ids reused, rows too
+    assert len(served._tokenizer.words) == known  # a request's new words do not stay in the server

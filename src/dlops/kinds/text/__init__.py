@@ -98,7 +98,11 @@ class Text(ArrayKind):
             test_rows.rename(columns={"label_name": "label"}).reset_index(drop=True),
             p.raw_split(task, "test"),
         )
-        transform = {"kind": "text", "classes": classes, "input_shape": [tokenizer.max_length]}
+        transform: dict[str, Any] = {
+            "kind": "text",
+            "classes": classes,
+            "input_shape": [tokenizer.max_length],
+        }
         transform |= {"vocab_size": tokenizer.vocab_size, "split": provenance}
         if tokenizer.subword_buckets:  # every word the splits spell out, in id order: the model's table
             transform["subwords"] = tokenizer.subwords()

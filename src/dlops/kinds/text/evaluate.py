@@ -169,13 +169,15 @@ def _integrated_gradients(
     import torch.nn.functional as F
     from captum.attr import LayerIntegratedGradients
 
+    from dlops.models.subwords import SubwordEmbedding
+
     embedding = model.embedding
     assert isinstance(embedding, torch.nn.Embedding)
     passed: dict[str, torch.Tensor] = {}
 
     def embed_passed(module: nn.Embedding, args: Any, output: torch.Tensor) -> torch.Tensor:
         ids = passed["ids"][:, : output.shape[1]]
-        if hasattr(module, "embed"):  # subword vectors (models/subwords.py)
+        if isinstance(module, SubwordEmbedding):  # each word the mean of its n-gram rows
             return module.embed(ids)
         return F.embedding(ids, module.weight, module.padding_idx)
 

@@ -148,5 +148,18 @@ def attach(model: Any, tokenizer: WordTokenizer) -> None:
         embedding.attach(tokenizer.words)
 
 
+def forget_new_words(model: Any, tokenizer: WordTokenizer, keep: int) -> None:
+    """Drop the words spelled after the first `keep` from the tokenizer and the attached model's table,
+    so a server does not grow with every new word it reads (the served pyfunc, after each request)."""
+    from dlops.models.subwords import SubwordEmbedding
+
+    for word in tokenizer.words[keep:]:
+        del tokenizer.ids[word]
+    del tokenizer.words[keep:]
+    embedding = getattr(model, "embedding", None)
+    if isinstance(embedding, SubwordEmbedding) and len(embedding.rows) > keep:
+        embedding.rows = embedding.rows[:keep]
+
+
 def _split(text: str, lowercase: bool) -> list[str]:
     return TOKEN_PATTERN.findall(text.lower() if lowercase else text)
