@@ -4,6 +4,8 @@ Kept apart from dlops.tracking so a loaded model imports only what prediction ne
 the dlops checkpoint/preprocess code shipped with it), never the pipeline or MLflow's client code.
 """
 
+import contextlib
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -172,6 +174,9 @@ class DlopsTextClassifier(PythonModel):
         self._classes = [str(c) for c in meta["classes"]]
         self._tokenizer = WordTokenizer.from_json(Path(context.artifacts["tokenizer"]))
         attach(self._model, self._tokenizer)  # words never seen in training read by their n-grams
+        # the server scores requests in threads; a request's spelled words are the shared tokenizer's
+        # until forgotten, so requests of a subword model take turns (others run side by side)
+        self._spelling = threading.Lock() if self._tokenizer.subword_buckets else contextlib.nullcontext()
         self._fair = _fair_thresholds(context)
 
     def predict(
@@ -180,12 +185,14 @@ class DlopsTextClassifier(PythonModel):
         from dlops.kinds.text.tokenizer import forget_new_words
         from dlops.training.loop import predict_proba
 
-        known = len(self._tokenizer.words)  # the words spelled at training time
-        try:
-            ids, _ = self._tokenizer.encode(_texts(model_input))  # (N, L) int64
-            proba = predict_proba(self._model, ids) if len(ids) else np.zeros((0, len(self._classes)))
-        finally:  # a request's new words are read by their spelling, then forgotten: memory stays flat
-            forget_new_words(self._model, self._tokenizer, known)
+        texts = _texts(model_input)
+        with self._spelling:
+            known = len(self._tokenizer.words)  # the words spelled at training time
+            try:
+                ids, _ = self._tokenizer.encode(texts)  # (N, L) int64
+                proba = predict_proba(self._model, ids) if len(ids) else np.zeros((0, len(self._classes)))
+            finally:  # a request's new words are read by their spelling, then forgotten: memory stays flat
+                forget_new_words(self._model, self._tokenizer, known)
         return _class_frame(proba, self._classes, self._fair, model_input)
 
 

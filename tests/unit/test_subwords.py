@@ -142,3 +142,11 @@ def test_the_served_text_model_reads_words_it_never_saw_by_their_spelling(tmp_pa
     again = served.predict(None, pd.DataFrame({"text": ["a dreadful film", *texts]}))
     assert np.allclose(again["proba_pos"].to_numpy()[1:], expected, atol=1e-6)  # ids reused, rows too
     assert len(served._tokenizer.words) == known  # a request's new words do not stay in the server
+    from concurrent.futures import ThreadPoolExecutor
+
+    requests = [f"a {word} film" for word in ("dreadful", "wonderful", "tedious", "sublime", "gripping")]
+    alone = [served.predict(None, pd.DataFrame({"text": [text]}))["proba_pos"].iloc[0] for text in requests]
+    with ThreadPoolExecutor(max_workers=5) as pool:  # the scoring server runs requests in threads
+        together = list(pool.map(lambda t: served.predict(None, pd.DataFrame({"text": [t]})), requests * 4))
+    assert np.allclose([frame["proba_pos"].iloc[0] for frame in together], alone * 4, atol=1e-6)
+    assert len(served._tokenizer.words) == known
