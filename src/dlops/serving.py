@@ -182,17 +182,14 @@ class DlopsTextClassifier(PythonModel):
     def predict(
         self, context: Any, model_input: pd.DataFrame, params: dict[str, Any] | None = None
     ) -> pd.DataFrame:
-        from dlops.kinds.text.tokenizer import forget_new_words
+        from dlops.kinds.text.tokenizer import new_words_forgotten
         from dlops.training.loop import predict_proba
 
         texts = _texts(model_input)
-        with self._spelling:
-            known = len(self._tokenizer.words)  # the words spelled at training time
-            try:
-                ids, _ = self._tokenizer.encode(texts)  # (N, L) int64
-                proba = predict_proba(self._model, ids) if len(ids) else np.zeros((0, len(self._classes)))
-            finally:  # a request's new words are read by their spelling, then forgotten: memory stays flat
-                forget_new_words(self._model, self._tokenizer, known)
+        # a request's new words are read by their spelling, then forgotten: memory stays flat
+        with self._spelling, new_words_forgotten(self._model, self._tokenizer):
+            ids, _ = self._tokenizer.encode(texts)  # (N, L) int64
+            proba = predict_proba(self._model, ids) if len(ids) else np.zeros((0, len(self._classes)))
         return _class_frame(proba, self._classes, self._fair, model_input)
 
 

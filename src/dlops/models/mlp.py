@@ -48,6 +48,7 @@ class MLP(nn.Module):
         super().__init__()
         layers: list[nn.Module] = []
         self.vocab_size = config.vocab_size
+        self.spells = config.subwords is not None  # spelled-out ids (>= vocab_size) then count as <unk>
         width = input_dim if config.vocab_size is None else config.vocab_size
         for hidden in config.hidden_sizes:
             layers += [nn.Linear(width, hidden)]
@@ -62,7 +63,7 @@ class MLP(nn.Module):
         self, x: torch.Tensor, targets: torch.Tensor | None = None, weights: torch.Tensor | None = None
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
         if self.vocab_size is not None:
-            x = bag_of_words(known_ids(x, self.vocab_size), self.vocab_size)  # (B, V)
+            x = bag_of_words(known_ids(x, self.vocab_size) if self.spells else x, self.vocab_size)  # (B, V)
         logits = self.head(self.body(x.flatten(1)))  # (B, K)
         if targets is None:
             return logits, None

@@ -8,10 +8,11 @@ reads them once attached to this tokenizer (`attach`)."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -148,17 +149,23 @@ def attach(model: Any, tokenizer: WordTokenizer) -> None:
         embedding.attach(tokenizer.words)
 
 
-def forget_new_words(model: Any, tokenizer: WordTokenizer, keep: int) -> None:
-    """Drop the words spelled after the first `keep` from the tokenizer and the attached model's table,
-    so a server does not grow with every new word it reads (the served pyfunc, after each request)."""
+@contextlib.contextmanager
+def new_words_forgotten(model: Any, tokenizer: WordTokenizer) -> Iterator[None]:
+    """Words the tokenizer spells inside the block are dropped from it and from the attached model's
+    table when the block ends, so a server does not grow with every new word it reads (the served
+    pyfunc, around each request)."""
     from dlops.models.subwords import SubwordEmbedding
 
-    for word in tokenizer.words[keep:]:
-        del tokenizer.ids[word]
-    del tokenizer.words[keep:]
-    embedding = getattr(model, "embedding", None)
-    if isinstance(embedding, SubwordEmbedding) and len(embedding.rows) > keep:
-        embedding.rows = embedding.rows[:keep]
+    keep = len(tokenizer.words)
+    try:
+        yield
+    finally:
+        for word in tokenizer.words[keep:]:
+            del tokenizer.ids[word]
+        del tokenizer.words[keep:]
+        embedding = getattr(model, "embedding", None)
+        if isinstance(embedding, SubwordEmbedding) and len(embedding.rows) > keep:
+            embedding.rows = embedding.rows[:keep]
 
 
 def _split(text: str, lowercase: bool) -> list[str]:
