@@ -76,6 +76,11 @@ class SubwordEmbedding(nn.Embedding):
             )
         self.words = words
 
+    def forget(self, keep: int) -> None:
+        """Drop the table's rows of words past the first `keep` (the tokenizer forgot them)."""
+        if len(self.rows) > keep:
+            self.rows = self.rows[:keep]
+
     def forward(self, ids: torch.Tensor) -> torch.Tensor:
         return self.embed(ids)
 

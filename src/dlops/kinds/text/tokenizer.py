@@ -82,8 +82,13 @@ class WordTokenizer:
     def encode(self, texts: Iterable[str]) -> tuple[np.ndarray, np.ndarray]:
         """Ids (N, max_length) int64, right-padded with 0 and truncated, and lengths (N,) int64 (>= 1)."""
         rows = []
+        known = self.ids.get  # without subwords a word is its id or <unk>: no call per token
         for text in texts:
-            ids = [self._id(token) for token in self.truncated(self.tokenize(text))]
+            tokens = self.truncated(self.tokenize(text))
+            if self.subword_buckets:
+                ids = [self._id(token) for token in tokens]
+            else:
+                ids = [known(token, UNK_ID) for token in tokens]
             rows.append(ids or [UNK_ID])
         encoded = np.zeros((len(rows), self.max_length), dtype=np.int64)
         lengths = np.fromiter((len(ids) for ids in rows), dtype=np.int64, count=len(rows))
@@ -142,10 +147,8 @@ class WordTokenizer:
 
 def attach(model: Any, tokenizer: WordTokenizer) -> None:
     """Let a model with subword vectors read the words `tokenizer` spells from now on (no-op without)."""
-    from dlops.models.subwords import SubwordEmbedding
-
-    embedding = getattr(model, "embedding", None)
-    if isinstance(embedding, SubwordEmbedding):
+    embedding = _subword_embedding(model)
+    if embedding is not None:
         embedding.attach(tokenizer.words)
 
 
@@ -154,8 +157,6 @@ def new_words_forgotten(model: Any, tokenizer: WordTokenizer) -> Iterator[None]:
     """Words the tokenizer spells inside the block are dropped from it and from the attached model's
     table when the block ends, so a server does not grow with every new word it reads (the served
     pyfunc, around each request)."""
-    from dlops.models.subwords import SubwordEmbedding
-
     keep = len(tokenizer.words)
     try:
         yield
@@ -163,9 +164,17 @@ def new_words_forgotten(model: Any, tokenizer: WordTokenizer) -> Iterator[None]:
         for word in tokenizer.words[keep:]:
             del tokenizer.ids[word]
         del tokenizer.words[keep:]
-        embedding = getattr(model, "embedding", None)
-        if isinstance(embedding, SubwordEmbedding) and len(embedding.rows) > keep:
-            embedding.rows = embedding.rows[:keep]
+        embedding = _subword_embedding(model)
+        if embedding is not None:
+            embedding.forget(keep)
+
+
+def _subword_embedding(model: Any) -> Any:
+    """The model's SubwordEmbedding, or None (plain embedding rows, or no embedding)."""
+    from dlops.models.subwords import SubwordEmbedding
+
+    embedding = getattr(model, "embedding", None)
+    return embedding if isinstance(embedding, SubwordEmbedding) else None
 
 
 def _split(text: str, lowercase: bool) -> list[str]:
