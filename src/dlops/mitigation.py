@@ -10,8 +10,10 @@
   evaluation and in the served model, so what was measured is what serves.
 
 Randomized thresholds need a random draw per row. fairlearn draws from a generator, so a row's decision
-would depend on its position in the batch; here the draw is a hash of the row's score, so the same row
-gets the same decision in any batch, in evaluation and in serving alike.
+would depend on its position in the batch; here the draw is a hash of the row's model input (the exact
+bytes of its features or token ids), so the same row gets the same decision in any batch, in evaluation
+and in serving alike, and on any machine: the inputs are exact where the network's score is not (two
+kinds of CPU round its last digits differently, and a draw keyed by the score was drawn anew).
 """
 
 from __future__ import annotations
@@ -101,10 +103,14 @@ class FairThresholds:
             out[rows] = mixed
         return out
 
-    def predict(self, scores: np.ndarray, groups: np.ndarray) -> np.ndarray:
-        """0/1 decisions: positive when the row's own draw (a hash of its score) is below P(positive)."""
+    def predict(self, scores: np.ndarray, groups: np.ndarray, inputs: Any) -> np.ndarray:
+        """0/1 decisions: positive when the row's own draw (a hash of its model input, `inputs` (N, ...))
+        is below P(positive)."""
         probability = self.positive_probability(scores, groups)
-        return (row_draws(scores) < probability).astype(np.int64)
+        draws = row_draws(inputs)
+        if len(draws) != len(probability):
+            raise ValueError(f"fair thresholds: {len(draws)} input rows for {len(probability)} scores")
+        return (draws < probability).astype(np.int64)
 
     def to_json(self, path: Path) -> None:
         from dlops.files import write_json
@@ -123,11 +129,16 @@ def _op(operator: str, threshold: Any, s: np.ndarray) -> np.ndarray:
     return (s > t if operator == ">" else s < t).astype(np.float64)
 
 
-def row_draws(scores: np.ndarray) -> np.ndarray:
-    """A uniform [0, 1) number per row derived from its score (rounded to 6 decimals), not its position."""
-    s = np.asarray(scores, dtype=np.float64).reshape(-1)
-    digests = [hashlib.sha256(f"{v:.6f}".encode()).digest()[:8] for v in s]
-    return np.array([int.from_bytes(d, "big") / 2**64 for d in digests])
+def row_draws(inputs: Any) -> np.ndarray:
+    """A uniform [0, 1) number per row of `inputs` (N, ...): a hash of the row's bytes, as float32 for
+    features and int64 for token ids, so it depends on the row alone (not its position, batch or dtype)."""
+    if hasattr(inputs, "detach"):  # a torch tensor
+        inputs = inputs.detach().cpu().numpy()
+    array = np.asarray(inputs)
+    exact = array.astype(np.int64 if np.issubdtype(array.dtype, np.integer) else np.float32)
+    rows = np.ascontiguousarray(exact.reshape(len(exact), -1))
+    digests = [hashlib.sha256(row.tobytes()).digest()[:8] for row in rows]
+    return np.array([int.from_bytes(d, "big") / 2**64 for d in digests], dtype=np.float64)
 
 
 def fit_thresholds(

@@ -35,7 +35,7 @@ class DlopsTabularModel(PythonModel):
         self._transform.check_servable(model_input)  # ±inf, absurd magnitudes: refused, named
         x = self._transform.transform(model_input)  # (N, F) float32
         proba = predict_proba(self._model, x) if len(x) else np.zeros((0, len(self._classes)))  # (N, K)
-        return _class_frame(proba, self._classes, self._fair, model_input)
+        return _class_frame(proba, self._classes, self._fair, model_input, x)
 
 
 def _fair_thresholds(context: Any) -> Any:
@@ -47,9 +47,12 @@ def _fair_thresholds(context: Any) -> Any:
     return FairThresholds.from_json(Path(context.artifacts["fair_thresholds"]))
 
 
-def _class_frame(proba: np.ndarray, classes: list[str], fair: Any = None, rows: Any = None) -> pd.DataFrame:
+def _class_frame(
+    proba: np.ndarray, classes: list[str], fair: Any = None, rows: Any = None, inputs: Any = None
+) -> pd.DataFrame:
     """`prediction` (class name) and `proba_<class>` columns; with fair thresholds, the prediction is the
-    thresholded decision for each row's group (the sensitive columns must be in `rows`)."""
+    thresholded decision for each row's group (the sensitive columns must be in `rows`), its draw keyed
+    by the row's model input (`inputs`, what the network scored)."""
     if not np.isfinite(proba).all():  # never a class beside a NaN probability
         rows = np.flatnonzero(~np.isfinite(proba).all(axis=1))
         raise ValueError(f"row(s) {rows[:5].tolist()}: the model's probabilities are not finite numbers")
@@ -62,7 +65,7 @@ def _class_frame(proba: np.ndarray, classes: list[str], fair: Any = None, rows: 
         if missing:
             raise KeyError(f"this model applies fair thresholds per {fair.attributes}: input lacks {missing}")
         groups = joint_groups({a: rows[a].to_numpy() for a in fair.attributes}, fair.attributes)
-        decided = fair.predict(proba[:, 1], groups)
+        decided = fair.predict(proba[:, 1], groups, inputs)
     out.insert(0, "prediction", np.asarray(classes, dtype=object)[decided])
     return out
 
@@ -190,7 +193,7 @@ class DlopsTextClassifier(PythonModel):
         with self._spelling, new_words_forgotten(self._model, self._tokenizer):
             ids, _ = self._tokenizer.encode(texts)  # (N, L) int64
             proba = predict_proba(self._model, ids) if len(ids) else np.zeros((0, len(self._classes)))
-        return _class_frame(proba, self._classes, self._fair, model_input)
+        return _class_frame(proba, self._classes, self._fair, model_input, ids)
 
 
 def _texts(model_input: Any) -> list[str]:

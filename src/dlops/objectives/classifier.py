@@ -130,8 +130,8 @@ def _decisions(
         tol=cfg.tol,
     )
     decisions = {
-        name: thresholds.predict(proba[name][:, 1], joint_groups(groups, cfg.attributes))
-        for name, (_, _, groups) in splits.items()
+        name: thresholds.predict(proba[name][:, 1], joint_groups(groups, cfg.attributes), x)
+        for name, (x, _, groups) in splits.items()
     }
     _, y, groups = splits["test"]
     before = _summary(y, argmax["test"], groups)

@@ -425,7 +425,9 @@ def predict_proba(model: nn.Module, x: np.ndarray, batch_size: int | None = None
     """Class probabilities (N, K) as float64, computed on the model's device in eval mode."""
     model.eval()
     device = next(model.parameters()).device
-    lengths = token_lengths(torch.as_tensor(np.asarray(x))) if len(x) else None
+    array = np.asarray(x)  # may be read-only (a memory-mapped split): counted here, never wrapped by torch
+    ids = len(x) and array.ndim == 2 and not np.issubdtype(array.dtype, np.floating)  # as token_lengths
+    lengths = torch.from_numpy((array != 0).sum(1)) if ids else None
     batch_size = batch_size or (8192 if np.ndim(x) == 2 and lengths is None else 512)
     # token ids in order of length, so each chunk trims its padding; the rows go back in place below
     order = None if lengths is None else torch.argsort(lengths, stable=True).numpy()
