@@ -350,7 +350,8 @@ def run(
 ) -> None:
     """The whole pipeline: `dvc repro --keep-going` holding the workspace (a second run waits, then
     stops), then the leaderboard, recorded in MLflow. A failed stage stops its branch at once, the
-    others run, and every output goes back to what dvc.lock records. Exit codes: 0 every stage passed;
+    others run, and every output goes back to what dvc.lock records; the run then ends with the failure
+    (the leaderboard, unprinted, is one `dlops leaderboard` away). Exit codes: 0 every stage passed;
     3 the only failures are candidates rejected by their gates (named); otherwise the first failed
     stage's: 65 bad data or params, 75 transient (a tracking server did not answer), 128 + N stopped by
     signal N, 1 anything else."""
@@ -360,14 +361,16 @@ def run(
     if code and not failed:  # DVC itself failed (a bad dvc.yaml, its lock) or a stage was killed
         typer.echo(f"dlops run: dvc repro failed (its exit code {code}; its output is above)", err=True)
         raise typer.Exit(EXIT_FAILED)
-    leaderboard(log=True, as_json=False, root=root)
     rejected = [f for f in failed if f["exit_code"] == EXIT_REJECTED]
     broken = [f for f in failed if f["exit_code"] != EXIT_REJECTED]
+    if not broken:  # after a real failure the failure is the run's outcome, not the table
+        leaderboard(log=True, as_json=False, root=root)
     for outcome in rejected:
         typer.echo(f"dlops run: {outcome['stage']}: {outcome['message']}", err=True)
     for outcome in broken:
         typer.echo(f"dlops run: {outcome['stage']} failed: {outcome['message']}", err=True)
     if broken:
+        typer.echo("dlops run: no leaderboard after a failed stage; `dlops leaderboard` prints it", err=True)
         raise typer.Exit(int(broken[0]["exit_code"]) or EXIT_FAILED)
     if rejected:
         names = ", ".join(f["stage"].split("@", 1)[-1] for f in rejected)

@@ -152,6 +152,8 @@ def test_a_failed_run_puts_every_output_back_and_the_registry_is_unchanged(
     proc = _dlops_run(root)
     assert proc.returncode == 65, proc.stderr  # bad input
     assert "data/input/empty.parquet" in proc.stderr
+    assert "no leaderboard after a failed stage; `dlops leaderboard` prints it" in proc.stderr
+    assert "dlops leaderboard (test split)" not in proc.stdout  # the failure is the run's last word
     assert _state(root) == before, "the failed ingest left the workspace or the registry changed"
 
     # an unreachable tracking server after a train-param change: DVC deletes model.pt and history.json
