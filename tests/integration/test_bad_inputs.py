@@ -252,7 +252,6 @@ def test_bad_input_through_dlops_run_leaves_every_output_as_dvc_lock_records(
     assert outcome.exit_code == expected, message[-3000:]
     if expected not in (0, EXIT_REJECTED):  # a failure ends the run, not a table that would bury it
         assert "dlops leaderboard (test split)" not in message, f"{case.name}: the table after a failure"
-        assert "no leaderboard after a failed stage; `dlops leaderboard` prints it" in message
     for needle in case.names if case.name not in RUN_EXIT else ():
         assert needle in message, f"{case.name}: {needle!r} not in {message[-3000:]!r}"
     if case.exit_code == EXIT_REJECTED:
