@@ -342,11 +342,14 @@ def _train_one_epoch(
 BUCKET_POOL = 50  # length bucketing: batches drawn together, sorted by length, then shuffled
 
 
-def token_lengths(x: torch.Tensor) -> torch.Tensor | None:
-    """Non-padding tokens per row of right-padded token ids (0 = padding); None for other inputs."""
-    if x.ndim != 2 or x.dtype.is_floating_point:
+def token_lengths(x: torch.Tensor | np.ndarray) -> torch.Tensor | None:
+    """Non-padding tokens per row of right-padded token ids (0 = padding); None for other inputs. An
+    array is counted as it is (it may be read-only, e.g. memory-mapped), never wrapped by torch."""
+    if isinstance(x, torch.Tensor):
+        return None if x.ndim != 2 or x.dtype.is_floating_point else (x != 0).sum(1)
+    if x.ndim != 2 or np.issubdtype(x.dtype, np.floating):
         return None
-    return (x != 0).sum(1)
+    return torch.from_numpy(np.asarray((x != 0).sum(1)))
 
 
 def batch_order(data: Split, cfg: TrainConfig, gen: torch.Generator) -> list[torch.Tensor]:
@@ -425,9 +428,7 @@ def predict_proba(model: nn.Module, x: np.ndarray, batch_size: int | None = None
     """Class probabilities (N, K) as float64, computed on the model's device in eval mode."""
     model.eval()
     device = next(model.parameters()).device
-    array = np.asarray(x)  # may be read-only (a memory-mapped split): counted here, never wrapped by torch
-    ids = len(x) and array.ndim == 2 and not np.issubdtype(array.dtype, np.floating)  # as token_lengths
-    lengths = torch.from_numpy((array != 0).sum(1)) if ids else None
+    lengths = token_lengths(np.asarray(x)) if len(x) else None
     batch_size = batch_size or (8192 if np.ndim(x) == 2 and lengths is None else 512)
     # token ids in order of length, so each chunk trims its padding; the rows go back in place below
     order = None if lengths is None else torch.argsort(lengths, stable=True).numpy()
