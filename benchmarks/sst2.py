@@ -50,6 +50,16 @@ VARIANTS: dict[str, dict[str, Any]] = {
     # val carved as 0.05 / 0.85 = 5.9% of train.tsv instead of 0.15 / 0.85 = 17.6%: more phrases to learn
     "val5": {"split": VAL5},
     "subwords-val5": {"split": VAL5, "tokenizer": {"subword_buckets": 50000}},
+    # the Transformer with one encoder layer instead of two; val 0.02 / 0.85 = 2.4% of train.tsv
+    "subwords-val5-1layer": {
+        "split": VAL5,
+        "tokenizer": {"subword_buckets": 50000},
+        "text-transformer": {"model": {"num_layers": 1}},
+    },
+    "subwords-val2": {
+        "split": {"train": 0.83, "val": 0.02, "test": 0.15},
+        "tokenizer": {"subword_buckets": 50000},
+    },
     "subwords-plain-val5": {"split": VAL5, "tokenizer": {"subword_buckets": 50000}, **PLAIN},
     "monitor-accuracy": {"*": {"train": {"monitor": "val_accuracy"}}},
     "wider": {
