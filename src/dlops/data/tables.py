@@ -95,15 +95,15 @@ def _check_compression(file: Path, name: str, fmt: str, options: dict[str, Any],
             f"{where}: the file is an Excel workbook, not CSV text; save the sheet as CSV (UTF-8) and "
             "give that file"
         )
-    for magic, kind in MAGIC.items():
+    for magic, container in MAGIC.items():
         if head.startswith(magic):
             fix = (
                 "set format: parquet under tasks.<task>.ingest"
-                if kind == "parquet"
-                else f"rename it to {name}.{'gz' if kind == 'gzip' else kind} or set csv_options: "
-                f"{{compression: {kind}}} under tasks.<task>.ingest"
+                if container == "parquet"
+                else f"rename it to {name}.{'gz' if container == 'gzip' else container} or set csv_options: "
+                f"{{compression: {container}}} under tasks.<task>.ingest"
             )
-            raise DataSourceError(f"{where}: the file is {kind} data, not plain CSV text; {fix}")
+            raise DataSourceError(f"{where}: the file is {container} data, not plain CSV text; {fix}")
     if "encoding" not in options:
         _check_text(head, where)
 
