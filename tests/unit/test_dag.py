@@ -96,6 +96,28 @@ def test_the_committed_dag_matches_the_committed_params() -> None:
     dag.check(load_params(p.params), p)
 
 
+def test_the_committed_lock_records_the_committed_code_params_and_inputs() -> None:
+    """dvc.lock holds, for every stage, the hash of each dependency the pipeline does not produce itself
+    (its code, params and committed input files) as they are committed: a change to any of them
+    without rerunning (or, for a change that leaves outputs as they are, relocking) its stages would
+    make a user's `dvc repro` rerun them and `dvc status` report them changed."""
+    from dvc.dependency.param import ParamsDependency
+    from dvc.repo import Repo
+    from tests.conftest import REPO
+
+    stages = list(Repo(str(REPO)).index.stages)
+    produced = {str(out.def_path) for stage in stages for out in stage.outs}
+    stale = [
+        f"{stage.addressing}: {dep.def_path}" + (" (params)" if isinstance(dep, ParamsDependency) else "")
+        for stage in stages
+        for dep in stage.deps
+        if str(dep.def_path) not in produced and dep.hash_info != dep.get_hash()
+    ]
+    assert stale == [], (
+        f"dvc.lock is stale for {len(stale)} dependencies (rerun them: `dlops run`), e.g. {stale[:5]}"
+    )
+
+
 def test_a_missing_input_file_is_named_with_its_key_before_dvc_runs(tmp_path: Path) -> None:
     from dlops.data.inputs import DataSourceError
 
